@@ -1,0 +1,1 @@
+//! Synthetic source generator (see issue 2).

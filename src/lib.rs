@@ -1,0 +1,14 @@
+//! vaxarc: migrate Japanese vaccination records from legacy exports into an encrypted,
+//! self-describing archive; look them up; purge them provably.
+//!
+//! The pipeline, one module per stage, each with a pure core and a thin I/O shell:
+//! [`ingest`] (decode, split, map columns by a layout in `schemas/sources/`) →
+//! [`normalise`] (dates, widths, kana, kanji variants, codes, check digits) →
+//! [`reconcile`] (link to the resident registry, merge doses recorded twice) →
+//! [`archive`] (Parquet → age, manifest, verify). [`generate`] makes synthetic sources
+//! with ground truth.
+
+pub mod generate;
+pub mod normalise;
+pub mod reconcile;
+pub mod record;

@@ -1,0 +1,1 @@
+//! Field normalisers (see issue 3).

@@ -1,0 +1,1 @@
+//! Reconciliation against the resident registry (see issue 4).
