@@ -12,3 +12,4 @@ pub mod generate;
 pub mod normalise;
 pub mod reconcile;
 pub mod record;
+pub mod schema;

@@ -7,6 +7,11 @@
 
 use std::fmt;
 
+/// A canonical record: one [`Value`] per field of the schema, in schema order
+/// (see [`crate::schema::Schema::idx`]). Registry and VRS person rows use the same
+/// shape, with the fields their layout does not fill left [`Value::Null`].
+pub type Record = Vec<Value>;
+
 /// One field value of a canonical record.
 #[derive(Clone, PartialEq, PartialOrd)]
 pub enum Value {
