@@ -9,7 +9,10 @@
 //! with ground truth.
 
 pub mod generate;
+pub mod ingest;
+pub mod layout;
 pub mod normalise;
+pub mod pipeline;
 pub mod reconcile;
 pub mod record;
 pub mod schema;

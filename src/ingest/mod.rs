@@ -1,0 +1,750 @@
+//! Ingest: read every source file of a pipeline, decode, split, map columns through the
+//! layout, normalise, and account for every row.
+//!
+//! The pure core ([`Plan::row`]) turns one row's raw fields into canonical records or a
+//! quarantine entry; the shell ([`read_file`]) streams a file in chunks of
+//! [`CHUNK_ROWS`] byte records, normalising each chunk in parallel (rayon) while keeping
+//! the output order of the file, so memory per file is one chunk plus the output.
+//!
+//! Invariant (checked by [`FileAccounting::balanced`]): for every file, rows read =
+//! rows that produced records + rows with no dose + rows quarantined, and for the VRS
+//! export, dose groups found = records + groups quarantined.
+
+pub mod decode;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::layout::{default_on_reject, Column, Layout, OnReject, SourceKind};
+use crate::normalise::{self, Kind, Tables};
+use crate::pipeline::Source;
+use crate::record::{Record, Value};
+use crate::schema::{FieldType, Schema};
+use decode::Encoding;
+
+/// Byte records normalised together; bounds memory per file.
+pub const CHUNK_ROWS: usize = 8192;
+
+/// Quarantine reason codes (documented in `docs/quarantine.md`).
+pub mod reason {
+    /// The row has a different number of fields than the header.
+    pub const WRONG_COLUMN_COUNT: &str = "wrong_column_count";
+    /// A field holds bytes invalid in the file's encoding.
+    pub const UNDECODABLE_BYTES: &str = "undecodable_bytes";
+    /// The row yields no 接種日.
+    pub const MISSING_VACCINATION_DATE: &str = "missing_vaccination_date";
+    /// The row yields no vaccine code.
+    pub const MISSING_VACCINE: &str = "missing_vaccine_code";
+    /// The row yields none of the layout's person-key groups.
+    pub const NO_PERSON_KEY: &str = "no_person_key";
+}
+
+/// A row (or one dose group of a VRS row) that could not become a record.
+///
+/// Holds the raw row: personal data. It is only ever written encrypted.
+#[derive(Clone)]
+pub struct QuarantineEntry {
+    /// Source file id.
+    pub file_id: String,
+    /// 1-based physical line where the row starts.
+    pub line: u64,
+    /// Dose group for a VRS export group, `None` for the whole row.
+    pub dose: Option<u16>,
+    /// Reason code.
+    pub reason: String,
+    /// Field at fault, when there is one.
+    pub field: Option<String>,
+    /// 1-based column at fault, when there is one.
+    pub column: Option<u32>,
+    /// The raw fields, joined with the delimiter (not decoded).
+    pub raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for QuarantineEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuarantineEntry")
+            .field("file_id", &self.file_id)
+            .field("line", &self.line)
+            .field("dose", &self.dose)
+            .field("reason", &self.reason)
+            .field("field", &self.field)
+            .field("column", &self.column)
+            .field("raw", &format_args!("<{} bytes>", self.raw.len()))
+            .finish()
+    }
+}
+
+/// Row counts of one source file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FileAccounting {
+    /// Source file id.
+    pub file_id: String,
+    /// Layout kind.
+    pub kind: String,
+    /// Encoding used.
+    pub encoding: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Data rows read (header excluded).
+    pub rows_read: u64,
+    /// Rows that produced at least one record or person.
+    pub rows_loaded: u64,
+    /// VRS export rows with no dose group filled.
+    pub rows_without_doses: u64,
+    /// Rows quarantined as a whole.
+    pub rows_quarantined: u64,
+    /// Dose records produced (record-producing kinds).
+    pub records: u64,
+    /// Person rows loaded (registry, VRS persons).
+    pub persons: u64,
+    /// VRS export dose groups found (non-empty).
+    pub dose_groups: u64,
+    /// VRS export dose groups quarantined alone.
+    pub dose_groups_quarantined: u64,
+    /// Records absorbed into another by the merge (filled after reconciliation).
+    pub records_merged: u64,
+    /// Records written to the archive (filled after reconciliation).
+    pub records_archived: u64,
+    /// Layout headers not present in the file (their fields stay empty).
+    pub missing_headers: Vec<String>,
+    /// Headers present in the file that the layout does not use.
+    pub unused_headers: u64,
+}
+
+impl FileAccounting {
+    /// The accounting identities hold.
+    pub fn balanced(&self) -> bool {
+        let rows = self.rows_read == self.rows_loaded + self.rows_without_doses + self.rows_quarantined;
+        let groups = self.kind != SourceKind::VrsLedgerExport.as_str()
+            || self.dose_groups == self.records + self.dose_groups_quarantined;
+        let merged = self.records_archived == 0 && self.records_merged == 0
+            || self.records == self.records_archived + self.records_merged;
+        rows && groups && merged
+    }
+}
+
+/// Everything ingest produced.
+#[derive(Default)]
+pub struct Ingested {
+    /// Dose records, in pipeline source order then row order.
+    pub records: Vec<Record>,
+    /// Registry person rows.
+    pub registry: Vec<Record>,
+    /// VRS person rows.
+    pub vrs_persons: Vec<Record>,
+    /// Quarantined rows.
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Per-file accounting, in pipeline order.
+    pub accounting: Vec<FileAccounting>,
+}
+
+/// A file that cannot be read at all: what and where, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// I/O failure.
+    #[error("cannot read source `{id}` (`{path}`): {source}")]
+    Io {
+        id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file has no header row.
+    #[error("source `{id}` (`{path}`) is empty: no header row")]
+    Empty { id: String, path: PathBuf },
+    /// A header needed by the layout is absent.
+    #[error("source `{id}` (`{path}`) line 1: header `{header}` required by layout `{layout}` is missing")]
+    MissingHeader {
+        id: String,
+        path: PathBuf,
+        header: String,
+        layout: String,
+    },
+    /// Two columns share a header the layout uses.
+    #[error("source `{id}` (`{path}`) line 1, column {column}: header `{header}` appears twice")]
+    DuplicateHeader {
+        id: String,
+        path: PathBuf,
+        header: String,
+        column: usize,
+    },
+    /// The header row cannot be decoded.
+    #[error("source `{id}` (`{path}`) line 1, column {column}: header holds bytes invalid in {encoding}")]
+    HeaderEncoding {
+        id: String,
+        path: PathBuf,
+        column: usize,
+        encoding: &'static str,
+    },
+    /// CSV-level failure (e.g. I/O in the middle).
+    #[error("source `{id}` (`{path}`) line {line}: {message}")]
+    Csv {
+        id: String,
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+/// One compiled column mapping.
+#[derive(Clone, Debug)]
+struct Mapping {
+    column: usize,
+    field: usize,
+    field_name: String,
+    kind: Kind,
+    on_reject: OnReject,
+}
+
+/// A layout compiled against one file's header.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    file_id: String,
+    kind: SourceKind,
+    encoding: Encoding,
+    width: usize,
+    delimiter: u8,
+    row: Vec<Mapping>,
+    groups: Vec<Vec<Mapping>>,
+    constants: Vec<(usize, Value)>,
+    require: Vec<usize>,
+    require_any: Vec<Vec<usize>>,
+    schema_len: usize,
+    idx: Indices,
+}
+
+#[derive(Clone, Debug)]
+struct Indices {
+    record_id: usize,
+    source_kind: usize,
+    source_file_id: usize,
+    source_line: usize,
+    raw_row_blake3: usize,
+    dose_number: usize,
+    vaccination_date: usize,
+    vaccine_code: usize,
+    birth_date: usize,
+    age: usize,
+    flags: usize,
+    match_method: usize,
+    registry_status: usize,
+    merge_status: usize,
+    retention_class: usize,
+}
+
+/// Result of one row.
+pub struct RowResult {
+    /// Records (one for a ledger row, one per dose group for VRS, one person row).
+    pub records: Vec<Record>,
+    /// Quarantine entries (whole row, or VRS dose groups).
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Non-empty dose groups found (VRS).
+    pub groups: u64,
+}
+
+impl Plan {
+    /// Compile a layout against a decoded header row.
+    pub fn new(
+        source: &Source,
+        schema: &Schema,
+        encoding: Encoding,
+        header: &[String],
+    ) -> Result<(Plan, Vec<String>, u64), IngestError> {
+        let layout: &Layout = &source.layout;
+        let mut position = std::collections::HashMap::new();
+        let used: std::collections::HashSet<String> = layout
+            .column
+            .iter()
+            .map(|c| c.header.clone())
+            .chain(layout.pivot.iter().flat_map(|p| {
+                (1..=p.groups).flat_map(move |n| {
+                    p.column
+                        .iter()
+                        .map(move |c| c.header.replace("{n}", &n.to_string()))
+                })
+            }))
+            .collect();
+        for (i, h) in header.iter().enumerate() {
+            if position.insert(h.clone(), i).is_some() && used.contains(h) {
+                return Err(IngestError::DuplicateHeader {
+                    id: source.id.clone(),
+                    path: source.path.clone(),
+                    header: h.clone(),
+                    column: i + 1,
+                });
+            }
+        }
+        let unused = header.iter().filter(|h| !used.contains(*h)).count() as u64;
+        let mut missing = Vec::new();
+        let required: Vec<&str> = layout.require.iter().map(String::as_str).collect();
+        let mut compile = |c: &Column, header_text: String| -> Result<Option<Mapping>, IngestError> {
+            match position.get(&header_text) {
+                Some(&column) => Ok(Some(Mapping {
+                    column,
+                    field: schema.idx(&c.field),
+                    field_name: c.field.clone(),
+                    kind: c.normaliser.parse().unwrap_or(Kind::Text),
+                    on_reject: c.on_reject.unwrap_or_else(|| default_on_reject(&c.normaliser)),
+                })),
+                None if required.contains(&c.field.as_str()) && !layout.constants.contains_key(&c.field) => {
+                    Err(IngestError::MissingHeader {
+                        id: source.id.clone(),
+                        path: source.path.clone(),
+                        header: header_text,
+                        layout: layout.id.clone(),
+                    })
+                }
+                None => {
+                    if !missing.contains(&header_text) {
+                        missing.push(header_text);
+                    }
+                    Ok(None)
+                }
+            }
+        };
+        let mut row = Vec::new();
+        for c in &layout.column {
+            if let Some(m) = compile(c, c.header.clone())? {
+                row.push(m);
+            }
+        }
+        let mut groups = Vec::new();
+        if let Some(pivot) = &layout.pivot {
+            for n in 1..=pivot.groups {
+                let mut group = Vec::new();
+                for c in &pivot.column {
+                    if let Some(m) = compile(c, c.header.replace("{n}", &n.to_string()))? {
+                        group.push(m);
+                    }
+                }
+                // A group whose headers are all absent is simply not in this export
+                // (older VRS exports stop at dose 2).
+                if !group.is_empty() {
+                    groups.push(group);
+                }
+            }
+        }
+        let constants = layout
+            .constants
+            .iter()
+            .map(|(k, v)| {
+                let i = schema.idx(k);
+                let value = match schema.fields[i].field_type {
+                    FieldType::Int16 | FieldType::Int32 | FieldType::Int64 => {
+                        v.parse().map(Value::Int).unwrap_or(Value::Null)
+                    }
+                    _ => Value::Str(v.clone()),
+                };
+                (i, value)
+            })
+            .collect();
+        let idx = Indices {
+            record_id: schema.idx("record_id"),
+            source_kind: schema.idx("source_kind"),
+            source_file_id: schema.idx("source_file_id"),
+            source_line: schema.idx("source_line"),
+            raw_row_blake3: schema.idx("raw_row_blake3"),
+            dose_number: schema.idx("dose_number"),
+            vaccination_date: schema.idx("vaccination_date"),
+            vaccine_code: schema.idx("vaccine_code"),
+            birth_date: schema.idx("birth_date"),
+            age: schema.idx("age_at_vaccination"),
+            flags: schema.idx("normalisation_flags"),
+            match_method: schema.idx("match_method"),
+            registry_status: schema.idx("registry_status"),
+            merge_status: schema.idx("merge_status"),
+            retention_class: schema.idx("retention_class"),
+        };
+        let plan = Plan {
+            file_id: source.id.clone(),
+            kind: layout.kind,
+            encoding,
+            width: header.len(),
+            delimiter: layout.delimiter as u8,
+            row,
+            groups,
+            constants,
+            require: layout.require.iter().map(|f| schema.idx(f)).collect(),
+            require_any: layout
+                .require_any
+                .iter()
+                .map(|g| g.iter().map(|f| schema.idx(f)).collect())
+                .collect(),
+            schema_len: schema.len(),
+            idx,
+        };
+        Ok((plan, missing, unused))
+    }
+
+    /// The pure core: one row's raw fields → records or quarantine.
+    pub fn row(&self, fields: &[&[u8]], line: u64, tables: &Tables) -> RowResult {
+        let raw_hash = row_hash(fields);
+        let quarantine = |dose: Option<u16>, reason: &str, mapping: Option<&Mapping>, column: Option<usize>| {
+            QuarantineEntry {
+                file_id: self.file_id.clone(),
+                line,
+                dose,
+                reason: reason.to_string(),
+                field: mapping.map(|m| m.field_name.clone()),
+                column: column.or(mapping.map(|m| m.column)).map(|c| c as u32 + 1),
+                raw: fields.join(&[self.delimiter][..]),
+            }
+        };
+        let whole = |q: QuarantineEntry| RowResult {
+            records: Vec::new(),
+            quarantine: vec![q],
+            groups: 0,
+        };
+        if fields.len() != self.width {
+            return whole(quarantine(None, reason::WRONG_COLUMN_COUNT, None, None));
+        }
+        let mut decoded: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(fields.len());
+        for (i, f) in fields.iter().enumerate() {
+            match decode::decode_field(self.encoding, f) {
+                Some(text) => decoded.push(text),
+                None => return whole(quarantine(None, reason::UNDECODABLE_BYTES, None, Some(i))),
+            }
+        }
+        let mut base: Record = vec![Value::Null; self.schema_len];
+        let mut flags = String::new();
+        for (i, v) in &self.constants {
+            base[*i] = v.clone();
+        }
+        if let Err((m, r)) = apply(&self.row, &decoded, &mut base, &mut flags, tables) {
+            return whole(quarantine(None, r, Some(m), None));
+        }
+        if self.groups.is_empty() {
+            let mut record = base;
+            let flags_here = flags;
+            return match self.finish(&mut record, flags_here, line, None, &raw_hash, tables) {
+                Ok(()) => RowResult {
+                    records: vec![record],
+                    quarantine: Vec::new(),
+                    groups: 0,
+                },
+                Err(r) => whole(quarantine(None, r, None, None)),
+            };
+        }
+        let mut result = RowResult {
+            records: Vec::new(),
+            quarantine: Vec::new(),
+            groups: 0,
+        };
+        for (g, group) in self.groups.iter().enumerate() {
+            let dose = (g + 1) as u16;
+            if group.iter().all(|m| decoded[m.column].trim().is_empty()) {
+                continue;
+            }
+            result.groups += 1;
+            let mut record = base.clone();
+            let mut group_flags = flags.clone();
+            record[self.idx.dose_number] = Value::Int(dose as i64);
+            if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables) {
+                result.quarantine.push(quarantine(Some(dose), r, Some(m), None));
+                continue;
+            }
+            match self.finish(&mut record, group_flags, line, Some(dose), &raw_hash, tables) {
+                Ok(()) => result.records.push(record),
+                Err(r) => result.quarantine.push(quarantine(Some(dose), r, None, None)),
+            }
+        }
+        result
+    }
+
+    /// Checks and computed fields common to every produced record.
+    fn finish(
+        &self,
+        record: &mut Record,
+        flags: String,
+        line: u64,
+        dose: Option<u16>,
+        raw_hash: &str,
+        tables: &Tables,
+    ) -> Result<(), &'static str> {
+        for &i in &self.require {
+            if record[i].is_null() {
+                return Err(if i == self.idx.vaccination_date {
+                    reason::MISSING_VACCINATION_DATE
+                } else if i == self.idx.vaccine_code {
+                    reason::MISSING_VACCINE
+                } else {
+                    "missing_required_field"
+                });
+            }
+        }
+        if !self.require_any.is_empty()
+            && !self
+                .require_any
+                .iter()
+                .any(|group| group.iter().all(|&i| !record[i].is_null()))
+        {
+            return Err(reason::NO_PERSON_KEY);
+        }
+        let idx = &self.idx;
+        record[idx.record_id] = Value::Str(record_id(&self.file_id, line, dose));
+        record[idx.source_kind] = Value::Str(self.kind.as_str().to_string());
+        record[idx.source_file_id] = Value::Str(self.file_id.clone());
+        record[idx.source_line] = Value::Int(line as i64);
+        record[idx.raw_row_blake3] = Value::Str(raw_hash.to_string());
+        if !flags.is_empty() {
+            record[idx.flags] = Value::Str(flags);
+        }
+        if self.kind.produces_records() {
+            if record[idx.age].is_null() {
+                if let (Some(b), Some(v)) = (record[idx.birth_date].as_date(), record[idx.vaccination_date].as_date()) {
+                    record[idx.age] = Value::Int(age_on(b, v) as i64);
+                }
+            }
+            record[idx.match_method] = Value::Str("none".into());
+            record[idx.registry_status] = Value::Str("unlinked".into());
+            record[idx.merge_status] = Value::Str("single".into());
+            let category = record[idx.vaccine_code]
+                .as_str()
+                .and_then(|c| tables.vaccine(c))
+                .map(|v| v.category.as_str());
+            let class = if category == Some("covid_special") {
+                "covid_special"
+            } else {
+                "routine_5y"
+            };
+            record[idx.retention_class] = Value::Str(class.into());
+        }
+        Ok(())
+    }
+}
+
+/// Apply mappings to a record; on a quarantining reject, the mapping and reason.
+fn apply<'m>(
+    mappings: &'m [Mapping],
+    decoded: &[std::borrow::Cow<'_, str>],
+    record: &mut Record,
+    flags: &mut String,
+    tables: &Tables,
+) -> Result<(), (&'m Mapping, &'static str)> {
+    for m in mappings {
+        match normalise::normalise(m.kind, &decoded[m.column], tables) {
+            Ok(n) => {
+                if let Some(flag) = n.flag {
+                    if !flags.is_empty() {
+                        flags.push(';');
+                    }
+                    flags.push_str(flag.as_str());
+                    flags.push(':');
+                    flags.push_str(&m.field_name);
+                }
+                // A later mapping never overwrites a value with Null (the same field may
+                // be fed from two headers, e.g. a row column and a constant).
+                if !n.value.is_null() || record[m.field].is_null() {
+                    record[m.field] = n.value;
+                }
+            }
+            Err(r) => match m.on_reject {
+                OnReject::Quarantine => return Err((m, r.as_str())),
+                OnReject::Null => {
+                    if !flags.is_empty() {
+                        flags.push(';');
+                    }
+                    flags.push_str(r.as_str());
+                    flags.push(':');
+                    flags.push_str(&m.field_name);
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Whole years of age on a date.
+pub fn age_on(birth: i32, on: i32) -> i32 {
+    let (by, bm, bd) = crate::record::civil_from_days(birth);
+    let (y, m, d) = crate::record::civil_from_days(on);
+    let mut age = y - by;
+    if (m, d) < (bm, bd) {
+        age -= 1;
+    }
+    age
+}
+
+/// blake3 over the row's raw fields, each prefixed by its length as u64 LE: the same
+/// bytes always give the same hash, and field boundaries cannot be confused.
+pub fn row_hash(fields: &[&[u8]]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"vaxarc-row-v1\0");
+    for f in fields {
+        h.update(&(f.len() as u64).to_le_bytes());
+        h.update(f);
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Deterministic record id: 32 hex digits of blake3(file id, line, dose).
+pub fn record_id(file_id: &str, line: u64, dose: Option<u16>) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"vaxarc-record-v1\0");
+    h.update(file_id.as_bytes());
+    h.update(b"\0");
+    h.update(&line.to_le_bytes());
+    h.update(&dose.unwrap_or(0).to_le_bytes());
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// Progress callback: bytes read so far in one file.
+pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// The I/O shell: read one source file completely.
+pub fn read_file(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    on_bytes: OnBytes<'_>,
+) -> Result<(Vec<Record>, Vec<QuarantineEntry>, FileAccounting), IngestError> {
+    let io = |source_err: std::io::Error| IngestError::Io {
+        id: source.id.clone(),
+        path: source.path.clone(),
+        source: source_err,
+    };
+    let mut file = std::fs::File::open(&source.path).map_err(io)?;
+    let mut sample = Vec::with_capacity(64 * 1024);
+    (&mut file)
+        .take(decode::DETECT_SAMPLE_BYTES as u64)
+        .read_to_end(&mut sample)
+        .map_err(io)?;
+    let encoding = decode::detect(source.layout.encoding, &sample);
+    let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let rest = std::io::Cursor::new(sample).chain(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(source.layout.delimiter as u8)
+        .quote(source.layout.quote as u8)
+        .buffer_capacity(1 << 16)
+        .from_reader(std::io::BufReader::with_capacity(1 << 16, rest));
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        match e.into_kind() {
+            csv::ErrorKind::Io(err) => io(err),
+            // With byte records and flexible rows only I/O can fail; keep a clear
+            // message for anything else without echoing data.
+            _ => IngestError::Csv {
+                id: source.id.clone(),
+                path: source.path.clone(),
+                line,
+                message: "malformed CSV".to_string(),
+            },
+        }
+    };
+    let mut header_record = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut header_record).map_err(csv_err)? {
+        return Err(IngestError::Empty {
+            id: source.id.clone(),
+            path: source.path.clone(),
+        });
+    }
+    let mut header = Vec::with_capacity(header_record.len());
+    for (i, f) in header_record.iter().enumerate() {
+        let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
+        let text = decode::decode_field(encoding, f).ok_or_else(|| IngestError::HeaderEncoding {
+            id: source.id.clone(),
+            path: source.path.clone(),
+            column: i + 1,
+            encoding: encoding.as_str(),
+        })?;
+        header.push(text.trim().trim_matches('\u{3000}').to_string());
+    }
+    let (plan, missing_headers, unused_headers) = Plan::new(source, schema, encoding, &header)?;
+    let mut accounting = FileAccounting {
+        file_id: source.id.clone(),
+        kind: source.layout.kind.as_str().to_string(),
+        encoding: encoding.as_str().to_string(),
+        bytes: bytes_total,
+        missing_headers,
+        unused_headers,
+        ..FileAccounting::default()
+    };
+    let mut records = Vec::new();
+    let mut quarantine = Vec::new();
+    let mut chunk: Vec<(csv::ByteRecord, u64)> = Vec::with_capacity(CHUNK_ROWS);
+    let mut done = false;
+    while !done {
+        chunk.clear();
+        while chunk.len() < CHUNK_ROWS {
+            let mut rec = csv::ByteRecord::new();
+            if !reader.read_byte_record(&mut rec).map_err(csv_err)? {
+                done = true;
+                break;
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            chunk.push((rec, line));
+        }
+        let results: Vec<RowResult> = chunk
+            .par_iter()
+            .map(|(rec, line)| {
+                let fields: Vec<&[u8]> = rec.iter().collect();
+                plan.row(&fields, *line, tables)
+            })
+            .collect();
+        for r in results {
+            accounting.rows_read += 1;
+            let whole_row_quarantined = r.records.is_empty() && r.quarantine.iter().any(|q| q.dose.is_none());
+            if whole_row_quarantined {
+                accounting.rows_quarantined += 1;
+            } else if r.records.is_empty() && r.groups == 0 {
+                accounting.rows_without_doses += 1;
+            } else {
+                accounting.rows_loaded += 1;
+            }
+            accounting.dose_groups += r.groups;
+            accounting.dose_groups_quarantined += r.quarantine.iter().filter(|q| q.dose.is_some()).count() as u64;
+            if plan.kind.produces_records() {
+                accounting.records += r.records.len() as u64;
+            } else {
+                accounting.persons += r.records.len() as u64;
+            }
+            records.extend(r.records);
+            quarantine.extend(r.quarantine);
+        }
+        on_bytes(reader.position().byte());
+    }
+    Ok((records, quarantine, accounting))
+}
+
+/// Read every source of a pipeline (files in parallel), in pipeline order.
+pub fn ingest(
+    sources: &[Source],
+    schema: &Schema,
+    tables: &Tables,
+    on_bytes: OnBytes<'_>,
+) -> Result<Ingested, IngestError> {
+    let per_file: Vec<_> = sources
+        .par_iter()
+        .map(|s| read_file(s, schema, tables, on_bytes))
+        .collect();
+    let mut out = Ingested::default();
+    for (source, result) in sources.iter().zip(per_file) {
+        let (records, quarantine, accounting) = result?;
+        match source.layout.kind {
+            SourceKind::Registry => out.registry.extend(records),
+            SourceKind::VrsPersons => out.vrs_persons.extend(records),
+            SourceKind::Ledger | SourceKind::VrsLedgerExport => out.records.extend(records),
+        }
+        out.quarantine.extend(quarantine);
+        out.accounting.push(accounting);
+    }
+    Ok(out)
+}
+
+/// Total bytes of the sources, for progress bars.
+pub fn total_bytes(sources: &[Source]) -> u64 {
+    sources
+        .iter()
+        .filter_map(|s| std::fs::metadata(&s.path).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A path for messages.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,269 @@
+//! Pipeline definitions (`pipeline.toml`): which source files to read with which
+//! layout, where the keys are, and which rules apply.
+//!
+//! Paths in a pipeline are relative to the pipeline file's folder. A pipeline is
+//! validated completely (every layout found and valid, every path present) before any
+//! work starts, so a bad pipeline is a one-line refusal, not a half-done run.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{Layout, LayoutError};
+use crate::schema::Schema;
+
+/// A pipeline file as written.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Name of the run (free text, no personal data).
+    pub name: String,
+    /// The municipality's 6-digit 地方公共団体コード.
+    pub municipality_code: String,
+    /// Source files.
+    #[serde(rename = "source")]
+    pub sources: Vec<SourceEntry>,
+    /// Key locations.
+    #[serde(default)]
+    pub archive: ArchiveEntry,
+    /// Reconciliation settings.
+    #[serde(default)]
+    pub reconcile: ReconcileEntry,
+    /// Retention settings.
+    #[serde(default)]
+    pub retention: RetentionEntry,
+}
+
+/// One source file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    /// Id of the file in manifests and accounting (no personal data).
+    pub id: String,
+    /// A built-in layout id, or a path to a layout file.
+    pub layout: String,
+    /// Path to the CSV file.
+    pub path: PathBuf,
+}
+
+/// Key locations.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveEntry {
+    /// Custodian recipients: `age1…` strings or paths to files holding them.
+    #[serde(default)]
+    pub custodians: Vec<String>,
+    /// Vault recipients (個人番号 and passport items).
+    #[serde(default)]
+    pub vault: Vec<String>,
+    /// minisign secret key that signs the manifest.
+    pub signing_key: Option<PathBuf>,
+    /// Number of person buckets (default 16).
+    pub buckets: Option<u16>,
+}
+
+/// Reconciliation settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileEntry {
+    /// A match-rules file replacing `pipelines/match/default.toml`.
+    pub rules: Option<PathBuf>,
+}
+
+/// Retention settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionEntry {
+    /// A retention policy file replacing the built-in one.
+    pub policy: Option<PathBuf>,
+}
+
+/// A source resolved against its layout.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Id of the file.
+    pub id: String,
+    /// Absolute or pipeline-relative path resolved.
+    pub path: PathBuf,
+    /// The layout.
+    pub layout: Layout,
+}
+
+/// A validated pipeline.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The file as written (stored in the manifest).
+    pub file: PipelineFile,
+    /// The text as written.
+    pub text: String,
+    /// Folder the relative paths start from.
+    pub base: PathBuf,
+    /// Resolved sources.
+    pub sources: Vec<Source>,
+}
+
+/// A pipeline that cannot be used: what and where, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Could not read the pipeline file.
+    #[error("cannot read pipeline `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not valid TOML / wrong shape; carries line and column.
+    #[error("pipeline `{path}` is not valid{location}: {message}")]
+    Parse {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
+    /// A source's layout is bad.
+    #[error("pipeline `{path}`, source `{source_id}`: {error}")]
+    Layout {
+        path: PathBuf,
+        source_id: String,
+        error: LayoutError,
+    },
+    /// Some other inconsistency.
+    #[error("pipeline `{path}`: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Pipeline {
+    /// Read and validate a pipeline file.
+    pub fn load(path: &Path, schema: &Schema) -> Result<Pipeline, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Pipeline::parse(&text, path, &base, schema)
+    }
+
+    /// Parse and validate pipeline text; `path` is only used in messages.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        schema: &Schema,
+    ) -> Result<Pipeline, PipelineError> {
+        let file: PipelineFile = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    let (line, column) = line_column(text, span.start);
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
+            PipelineError::Parse {
+                path: path.to_path_buf(),
+                location,
+                message: e.message().to_string(),
+            }
+        })?;
+        let invalid = |message: String| PipelineError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if file.sources.is_empty() {
+            return Err(invalid("has no [[source]]".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut sources = Vec::new();
+        for entry in &file.sources {
+            if !is_safe_id(&entry.id) {
+                return Err(invalid(format!(
+                    "source id `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                    entry.id
+                )));
+            }
+            if !seen.insert(entry.id.clone()) {
+                return Err(invalid(format!("source id `{}` is used twice", entry.id)));
+            }
+            let layout = resolve_layout(&entry.layout, base, schema).map_err(|error| {
+                PipelineError::Layout {
+                    path: path.to_path_buf(),
+                    source_id: entry.id.clone(),
+                    error,
+                }
+            })?;
+            sources.push(Source {
+                id: entry.id.clone(),
+                path: base.join(&entry.path),
+                layout,
+            });
+        }
+        let registries = sources
+            .iter()
+            .filter(|s| s.layout.kind == crate::layout::SourceKind::Registry)
+            .count();
+        if registries > 1 {
+            return Err(invalid("has more than one registry source".into()));
+        }
+        Ok(Pipeline {
+            file,
+            text: text.to_string(),
+            base: base.to_path_buf(),
+            sources,
+        })
+    }
+
+    /// Resolve a pipeline-relative path.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base.join(path)
+    }
+}
+
+fn resolve_layout(spec: &str, base: &Path, schema: &Schema) -> Result<Layout, LayoutError> {
+    if crate::layout::BUILTIN.iter().any(|(id, _)| *id == spec) {
+        return Layout::builtin(spec, schema);
+    }
+    let path = base.join(spec);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LayoutError::Toml(format!("cannot read `{}`: {e}", path.display())))?;
+    Layout::from_toml(&text, schema)
+}
+
+/// Ids appear in file names and manifests: keep them to a safe alphabet.
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && !id.starts_with('.')
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_line_and_column() {
+        let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = 3\n";
+        let err = Pipeline::parse(text, Path::new("p.toml"), Path::new("."), Schema::embedded())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 6"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_ids_are_refused() {
+        assert!(is_safe_id("ledger-MR"));
+        assert!(!is_safe_id("../x"));
+        assert!(!is_safe_id(""));
+        assert!(!is_safe_id(".hidden"));
+    }
+}
