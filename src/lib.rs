@@ -8,9 +8,11 @@
 //! [`archive`] (Parquet → age, manifest, verify). [`generate`] makes synthetic sources
 //! with ground truth.
 
+pub mod archive;
 pub mod generate;
 pub mod ingest;
 pub mod layout;
+pub mod merkle;
 pub mod normalise;
 pub mod pipeline;
 pub mod reconcile;

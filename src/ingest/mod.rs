@@ -78,7 +78,7 @@ impl std::fmt::Debug for QuarantineEntry {
 }
 
 /// Row counts of one source file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileAccounting {
     /// Source file id.
     pub file_id: String,

@@ -22,3 +22,4 @@ pub fn normalise(_kind: Kind, raw: &str, _t: &Tables) -> Result<Normalised, Reje
 }
 pub struct VaccineInfo { pub code: String, pub category: String }
 impl Tables { pub fn vaccine(&self, _c: &str) -> Option<&VaccineInfo> { None } }
+pub fn kana_key(s: &str) -> String { s.replace([' ', '\u{3000}'], "") }

@@ -1,0 +1,671 @@
+//! The encrypted archive: partitions of canonical records as Parquet (zstd) written
+//! straight into an age stream, one fresh key per object wrapped to the custodians,
+//! 個人番号 and passport items in separate vault objects wrapped to the vault
+//! recipients, an encrypted lookup index, encrypted quarantine and review lists, and a
+//! signed manifest committed last.
+//!
+//! Layout (see `docs/archive-format.md` for the full specification):
+//! ```text
+//! MANIFEST.json, MANIFEST.json.minisig
+//! keys/<id>.key.age              wrapped age identity of object <id>
+//! data/class=<c>/expiry=<y>/bucket=<bb>/<id>.parquet.age
+//! vault/<id>.parquet.age
+//! index/<id>.parquet.age         keyed hashes of identifiers -> person hash, bucket
+//! keys/index-hmac.key.age        the secret hash key, wrapped to the custodians
+//! quarantine/<id>.parquet.age, review/<id>.parquet.age
+//! ```
+//! No plaintext byte of a record ever reaches storage: Parquet is written into the age
+//! encryptor in memory and only ciphertext is put.
+
+pub mod batch;
+pub mod crypto;
+pub mod manifest;
+pub mod store;
+pub mod verify;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, Float64Builder};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+
+use crate::ingest::QuarantineEntry;
+use crate::record::{Record, Value};
+use crate::schema::{Class, Schema};
+use crypto::{CryptoError, Recipients};
+use manifest::{FileEntry, Manifest, Partition};
+use store::{Store, StoreError};
+
+/// Default number of person buckets.
+pub const DEFAULT_BUCKETS: u16 = 16;
+/// zstd level of the Parquet pages.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Object path of the wrapped index hash key.
+pub const INDEX_SECRET: &str = "keys/index-hmac.key.age";
+
+/// An archive failure: what and which object, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Crypto failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Parquet / Arrow failed.
+    #[error("parquet `{what}`: {message}")]
+    Parquet { what: String, message: String },
+    /// The archive is not in a state that allows this.
+    #[error("{0}")]
+    State(String),
+    /// The manifest is malformed.
+    #[error("`MANIFEST.json` is not a valid vaxarc manifest: {0}")]
+    Manifest(String),
+}
+
+fn pq(what: &str) -> impl Fn(parquet::errors::ParquetError) -> ArchiveError + '_ {
+    move |e| ArchiveError::Parquet {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Keys a writer needs.
+pub struct WriteKeys {
+    /// Partition keys are wrapped to these.
+    pub custodians: Recipients,
+    /// Vault keys are wrapped to these.
+    pub vault: Recipients,
+    /// Signs the manifest.
+    pub signing: minisign::SecretKey,
+    /// Its public key (base64 line).
+    pub signing_public: String,
+}
+
+impl std::fmt::Debug for WriteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WriteKeys(<redacted>)")
+    }
+}
+
+/// Everything a new archive is written from.
+pub struct NewArchive<'a> {
+    /// Canonical schema.
+    pub schema: &'a Schema,
+    /// Reconciled records.
+    pub records: Vec<Record>,
+    /// Quarantined rows.
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Review list: (record id, candidate registry 宛名番号, score).
+    pub review: Vec<(String, String, f64)>,
+    /// Per-source accounting.
+    pub accounting: Vec<crate::ingest::FileAccounting>,
+    /// Reconciliation statistics.
+    pub reconciliation: serde_json::Value,
+    /// Pipeline text and municipality.
+    pub pipeline_toml: String,
+    /// Municipality code.
+    pub municipality_code: String,
+    /// Person buckets.
+    pub buckets: u16,
+    /// RFC 3339 UTC time of the run (from the shell).
+    pub created: String,
+}
+
+/// Key of the partition a record belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionKey {
+    /// Retention class.
+    pub retention_class: String,
+    /// Earliest expiry year or "open".
+    pub expiry: String,
+    /// Person bucket.
+    pub bucket: u16,
+}
+
+/// The person key of a record: the linked registry 宛名番号, else the record's own
+/// strongest identifier. Personal data: only ever hashed.
+pub fn person_key(schema: &Schema, r: &Record) -> String {
+    let get = |name: &str| r[schema.idx(name)].as_str().filter(|s| !s.is_empty());
+    if let Some(a) = get("registry_atena_number") {
+        return format!("R:{a}");
+    }
+    if let Some(k) = get("kojin_bango") {
+        return format!("K:{k}");
+    }
+    if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
+        return format!("T:{m}:{t}");
+    }
+    if let Some(a) = get("atena_number") {
+        return format!("A:{a}");
+    }
+    format!("I:{}", get("record_id").unwrap_or_default())
+}
+
+/// Keyed hash (hex) of a tagged value under the archive's secret.
+pub fn keyed_hash(secret: &[u8; 32], kind: &str, value: &str) -> String {
+    let mut h = blake3::Hasher::new_keyed(secret);
+    h.update(kind.as_bytes());
+    h.update(b"\0");
+    h.update(value.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// Bucket of a person hash.
+pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
+    let prefix = u32::from_str_radix(&person_hash[..8.min(person_hash.len())], 16).unwrap_or(0);
+    (prefix % buckets.max(1) as u32) as u16
+}
+
+/// The lookup identifiers of a record, as (kind, value) pairs.
+pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
+    let get = |name: &str| r[schema.idx(name)].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let mut out = Vec::new();
+    for name in ["atena_number", "registry_atena_number"] {
+        if let Some(a) = get(name) {
+            out.push(("atena", a));
+        }
+    }
+    if let Some(k) = get("kojin_bango") {
+        out.push(("kojin_bango", k));
+    }
+    if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
+        out.push(("ticket", format!("{m}:{t}")));
+    }
+    if let (Some(k), Some(b)) = (get("kana_name"), r[schema.idx("birth_date")].as_date()) {
+        out.push(("kana_birth", format!("{}:{}", crate::normalise::kana_key(&k), b)));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The partition of a record (pure): retention class, earliest possible expiry year,
+/// bucket. Routine records expire 5 years after 接種日; COVID 特例臨時接種 records of a
+/// deceased person no earlier than 5 years after the day after death; of anyone else,
+/// no known expiry ("open").
+pub fn partition_of(schema: &Schema, r: &Record, bucket: u16) -> PartitionKey {
+    let class = r[schema.idx("retention_class")].as_str().unwrap_or("routine_5y").to_string();
+    let expiry = if class == "covid_special" {
+        let deceased = r[schema.idx("registry_status")].as_str() == Some("deceased");
+        match (deceased, r[schema.idx("registry_status_date")].as_date()) {
+            (true, Some(d)) => (crate::record::civil_from_days(d + 1).0 + 5).to_string(),
+            _ => "open".to_string(),
+        }
+    } else {
+        match r[schema.idx("vaccination_date")].as_date() {
+            Some(d) => (crate::record::civil_from_days(d).0 + 5).to_string(),
+            None => "open".to_string(),
+        }
+    };
+    PartitionKey {
+        retention_class: class,
+        expiry,
+        bucket,
+    }
+}
+
+/// Writer properties: zstd, fixed `created_by` so equal input gives equal bytes.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Writes into the age stream while hashing the plaintext.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An encrypted object ready to store: ciphertext, its wrapped key, plaintext hash.
+pub struct Sealed {
+    /// Ciphertext of the Parquet file.
+    pub ciphertext: Vec<u8>,
+    /// The object's identity wrapped to the recipients.
+    pub wrapped_key: Vec<u8>,
+    /// blake3 of the Parquet plaintext.
+    pub plaintext_blake3: String,
+}
+
+/// Write batches as Parquet straight into an age stream to a fresh identity, and wrap
+/// that identity to `recipients`. No plaintext leaves memory.
+pub fn seal_parquet(what: &str, batches: &[RecordBatch], schema: Arc<ArrowSchema>, recipients: &Recipients) -> Result<Sealed, ArchiveError> {
+    let (secret, recipient) = crypto::fresh_identity();
+    let mut ciphertext = Vec::new();
+    let age_writer = crypto::encrypt_writer(what, &[recipient], &mut ciphertext)?;
+    let tee = HashingWriter {
+        inner: age_writer,
+        hasher: blake3::Hasher::new(),
+    };
+    let mut writer = ArrowWriter::try_new(tee, schema, Some(writer_properties())).map_err(pq(what))?;
+    for b in batches {
+        writer.write(b).map_err(pq(what))?;
+    }
+    let tee = writer.into_inner().map_err(pq(what))?;
+    let plaintext_blake3 = tee.hasher.finalize().to_hex().to_string();
+    // Without finish() the age stream would be silently truncated.
+    tee.inner.finish().map_err(|e| CryptoError::Encrypt {
+        what: what.into(),
+        message: e.to_string(),
+    })?;
+    let wrapped_key = crypto::wrap_key(what, &secret, &recipients.0)?;
+    Ok(Sealed {
+        ciphertext,
+        wrapped_key,
+        plaintext_blake3,
+    })
+}
+
+/// Decrypt an object with its wrapped key and read its Parquet batches.
+pub fn open_parquet(what: &str, ciphertext: &[u8], wrapped_key: &[u8], identities: &[age::x25519::Identity]) -> Result<Vec<RecordBatch>, ArchiveError> {
+    let key = crypto::unwrap_key(what, identities, wrapped_key)?;
+    let plain = crypto::decrypt(what, &[key], ciphertext)?;
+    read_parquet(what, plain)
+}
+
+/// Read Parquet bytes, refusing footers that declare absurd sizes.
+pub fn read_parquet(what: &str, plain: Vec<u8>) -> Result<Vec<RecordBatch>, ArchiveError> {
+    let bytes = bytes::Bytes::from(plain);
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq(what))?;
+    let declared: i64 = builder.metadata().file_metadata().num_rows();
+    if declared < 0 || declared > 1_000_000_000 {
+        return Err(ArchiveError::Parquet {
+            what: what.into(),
+            message: "footer declares an impossible row count; refused".into(),
+        });
+    }
+    let reader = builder.with_batch_size(8192).build().map_err(pq(what))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ArchiveError::Parquet {
+            what: what.into(),
+            message: e.to_string(),
+        })
+}
+
+fn hex32(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut b = [0u8; N];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// Object path of a record partition.
+pub fn partition_path(key: &PartitionKey, id: &str) -> String {
+    format!(
+        "data/class={}/expiry={}/bucket={:02}/{}.parquet.age",
+        key.retention_class, key.expiry, key.bucket, id
+    )
+}
+
+/// Objects a fresh migrate may find left over by an interrupted earlier run.
+pub const STAGING_PREFIXES: &[&str] = &["data/", "vault/", "keys/", "index/", "quarantine/", "review/", manifest::SIGNATURE];
+
+/// Prepare an empty location for a new archive: refuse an existing archive; remove the
+/// ciphertext objects an interrupted run left (they were never committed); refuse
+/// anything else.
+pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
+    if store.exists(manifest::MANIFEST)? {
+        return Err(ArchiveError::State(format!(
+            "`{}` already holds an archive (MANIFEST.json exists); migrate writes new archives only",
+            store.location()
+        )));
+    }
+    let objects = store.list()?;
+    if let Some(foreign) = objects.iter().find(|o| !STAGING_PREFIXES.iter().any(|p| o.path.starts_with(p))) {
+        return Err(ArchiveError::State(format!(
+            "`{}` is not empty and not an interrupted vaxarc archive (found `{}`); choose an empty folder",
+            store.location(),
+            foreign.path
+        )));
+    }
+    for o in &objects {
+        store.delete(&o.path)?;
+    }
+    Ok(objects.len() as u64)
+}
+
+/// Progress of a write.
+pub type OnObject<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Write a new archive and commit it (manifest last, conditional create).
+pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_object: OnObject<'_>) -> Result<Manifest, ArchiveError> {
+    let schema = input.schema;
+    let archive_id = hex32(&random_bytes::<32>())[..32].to_string();
+    let secret: [u8; 32] = random_bytes();
+    let buckets = input.buckets.max(1);
+    let generation = 1u64;
+
+    // Person hash, bucket, partition, and index entries: pure, per record.
+    let person_hash_idx = schema.idx("person_hash");
+    let mut records = input.records;
+    records.par_iter_mut().for_each(|r| {
+        let h = keyed_hash(&secret, "person", &person_key(schema, r));
+        r[person_hash_idx] = Value::Str(h);
+    });
+    let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
+    let mut index: BTreeMap<(String, String), (String, u16)> = BTreeMap::new();
+    for r in &records {
+        let ph = r[person_hash_idx].as_str().unwrap_or_default().to_string();
+        let bucket = bucket_of(&ph, buckets);
+        groups.entry(partition_of(schema, r, bucket)).or_default().push(r);
+        for (kind, value) in identifiers(schema, r) {
+            index
+                .entry((kind.to_string(), keyed_hash(&secret, kind, &value)))
+                .or_insert((ph.clone(), bucket));
+        }
+    }
+
+    let plain_idx = schema.indices(|c| c != Class::NumberVault);
+    let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
+    let vault_pos: Vec<usize> = schema.indices(|c| c == Class::NumberVault);
+    let record_id_idx = schema.idx("record_id");
+    let mut vault_idx = vec![record_id_idx];
+    vault_idx.extend(&vault_pos);
+    let vault_schema = schema.arrow_schema(|c| c == Class::NumberVault);
+    let vault_schema = {
+        let mut fields = vec![Arc::new(ArrowField::new("record_id", DataType::Utf8, false))];
+        fields.extend(vault_schema.fields().iter().cloned());
+        Arc::new(ArrowSchema::new(fields))
+    };
+
+    // Seal partitions in parallel.
+    let keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
+    let sealed: Vec<Result<(Partition, Vec<(String, String, Vec<u8>)>), ArchiveError>> = keyed
+        .par_iter()
+        .map(|(key, rows)| {
+            let id = {
+                let mut h = blake3::Hasher::new();
+                h.update(archive_id.as_bytes());
+                h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
+                h.finalize().to_hex()[..16].to_string()
+            };
+            let path = partition_path(key, &id);
+            let mut batches = Vec::new();
+            for chunk in rows.chunks(ROW_GROUP_ROWS) {
+                batches.push(batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| ArchiveError::Parquet {
+                    what: path.clone(),
+                    message: e.to_string(),
+                })?);
+            }
+            let data = seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+            let key_path = format!("keys/{id}.key.age");
+            let mut objects = vec![
+                (path.clone(), "partition".to_string(), data.ciphertext),
+                (key_path.clone(), "key".to_string(), data.wrapped_key),
+            ];
+            let vault_rows: Vec<&Record> = rows
+                .iter()
+                .copied()
+                .filter(|r| vault_pos.iter().any(|&i| !r[i].is_null()))
+                .collect();
+            let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
+            if !vault_rows.is_empty() {
+                let vpath = format!("vault/{id}.parquet.age");
+                let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows).map_err(|e| ArchiveError::Parquet {
+                    what: vpath.clone(),
+                    message: e.to_string(),
+                })?;
+                let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
+                let vkey = format!("keys/{id}.vault.key.age");
+                objects.push((vpath.clone(), "vault".into(), v.ciphertext));
+                objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
+                vault_file = Some(vpath);
+                vault_key = Some(vkey);
+                vault_hash = Some(v.plaintext_blake3);
+            }
+            let partition = Partition {
+                id,
+                retention_class: key.retention_class.clone(),
+                expiry: key.expiry.clone(),
+                bucket: key.bucket,
+                rows: rows.len() as u64,
+                vault_rows: vault_rows.len() as u64,
+                file: path,
+                key: key_path,
+                vault_file,
+                vault_key,
+                plaintext_blake3: data.plaintext_blake3,
+                vault_plaintext_blake3: vault_hash,
+            };
+            Ok((partition, objects))
+        })
+        .collect();
+
+    let mut files = Vec::new();
+    let mut partitions = Vec::new();
+    let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
+        let entry = FileEntry {
+            blake3: blake3::hash(&data).to_hex().to_string(),
+            size: data.len() as u64,
+            path: path.clone(),
+            role,
+        };
+        store.put(&path, data)?;
+        files.push(entry);
+        on_object(1);
+        Ok(())
+    };
+    for s in sealed {
+        let (partition, objects) = s?;
+        for (path, role, data) in objects {
+            put(path, role, data)?;
+        }
+        partitions.push(partition);
+    }
+
+    // The index hash key, wrapped to the custodians.
+    let secret_text = age::secrecy::SecretString::from(hex32(&secret));
+    let wrapped_secret = crypto::encrypt(INDEX_SECRET, &keys.custodians.0, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&secret_text)).as_bytes())?;
+    put(INDEX_SECRET.to_string(), "index-secret".into(), wrapped_secret)?;
+
+    // Index.
+    let index_id = format!("{}-g{generation}", &archive_id[..16]);
+    let (index_batch, index_schema) = index_batch(&index);
+    let sealed_index = seal_parquet("index", &[index_batch], index_schema, &keys.custodians)?;
+    put(format!("index/{index_id}.parquet.age"), "index".into(), sealed_index.ciphertext)?;
+    put(format!("keys/{index_id}.index.key.age"), "index-key".into(), sealed_index.wrapped_key)?;
+
+    // Quarantine and review lists (personal data: encrypted like partitions).
+    let (qb, qs) = quarantine_batch(&input.quarantine);
+    let sq = seal_parquet("quarantine", &[qb], qs, &keys.custodians)?;
+    put(format!("quarantine/{index_id}.parquet.age"), "quarantine".into(), sq.ciphertext)?;
+    put(format!("keys/{index_id}.quarantine.key.age"), "quarantine-key".into(), sq.wrapped_key)?;
+    let (rb, rs) = review_batch(&input.review);
+    let sr = seal_parquet("review", &[rb], rs, &keys.custodians)?;
+    put(format!("review/{index_id}.parquet.age"), "review".into(), sr.ciphertext)?;
+    put(format!("keys/{index_id}.review.key.age"), "review-key".into(), sr.wrapped_key)?;
+
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let totals = manifest::Totals {
+        rows_read: input.accounting.iter().map(|a| a.rows_read).sum(),
+        records: records.len() as u64,
+        merged: input.accounting.iter().map(|a| a.records_merged).sum(),
+        quarantined: input.quarantine.len() as u64,
+        review: input.review.iter().map(|r| &r.0).collect::<std::collections::BTreeSet<_>>().len() as u64,
+    };
+    let merkle_root = manifest::files_root(&files);
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        format_version: schema.format_version,
+        archive_id,
+        generation,
+        previous_root: None,
+        created: input.created,
+        program: manifest::Program {
+            name: "vaxarc".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        municipality_code: input.municipality_code,
+        custodians: keys.custodians.to_strings(),
+        vault_recipients: keys.vault.to_strings(),
+        signing_public_key: keys.signing_public.clone(),
+        buckets,
+        schema_toml: crate::schema::RECORD_TOML.to_string(),
+        pipeline_toml: input.pipeline_toml,
+        accounting: input.accounting,
+        reconciliation: input.reconciliation,
+        partitions,
+        files,
+        totals,
+        merkle_root,
+    };
+    commit(store, &manifest, keys)?;
+    Ok(manifest)
+}
+
+/// Sign and commit a manifest: signature first, then the manifest with a conditional
+/// create — the single commit point. A crash before it leaves no manifest, so nothing
+/// half-written can verify.
+pub fn commit(store: &Store, manifest: &Manifest, keys: &WriteKeys) -> Result<(), ArchiveError> {
+    let text = serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
+    let comment = format!(
+        "vaxarc manifest archive={} generation={} root={}",
+        manifest.archive_id, manifest.generation, manifest.merkle_root
+    );
+    let sig = manifest::sign(&keys.signing, &text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))?;
+    store.put(manifest::SIGNATURE, sig.into_bytes())?;
+    store.put_new(manifest::MANIFEST, text)?;
+    Ok(())
+}
+
+fn index_batch(index: &BTreeMap<(String, String), (String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("kind", DataType::Utf8, false),
+        ArrowField::new("key_hash", DataType::Utf8, false),
+        ArrowField::new("person_hash", DataType::Utf8, false),
+        ArrowField::new("bucket", DataType::UInt16, false),
+    ]));
+    let (mut k, mut h, mut p, mut b) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), UInt16Builder::new());
+    for ((kind, hash), (person, bucket)) in index {
+        k.append_value(kind);
+        h.append_value(hash);
+        p.append_value(person);
+        b.append_value(*bucket);
+    }
+    let cols: Vec<ArrayRef> = vec![Arc::new(k.finish()), Arc::new(h.finish()), Arc::new(p.finish()), Arc::new(b.finish())];
+    (RecordBatch::try_new(schema.clone(), cols).expect("index columns match"), schema)
+}
+
+fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("source_file_id", DataType::Utf8, false),
+        ArrowField::new("source_line", DataType::UInt64, false),
+        ArrowField::new("dose", DataType::UInt16, true),
+        ArrowField::new("reason", DataType::Utf8, false),
+        ArrowField::new("field", DataType::Utf8, true),
+        ArrowField::new("column", DataType::UInt32, true),
+        ArrowField::new("raw", DataType::Binary, false),
+    ]));
+    let mut f = StringBuilder::new();
+    let mut l = UInt64Builder::new();
+    let mut d = UInt16Builder::new();
+    let mut r = StringBuilder::new();
+    let mut fi = StringBuilder::new();
+    let mut c = UInt32Builder::new();
+    let mut raw = BinaryBuilder::new();
+    for e in q {
+        f.append_value(&e.file_id);
+        l.append_value(e.line);
+        d.append_option(e.dose);
+        r.append_value(&e.reason);
+        fi.append_option(e.field.as_deref());
+        c.append_option(e.column);
+        raw.append_value(&e.raw);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(f.finish()),
+        Arc::new(l.finish()),
+        Arc::new(d.finish()),
+        Arc::new(r.finish()),
+        Arc::new(fi.finish()),
+        Arc::new(c.finish()),
+        Arc::new(raw.finish()),
+    ];
+    (RecordBatch::try_new(schema.clone(), cols).expect("quarantine columns match"), schema)
+}
+
+fn review_batch(review: &[(String, String, f64)]) -> (RecordBatch, Arc<ArrowSchema>) {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("record_id", DataType::Utf8, false),
+        ArrowField::new("candidate_atena_number", DataType::Utf8, false),
+        ArrowField::new("score", DataType::Float64, false),
+    ]));
+    let (mut a, mut b, mut c) = (StringBuilder::new(), StringBuilder::new(), Float64Builder::new());
+    for (id, cand, score) in review {
+        a.append_value(id);
+        b.append_value(cand);
+        c.append_value(*score);
+    }
+    let cols: Vec<ArrayRef> = vec![Arc::new(a.finish()), Arc::new(b.finish()), Arc::new(c.finish())];
+    (RecordBatch::try_new(schema.clone(), cols).expect("review columns match"), schema)
+}
+
+/// Read and parse the manifest (no signature check: see [`verify`]).
+pub fn read_manifest(store: &Store) -> Result<(Manifest, Vec<u8>), ArchiveError> {
+    let bytes = store.get(manifest::MANIFEST)?;
+    if bytes.len() > 512 * 1024 * 1024 {
+        return Err(ArchiveError::Manifest("larger than 512 MiB".into()));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Manifest(format!("line {}, column {}: {}", e.line(), e.column(), e.classify_name())))?;
+    if m.format != manifest::FORMAT {
+        return Err(ArchiveError::Manifest("`format` is not vaxarc-archive".into()));
+    }
+    for f in &m.files {
+        if !verify::safe_object_path(&f.path) {
+            return Err(ArchiveError::Manifest(format!("object path `{}` is not a safe relative path; refused", f.path.escape_default())));
+        }
+    }
+    Ok((m, bytes))
+}
+
+/// Decrypt one partition's records (plain columns; vault columns stay Null).
+pub fn read_partition(store: &Store, schema: &Schema, p: &Partition, identities: &[age::x25519::Identity]) -> Result<Vec<Record>, ArchiveError> {
+    let ct = store.get(&p.file)?;
+    let key = store.get(&p.key)?;
+    let batches = open_parquet(&p.file, &ct, &key, identities)?;
+    Ok(batches.iter().flat_map(|b| batch::from_batch(schema, b)).collect())
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected structure",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
