@@ -9,12 +9,17 @@
 //! with ground truth.
 
 pub mod archive;
+pub mod cli;
+pub mod commands;
+pub mod exit_codes;
 pub mod generate;
 pub mod ingest;
+pub mod keys;
 pub mod layout;
 pub mod merkle;
 pub mod normalise;
 pub mod pipeline;
+pub mod progress;
 pub mod reconcile;
 pub mod record;
 pub mod schema;

@@ -1,1 +1,26 @@
-fn main() {}
+//! The `vaxarc` binary: parse arguments, run one command, print errors with a hint.
+
+use clap::Parser;
+
+use vaxarc::cli::Cli;
+use vaxarc::commands;
+use vaxarc::exit_codes::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::Success.into();
+                }
+            }
+            // One line: the cause chain, then the operator's next step.
+            let message = format!("{err:#}").replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            eprintln!("hint: {}", commands::hint_for(&err));
+            ExitCode::Error.into()
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Command-line definition (clap derive). Only argument shapes live here; each command's
+//! behaviour is in `commands/<verb>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vaxarc: migrate Japanese vaccination records into an encrypted, verifiable archive.
+#[derive(Debug, Parser)]
+#[command(name = "vaxarc", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// No progress bars and no summaries on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Accept identity files that others can read (refused by default, as ssh does).
+    #[arg(long, global = true)]
+    pub allow_insecure_identity: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole job on embedded synthetic data: generate, make demo keys, migrate, verify.
+    #[command(after_help = "Example:\n  vaxarc demo --dir ./vaxarc-demo --people 2000")]
+    Demo(DemoArgs),
+    /// Make an age X25519 identity (and optionally a minisign signing key pair).
+    #[command(after_help = "Example:\n  vaxarc keygen --output keys/custodian-1.key --signing-key keys/signing.key")]
+    Keygen(KeygenArgs),
+    /// Generate synthetic sources with ground truth, or score a run against the truth.
+    #[command(after_help = "Examples:\n  vaxarc testdata --out ./synthetic --people 10000 --seed 7\n  vaxarc testdata score --dir ./synthetic")]
+    Testdata(TestdataArgs),
+    /// Normalise values read one per line on stdin (operator's check of a new layout).
+    #[command(after_help = "Example:\n  printf 'R06.09.30\\n平成31年5月1日\\n' | vaxarc normalise --field date")]
+    Normalise(NormaliseArgs),
+    /// Ingest, normalise, reconcile and write a new encrypted archive.
+    #[command(after_help = "Example:\n  vaxarc migrate --pipeline ./synthetic/pipeline.toml --archive ./archive --json")]
+    Migrate(MigrateArgs),
+    /// Check an archive's signature, files, hashes and Merkle root; with identities, decrypt and count.
+    #[command(after_help = "Example:\n  vaxarc verify --archive ./archive --identity keys/custodian-1.key --json")]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's sources, keys and archive (a previous demo there is replaced).
+    #[arg(long, default_value = "vaxarc-demo")]
+    pub dir: PathBuf,
+    /// Synthetic people.
+    #[arg(long, default_value_t = 2000)]
+    pub people: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Identity file to write (mode 0600); the recipient goes to the same name with `.pub`.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Also write a minisign secret key here (mode 0600) and its public key beside it with `.pub`.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// A label written into the key files' comments (e.g. a custodian's role).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TestdataArgs {
+    #[command(subcommand)]
+    pub action: Option<TestdataAction>,
+    /// Output folder (must be empty or absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Synthetic people.
+    #[arg(long, default_value_t = 1000)]
+    pub people: usize,
+    /// Seed: the same arguments give byte-identical output.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// TOML file overriding dirt rates.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestdataAction {
+    /// Ingest and reconcile a generated set in memory and score it against its truth files.
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// A folder written by `vaxarc testdata --out`.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NormaliseArgs {
+    /// Normaliser kind: date, datetime, name_kanji, name_kana, kojin_bango, municipality_code, ...
+    #[arg(long)]
+    pub field: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Pipeline definition (TOML).
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// Archive location: a folder (new or empty).
+    #[arg(long)]
+    pub archive: String,
+    /// minisign secret key; overrides the pipeline's `archive.signing_key`.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// Identity files (custodian, and vault for the vault objects) for the deep check.
+    #[arg(long)]
+    pub identity: Vec<PathBuf>,
+    /// minisign public key to pin (default: the key recorded in the manifest).
+    #[arg(long)]
+    pub pubkey: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,112 @@
+//! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
+
+pub mod demo;
+pub mod keygen;
+pub mod migrate;
+pub mod normalise;
+pub mod testdata;
+pub mod verify;
+
+use crate::cli::{Cli, Command};
+use crate::exit_codes::ExitCode;
+use crate::progress::Printer;
+
+/// What every command gets.
+pub struct Context {
+    /// Progress and notes.
+    pub printer: Printer,
+    /// Accept identity files readable by others.
+    pub allow_insecure_identity: bool,
+}
+
+/// Dispatch a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context {
+        printer: Printer::new(cli.global.quiet),
+        allow_insecure_identity: cli.global.allow_insecure_identity,
+    };
+    match cli.command {
+        Command::Demo(a) => demo::run(a, &ctx),
+        Command::Keygen(a) => keygen::run(a, &ctx),
+        Command::Testdata(a) => testdata::run(a, &ctx),
+        Command::Normalise(a) => normalise::run(a, &ctx),
+        Command::Migrate(a) => migrate::run(a, &ctx),
+        Command::Verify(a) => verify::run(a, &ctx),
+    }
+}
+
+/// Current UTC time, RFC 3339 (the only clock read, in the shell).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Print a value as one JSON object on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// An error with the operator's next step attached.
+#[derive(Debug)]
+pub struct Hinted {
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// A refusal with a hint.
+pub fn refuse(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
+/// The hint for an error: its own, or one chosen by the error's type.
+pub fn hint_for(err: &anyhow::Error) -> String {
+    for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            return h.hint.clone();
+        }
+        if cause.downcast_ref::<crate::pipeline::PipelineError>().is_some() {
+            return "fix the pipeline file at the place named; `docs/pipeline.md` lists every key".into();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ingest::IngestError>() {
+            return match e {
+                crate::ingest::IngestError::MissingHeader { .. } | crate::ingest::IngestError::DuplicateHeader { .. } => {
+                    "check that the file matches its layout in `schemas/sources/`, or write a layout for this export".into()
+                }
+                _ => "check that the source file exists, is readable, and is the export the pipeline names".into(),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::keys::KeyError>() {
+            return match e {
+                crate::keys::KeyError::Insecure { .. } => "run `chmod 600` on the identity file, or pass --allow-insecure-identity".into(),
+                _ => "check the key file path; make keys with `vaxarc keygen`".into(),
+            };
+        }
+        if cause.downcast_ref::<crate::archive::crypto::CryptoError>().is_some() {
+            return "pass the identity of a custodian (or vault holder) of this archive with --identity".into();
+        }
+        if cause.downcast_ref::<crate::archive::store::StoreError>().is_some() {
+            return "check the --archive location and that it is reachable and writable".into();
+        }
+        if cause.downcast_ref::<crate::archive::ArchiveError>().is_some() {
+            return "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)".into();
+        }
+    }
+    "see `vaxarc --help` and docs/cli.md".into()
+}
