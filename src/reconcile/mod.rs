@@ -1,1 +1,3 @@
 //! Reconciliation against the resident registry (see issue 4).
+mod frames;
+mod keys;
