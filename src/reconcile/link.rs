@@ -142,13 +142,21 @@ fn within_one_edit(a: &str, b: &str) -> bool {
     ra.get(1..) == rb.get(1..)
         || ra.get(1..) == Some(rb)
         || Some(ra) == rb.get(1..)
-        || (ra.len() >= 2 && rb.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        || (ra.len() >= 2
+            && rb.len() >= 2
+            && ra[0] == rb[1]
+            && ra[1] == rb[0]
+            && ra[2..] == rb[2..])
 }
 
 fn one_component_off(a: i32, b: i32) -> bool {
     let (ya, ma, da) = civil_from_days(a);
     let (yb, mb, db) = civil_from_days(b);
-    [(ya != yb), (ma != mb), (da != db)].iter().filter(|x| **x).count() == 1
+    [(ya != yb), (ma != mb), (da != db)]
+        .iter()
+        .filter(|x| **x)
+        .count()
+        == 1
 }
 
 /// The Fellegi–Sunter score of a record against a registry person.
@@ -215,8 +223,11 @@ pub(crate) fn link(
     let people: Vec<Person> = records.par_iter().map(|r| Person::of(f, r)).collect();
     let reg_people: Vec<Person> = registry.par_iter().map(|r| Person::of(f, r)).collect();
 
-    // Deterministic keys, in order of precedence.
+    // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
+    // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.
     let all = |_: usize| true;
+    let own_atena = |i: usize| ticket[i].atena.is_none();
+    let own_kojin = |i: usize| ticket[i].kojin_bango.is_none();
     let ticket_keyed = |pick: fn(&TicketIds) -> &Option<String>| -> Keyed {
         ticket
             .iter()
@@ -227,7 +238,11 @@ pub(crate) fn link(
     let steps: Vec<(Method, Vec<Vec<usize>>)> = vec![
         (
             Method::Atena,
-            frames::join_pairs(keyed(records, f.atena_number, all), keyed(registry, f.atena_number, all), None),
+            frames::join_pairs(
+                keyed(records, f.atena_number, own_atena),
+                keyed(registry, f.atena_number, all),
+                None,
+            ),
         ),
         (
             Method::IntegratedAtena,
@@ -239,15 +254,27 @@ pub(crate) fn link(
         ),
         (
             Method::KojinBango,
-            frames::join_pairs(keyed(records, f.kojin_bango, all), keyed(registry, f.kojin_bango, all), None),
+            frames::join_pairs(
+                keyed(records, f.kojin_bango, own_kojin),
+                keyed(registry, f.kojin_bango, all),
+                None,
+            ),
         ),
         (
             Method::Ticket,
-            frames::join_pairs(ticket_keyed(|t| &t.atena), keyed(registry, f.atena_number, all), None),
+            frames::join_pairs(
+                ticket_keyed(|t| &t.atena),
+                keyed(registry, f.atena_number, all),
+                None,
+            ),
         ),
         (
             Method::Ticket,
-            frames::join_pairs(ticket_keyed(|t| &t.kojin_bango), keyed(registry, f.kojin_bango, all), None),
+            frames::join_pairs(
+                ticket_keyed(|t| &t.kojin_bango),
+                keyed(registry, f.kojin_bango, all),
+                None,
+            ),
         ),
     ]
     .into_iter()

@@ -36,7 +36,9 @@ const KEEP: &[&str] = &[
 /// `file_id:line:blake3` of a record's source row.
 pub(crate) fn provenance(f: &Fields, r: &Record) -> String {
     let s = |i: usize| r[i].as_str().unwrap_or("").to_string();
-    let line = r[f.source_line].as_int().map_or(String::new(), |l| l.to_string());
+    let line = r[f.source_line]
+        .as_int()
+        .map_or(String::new(), |l| l.to_string());
     format!("{}:{}:{}", s(f.source_file_id), line, s(f.raw_row_blake3))
 }
 
@@ -74,7 +76,11 @@ fn lots_compatible(a: &Value, b: &Value) -> bool {
 
 /// Merge in place. Returns the records that remain (absorbed rows removed) and the
 /// number of absorbed rows. Sets `merge_status` on every record.
-pub(crate) fn merge(f: &Fields, keep_idx: &[usize], mut records: Vec<Record>) -> (Vec<Record>, u64) {
+pub(crate) fn merge(
+    f: &Fields,
+    keep_idx: &[usize],
+    mut records: Vec<Record>,
+) -> (Vec<Record>, u64) {
     let kind = |r: &Record| r[f.source_kind].as_str().unwrap_or("").to_string();
     let keyed: frames::Keyed = records
         .iter()
@@ -94,9 +100,16 @@ pub(crate) fn merge(f: &Fields, keep_idx: &[usize], mut records: Vec<Record>) ->
     let mut absorbed_by: Vec<Option<usize>> = vec![None; records.len()];
     let mut status: Vec<&'static str> = vec!["single"; records.len()];
     for members in groups.values().filter(|m| m.len() > 1) {
-        let vrs: Vec<usize> = members.iter().copied().filter(|&i| kind(&records[i]) == VRS_KIND).collect();
-        let ledger: Vec<usize> =
-            members.iter().copied().filter(|&i| kind(&records[i]) == LEDGER_KIND).collect();
+        let vrs: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| kind(&records[i]) == VRS_KIND)
+            .collect();
+        let ledger: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| kind(&records[i]) == LEDGER_KIND)
+            .collect();
         if vrs.is_empty() || ledger.is_empty() {
             continue;
         }
@@ -131,7 +144,10 @@ pub(crate) fn merge(f: &Fields, keep_idx: &[usize], mut records: Vec<Record>) ->
     let mut provenance_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for (l, v) in absorbed_by.iter().enumerate() {
         let Some(v) = *v else { continue };
-        provenance_of.entry(v).or_default().push(provenance(f, &records[l]));
+        provenance_of
+            .entry(v)
+            .or_default()
+            .push(provenance(f, &records[l]));
         let absorbed = records[l].clone();
         let survivor = &mut records[v];
         for (i, value) in absorbed.iter().enumerate() {

@@ -220,7 +220,12 @@ fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
 }
 
 /// Step 1: fill VRS doses' Null person items from their ticket's person row.
-fn enrich(f: &Fields, records: &mut [Record], persons: &[Record], stats: &mut Stats) -> Vec<TicketIds> {
+fn enrich(
+    f: &Fields,
+    records: &mut [Record],
+    persons: &[Record],
+    stats: &mut Stats,
+) -> Vec<TicketIds> {
     let is_vrs = |r: &Record| r[f.source_kind].as_str() == Some(merge::VRS_KIND);
     let left: frames::Keyed = records
         .iter()
@@ -334,7 +339,13 @@ pub fn reconcile(
                     .candidates
                     .iter()
                     .map(|&(g, s)| {
-                        (registry[g][f.atena_number].as_str().unwrap_or("").to_string(), s)
+                        (
+                            registry[g][f.atena_number]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string(),
+                            s,
+                        )
                     })
                     .collect(),
             });
@@ -353,7 +364,10 @@ pub fn reconcile(
         let name = |i: usize| r[i].as_str().unwrap_or("").to_string();
         *stats.by_method.entry(name(f.match_method)).or_default() += 1;
         *stats.by_status.entry(name(f.registry_status)).or_default() += 1;
-        *stats.by_merge_status.entry(name(f.merge_status)).or_default() += 1;
+        *stats
+            .by_merge_status
+            .entry(name(f.merge_status))
+            .or_default() += 1;
         if !r[f.conflicts].is_null() {
             stats.conflicts += 1;
         }

@@ -4,4 +4,10 @@ use serde::Serialize;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Quality {}
 /// Score.
-pub fn score(_o: &super::Outcome, _s: &crate::schema::Schema, _t: &std::path::Path) -> anyhow::Result<Quality> { Ok(Quality::default()) }
+pub fn score(
+    _o: &super::Outcome,
+    _s: &crate::schema::Schema,
+    _t: &std::path::Path,
+) -> anyhow::Result<Quality> {
+    Ok(Quality::default())
+}
