@@ -599,3 +599,31 @@ proptest! {
         prop_assert_eq!(expected, seen);
     }
 }
+
+#[test]
+fn quality_against_truth_files() {
+    let out = merge_pair("FA1234", None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("persons.csv"),
+        "person_id,in_registry,atena_number,integrated_atena_number,kojin_bango,kanji_name,kana_name,birth_date,sex,registry_status,registry_status_date,municipality_code,ticket_number\n\
+         P1,true,1003,,,,,,,,,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        "file_id,line,dose,person_id,outcome,reason,dose_key,merge,atena_number\n\
+         vrs1,5,1,P1,record,,K1,merged,\n\
+         ledger1,9,,P1,record,,K1,merged,1003\n\
+         ledger1,10,,P1,quarantine,bad date,,,\n",
+    )
+    .unwrap();
+    let q = score(&out, schema(), dir.path()).unwrap();
+    assert_eq!(q.records_scored, 2);
+    assert_eq!((q.linked, q.correct_links, q.true_links), (2, 2, 2));
+    assert_eq!((q.merged_pairs, q.correct_merges, q.true_merge_pairs), (1, 1, 1));
+    assert_eq!(q.link_precision, 1.0);
+    assert_eq!(q.merge_recall, 1.0);
+    assert!(q.render_text().contains("link precision"));
+    assert!(score(&out, schema(), &dir.path().join("missing")).is_err());
+}
