@@ -621,9 +621,75 @@ fn quality_against_truth_files() {
     let q = score(&out, schema(), dir.path()).unwrap();
     assert_eq!(q.records_scored, 2);
     assert_eq!((q.linked, q.correct_links, q.true_links), (2, 2, 2));
-    assert_eq!((q.merged_pairs, q.correct_merges, q.true_merge_pairs), (1, 1, 1));
+    assert_eq!(
+        (q.merged_pairs, q.correct_merges, q.true_merge_pairs),
+        (1, 1, 1)
+    );
     assert_eq!(q.link_precision, 1.0);
     assert_eq!(q.merge_recall, 1.0);
     assert!(q.render_text().contains("link precision"));
     assert!(score(&out, schema(), &dir.path().join("missing")).is_err());
+}
+
+/// A scale check: `cargo test --lib reconcile::tests::scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "slow in debug builds"]
+fn scale() {
+    let family = [
+        "サトウ",
+        "スズキ",
+        "タカハシ",
+        "タナカ",
+        "ワタナベ",
+        "イトウ",
+        "ヤマモト",
+        "ナカムラ",
+    ];
+    let given = [
+        "ハナコ",
+        "タロウ",
+        "ユウ",
+        "マコト",
+        "アキラ",
+        "ケンジ",
+        "ヨウコ",
+        "ヒロシ",
+        "サクラ",
+        "ダイキ",
+    ];
+    let n = 50_000;
+    let registry: Vec<Record> = (0..n)
+        .map(|i| {
+            let kana = format!("{}\u{3000}{}", family[i % 8], given[(i / 8) % 10]);
+            person(
+                &format!("{}", 10_000 + i),
+                &format!("名{i}"),
+                &kana,
+                Value::Date(-3000 + (i as i32 * 7919) % 30000),
+                "F",
+            )
+        })
+        .collect();
+    let records: Vec<Record> = (0..2 * n)
+        .map(|i| {
+            let g = &registry[i % n];
+            ledger(
+                &format!("r{i:07}"),
+                i as i64,
+                &[
+                    ("kana_name", get(g, "kana_name").clone()),
+                    ("kanji_name", get(g, "kanji_name").clone()),
+                    ("birth_date", get(g, "birth_date").clone()),
+                ],
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let out = run(records, &registry, &[]);
+    eprintln!(
+        "{} records in {:?}: {:?}",
+        2 * n,
+        start.elapsed(),
+        out.stats.by_method
+    );
 }
