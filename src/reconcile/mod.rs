@@ -1,13 +1,386 @@
-//! Reconciliation (issue 4). TEMPORARY STUB on main until the reconcile branch lands.
+//! Reconciliation: link every dose record to one resident-registry person (or
+//! explicitly to none) and merge the doses recorded twice (VRS export + ledger).
+//!
+//! [`reconcile`] is a pure function: no I/O, no clock, no randomness; the same input
+//! gives the same output in the same order whatever the thread count. The steps:
+//!
+//! 1. **Enrich VRS doses** from the VRS person list, joined on (自治体コード, 接種券番号).
+//! 2. **Deterministic links**, first hit wins: 宛名番号 (`atena`), 団体内統合宛名番号
+//!    (`integrated_atena`), 個人番号 (`kojin_bango`), then the identifiers the VRS
+//!    person row gave (`ticket`). A key pointing at a person whose birth date *and*
+//!    kana key both disagree is not followed.
+//! 3. **Probabilistic links** (Fellegi–Sunter, [`Rules`]) for the rest:
+//!    `probabilistic`, `review` (never linked, listed in [`Outcome::review`]) or `none`.
+//! 4. **Merge** doses of one linked person recorded in both sources.
+//!
+//! Relational work (joins, blocking, the merge group-by) runs in polars on narrow
+//! `(row, key)` frames (`frames.rs`); see `docs/reconcile.md` for the model.
+//!
+//! Names, numbers and dates are personal data: nothing here logs or prints them, and
+//! the `Debug` impls of [`ReviewItem`] and [`Outcome`] show counts only.
+
+mod frames;
+mod keys;
+mod link;
+mod merge;
+pub mod quality;
+mod rules;
+
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use crate::record::Record;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::record::{Record, Value};
 use crate::schema::Schema;
-pub struct Rules;
-impl Rules { pub fn embedded() -> &'static Rules { &Rules } pub fn from_toml(_s: &str) -> Result<Rules, String> { Ok(Rules) } }
-pub struct ReviewItem { pub record_id: String, pub candidates: Vec<(String, f64)> }
-#[derive(Default, serde::Serialize)]
-pub struct Stats { pub by_method: BTreeMap<String, u64>, pub by_status: BTreeMap<String, u64>, pub merged_rows: u64, pub conflicts: u64, pub review: u64 }
-pub struct Outcome { pub records: Vec<Record>, pub review: Vec<ReviewItem>, pub stats: Stats }
-pub fn reconcile(_schema: &Schema, records: Vec<Record>, _registry: &[Record], _vrs: &[Record], _rules: &Rules) -> Outcome {
-    Outcome { records, review: Vec::new(), stats: Stats::default() }
+
+pub use quality::{score, Quality};
+pub use rules::{Comparison, KeyPart, Mu, Rules, DEFAULT_RULES_TOML};
+
+use link::{Method, TicketIds};
+
+/// The result of [`reconcile`].
+pub struct Outcome {
+    /// Reconciled records, sorted by `record_id` (absorbed duplicates removed).
+    pub records: Vec<Record>,
+    /// Records that need a person's decision, sorted by `record_id`.
+    pub review: Vec<ReviewItem>,
+    /// Counts for the run report.
+    pub stats: Stats,
 }
+
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outcome")
+            .field("records", &self.records.len())
+            .field("review", &self.review.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// A record the reconciler would not decide alone. PERSONAL DATA: the registry atena
+/// numbers identify people; `Debug` shows only the number of candidates.
+#[derive(Clone, PartialEq)]
+pub struct ReviewItem {
+    /// The record's `record_id`.
+    pub record_id: String,
+    /// Registry 宛名番号 and Fellegi–Sunter score of each candidate, best first.
+    pub candidates: Vec<(String, f64)>,
+}
+
+impl fmt::Debug for ReviewItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReviewItem")
+            .field("candidates", &self.candidates.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of a reconciliation run. No personal data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Records given to [`reconcile`].
+    pub records_in: u64,
+    /// Records in [`Outcome::records`]; `records_in = records_out + merged_rows`.
+    pub records_out: u64,
+    /// Output records per `match_method`.
+    pub by_method: BTreeMap<String, u64>,
+    /// Output records per `registry_status`.
+    pub by_status: BTreeMap<String, u64>,
+    /// Output records per `merge_status`.
+    pub by_merge_status: BTreeMap<String, u64>,
+    /// Rows absorbed into another record by a merge.
+    pub merged_rows: u64,
+    /// Output records with a non-empty `conflicts` field.
+    pub conflicts: u64,
+    /// Records sent to review.
+    pub review: u64,
+    /// VRS dose records that found their person row by ticket.
+    pub vrs_enriched: u64,
+    /// VRS dose records whose ticket is not in the person list.
+    pub vrs_ticket_unknown: u64,
+    /// Deterministic keys not followed because they pointed at a suspicious person.
+    pub suspicious_keys: u64,
+}
+
+/// Indices of the fields reconciliation reads or writes.
+pub(crate) struct Fields {
+    pub record_id: usize,
+    pub atena_number: usize,
+    pub integrated_atena_number: usize,
+    pub kojin_bango: usize,
+    pub kanji_name: usize,
+    pub kana_name: usize,
+    pub birth_date: usize,
+    pub sex: usize,
+    pub postal_code: usize,
+    pub address: usize,
+    pub vaccine_code: usize,
+    pub dose_number: usize,
+    pub vaccination_date: usize,
+    pub lot_number: usize,
+    pub municipality_code: usize,
+    pub ticket_number: usize,
+    pub source_kind: usize,
+    pub source_file_id: usize,
+    pub source_line: usize,
+    pub raw_row_blake3: usize,
+    pub merged_provenance: usize,
+    pub match_method: usize,
+    pub match_score: usize,
+    pub registry_atena_number: usize,
+    pub registry_status: usize,
+    pub registry_status_date: usize,
+    pub conflicts: usize,
+    pub merge_status: usize,
+    /// Person-row fields a VRS dose takes from its ticket's person row when Null.
+    pub person_fill: Vec<usize>,
+}
+
+/// Fields a VRS dose fills from its person row (those the schema has).
+const PERSON_FILL: &[&str] = &[
+    "atena_number",
+    "kojin_bango",
+    "kanji_name",
+    "kana_name",
+    "birth_date",
+    "sex",
+    "vaccination_status",
+    "vaccine_type",
+    "product_name",
+    "former_name",
+    "romaji_name",
+    "nationality",
+    "passport_number",
+    "certificate_id",
+    "certificate_issued_date",
+];
+
+impl Fields {
+    pub(crate) fn new(s: &Schema) -> Fields {
+        Fields {
+            record_id: s.idx("record_id"),
+            atena_number: s.idx("atena_number"),
+            integrated_atena_number: s.idx("integrated_atena_number"),
+            kojin_bango: s.idx("kojin_bango"),
+            kanji_name: s.idx("kanji_name"),
+            kana_name: s.idx("kana_name"),
+            birth_date: s.idx("birth_date"),
+            sex: s.idx("sex"),
+            postal_code: s.idx("postal_code"),
+            address: s.idx("address"),
+            vaccine_code: s.idx("vaccine_code"),
+            dose_number: s.idx("dose_number"),
+            vaccination_date: s.idx("vaccination_date"),
+            lot_number: s.idx("lot_number"),
+            municipality_code: s.idx("municipality_code"),
+            ticket_number: s.idx("ticket_number"),
+            source_kind: s.idx("source_kind"),
+            source_file_id: s.idx("source_file_id"),
+            source_line: s.idx("source_line"),
+            raw_row_blake3: s.idx("raw_row_blake3"),
+            merged_provenance: s.idx("merged_provenance"),
+            match_method: s.idx("match_method"),
+            match_score: s.idx("match_score"),
+            registry_atena_number: s.idx("registry_atena_number"),
+            registry_status: s.idx("registry_status"),
+            registry_status_date: s.idx("registry_status_date"),
+            conflicts: s.idx("conflicts"),
+            merge_status: s.idx("merge_status"),
+            person_fill: PERSON_FILL.iter().filter_map(|n| s.index(n)).collect(),
+        }
+    }
+}
+
+/// Total, deterministic record order: `record_id`, then provenance, then all values.
+fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
+    let key = |r: &Record| {
+        (
+            r[f.record_id].as_str().map(str::to_string),
+            r[f.source_file_id].as_str().map(str::to_string),
+            r[f.source_line].as_int(),
+            r[f.raw_row_blake3].as_str().map(str::to_string),
+        )
+    };
+    key(a).cmp(&key(b)).then_with(|| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.partial_cmp(y).unwrap_or(Ordering::Equal))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    })
+}
+
+fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
+    let m = r[f.municipality_code].as_str().filter(|s| !s.is_empty())?;
+    let t = r[f.ticket_number].as_str().filter(|s| !s.is_empty())?;
+    Some(format!("{m}\u{1f}{t}"))
+}
+
+/// Step 1: fill VRS doses' Null person items from their ticket's person row.
+fn enrich(
+    f: &Fields,
+    records: &mut [Record],
+    persons: &[Record],
+    stats: &mut Stats,
+) -> Vec<TicketIds> {
+    let is_vrs = |r: &Record| r[f.source_kind].as_str() == Some(merge::VRS_KIND);
+    let left: frames::Keyed = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| is_vrs(r))
+        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
+        .collect();
+    let right: frames::Keyed = persons
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
+        .collect();
+    let with_ticket = left.len() as u64;
+    // Pairs are sorted: the first pair of a record is its lowest-indexed person row.
+    let mut person_of: Vec<Option<usize>> = vec![None; records.len()];
+    for (r, p) in frames::join_pairs(left, right, None) {
+        person_of[r as usize].get_or_insert(p as usize);
+    }
+    let mut ids = vec![TicketIds::default(); records.len()];
+    for (i, p) in person_of.iter().enumerate() {
+        let Some(p) = *p else { continue };
+        stats.vrs_enriched += 1;
+        let person = &persons[p];
+        let record = &mut records[i];
+        if record[f.atena_number].is_null() {
+            ids[i].atena = person[f.atena_number].as_str().map(str::to_string);
+        }
+        if record[f.kojin_bango].is_null() {
+            ids[i].kojin_bango = person[f.kojin_bango].as_str().map(str::to_string);
+        }
+        for &field in &f.person_fill {
+            if record[field].is_null() && !person[field].is_null() {
+                record[field] = person[field].clone();
+            }
+        }
+    }
+    stats.vrs_ticket_unknown = with_ticket - stats.vrs_enriched;
+    ids
+}
+
+/// Conflicts between a linked record and its registry person (by key for names).
+fn person_conflicts(f: &Fields, r: &Record, g: &Record) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let (rp, gp) = (link::Person::of(f, r), link::Person::of(f, g));
+    if matches!((rp.birth, gp.birth), (Some(a), Some(b)) if a != b) {
+        out.push("birth_date");
+    }
+    if matches!((&rp.sex, &gp.sex), (Some(a), Some(b)) if a != b) {
+        out.push("sex");
+    }
+    if matches!((&rp.kana, &gp.kana), (Some(a), Some(b)) if a != b) {
+        out.push("kana_name");
+    }
+    if matches!((&rp.kanji, &gp.kanji), (Some(a), Some(b)) if a != b) {
+        out.push("kanji_name");
+    }
+    out
+}
+
+/// Reconcile dose records against the registry. See the module documentation.
+pub fn reconcile(
+    schema: &Schema,
+    records: Vec<Record>,
+    registry: &[Record],
+    vrs_persons: &[Record],
+    rules: &Rules,
+) -> Outcome {
+    let f = Fields::new(schema);
+    let mut stats = Stats {
+        records_in: records.len() as u64,
+        ..Stats::default()
+    };
+    let mut records = records;
+    records.sort_by(|a, b| record_order(&f, a, b));
+
+    let ticket = enrich(&f, &mut records, vrs_persons, &mut stats);
+    let links = link::link(&f, &records, &ticket, registry, rules);
+
+    let mut review = Vec::new();
+    for (r, l) in records.iter_mut().zip(&links) {
+        stats.suspicious_keys += u64::from(l.suspicious);
+        r[f.match_method] = Value::Str(l.method.as_str().to_string());
+        r[f.match_score] = match l.method {
+            Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
+            _ => Value::Null,
+        };
+        r[f.conflicts] = Value::Null;
+        match l.registry {
+            Some(g) => {
+                let person = &registry[g];
+                r[f.registry_atena_number] = person[f.atena_number].clone();
+                r[f.registry_status] = match &person[f.registry_status] {
+                    Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
+                    _ => Value::Str(DEFAULT_REGISTRY_STATUS.to_string()),
+                };
+                r[f.registry_status_date] = person[f.registry_status_date].clone();
+                for c in person_conflicts(&f, r, person) {
+                    merge::add_conflict(&f, r, c);
+                }
+            }
+            None => {
+                r[f.registry_atena_number] = Value::Null;
+                r[f.registry_status] = Value::Str("unlinked".to_string());
+                r[f.registry_status_date] = Value::Null;
+            }
+        }
+        if l.method == Method::Review {
+            review.push(ReviewItem {
+                record_id: r[f.record_id].as_str().unwrap_or("").to_string(),
+                candidates: l
+                    .candidates
+                    .iter()
+                    .map(|&(g, s)| {
+                        (
+                            registry[g][f.atena_number]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string(),
+                            s,
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+
+    let keep = merge::keep_indices(schema);
+    let (mut records, merged_rows) = merge::merge(&f, &keep, records);
+    records.sort_by(|a, b| record_order(&f, a, b));
+    review.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+
+    stats.merged_rows = merged_rows;
+    stats.records_out = records.len() as u64;
+    stats.review = review.len() as u64;
+    for r in &records {
+        let name = |i: usize| r[i].as_str().unwrap_or("").to_string();
+        *stats.by_method.entry(name(f.match_method)).or_default() += 1;
+        *stats.by_status.entry(name(f.registry_status)).or_default() += 1;
+        *stats
+            .by_merge_status
+            .entry(name(f.merge_status))
+            .or_default() += 1;
+        if !r[f.conflicts].is_null() {
+            stats.conflicts += 1;
+        }
+    }
+    Outcome {
+        records,
+        review,
+        stats,
+    }
+}
+
+/// The status given to a linked record whose registry row carries none.
+const DEFAULT_REGISTRY_STATUS: &str = "resident";
+
+#[cfg(test)]
+mod tests;

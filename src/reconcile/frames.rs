@@ -1,0 +1,115 @@
+//! The polars glue: every relational step of reconciliation (key joins, blocking joins,
+//! the merge group-by) runs here, on narrow frames of `(row index, key string)`.
+//!
+//! Callers build key lists in plain Rust (the keys are personal data; they never leave
+//! this process and are never printed) and get back row-index pairs. All results are
+//! sorted, so the output does not depend on polars' thread scheduling.
+
+use polars::prelude::*;
+
+/// A row index paired with a join key. Rows without a key are simply left out.
+pub(crate) type Keyed = Vec<(u32, String)>;
+
+fn frame(index_name: &str, rows: Keyed) -> PolarsResult<DataFrame> {
+    let (index, keys): (Vec<u32>, Vec<String>) = rows.into_iter().unzip();
+    DataFrame::new(
+        index.len(),
+        vec![
+            Column::new(index_name.into(), index),
+            Column::new("key".into(), keys),
+        ],
+    )
+}
+
+fn pairs_of(df: &DataFrame, left: &str, right: &str) -> PolarsResult<Vec<(u32, u32)>> {
+    let l = df.column(left)?.u32()?;
+    let r = df.column(right)?.u32()?;
+    let mut out: Vec<(u32, u32)> = l
+        .iter()
+        .zip(r.iter())
+        .filter_map(|(a, b)| Some((a?, b?)))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Inner join of `left` and `right` on the key: every `(left row, right row)` pair whose
+/// keys are equal, sorted and deduplicated. Keys held by more than `max_right_per_key`
+/// right rows are skipped (a blocking key that common says nothing and costs quadratic
+/// time).
+pub(crate) fn join_pairs(
+    left: Keyed,
+    right: Keyed,
+    max_right_per_key: Option<u32>,
+) -> Vec<(u32, u32)> {
+    if left.is_empty() || right.is_empty() {
+        return Vec::new();
+    }
+    let run = || -> PolarsResult<Vec<(u32, u32)>> {
+        let l = frame("l", left)?.lazy();
+        let mut r = frame("r", right)?.lazy();
+        if let Some(cap) = max_right_per_key {
+            let small = r
+                .clone()
+                .group_by([col("key")])
+                .agg([len().alias("n")])
+                .filter(col("n").lt_eq(lit(cap)))
+                .select([col("key")]);
+            r = r.inner_join(small, col("key"), col("key"));
+        }
+        let joined = l
+            .inner_join(r, col("key"), col("key"))
+            .select([col("l"), col("r")])
+            .collect()?;
+        pairs_of(&joined, "l", "r")
+    };
+    run().expect("joining two (u32, str) frames cannot fail")
+}
+
+/// Group rows by key: for each row, the smallest row index with the same key (the
+/// group's id), as `(row, group)` sorted by row.
+pub(crate) fn group_ids(rows: Keyed) -> Vec<(u32, u32)> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let run = || -> PolarsResult<Vec<(u32, u32)>> {
+        let rows = frame("row", rows)?.lazy();
+        let groups = rows
+            .clone()
+            .group_by([col("key")])
+            .agg([col("row").min().alias("group")]);
+        let joined = rows
+            .inner_join(groups, col("key"), col("key"))
+            .select([col("row"), col("group")])
+            .collect()?;
+        pairs_of(&joined, "row", "group")
+    };
+    run().expect("grouping a (u32, str) frame cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed(v: &[(u32, &str)]) -> Keyed {
+        v.iter().map(|(i, k)| (*i, (*k).to_string())).collect()
+    }
+
+    #[test]
+    fn join_finds_equal_keys() {
+        let l = keyed(&[(0, "a"), (1, "b"), (2, "c"), (3, "a")]);
+        let r = keyed(&[(10, "a"), (11, "c"), (12, "c"), (13, "z")]);
+        assert_eq!(
+            join_pairs(l.clone(), r.clone(), None),
+            vec![(0, 10), (2, 11), (2, 12), (3, 10)]
+        );
+        assert_eq!(join_pairs(l, r, Some(1)), vec![(0, 10), (3, 10)]);
+    }
+
+    #[test]
+    fn groups_by_key() {
+        let rows = keyed(&[(5, "x"), (1, "y"), (3, "x"), (7, "z")]);
+        assert_eq!(group_ids(rows), vec![(1, 1), (3, 3), (5, 3), (7, 7)]);
+    }
+}

@@ -1,0 +1,397 @@
+//! Linking records to registry people: deterministic keys first, then Fellegi–Sunter.
+//!
+//! Pure: takes indexed records and registry rows, returns one [`Link`] per record.
+//! Every join runs in [`super::frames`]; the per-pair scoring is plain Rust in parallel
+//! (rayon), collected in input order so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::frames::{self, Keyed};
+use super::keys;
+use super::rules::Rules;
+use super::Fields;
+use crate::record::{civil_from_days, Record, Value};
+
+/// How a record was (or was not) linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Atena,
+    IntegratedAtena,
+    KojinBango,
+    Ticket,
+    Probabilistic,
+    Review,
+    None,
+}
+
+impl Method {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Method::Atena => "atena",
+            Method::IntegratedAtena => "integrated_atena",
+            Method::KojinBango => "kojin_bango",
+            Method::Ticket => "ticket",
+            Method::Probabilistic => "probabilistic",
+            Method::Review => "review",
+            Method::None => "none",
+        }
+    }
+}
+
+/// The linking decision for one record.
+#[derive(Clone, Debug)]
+pub(crate) struct Link {
+    pub method: Method,
+    /// Best Fellegi–Sunter score (probabilistic and review only).
+    pub score: Option<f64>,
+    /// Index of the linked registry row.
+    pub registry: Option<usize>,
+    /// Review candidates: registry row and score, best first.
+    pub candidates: Vec<(usize, f64)>,
+    /// Deterministic keys that pointed at a suspicious person and were not followed.
+    pub suspicious: u32,
+}
+
+/// Identifiers a VRS dose got from its person row via the ticket (not its own).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TicketIds {
+    pub atena: Option<String>,
+    pub kojin_bango: Option<String>,
+}
+
+/// The person items a comparison looks at, with the name keys computed once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Person {
+    pub kana: Option<String>,
+    pub kanji: Option<String>,
+    pub birth: Option<i32>,
+    pub sex: Option<String>,
+    pub postal: Option<String>,
+    pub address: Option<String>,
+}
+
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+impl Person {
+    pub(crate) fn of(f: &Fields, r: &Record) -> Person {
+        let key = |v: &Value, k: fn(&str) -> String| text(v).map(k).filter(|s| !s.is_empty());
+        Person {
+            kana: key(&r[f.kana_name], keys::kana),
+            kanji: key(&r[f.kanji_name], keys::kanji),
+            birth: r[f.birth_date].as_date(),
+            sex: text(&r[f.sex]).filter(|s| *s != "U").map(str::to_string),
+            postal: text(&r[f.postal_code]).map(|s| s.replace(['-', 'ー', '－'], "")),
+            address: text(&r[f.address]).map(|s| s.split_whitespace().collect()),
+        }
+    }
+
+    fn has_identity(&self) -> bool {
+        self.kana.is_some() || self.kanji.is_some()
+    }
+
+    /// The value of a blocking key part, cut to `prefix` characters.
+    fn part(&self, name: &str, prefix: Option<usize>) -> Option<String> {
+        let full = match name {
+            "kana_key" => self.kana.clone(),
+            "kanji_key" => self.kanji.clone(),
+            "birth_date" => self.birth.map(|d| d.to_string()),
+            "birth_year" => self.birth.map(|d| civil_from_days(d).0.to_string()),
+            "sex" => self.sex.clone(),
+            "postal_code" => self.postal.clone(),
+            _ => None,
+        }?;
+        Some(match prefix {
+            Some(n) => full.chars().take(n).collect(),
+            None => full,
+        })
+    }
+
+    fn block_key(&self, rule: &[super::rules::KeyPart]) -> Option<String> {
+        let mut key = String::new();
+        for part in rule {
+            key.push_str(&self.part(&part.name, part.prefix)?);
+            key.push('\u{1f}');
+        }
+        Some(key)
+    }
+}
+
+/// Does a deterministic key point at someone else? Both the birth date and the kana key
+/// disagree (each present on both sides).
+pub(crate) fn suspicious(record: &Person, registry: &Person) -> bool {
+    let birth = matches!((record.birth, registry.birth), (Some(a), Some(b)) if a != b);
+    let kana = matches!((&record.kana, &registry.kana), (Some(a), Some(b)) if a != b);
+    birth && kana
+}
+
+/// Optimal-string-alignment distance, or `None` if it exceeds 1.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if p == a.len() && p == b.len() {
+        return true;
+    }
+    let (ra, rb) = (&a[p..], &b[p..]);
+    // substitution, deletion, insertion, or adjacent transposition at the first difference
+    ra.get(1..) == rb.get(1..)
+        || ra.get(1..) == Some(rb)
+        || Some(ra) == rb.get(1..)
+        || (ra.len() >= 2
+            && rb.len() >= 2
+            && ra[0] == rb[1]
+            && ra[1] == rb[0]
+            && ra[2..] == rb[2..])
+}
+
+fn one_component_off(a: i32, b: i32) -> bool {
+    let (ya, ma, da) = civil_from_days(a);
+    let (yb, mb, db) = civil_from_days(b);
+    [(ya != yb), (ma != mb), (da != db)]
+        .iter()
+        .filter(|x| **x)
+        .count()
+        == 1
+}
+
+/// The Fellegi–Sunter score of a record against a registry person.
+pub(crate) fn score(rules: &Rules, r: &Person, g: &Person) -> f64 {
+    let mut total = 0.0;
+    if let (Some(a), Some(b)) = (&r.kana, &g.kana) {
+        let level = if a == b {
+            Some(0)
+        } else if within_one_edit(a, b) {
+            Some(1)
+        } else {
+            None
+        };
+        total += rules.weight("kana_key", level);
+    }
+    if let (Some(a), Some(b)) = (&r.kanji, &g.kanji) {
+        total += rules.weight("kanji_key", (a == b).then_some(0));
+    }
+    if let (Some(a), Some(b)) = (r.birth, g.birth) {
+        let level = if a == b {
+            Some(0)
+        } else if one_component_off(a, b) {
+            Some(1)
+        } else {
+            None
+        };
+        total += rules.weight("birth_date", level);
+    }
+    let exact = |name: &str, a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => rules.weight(name, (a == b).then_some(0)),
+        _ => 0.0,
+    };
+    total += exact("sex", &r.sex, &g.sex);
+    total += exact("postal_code", &r.postal, &g.postal);
+    total += exact("address", &r.address, &g.address);
+    total
+}
+
+fn keyed(rows: &[Record], field: usize, only: impl Fn(usize) -> bool) -> Keyed {
+    rows.iter()
+        .enumerate()
+        .filter(|(i, _)| only(*i))
+        .filter_map(|(i, r)| text(&r[field]).map(|s| (i as u32, s.to_string())))
+        .collect()
+}
+
+fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<Vec<usize>> {
+    let mut hits = vec![Vec::new(); n];
+    for (r, g) in pairs {
+        hits[r as usize].push(g as usize);
+    }
+    hits
+}
+
+/// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket.
+pub(crate) fn link(
+    f: &Fields,
+    records: &[Record],
+    ticket: &[TicketIds],
+    registry: &[Record],
+    rules: &Rules,
+) -> Vec<Link> {
+    let n = records.len();
+    let people: Vec<Person> = records.par_iter().map(|r| Person::of(f, r)).collect();
+    let reg_people: Vec<Person> = registry.par_iter().map(|r| Person::of(f, r)).collect();
+
+    // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
+    // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.
+    let all = |_: usize| true;
+    let own_atena = |i: usize| ticket[i].atena.is_none();
+    let own_kojin = |i: usize| ticket[i].kojin_bango.is_none();
+    let ticket_keyed = |pick: fn(&TicketIds) -> &Option<String>| -> Keyed {
+        ticket
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| pick(t).as_ref().map(|s| (i as u32, s.clone())))
+            .collect()
+    };
+    let steps: Vec<(Method, Vec<Vec<usize>>)> = vec![
+        (
+            Method::Atena,
+            frames::join_pairs(
+                keyed(records, f.atena_number, own_atena),
+                keyed(registry, f.atena_number, all),
+                None,
+            ),
+        ),
+        (
+            Method::IntegratedAtena,
+            frames::join_pairs(
+                keyed(records, f.integrated_atena_number, all),
+                keyed(registry, f.integrated_atena_number, all),
+                None,
+            ),
+        ),
+        (
+            Method::KojinBango,
+            frames::join_pairs(
+                keyed(records, f.kojin_bango, own_kojin),
+                keyed(registry, f.kojin_bango, all),
+                None,
+            ),
+        ),
+        (
+            Method::Ticket,
+            frames::join_pairs(
+                ticket_keyed(|t| &t.atena),
+                keyed(registry, f.atena_number, all),
+                None,
+            ),
+        ),
+        (
+            Method::Ticket,
+            frames::join_pairs(
+                ticket_keyed(|t| &t.kojin_bango),
+                keyed(registry, f.kojin_bango, all),
+                None,
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(m, pairs)| (m, hits_per_record(n, pairs)))
+    .collect();
+
+    let mut links: Vec<Link> = (0..n)
+        .map(|i| {
+            let mut suspicious_keys = 0;
+            for (method, hits) in &steps {
+                // A key shared by two registry rows identifies no one: skip it.
+                if let [g] = hits[i][..] {
+                    if suspicious(&people[i], &reg_people[g]) {
+                        suspicious_keys += 1;
+                        continue;
+                    }
+                    return Link {
+                        method: *method,
+                        score: None,
+                        registry: Some(g),
+                        candidates: Vec::new(),
+                        suspicious: suspicious_keys,
+                    };
+                }
+            }
+            Link {
+                method: Method::None,
+                score: None,
+                registry: None,
+                candidates: Vec::new(),
+                suspicious: suspicious_keys,
+            }
+        })
+        .collect();
+
+    // Probabilistic: blocking joins generate candidate pairs for the records left.
+    let open = |i: usize| links[i].registry.is_none() && people[i].has_identity();
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for rule in &rules.blocking {
+        let left: Keyed = (0..n)
+            .filter(|&i| open(i))
+            .filter_map(|i| people[i].block_key(rule).map(|k| (i as u32, k)))
+            .collect();
+        let right: Keyed = reg_people
+            .iter()
+            .enumerate()
+            .filter_map(|(g, p)| p.block_key(rule).map(|k| (g as u32, k)))
+            .collect();
+        pairs.extend(frames::join_pairs(left, right, rules.max_block_size));
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    let scores: Vec<f64> = pairs
+        .par_iter()
+        .map(|&(r, g)| score(rules, &people[r as usize], &reg_people[g as usize]))
+        .collect();
+
+    let atena_of = |g: usize| text(&registry[g][f.atena_number]).unwrap_or("").to_string();
+    let mut start = 0;
+    while start < pairs.len() {
+        let r = pairs[start].0 as usize;
+        let mut end = start;
+        while end < pairs.len() && pairs[end].0 as usize == r {
+            end += 1;
+        }
+        let mut candidates: Vec<(usize, f64)> = (start..end)
+            .map(|k| (pairs[k].1 as usize, scores[k]))
+            .collect();
+        candidates.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| atena_of(a.0).cmp(&atena_of(b.0)))
+                .then(a.0.cmp(&b.0))
+        });
+        let best = candidates[0];
+        let second = candidates.get(1).map_or(f64::NEG_INFINITY, |c| c.1);
+        let link = &mut links[r];
+        if best.1 >= rules.upper && best.1 - second >= rules.margin {
+            link.method = Method::Probabilistic;
+            link.score = Some(best.1);
+            link.registry = Some(best.0);
+        } else if best.1 >= rules.lower {
+            link.method = Method::Review;
+            link.score = Some(best.1);
+            candidates.retain(|c| c.1 >= rules.lower);
+            candidates.truncate(MAX_REVIEW_CANDIDATES);
+            link.candidates = candidates;
+        }
+        start = end;
+    }
+    links
+}
+
+/// How many candidates a review item lists at most.
+pub(crate) const MAX_REVIEW_CANDIDATES: usize = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_one() {
+        assert!(within_one_edit("タナカ", "タナカ"));
+        assert!(within_one_edit("タナカ", "タナガ"));
+        assert!(within_one_edit("タナカ", "タカナ"));
+        assert!(within_one_edit("タナカ", "タナ"));
+        assert!(within_one_edit("タナカ", "タナカア"));
+        assert!(within_one_edit("タナカ", "アタナカ"));
+        assert!(!within_one_edit("タナカ", "サトウ"));
+        assert!(!within_one_edit("タナカ", "ナタガ"));
+        assert!(!within_one_edit("タナカ", "タ"));
+    }
+
+    #[test]
+    fn birth_components() {
+        let d = |y, m, dd| crate::record::days_from_civil(y, m, dd).unwrap();
+        assert!(one_component_off(d(1980, 1, 2), d(1981, 1, 2)));
+        assert!(one_component_off(d(1980, 1, 2), d(1980, 1, 3)));
+        assert!(!one_component_off(d(1980, 1, 2), d(1980, 2, 3)));
+    }
+}

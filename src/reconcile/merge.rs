@@ -1,0 +1,184 @@
+//! Merging doses recorded twice (VRS export + ledger) and flagging doses that disagree.
+//!
+//! Groups are formed by polars ([`super::frames::group_ids`]) on
+//! (linked registry atena, vaccine_code, dose_number); within a group, plain Rust pairs
+//! the VRS records with the ledger records. Only linked records with a dose number take
+//! part: an unlinked record is never merged, because nothing says whose dose it is.
+
+use std::collections::BTreeMap;
+
+use super::frames;
+use super::Fields;
+use crate::record::{Record, Value};
+
+/// The source kind whose values survive a merge.
+pub(crate) const VRS_KIND: &str = "vrs-ledger-export";
+/// The source kind that is absorbed.
+pub(crate) const LEDGER_KIND: &str = "ledger";
+
+/// Fields a merge never fills from the absorbed row: provenance and bookkeeping.
+const KEEP: &[&str] = &[
+    "record_id",
+    "source_kind",
+    "source_file_id",
+    "source_line",
+    "raw_row_blake3",
+    "merged_provenance",
+    "match_method",
+    "match_score",
+    "registry_atena_number",
+    "registry_status",
+    "registry_status_date",
+    "conflicts",
+    "merge_status",
+];
+
+/// `file_id:line:blake3` of a record's source row.
+pub(crate) fn provenance(f: &Fields, r: &Record) -> String {
+    let s = |i: usize| r[i].as_str().unwrap_or("").to_string();
+    let line = r[f.source_line]
+        .as_int()
+        .map_or(String::new(), |l| l.to_string());
+    format!("{}:{}:{}", s(f.source_file_id), line, s(f.raw_row_blake3))
+}
+
+/// Add a name to a record's `;`-separated conflicts (kept in a fixed order).
+pub(crate) fn add_conflict(f: &Fields, r: &mut Record, name: &str) {
+    let mut set: Vec<String> = r[f.conflicts]
+        .as_str()
+        .map(|s| s.split(';').map(str::to_string).collect())
+        .unwrap_or_default();
+    if !set.iter().any(|c| c == name) {
+        set.push(name.to_string());
+    }
+    set.sort_by_key(|c| {
+        CONFLICT_ORDER
+            .iter()
+            .position(|o| o == c)
+            .unwrap_or(CONFLICT_ORDER.len())
+    });
+    r[f.conflicts] = Value::Str(set.join(";"));
+}
+
+/// Order of names in the conflicts field.
+pub(crate) const CONFLICT_ORDER: &[&str] = &[
+    "birth_date",
+    "sex",
+    "kana_name",
+    "kanji_name",
+    "dose_date",
+    "lot_number",
+];
+
+fn lots_compatible(a: &Value, b: &Value) -> bool {
+    a.is_null() || b.is_null() || a == b
+}
+
+/// Merge in place. Returns the records that remain (absorbed rows removed) and the
+/// number of absorbed rows. Sets `merge_status` on every record.
+pub(crate) fn merge(
+    f: &Fields,
+    keep_idx: &[usize],
+    mut records: Vec<Record>,
+) -> (Vec<Record>, u64) {
+    let kind = |r: &Record| r[f.source_kind].as_str().unwrap_or("").to_string();
+    let keyed: frames::Keyed = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let atena = r[f.registry_atena_number].as_str()?;
+            let dose = r[f.dose_number].as_int()?;
+            let vaccine = r[f.vaccine_code].as_str().unwrap_or("");
+            Some((i as u32, format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")))
+        })
+        .collect();
+    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (row, group) in frames::group_ids(keyed) {
+        groups.entry(group).or_default().push(row as usize);
+    }
+
+    let mut absorbed_by: Vec<Option<usize>> = vec![None; records.len()];
+    let mut status: Vec<&'static str> = vec!["single"; records.len()];
+    for members in groups.values().filter(|m| m.len() > 1) {
+        let vrs: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| kind(&records[i]) == VRS_KIND)
+            .collect();
+        let ledger: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| kind(&records[i]) == LEDGER_KIND)
+            .collect();
+        if vrs.is_empty() || ledger.is_empty() {
+            continue;
+        }
+        // Pair: each ledger row goes to the first VRS row (by record order) it agrees with.
+        for &l in &ledger {
+            let found = vrs.iter().copied().find(|&v| {
+                records[v][f.vaccination_date] == records[l][f.vaccination_date]
+                    && lots_compatible(&records[v][f.lot_number], &records[l][f.lot_number])
+            });
+            if let Some(v) = found {
+                absorbed_by[l] = Some(v);
+                status[v] = "merged";
+            }
+        }
+        // Same dose, different date or lot, across the two sources: keep both, flag both.
+        for &v in &vrs {
+            for &l in ledger.iter().filter(|&&l| absorbed_by[l].is_none()) {
+                let what = if records[v][f.vaccination_date] != records[l][f.vaccination_date] {
+                    "dose_date"
+                } else {
+                    "lot_number"
+                };
+                for i in [v, l] {
+                    add_conflict(f, &mut records[i], what);
+                    status[i] = "conflict";
+                }
+            }
+        }
+    }
+
+    // Fold absorbed rows into their survivors.
+    let mut provenance_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (l, v) in absorbed_by.iter().enumerate() {
+        let Some(v) = *v else { continue };
+        provenance_of
+            .entry(v)
+            .or_default()
+            .push(provenance(f, &records[l]));
+        let absorbed = records[l].clone();
+        let survivor = &mut records[v];
+        for (i, value) in absorbed.iter().enumerate() {
+            if survivor[i].is_null() && !value.is_null() && !keep_idx.contains(&i) {
+                survivor[i] = value.clone();
+            }
+        }
+        if let Some(c) = absorbed[f.conflicts].as_str() {
+            for name in c.split(';').map(str::to_string).collect::<Vec<_>>() {
+                add_conflict(f, &mut records[v], &name);
+            }
+        }
+    }
+    for (v, mut list) in provenance_of {
+        list.sort();
+        records[v][f.merged_provenance] = Value::Str(list.join(";"));
+    }
+    let mut merged_rows = 0;
+    let mut out = Vec::with_capacity(records.len());
+    for (i, mut r) in records.into_iter().enumerate() {
+        if absorbed_by[i].is_some() {
+            merged_rows += 1;
+            continue;
+        }
+        r[f.merge_status] = Value::Str(status[i].to_string());
+        out.push(r);
+    }
+    (out, merged_rows)
+}
+
+/// Indices of [`KEEP`] in the schema.
+pub(crate) fn keep_indices(schema: &crate::schema::Schema) -> Vec<usize> {
+    KEEP.iter().filter_map(|n| schema.index(n)).collect()
+}

@@ -1,0 +1,695 @@
+//! Tests of [`super::reconcile`] on hand-built registries and records.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::record::days_from_civil;
+
+fn schema() -> &'static Schema {
+    Schema::embedded()
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_string())
+}
+
+fn date(y: i32, m: u8, d: u8) -> Value {
+    Value::Date(days_from_civil(y, m, d).unwrap())
+}
+
+fn row(values: &[(&str, Value)]) -> Record {
+    let schema = schema();
+    let mut r = vec![Value::Null; schema.len()];
+    for (name, v) in values {
+        r[schema.idx(name)] = v.clone();
+    }
+    r
+}
+
+fn get<'a>(r: &'a Record, name: &str) -> &'a Value {
+    &r[schema().idx(name)]
+}
+
+/// A registry person.
+fn person(atena: &str, kanji: &str, kana: &str, birth: Value, sex: &str) -> Record {
+    row(&[
+        ("atena_number", s(atena)),
+        ("integrated_atena_number", s(&format!("9{atena}"))),
+        ("kojin_bango", s(&format!("{:0>12}", atena))),
+        ("kanji_name", s(kanji)),
+        ("kana_name", s(kana)),
+        ("birth_date", birth),
+        ("sex", s(sex)),
+        ("registry_status", s("resident")),
+    ])
+}
+
+/// A ledger dose with the given person items.
+fn ledger(id: &str, line: i64, person: &[(&str, Value)]) -> Record {
+    let mut values = vec![
+        ("record_id", s(id)),
+        ("vaccine_code", s("COVID19")),
+        ("dose_number", Value::Int(1)),
+        ("vaccination_date", date(2021, 6, 1)),
+        ("lot_number", s("FA1234")),
+        ("source_kind", s("ledger")),
+        ("source_file_id", s("ledger1")),
+        ("source_line", Value::Int(line)),
+        ("raw_row_blake3", s(&format!("hash{id}"))),
+    ];
+    values.extend(person.iter().cloned());
+    row(&values)
+}
+
+/// A VRS-export dose for a ticket.
+fn vrs(id: &str, line: i64, ticket: &str, extra: &[(&str, Value)]) -> Record {
+    let mut values = vec![
+        ("record_id", s(id)),
+        ("vaccine_code", s("COVID19")),
+        ("dose_number", Value::Int(1)),
+        ("vaccination_date", date(2021, 6, 1)),
+        ("municipality_code", s("131091")),
+        ("ticket_number", s(ticket)),
+        ("manufacturer_code", s("PFIZER")),
+        ("source_kind", s("vrs-ledger-export")),
+        ("source_file_id", s("vrs1")),
+        ("source_line", Value::Int(line)),
+        ("raw_row_blake3", s(&format!("hash{id}"))),
+    ];
+    values.extend(extra.iter().cloned());
+    row(&values)
+}
+
+fn vrs_person(ticket: &str, atena: Option<&str>, kanji: &str, kana: &str, birth: Value) -> Record {
+    let mut values = vec![
+        ("municipality_code", s("131091")),
+        ("ticket_number", s(ticket)),
+        ("kanji_name", s(kanji)),
+        ("kana_name", s(kana)),
+        ("birth_date", birth),
+        // The registry's sex for the test people (only 佐藤 花子 is F).
+        ("sex", s(if kana.contains("ハナコ") { "F" } else { "M" })),
+        ("certificate_id", s("CERT-1")),
+    ];
+    if let Some(a) = atena {
+        values.push(("atena_number", s(a)));
+    }
+    row(&values)
+}
+
+fn registry() -> Vec<Record> {
+    vec![
+        person(
+            "1001",
+            "髙橋 一郎",
+            "タカハシ\u{3000}イチロウ",
+            date(1980, 5, 5),
+            "M",
+        ),
+        person(
+            "1002",
+            "佐藤 花子",
+            "サトウ\u{3000}ハナコ",
+            date(1975, 1, 2),
+            "F",
+        ),
+        person(
+            "1003",
+            "山田 太郎",
+            "ヤマダ\u{3000}タロウ",
+            date(1990, 3, 3),
+            "M",
+        ),
+        person(
+            "1004",
+            "鈴木 次郎",
+            "スズキ\u{3000}ジロウ",
+            date(1960, 7, 7),
+            "M",
+        ),
+    ]
+}
+
+fn run(records: Vec<Record>, registry: &[Record], persons: &[Record]) -> Outcome {
+    let n = records.len() as u64;
+    let out = reconcile(schema(), records, registry, persons, Rules::embedded());
+    assert_eq!(
+        n,
+        out.records.len() as u64 + out.stats.merged_rows,
+        "count identity"
+    );
+    assert_eq!(out.stats.records_in, n);
+    out
+}
+
+fn only(out: &Outcome) -> &Record {
+    assert_eq!(out.records.len(), 1);
+    &out.records[0]
+}
+
+fn method(r: &Record) -> &str {
+    get(r, "match_method").as_str().unwrap()
+}
+
+#[test]
+fn links_by_atena() {
+    let out = run(
+        vec![ledger("a", 2, &[("atena_number", s("1002"))])],
+        &registry(),
+        &[],
+    );
+    let r = only(&out);
+    assert_eq!(method(r), "atena");
+    assert_eq!(get(r, "registry_atena_number"), &s("1002"));
+    assert_eq!(get(r, "registry_status"), &s("resident"));
+    assert_eq!(get(r, "match_score"), &Value::Null);
+    assert_eq!(get(r, "merge_status"), &s("single"));
+}
+
+#[test]
+fn links_by_integrated_atena() {
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("atena_number", s("555")),
+            ("integrated_atena_number", s("91003")),
+        ],
+    );
+    let r = run(vec![rec], &registry(), &[]);
+    assert_eq!(method(only(&r)), "integrated_atena");
+    assert_eq!(get(only(&r), "registry_atena_number"), &s("1003"));
+}
+
+#[test]
+fn links_by_kojin_bango_and_reports_conflicts() {
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("kojin_bango", s("000000001004")),
+            ("kana_name", s("スズキ ジロウ")),
+            ("birth_date", date(1960, 7, 8)),
+            ("sex", s("F")),
+        ],
+    );
+    let out = run(vec![rec], &registry(), &[]);
+    let r = only(&out);
+    assert_eq!(method(r), "kojin_bango");
+    assert_eq!(get(r, "registry_atena_number"), &s("1004"));
+    assert_eq!(get(r, "conflicts"), &s("birth_date;sex"));
+    assert_eq!(out.stats.conflicts, 1);
+}
+
+#[test]
+fn vrs_dose_enriched_and_linked_by_ticket() {
+    let persons = vec![vrs_person(
+        "0000000001",
+        Some("1003"),
+        "山田 太郎",
+        "ヤマダ タロウ",
+        date(1990, 3, 3),
+    )];
+    let out = run(vec![vrs("v", 5, "0000000001", &[])], &registry(), &persons);
+    let r = only(&out);
+    assert_eq!(method(r), "ticket");
+    assert_eq!(get(r, "registry_atena_number"), &s("1003"));
+    assert_eq!(get(r, "kanji_name"), &s("山田 太郎"));
+    assert_eq!(get(r, "birth_date"), &date(1990, 3, 3));
+    assert_eq!(get(r, "certificate_id"), &s("CERT-1"));
+    assert_eq!(get(r, "conflicts"), &Value::Null);
+    assert_eq!(out.stats.vrs_enriched, 1);
+}
+
+#[test]
+fn vrs_dose_without_atena_links_probabilistically_after_enrichment() {
+    let persons = vec![vrs_person(
+        "0000000002",
+        None,
+        "佐藤 花子",
+        "サトウ ハナコ",
+        date(1975, 1, 2),
+    )];
+    let out = run(vec![vrs("v", 5, "0000000002", &[])], &registry(), &persons);
+    let r = only(&out);
+    assert_eq!(method(r), "probabilistic");
+    assert_eq!(get(r, "registry_atena_number"), &s("1002"));
+}
+
+#[test]
+fn variant_kanji_and_kana_typo_link_probabilistically() {
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("kanji_name", s("高橋 一郎")),
+            ("kana_name", s("タカハシ イチロ")),
+            ("birth_date", date(1980, 5, 5)),
+            ("sex", s("M")),
+        ],
+    );
+    let out = run(vec![rec], &registry(), &[]);
+    let r = only(&out);
+    assert_eq!(method(r), "probabilistic");
+    assert_eq!(get(r, "registry_atena_number"), &s("1001"));
+    let score = match get(r, "match_score") {
+        Value::Float(x) => *x,
+        _ => panic!("no score"),
+    };
+    assert!(score >= Rules::embedded().upper);
+    assert_eq!(get(r, "conflicts"), &s("kana_name"));
+}
+
+#[test]
+fn twins_go_to_review_never_linked() {
+    let mut reg = registry();
+    reg.push(person(
+        "2001",
+        "田中 優",
+        "タナカ ユウ",
+        date(2000, 2, 2),
+        "F",
+    ));
+    reg.push(person(
+        "2002",
+        "田中 優",
+        "タナカ ユウ",
+        date(2000, 2, 2),
+        "F",
+    ));
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("kanji_name", s("田中 優")),
+            ("kana_name", s("タナカ ユウ")),
+            ("birth_date", date(2000, 2, 2)),
+        ],
+    );
+    let out = run(vec![rec], &reg, &[]);
+    let r = only(&out);
+    assert_eq!(method(r), "review");
+    assert_eq!(get(r, "registry_atena_number"), &Value::Null);
+    assert_eq!(get(r, "registry_status"), &s("unlinked"));
+    assert!(matches!(get(r, "match_score"), Value::Float(_)));
+    assert_eq!(out.review.len(), 1);
+    let atenas: Vec<&str> = out.review[0]
+        .candidates
+        .iter()
+        .map(|c| c.0.as_str())
+        .collect();
+    assert_eq!(atenas, ["2001", "2002"]);
+    assert_eq!(out.stats.review, 1);
+    // Debug never shows the candidates' numbers.
+    let shown = format!("{:?} {:?}", out.review[0], out);
+    assert!(
+        !shown.contains("2001") && !shown.contains("2002"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn person_not_in_registry_is_none() {
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("kanji_name", s("伊藤 誠")),
+            ("kana_name", s("イトウ マコト")),
+            ("birth_date", date(1999, 9, 9)),
+        ],
+    );
+    let out = run(vec![rec, ledger("b", 3, &[])], &registry(), &[]);
+    for r in &out.records {
+        assert_eq!(method(r), "none");
+        assert_eq!(get(r, "registry_status"), &s("unlinked"));
+        assert_eq!(get(r, "match_score"), &Value::Null);
+    }
+}
+
+#[test]
+fn suspicious_deterministic_key_falls_through() {
+    // The atena points at 佐藤 花子 (1975), but the record is 山田 太郎 (1990).
+    let rec = ledger(
+        "a",
+        2,
+        &[
+            ("atena_number", s("1002")),
+            ("kanji_name", s("山田 太郎")),
+            ("kana_name", s("ヤマダ タロウ")),
+            ("birth_date", date(1990, 3, 3)),
+            ("sex", s("M")),
+        ],
+    );
+    let out = run(vec![rec], &registry(), &[]);
+    let r = only(&out);
+    assert_eq!(method(r), "probabilistic");
+    assert_eq!(get(r, "registry_atena_number"), &s("1003"));
+    assert_eq!(out.stats.suspicious_keys, 1);
+}
+
+fn merge_pair(ledger_lot: &str, vrs_lot: Option<&str>) -> Outcome {
+    let persons = vec![vrs_person(
+        "0000000001",
+        Some("1003"),
+        "山田 太郎",
+        "ヤマダ タロウ",
+        date(1990, 3, 3),
+    )];
+    let mut extra = Vec::new();
+    if let Some(l) = vrs_lot {
+        extra.push(("lot_number", s(l)));
+    }
+    let records = vec![
+        vrs("zz-vrs", 5, "0000000001", &extra),
+        ledger(
+            "aa-ledger",
+            9,
+            &[
+                ("atena_number", s("1003")),
+                ("lot_number", s(ledger_lot)),
+                ("medical_institution", s("品川クリニック")),
+            ],
+        ),
+    ];
+    run(records, &registry(), &persons)
+}
+
+#[test]
+fn identical_doses_merge_with_provenance() {
+    let out = merge_pair("FA1234", None);
+    let r = only(&out);
+    assert_eq!(get(r, "record_id"), &s("zz-vrs"));
+    assert_eq!(get(r, "merge_status"), &s("merged"));
+    assert_eq!(get(r, "merged_provenance"), &s("ledger1:9:hashaa-ledger"));
+    // VRS values kept, Nulls filled from the ledger copy.
+    assert_eq!(get(r, "manufacturer_code"), &s("PFIZER"));
+    assert_eq!(get(r, "lot_number"), &s("FA1234"));
+    assert_eq!(get(r, "medical_institution"), &s("品川クリニック"));
+    assert_eq!(get(r, "source_kind"), &s("vrs-ledger-export"));
+    assert_eq!(out.stats.merged_rows, 1);
+}
+
+#[test]
+fn different_lot_is_a_conflict() {
+    let out = merge_pair("FA1234", Some("EX9999"));
+    assert_eq!(out.records.len(), 2);
+    assert_eq!(out.stats.merged_rows, 0);
+    for r in &out.records {
+        assert_eq!(get(r, "merge_status"), &s("conflict"));
+        assert_eq!(get(r, "conflicts"), &s("lot_number"));
+        assert_eq!(get(r, "merged_provenance"), &Value::Null);
+    }
+}
+
+#[test]
+fn different_date_is_a_conflict_and_unlinked_never_merge() {
+    let persons = vec![vrs_person(
+        "0000000001",
+        Some("1003"),
+        "山田 太郎",
+        "ヤマダ タロウ",
+        date(1990, 3, 3),
+    )];
+    let mut late = ledger("b", 3, &[("atena_number", s("1003"))]);
+    late[schema().idx("vaccination_date")] = date(2021, 6, 20);
+    let records = vec![
+        vrs("v", 5, "0000000001", &[]),
+        late,
+        // Two unlinked copies of one dose stay two records.
+        vrs("x1", 6, "0000000099", &[]),
+        ledger("x2", 4, &[]),
+    ];
+    let out = run(records, &registry(), &persons);
+    assert_eq!(out.records.len(), 4);
+    let by_id = |id: &str| {
+        out.records
+            .iter()
+            .find(|r| get(r, "record_id") == &s(id))
+            .unwrap()
+    };
+    for id in ["v", "b"] {
+        assert_eq!(get(by_id(id), "conflicts"), &s("dose_date"));
+        assert_eq!(get(by_id(id), "merge_status"), &s("conflict"));
+    }
+    for id in ["x1", "x2"] {
+        assert_eq!(get(by_id(id), "merge_status"), &s("single"));
+    }
+}
+
+fn mixed_input() -> (Vec<Record>, Vec<Record>, Vec<Record>) {
+    let mut reg = registry();
+    reg.push(person(
+        "2001",
+        "田中 優",
+        "タナカ ユウ",
+        date(2000, 2, 2),
+        "F",
+    ));
+    reg.push(person(
+        "2002",
+        "田中 優",
+        "タナカ ユウ",
+        date(2000, 2, 2),
+        "F",
+    ));
+    let persons = vec![
+        vrs_person(
+            "0000000001",
+            Some("1003"),
+            "山田 太郎",
+            "ヤマダ タロウ",
+            date(1990, 3, 3),
+        ),
+        vrs_person(
+            "0000000002",
+            None,
+            "佐藤 花子",
+            "サトウ ハナコ",
+            date(1975, 1, 2),
+        ),
+    ];
+    let mut records = vec![
+        vrs("v1", 5, "0000000001", &[]),
+        vrs("v2", 6, "0000000002", &[]),
+        ledger("l1", 2, &[("atena_number", s("1003"))]),
+        ledger("l2", 3, &[("atena_number", s("1002"))]),
+        ledger(
+            "l3",
+            4,
+            &[
+                ("kanji_name", s("田中 優")),
+                ("kana_name", s("タナカ ユウ")),
+                ("birth_date", date(2000, 2, 2)),
+            ],
+        ),
+        ledger(
+            "l4",
+            5,
+            &[
+                ("kanji_name", s("高橋 一郎")),
+                ("kana_name", s("タカハシ イチロ")),
+                ("birth_date", date(1980, 5, 5)),
+            ],
+        ),
+    ];
+    for (i, r) in records.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            r[schema().idx("dose_number")] = Value::Int(2);
+        }
+    }
+    (records, reg, persons)
+}
+
+#[test]
+fn shuffled_input_gives_identical_output() {
+    let (records, reg, persons) = mixed_input();
+    let a = run(records.clone(), &reg, &persons);
+    for rotation in 1..records.len() {
+        let mut shuffled = records.clone();
+        shuffled.rotate_left(rotation);
+        shuffled.reverse();
+        let b = run(shuffled, &reg, &persons);
+        assert!(
+            a.records == b.records,
+            "records differ after rotation {rotation}"
+        );
+        assert_eq!(a.review, b.review);
+        assert_eq!(a.stats, b.stats);
+    }
+    let ids: Vec<&Value> = a.records.iter().map(|r| get(r, "record_id")).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    assert_eq!(ids, sorted);
+}
+
+#[test]
+fn same_result_with_one_thread() {
+    let (records, reg, persons) = mixed_input();
+    let a = run(records.clone(), &reg, &persons);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let b = pool.install(|| run(records, &reg, &persons));
+    assert!(a.records == b.records);
+}
+
+const KANA: &[&str] = &["タナカ ユウ", "タナカ ユ", "サトウ ハナコ", "ヤマダ タロウ"];
+const KANJI: &[&str] = &["田中 優", "佐藤 花子", "山田 太郎"];
+
+fn arb_person_items() -> impl Strategy<Value = (Option<usize>, usize, usize, u8, bool)> {
+    (
+        proptest::option::of(0usize..6),
+        0..KANA.len(),
+        0..KANJI.len(),
+        1u8..4,
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn count_identity_and_single_links(
+        reg_items in proptest::collection::vec(arb_person_items(), 0..6),
+        rec_items in proptest::collection::vec((arb_person_items(), any::<bool>(), 1i64..3, 0u8..3, proptest::option::of(0u8..2)), 0..14),
+    ) {
+        let registry: Vec<Record> = reg_items.iter().enumerate().map(|(i, (_, kana, kanji, day, male))| {
+            person(&format!("{}", 100 + i), KANJI[*kanji], KANA[*kana], date(2000, 1, *day), if *male { "M" } else { "F" })
+        }).collect();
+        let persons: Vec<Record> = (0..6).map(|t| {
+            vrs_person(&format!("{t:010}"), (t % 2 == 0).then(|| format!("{}", 100 + t)).as_deref(), KANJI[t % KANJI.len()], KANA[t % KANA.len()], date(2000, 1, 1 + (t % 3) as u8))
+        }).collect();
+        let records: Vec<Record> = rec_items.iter().enumerate().map(|(i, ((atena, kana, kanji, day, _), is_vrs, dose, when, lot))| {
+            let mut r = if *is_vrs {
+                vrs(&format!("r{i:02}"), i as i64, &format!("{:010}", atena.unwrap_or(9)), &[])
+            } else {
+                let mut items = vec![("kana_name", s(KANA[*kana])), ("kanji_name", s(KANJI[*kanji])), ("birth_date", date(2000, 1, *day))];
+                if let Some(a) = atena { items.push(("atena_number", s(&format!("{}", 100 + a)))); }
+                ledger(&format!("r{i:02}"), i as i64, &items)
+            };
+            r[schema().idx("dose_number")] = Value::Int(*dose);
+            r[schema().idx("vaccination_date")] = date(2021, 6, 1 + *when);
+            r[schema().idx("lot_number")] = lot.map_or(Value::Null, |l| s(&format!("L{l}")));
+            r
+        }).collect();
+        let f = Fields::new(schema());
+        let mut expected: Vec<String> = records.iter().map(|r| merge::provenance(&f, r)).collect();
+        let out = run(records, &registry, &persons);
+        // Every input row is in the output exactly once: as a record or as merged provenance.
+        let mut seen: Vec<String> = Vec::new();
+        for r in &out.records {
+            seen.push(merge::provenance(&f, r));
+            if let Some(p) = get(r, "merged_provenance").as_str() {
+                seen.extend(p.split(';').map(str::to_string));
+            }
+            let m = method(r);
+            let linked = ["atena", "integrated_atena", "kojin_bango", "ticket", "probabilistic"].contains(&m);
+            let atena = get(r, "registry_atena_number");
+            prop_assert_eq!(linked, !atena.is_null());
+            if let Some(a) = atena.as_str() {
+                // Linked to exactly one registry person, which exists.
+                let hits = registry.iter().filter(|g| get(g, "atena_number").as_str() == Some(a)).count();
+                prop_assert_eq!(hits, 1);
+            }
+        }
+        expected.sort();
+        seen.sort();
+        prop_assert_eq!(expected, seen);
+    }
+}
+
+#[test]
+fn quality_against_truth_files() {
+    let out = merge_pair("FA1234", None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("persons.csv"),
+        "person_id,in_registry,atena_number,integrated_atena_number,kojin_bango,kanji_name,kana_name,birth_date,sex,registry_status,registry_status_date,municipality_code,ticket_number\n\
+         P1,true,1003,,,,,,,,,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        "file_id,line,dose,person_id,outcome,reason,dose_key,merge,atena_number\n\
+         vrs1,5,1,P1,record,,K1,merged,\n\
+         ledger1,9,,P1,record,,K1,merged,1003\n\
+         ledger1,10,,P1,quarantine,bad date,,,\n",
+    )
+    .unwrap();
+    let q = score(&out, schema(), dir.path()).unwrap();
+    assert_eq!(q.records_scored, 2);
+    assert_eq!((q.linked, q.correct_links, q.true_links), (2, 2, 2));
+    assert_eq!(
+        (q.merged_pairs, q.correct_merges, q.true_merge_pairs),
+        (1, 1, 1)
+    );
+    assert_eq!(q.link_precision, 1.0);
+    assert_eq!(q.merge_recall, 1.0);
+    assert!(q.render_text().contains("link precision"));
+    assert!(score(&out, schema(), &dir.path().join("missing")).is_err());
+}
+
+/// A scale check: `cargo test --lib reconcile::tests::scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "slow in debug builds"]
+fn scale() {
+    let family = [
+        "サトウ",
+        "スズキ",
+        "タカハシ",
+        "タナカ",
+        "ワタナベ",
+        "イトウ",
+        "ヤマモト",
+        "ナカムラ",
+    ];
+    let given = [
+        "ハナコ",
+        "タロウ",
+        "ユウ",
+        "マコト",
+        "アキラ",
+        "ケンジ",
+        "ヨウコ",
+        "ヒロシ",
+        "サクラ",
+        "ダイキ",
+    ];
+    let n = 50_000;
+    let registry: Vec<Record> = (0..n)
+        .map(|i| {
+            let kana = format!("{}\u{3000}{}", family[i % 8], given[(i / 8) % 10]);
+            person(
+                &format!("{}", 10_000 + i),
+                &format!("名{i}"),
+                &kana,
+                Value::Date(-3000 + (i as i32 * 7919) % 30000),
+                "F",
+            )
+        })
+        .collect();
+    let records: Vec<Record> = (0..2 * n)
+        .map(|i| {
+            let g = &registry[i % n];
+            ledger(
+                &format!("r{i:07}"),
+                i as i64,
+                &[
+                    ("kana_name", get(g, "kana_name").clone()),
+                    ("kanji_name", get(g, "kanji_name").clone()),
+                    ("birth_date", get(g, "birth_date").clone()),
+                ],
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let out = run(records, &registry, &[]);
+    eprintln!(
+        "{} records in {:?}: {:?}",
+        2 * n,
+        start.elapsed(),
+        out.stats.by_method
+    );
+}
