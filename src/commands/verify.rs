@@ -1,0 +1,51 @@
+//! `vaxarc verify`.
+
+use super::{print_json, Context};
+use crate::archive::store::Store;
+use crate::archive::verify;
+use crate::cli::VerifyArgs;
+use crate::exit_codes::ExitCode;
+use crate::schema::Schema;
+
+/// `vaxarc verify`.
+pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
+    let pinned = args.pubkey.as_deref().map(crate::keys::load_public_key).transpose()?;
+    let store = Store::open(&args.archive)?;
+    let report = verify::verify(&store, Schema::embedded(), pinned.as_ref(), &identities)?;
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            report: &'a verify::Report,
+        }
+        print_json(&Out { ok: report.ok(), report: &report })?;
+    } else {
+        print!("{}", render(&report, &args.archive));
+    }
+    Ok(if report.ok() { ExitCode::Success } else { ExitCode::CheckFailed })
+}
+
+/// Text rendering.
+pub fn render(r: &verify::Report, location: &str) -> String {
+    let mut out = String::new();
+    if r.ok() {
+        out.push_str(&format!(
+            "archive {location} verifies: generation {}, {} objects, Merkle root {}, signed by key {}\n",
+            r.generation, r.objects_checked, r.merkle_root, r.signing_key_id
+        ));
+        if r.partitions_decrypted > 0 {
+            out.push_str(&format!(
+                "decrypted {} partitions ({} records) and {} vault objects: row counts, schema and plaintext hashes agree\n",
+                r.partitions_decrypted, r.records_checked, r.vault_decrypted
+            ));
+        }
+    } else {
+        out.push_str(&format!("archive {location} does NOT verify: {} problems\n", r.problems.len()));
+        for p in &r.problems {
+            out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));
+        }
+    }
+    out
+}
