@@ -337,7 +337,7 @@ fn push(p: &mut Person, v: usize, stage: Option<&'static str>, number: Option<u8
 /// A routine lot: prefix + digits, shared by everyone vaccinated in the same half-year.
 fn routine_lot(v: usize, date: i32, k: u64) -> String {
     let prefix = ["KH", "4K", "MR", "JR", "S0", "HA", "W0"][v];
-    let period = (date / 182) as u64;
+    let period = (date.max(0) / 182) as u64;
     format!("{prefix}{:03}", mix64(period * 31 + v as u64 * 1_000_003 + k) % 1000)
 }
 

@@ -1105,10 +1105,6 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
         let fate = ledger_fate[i];
         let mut era = false;
         let name = name_field(rng, ctr, &ctx, p, false, spec.hiragana);
-        if spec.hiragana {
-            // hiragana files are never half-width; count them as eligible non-hits
-            ctr.add(K::halfwidth_kana, false);
-        }
         let birth = date_field(rng, ctr, &ctx, spec, p.birth, &mut era);
         let (kw, kt, kinv) = kojin_field(rng, ctr, &ctx, p);
         let date = if x.vaccine == V_COVID { x.ledger_date } else { x.date };
