@@ -590,6 +590,53 @@ pub fn record_id(file_id: &str, line: u64, dose: Option<u16>) -> String {
     h.finalize().to_hex()[..32].to_string()
 }
 
+/// Physical line numbers for CSV records.
+///
+/// The csv crate's record positions are unreliable for CRLF files and blank lines (they
+/// point into the terminator run before a record), so this reader notes, as bytes pass
+/// through it, where every line that starts with content begins; a record's line is
+/// the first such line at or after the position csv reports. Memory is bounded by the
+/// csv reader's read-ahead.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    line: u64,
+    at_line_start: bool,
+    starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>>,
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut starts = self.starts.borrow_mut();
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if self.at_line_start && b != b'\r' && b != b'\n' {
+                starts.push_back((self.offset + i as u64, self.line));
+            }
+            self.at_line_start = false;
+            if b == b'\n' {
+                self.line += 1;
+                self.at_line_start = true;
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The physical line of a record that csv reports at byte `reported`.
+fn line_of(starts: &std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>, reported: u64) -> u64 {
+    let mut starts = starts.borrow_mut();
+    while let Some(&(offset, line)) = starts.front() {
+        if offset >= reported {
+            starts.pop_front();
+            return line;
+        }
+        starts.pop_front();
+    }
+    0
+}
+
 /// Progress callback: bytes read so far in one file.
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 
@@ -613,7 +660,14 @@ pub fn read_file(
         .map_err(io)?;
     let encoding = decode::detect(source.layout.encoding, &sample);
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let rest = std::io::Cursor::new(sample).chain(file);
+    let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> = Default::default();
+    let rest = LineTracker {
+        inner: std::io::Cursor::new(sample).chain(file),
+        offset: 0,
+        line: 1,
+        at_line_start: true,
+        starts: starts.clone(),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -642,6 +696,7 @@ pub fn read_file(
             path: source.path.clone(),
         });
     }
+    line_of(&starts, header_record.position().map_or(0, |p| p.byte()));
     let mut header = Vec::with_capacity(header_record.len());
     for (i, f) in header_record.iter().enumerate() {
         let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
@@ -675,7 +730,7 @@ pub fn read_file(
                 done = true;
                 break;
             }
-            let line = rec.position().map_or(0, |p| p.line());
+            let line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
             chunk.push((rec, line));
         }
         let results: Vec<RowResult> = chunk
@@ -747,4 +802,112 @@ pub fn total_bytes(sources: &[Source]) -> u64 {
 /// A path for messages.
 pub fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Source;
+
+    fn source(dir: &std::path::Path, name: &str, bytes: &[u8], layout: &str) -> Source {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        Source {
+            id: name.replace('.', "-"),
+            path,
+            layout: Layout::builtin(layout, Schema::embedded()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn physical_lines_survive_crlf_blank_lines_and_quoted_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "宛名番号,接種名称,接種日,備考\r\n1,MR,2020/01/05,\r\n\r\n2,MR,2020/01/06,\"a\r\nb\"\r\n3,MR,2020/01/07,\r\n";
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+        let s = source(dir.path(), "l.csv", &sjis, "ledger");
+        let schema = Schema::embedded();
+        let (records, quarantine, acc) = read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        assert!(quarantine.is_empty(), "{quarantine:?}");
+        let lines: Vec<i64> = records.iter().map(|r| r[schema.idx("source_line")].as_int().unwrap()).collect();
+        assert_eq!(lines, vec![2, 4, 6]);
+        assert_eq!(acc.encoding, "cp932");
+        assert!(acc.balanced());
+    }
+
+    #[test]
+    fn bad_rows_are_quarantined_with_reason_and_accounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = "宛名番号,接種名称,接種日\n1,MR,2020/01/05\n2,MR\n3,MR,2023/02/30\n4,MR,\n5,MR,".as_bytes().to_vec();
+        bytes.extend_from_slice(b"2020/01/0\xFF\n,MR,2020/01/05\n");
+        let s = source(dir.path(), "q.csv", &bytes, "ledger");
+        let (records, quarantine, acc) = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!(records.len(), 1);
+        let reasons: Vec<(u64, &str)> = quarantine.iter().map(|q| (q.line, q.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (3, reason::WRONG_COLUMN_COUNT),
+                (4, "impossible_date"),
+                (5, reason::MISSING_VACCINATION_DATE),
+                (6, reason::UNDECODABLE_BYTES),
+                (7, reason::NO_PERSON_KEY),
+            ]
+        );
+        assert_eq!(acc.rows_read, 6);
+        assert_eq!(acc.rows_quarantined, 5);
+        assert!(acc.balanced());
+        // The quarantine entry names the field and column, never the value.
+        let shown = format!("{:?}", quarantine[1]);
+        assert!(shown.contains("vaccination_date") && !shown.contains("2023"), "{shown}");
+    }
+
+    #[test]
+    fn vrs_wide_rows_pivot_to_one_record_per_dose() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = vec!["個別宛名番号".to_string()];
+        for n in 1..=7 {
+            for c in ["接種履歴登録日時", "接種日", "券番号", "接種自治体コード", "接種会場名", "接種医師名", "ワクチンメーカー", "ワクチンロット番号"] {
+                header.push(format!("{n}回目{c}"));
+            }
+        }
+        let mut row1 = vec![String::new(); header.len()];
+        row1[0] = "123".into();
+        let dose = |n: usize, row: &mut Vec<String>, date: &str| {
+            let b = 1 + (n - 1) * 8;
+            row[b] = format!("{date}101010");
+            row[b + 1] = date.into();
+            row[b + 2] = "1234567890".into();
+            row[b + 3] = "131091".into();
+            row[b + 6] = "ファイザー".into();
+            row[b + 7] = "FK1234".into();
+        };
+        dose(1, &mut row1, "20210701");
+        dose(2, &mut row1, "20210722");
+        dose(3, &mut row1, "20230230");
+        let row2 = vec![String::new(); header.len()];
+        let text = format!("{}\n{}\n{}\n", header.join(","), row1.join(","), row2.join(","));
+        let s = source(dir.path(), "v.csv", text.as_bytes(), "vrs-ledger-export");
+        let schema = Schema::embedded();
+        let (records, quarantine, acc) = read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(quarantine.len(), 1);
+        assert_eq!(quarantine[0].dose, Some(3));
+        assert_eq!(acc.dose_groups, 3);
+        assert_eq!(acc.rows_without_doses, 1);
+        assert!(acc.balanced());
+        let doses: Vec<i64> = records.iter().map(|r| r[schema.idx("dose_number")].as_int().unwrap()).collect();
+        assert_eq!(doses, vec![1, 2]);
+        assert_eq!(records[0][schema.idx("vaccine_code")].as_str(), Some("COVID19"));
+        assert_eq!(records[0][schema.idx("manufacturer_code")].as_str(), Some("PFIZER"));
+    }
+
+    #[test]
+    fn missing_required_header_is_a_one_line_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path(), "h.csv", "宛名番号,接種名称\n1,MR\n".as_bytes(), "ledger");
+        let err = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap_err().to_string();
+        assert!(err.contains("`接種日`") && err.contains("line 1"), "{err}");
+        let e = source(dir.path(), "e.csv", b"", "ledger");
+        assert!(matches!(read_file(&e, Schema::embedded(), Tables::embedded(), &|_| {}), Err(IngestError::Empty { .. })));
+    }
 }
