@@ -307,6 +307,28 @@ pub fn read_parquet(what: &str, plain: Vec<u8>) -> Result<Vec<RecordBatch>, Arch
         })
 }
 
+/// The secret key of the keyed hashes (person hash, bucket, index), derived from the
+/// hashes of every archived source row and the pipeline text: equal inputs give equal
+/// plaintext (deterministic archives), while anyone without the complete source data
+/// cannot compute it. It is stored wrapped to the custodians ([`INDEX_SECRET`]).
+pub fn derive_index_secret(schema: &Schema, records: &[Record], pipeline_toml: &str) -> [u8; 32] {
+    let raw = schema.idx("raw_row_blake3");
+    let merged = schema.idx("merged_provenance");
+    let mut parts: Vec<&str> = records
+        .iter()
+        .flat_map(|r| [r[raw].as_str(), r[merged].as_str()])
+        .flatten()
+        .collect();
+    parts.sort_unstable();
+    let mut h = blake3::Hasher::new_derive_key("vaxarc index secret v1");
+    h.update(pipeline_toml.as_bytes());
+    for p in parts {
+        h.update(b"\0");
+        h.update(p.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
 fn hex32(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -360,7 +382,7 @@ pub type OnObject<'a> = &'a (dyn Fn(u64) + Sync);
 pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_object: OnObject<'_>) -> Result<Manifest, ArchiveError> {
     let schema = input.schema;
     let archive_id = hex32(&random_bytes::<32>())[..32].to_string();
-    let secret: [u8; 32] = random_bytes();
+    let secret = derive_index_secret(input.schema, &input.records, &input.pipeline_toml);
     let buckets = input.buckets.max(1);
     let generation = 1u64;
 

@@ -1,1 +1,117 @@
-fn main(){}
+//! The one integration-test binary: runs the real `vaxarc` binary in temporary folders.
+//! Topic modules hold the tests; helpers live here.
+
+mod archive;
+mod commands;
+mod interop;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn vaxarc() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vaxarc"));
+    c.env("NO_PROGRESS", "1");
+    c
+}
+
+/// Run and return output, asserting the exit code.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run vaxarc");
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A generated input set with demo keys, shared shape for tests.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Generate `people` synthetic people and keys into a fresh temp folder.
+    pub fn new(people: usize, seed: u64) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("input");
+        run_ok(vaxarc().args(["testdata", "--out"]).arg(&input).args(["--people", &people.to_string(), "--seed", &seed.to_string()]));
+        let keys = input.join("keys");
+        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("custodian-1.key")).arg("--signing-key").arg(keys.join("signing.key")));
+        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("custodian-2.key")));
+        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("vault.key")));
+        Fixture { dir }
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("input")
+    }
+
+    pub fn pipeline(&self) -> PathBuf {
+        self.input().join("pipeline.toml")
+    }
+
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.input().join("keys").join(name)
+    }
+
+    /// Migrate into `name` under the fixture folder; returns (archive path, output).
+    pub fn migrate(&self, name: &str) -> (PathBuf, Output) {
+        let archive = self.dir.path().join(name);
+        let out = run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(self.pipeline()).arg("--archive").arg(&archive).arg("--json"));
+        (archive, out)
+    }
+}
+
+/// Every personal value of the truth files that is long enough to be meaningful:
+/// names, kana, atena, 個人番号, ticket numbers.
+pub fn personal_values(input: &Path) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rdr = csv::Reader::from_path(input.join("truth/persons.csv")).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    for row in rdr.records() {
+        let row = row.unwrap();
+        for (h, v) in headers.iter().zip(row.iter()) {
+            if matches!(h, "kanji_name" | "kana_name" | "atena_number" | "kojin_bango" | "ticket_number" | "integrated_atena_number") && v.chars().count() >= 4 {
+                out.insert(v.to_string());
+                // Also each part of a name.
+                for part in v.split('\u{3000}').filter(|p| p.chars().count() >= 3) {
+                    out.insert(part.to_string());
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Every file under a folder, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `haystack` contains `needle` as UTF-8 bytes.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    !n.is_empty() && haystack.windows(n.len()).any(|w| w == n)
+}
+
+/// A matcher for many personal values at once (UTF-8 bytes).
+pub fn matcher(values: &[String]) -> aho_corasick::AhoCorasick {
+    aho_corasick::AhoCorasick::new(values.iter().map(|v| v.as_bytes())).unwrap()
+}
