@@ -60,11 +60,7 @@ pub(crate) fn dose_number_of(raw: &str) -> Option<i64> {
     }
     for (i, _) in text.match_indices('回') {
         let before = &text[..i];
-        let digits = before
-            .bytes()
-            .rev()
-            .take_while(u8::is_ascii_digit)
-            .count();
+        let digits = before.bytes().rev().take_while(u8::is_ascii_digit).count();
         if (1..=4).contains(&digits) {
             let n: i64 = before[before.len() - digits..].parse().ok()?;
             if n > 0 {

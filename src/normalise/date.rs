@@ -71,6 +71,15 @@ fn era_letter(c: char) -> Option<u8> {
     }
 }
 
+/// Full-width ASCII (U+FF01–U+FF5E) → ASCII, as NFKC would.
+fn fold_fullwidth(c: char) -> char {
+    if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
+        char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
+    } else {
+        c
+    }
+}
+
 fn tokenize(s: &str) -> Option<Toks> {
     let mut toks = Toks {
         t: [Tok::Colon; MAX_TOKS],
@@ -78,11 +87,13 @@ fn tokenize(s: &str) -> Option<Toks> {
     };
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
+        let c = fold_fullwidth(c);
         let tok = match c {
             '0'..='9' => {
                 let mut v = u64::from(c as u8 - b'0');
                 let mut len = 1u8;
                 while let Some(&d) = chars.peek() {
+                    let d = fold_fullwidth(d);
                     if !d.is_ascii_digit() {
                         break;
                     }
@@ -114,7 +125,7 @@ fn tokenize(s: &str) -> Option<Toks> {
                     '平' => (3, '成'),
                     _ => (4, '和'),
                 };
-                if chars.peek() == Some(&second) {
+                if chars.peek().map(|&c| fold_fullwidth(c)) == Some(second) {
                     chars.next();
                 }
                 Tok::Era(era)
@@ -262,9 +273,38 @@ fn parse_toks(t: &[Tok]) -> Result<Parsed, Reject> {
     })
 }
 
+/// Characters the tokenizer handles itself, so that NFKC can be skipped: ASCII,
+/// full-width ASCII (folded in [`tokenize`]), U+3000 and the era/date kanji.
+fn tokenizer_native(c: char) -> bool {
+    c.is_ascii()
+        || ('\u{FF01}'..='\u{FF5E}').contains(&c)
+        || matches!(
+            c,
+            '\u{3000}'
+                | '年'
+                | '月'
+                | '日'
+                | '元'
+                | '明'
+                | '治'
+                | '大'
+                | '正'
+                | '昭'
+                | '和'
+                | '平'
+                | '成'
+                | '令'
+        )
+}
+
 /// Parse any accepted date or datetime spelling.
 pub(crate) fn parse(raw: &str) -> Result<Parsed, Reject> {
-    let s: Cow<'_, str> = nfkc(raw.trim());
+    let raw = raw.trim();
+    let s: Cow<'_, str> = if raw.chars().all(tokenizer_native) {
+        Cow::Borrowed(raw)
+    } else {
+        nfkc(raw)
+    };
     let toks = tokenize(&s).ok_or(Reject::Unparseable)?;
     parse_toks(toks.as_slice())
 }

@@ -134,6 +134,14 @@ impl fmt::Display for Kind {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Kind {
+    /// From the layout spelling (`normaliser = "name_kana"`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A normaliser name that is not one of [`Kind::ALL`]. It holds the layout's (or the
 /// command line's) spelling, which is configuration, not personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]

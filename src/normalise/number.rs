@@ -192,10 +192,13 @@ pub(crate) fn integer(raw: &str) -> Normalised {
     let mut v: i64 = 0;
     for b in digits.bytes() {
         let d = i64::from(b - b'0');
-        v = match v
-            .checked_mul(10)
-            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
-        {
+        v = match v.checked_mul(10).and_then(|v| {
+            if neg {
+                v.checked_sub(d)
+            } else {
+                v.checked_add(d)
+            }
+        }) {
             Some(v) => v,
             None => return Normalised::null_flagged(Flag::InvalidValue),
         };

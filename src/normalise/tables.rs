@@ -93,7 +93,13 @@ const KANJI_TOML: &str = include_str!("../../schemas/codes/kanji_variants.toml")
 pub(crate) fn vaccine_key(s: &str) -> String {
     compact(s)
         .chars()
-        .map(|c| if is_dash(c) { '-' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if is_dash(c) {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -151,8 +157,7 @@ impl Tables {
             toml::from_str(vaccines).map_err(|e| format!("vaccines.toml: {e}"))?;
         let manufacturers: ManufacturersFile =
             toml::from_str(manufacturers).map_err(|e| format!("manufacturers.toml: {e}"))?;
-        let stages: StagesFile =
-            toml::from_str(stages).map_err(|e| format!("stages.toml: {e}"))?;
+        let stages: StagesFile = toml::from_str(stages).map_err(|e| format!("stages.toml: {e}"))?;
         let kanji: KanjiFile =
             toml::from_str(kanji).map_err(|e| format!("kanji_variants.toml: {e}"))?;
 

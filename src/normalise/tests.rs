@@ -94,7 +94,12 @@ fn wareki_spellings(era: usize, n: u32, m: u8, dd: u8) -> Vec<String> {
         format!("{}{n:02}{m:02}{dd:02}", era + 1),
         fullwidth(&format!("{l}{n:02}.{m:02}.{dd:02}")),
         fullwidth(&format!("{lo}{n}/{m}/{dd}")),
-        format!("{k}{}年{}月{}日", fullwidth(&n.to_string()), fullwidth(&m.to_string()), fullwidth(&dd.to_string())),
+        format!(
+            "{k}{}年{}月{}日",
+            fullwidth(&n.to_string()),
+            fullwidth(&m.to_string()),
+            fullwidth(&dd.to_string())
+        ),
     ];
     if n == 1 {
         v.push(format!("{k}元年{m}月{dd}日"));
@@ -141,6 +146,27 @@ fn kind_spellings_round_trip() {
     assert_eq!("datetime_date".parse::<Kind>(), Ok(Kind::DatetimeDate));
     assert!("Date".parse::<Kind>().is_err());
     assert!("nope".parse::<Kind>().is_err());
+    #[derive(serde::Deserialize)]
+    struct Col {
+        normaliser: Kind,
+    }
+    let col: Col = toml::from_str("normaliser = \"name_kana\"").unwrap();
+    assert_eq!(col.normaliser, Kind::NameKana);
+    assert!(toml::from_str::<Col>("normaliser = \"bogus\"").is_err());
+    // every normaliser named by a source layout is a Kind
+    for layout in [
+        include_str!("../../schemas/sources/ledger.toml"),
+        include_str!("../../schemas/sources/registry.toml"),
+        include_str!("../../schemas/sources/vrs-ledger-export.toml"),
+        include_str!("../../schemas/sources/vrs-persons.toml"),
+    ] {
+        for line in layout.lines() {
+            if let Some(rest) = line.trim().strip_prefix("normaliser = \"") {
+                let name = rest.split('"').next().unwrap();
+                assert!(name.parse::<Kind>().is_ok(), "{name}");
+            }
+        }
+    }
     let mut names: Vec<_> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     names.sort();
     names.dedup();
@@ -282,9 +308,24 @@ fn era_boundaries_in_every_spelling() {
 
 #[test]
 fn dates_written_after_their_era_are_flagged() {
-    flagged(Kind::Date, "平成31年5月1日", d(2019, 5, 1), Flag::EraAfterEnd);
-    flagged(Kind::Date, "平成32年1月1日", d(2020, 1, 1), Flag::EraAfterEnd);
-    flagged(Kind::Date, "昭和64年1月8日", d(1989, 1, 8), Flag::EraAfterEnd);
+    flagged(
+        Kind::Date,
+        "平成31年5月1日",
+        d(2019, 5, 1),
+        Flag::EraAfterEnd,
+    );
+    flagged(
+        Kind::Date,
+        "平成32年1月1日",
+        d(2020, 1, 1),
+        Flag::EraAfterEnd,
+    );
+    flagged(
+        Kind::Date,
+        "昭和64年1月8日",
+        d(1989, 1, 8),
+        Flag::EraAfterEnd,
+    );
     flagged(Kind::Date, "H32.1.1", d(2020, 1, 1), Flag::EraAfterEnd);
     flagged(Kind::Date, "4320101", d(2020, 1, 1), Flag::EraAfterEnd);
 }
@@ -302,7 +343,7 @@ fn date_rejects() {
     rejected(Kind::Date, "2024-00-10", Reject::ImpossibleDate);
     for raw in [
         "garbage",
-        "240930",   // 6 digits
+        "240930", // 6 digits
         "060930",
         "R6",
         "2024/09",
@@ -314,8 +355,8 @@ fn date_rejects() {
         "0999-01-01",
         "令和0年1月1日",
         "昭和100年1月1日", // era years have 1-2 digits
-        "令和99年1月1日", // 2117
-        "6060930",        // era code 6
+        "令和99年1月1日",  // 2117
+        "6060930",         // era code 6
         "0060930",
         "2024/09/30 25:00:00",
         "20240930246000",
@@ -349,8 +390,18 @@ fn datetimes() {
     ] {
         ok(Kind::Datetime, raw, ts.clone());
     }
-    ok(Kind::Datetime, "2021-06-01 13:45", Value::Timestamp(day + 13 * 3600 + 45 * 60));
-    for raw in ["20210601", "2021-06-01", "20210631134502", "2021-06-01 24:00", "nope"] {
+    ok(
+        Kind::Datetime,
+        "2021-06-01 13:45",
+        Value::Timestamp(day + 13 * 3600 + 45 * 60),
+    );
+    for raw in [
+        "20210601",
+        "2021-06-01",
+        "20210631134502",
+        "2021-06-01 24:00",
+        "nope",
+    ] {
         rejected(Kind::Datetime, raw, Reject::Unparseable);
     }
     ok(Kind::DatetimeDate, "20210601134502", d(2021, 6, 1));
@@ -372,7 +423,11 @@ fn name_kanji_keeps_variants_and_normalises_spaces() {
     }
     s_ok(Kind::NameKanji, "ﾀﾛｳ ＡＢＣ", "タロウ\u{3000}ABC");
     s_ok(Kind::NameKanji, "ｶﾞｸ", "ガク");
-    s_ok(Kind::NameKanji, "山田 ジョン Smith", "山田\u{3000}ジョン\u{3000}Smith");
+    s_ok(
+        Kind::NameKanji,
+        "山田 ジョン Smith",
+        "山田\u{3000}ジョン\u{3000}Smith",
+    );
 }
 
 #[test]
@@ -399,7 +454,10 @@ fn kana_keys() {
     assert_eq!(kana_key("サトー"), "サト");
     assert_eq!(kana_key("サト‐ウ"), "サトウ");
     assert_eq!(kana_key("ｼﾞｮｰｼﾞ"), "ジヨジ");
-    assert_eq!(kana_key("ァィゥェォッャュョヮヵヶ"), "アイウエオツヤユヨワカケ");
+    assert_eq!(
+        kana_key("ァィゥェォッャュョヮヵヶ"),
+        "アイウエオツヤユヨワカケ"
+    );
     assert_eq!(kana_key("サトウ〜"), "サトウ");
     assert_eq!(kana_key("サトウ―—−-ｰ"), "サトウ");
 }
@@ -419,8 +477,10 @@ fn kanji_keys() {
     assert_eq!(k("\u{F91D}"), "\u{6B04}"); // compat 欄 → unified via decomposition
     assert_eq!(k("葛\u{E0100}飾"), "葛飾"); // IVS selector dropped
     assert_eq!(k("ＡＢ　ｶ"), "ABカ");
-    assert_eq!(k("澤 濱 廣 國 櫻 嶋 嶌 曾 德 眞 槇 圓 惠 藏 壽 龍 瀨 冨 桒 籠"),
-        "沢浜広国桜島島曽徳真槙円恵蔵寿竜瀬富桑篭");
+    assert_eq!(
+        k("澤 濱 廣 國 櫻 嶋 嶌 曾 德 眞 槇 圓 惠 藏 壽 龍 瀨 冨 桒 籠"),
+        "沢浜広国桜島島曽徳真槙円恵蔵寿竜瀬富桑篭"
+    );
 }
 
 #[test]
@@ -429,7 +489,10 @@ fn kanji_table_is_consistent() {
     assert!(table.len() >= 40);
     for &(v, s) in table {
         assert_ne!(v, s);
-        assert!(table.binary_search_by_key(&s, |&(x, _)| x).is_err(), "chain via {s}");
+        assert!(
+            table.binary_search_by_key(&s, |&(x, _)| x).is_err(),
+            "chain via {s}"
+        );
     }
     // A table with a chain is refused.
     let bad = "[[family]]\nstandard = \"高\"\nvariants = [\"髙\"]\n[[family]]\nstandard = \"髙\"\nvariants = [\"A\"]\n";
@@ -498,8 +561,18 @@ fn ticket_numbers() {
     s_ok(Kind::TicketNumber, "1234567890", "1234567890");
     s_ok(Kind::TicketNumber, "１２３４５６７８９０", "1234567890");
     s_ok(Kind::TicketNumber, "0000012345", "0000012345");
-    flagged(Kind::TicketNumber, "12345", str_v("0000012345"), Flag::PaddedTicket);
-    flagged(Kind::TicketNumber, " 1 ", str_v("0000000001"), Flag::PaddedTicket);
+    flagged(
+        Kind::TicketNumber,
+        "12345",
+        str_v("0000012345"),
+        Flag::PaddedTicket,
+    );
+    flagged(
+        Kind::TicketNumber,
+        " 1 ",
+        str_v("0000000001"),
+        Flag::PaddedTicket,
+    );
     for raw in ["12345678901", "12345abc", "券"] {
         assert_eq!(
             norm(Kind::TicketNumber, raw),
@@ -521,11 +594,23 @@ fn atena_numbers() {
 
 #[test]
 fn postal_codes() {
-    for raw in ["150-0001", "1500001", "〒150-0001", "〒 1500001", "１５０－０００１", "150ー0001", "150‐0001"] {
+    for raw in [
+        "150-0001",
+        "1500001",
+        "〒150-0001",
+        "〒 1500001",
+        "１５０－０００１",
+        "150ー0001",
+        "150‐0001",
+    ] {
         s_ok(Kind::PostalCode, raw, "150-0001");
     }
     for raw in ["15-00001", "150001", "15000011", "150-000a", "150--0001"] {
-        assert_eq!(norm(Kind::PostalCode, raw), Ok(Normalised::null_flagged(Flag::InvalidValue)), "{raw}");
+        assert_eq!(
+            norm(Kind::PostalCode, raw),
+            Ok(Normalised::null_flagged(Flag::InvalidValue)),
+            "{raw}"
+        );
     }
 }
 
@@ -539,7 +624,11 @@ fn phones() {
     s_ok(Kind::Phone, "0312345678", "0312345678");
     s_ok(Kind::Phone, "03--1234--5678", "03-1234-5678");
     for raw in ["1234", "03-1234-567a", "+81-3-1234-5678", "090-1234-5678-9"] {
-        assert_eq!(norm(Kind::Phone, raw), Ok(Normalised::null_flagged(Flag::InvalidValue)), "{raw}");
+        assert_eq!(
+            norm(Kind::Phone, raw),
+            Ok(Normalised::null_flagged(Flag::InvalidValue)),
+            "{raw}"
+        );
     }
 }
 
@@ -551,7 +640,11 @@ fn integers_and_volumes() {
     ok(Kind::Integer, "+7", Value::Int(7));
     ok(Kind::Integer, "-9223372036854775808", Value::Int(i64::MIN));
     for raw in ["4.2", "12歳", "9223372036854775808", "-", "1 2"] {
-        assert_eq!(norm(Kind::Integer, raw), Ok(Normalised::null_flagged(Flag::InvalidValue)), "{raw}");
+        assert_eq!(
+            norm(Kind::Integer, raw),
+            Ok(Normalised::null_flagged(Flag::InvalidValue)),
+            "{raw}"
+        );
     }
     for (raw, v) in [
         ("0.3", 0.3),
@@ -566,8 +659,14 @@ fn integers_and_volumes() {
     ] {
         ok(Kind::DoseVolume, raw, Value::Float(v));
     }
-    for raw in ["abc", "0.5.1", "5.", "ml", "-0.5", "1e3", "0.5l", "NaN", "inf"] {
-        assert_eq!(norm(Kind::DoseVolume, raw), Ok(Normalised::null_flagged(Flag::InvalidValue)), "{raw}");
+    for raw in [
+        "abc", "0.5.1", "5.", "ml", "-0.5", "1e3", "0.5l", "NaN", "inf",
+    ] {
+        assert_eq!(
+            norm(Kind::DoseVolume, raw),
+            Ok(Normalised::null_flagged(Flag::InvalidValue)),
+            "{raw}"
+        );
     }
 }
 
@@ -588,7 +687,11 @@ fn addresses() {
 
 #[test]
 fn texts() {
-    s_ok(Kind::Text, "  ﾃｽﾄ会場\r\n2行目\r3行目 ", "テスト会場\n2行目\n3行目");
+    s_ok(
+        Kind::Text,
+        "  ﾃｽﾄ会場\r\n2行目\r3行目 ",
+        "テスト会場\n2行目\n3行目",
+    );
     s_ok(Kind::Text, "e\u{301}", "é");
     s_ok(Kind::Text, "ＡＢＣ①", "ＡＢＣ①");
     s_ok(Kind::Text, "ｶﾞｯｺｳ", "ガッコウ");
@@ -604,7 +707,11 @@ fn lot_romaji_passport() {
     s_ok(Kind::Passport, "tk 123 4567", "TK1234567");
     s_ok(Kind::Passport, "ＴＲ１２３４５６７", "TR1234567");
     for raw in ["TK12", "TK1234567890123", "TK-123456", "旅券123456"] {
-        assert_eq!(norm(Kind::Passport, raw), Ok(Normalised::null_flagged(Flag::InvalidValue)), "{raw}");
+        assert_eq!(
+            norm(Kind::Passport, raw),
+            Ok(Normalised::null_flagged(Flag::InvalidValue)),
+            "{raw}"
+        );
     }
 }
 
@@ -723,7 +830,15 @@ fn stages_and_dose_numbers() {
 
 #[test]
 fn classes_statuses_flags() {
-    for raw in ["定期", "定期A", "A類", "定期(A類)", "定期（A類）", "定期 A類", "定期a"] {
+    for raw in [
+        "定期",
+        "定期A",
+        "A類",
+        "定期(A類)",
+        "定期（A類）",
+        "定期 A類",
+        "定期a",
+    ] {
         s_ok(Kind::VaccinationClass, raw, "routine_a");
     }
     for raw in ["B類", "定期B", "定期(B類)", "定期（Ｂ類）"] {
@@ -768,7 +883,10 @@ fn classes_statuses_flags() {
     for raw in ["なし", "無", "0", "×", "N", "n", "false"] {
         ok(Kind::Flag, raw, Value::Bool(false));
     }
-    assert_eq!(norm(Kind::Flag, "maybe"), Ok(Normalised::null_flagged(Flag::InvalidValue)));
+    assert_eq!(
+        norm(Kind::Flag, "maybe"),
+        Ok(Normalised::null_flagged(Flag::InvalidValue))
+    );
 }
 
 // ---------------------------------------------------------------- normalise_lines
@@ -784,7 +902,13 @@ fn normalise_lines_writes_one_line_per_input() {
          REJECT date_before_era\nREJECT impossible_date\n"
     );
     let mut out = Vec::new();
-    normalise_lines(Kind::TicketNumber, &b"123\n\xff\n1234567890\n"[..], &mut out, t()).unwrap();
+    normalise_lines(
+        Kind::TicketNumber,
+        &b"123\n\xff\n1234567890\n"[..],
+        &mut out,
+        t(),
+    )
+    .unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "0000000123\t# flag: padded_ticket\nNULL\t# flag: malformed_number\n1234567890\n"
@@ -797,12 +921,117 @@ fn normalise_lines_writes_one_line_per_input() {
 /// marks, long-vowel marks and dashes, spaces, digits of both widths, era kanji, variant
 /// and compatibility ideographs, circled digits, combining marks.
 const INTERESTING: &[char] = &[
-    'ア', 'カ', 'ガ', 'ヴ', 'ァ', 'ッ', 'ャ', 'ョ', 'ー', 'ｰ', 'ｶ', 'ﾞ', 'ﾟ', 'ｧ', 'ﾜ', 'あ', 'か', 'わ', 'ぁ', 'ゔ',
-    '゛', '゜', '\u{3099}', '\u{309A}', '\u{301}', 'ヲ', 'ヂ', 'ヅ', ' ', '\u{3000}', '\t', '\n', '\r', '0', '1',
-    '2', '3', '5', '9', '０', '１', '９', '-', '‐', '−', '―', '－', '.', '/', ':', '(', ')', 'T', 'R', 'H', 'S', 'M',
-    'm', 'l', 'c', 'A', 'B', 'x', '年', '月', '日', '元', '令', '和', '平', '成', '昭', '明', '大', '正', '期', '回',
-    '目', '第', '初', '追', '加', '①', '⑳', '〒', '髙', '\u{FA11}', '\u{FA10}', '\u{F91D}', '邊', '齋', '山', '田',
-    '社', '株', '式', '会', '類', '定', '男', '女', '〜', '~', '¨', '\u{E0100}', 'ß', 'ǅ', '㍻', '㋿', '㎖', 'ΐ',
+    'ア',
+    'カ',
+    'ガ',
+    'ヴ',
+    'ァ',
+    'ッ',
+    'ャ',
+    'ョ',
+    'ー',
+    'ｰ',
+    'ｶ',
+    'ﾞ',
+    'ﾟ',
+    'ｧ',
+    'ﾜ',
+    'あ',
+    'か',
+    'わ',
+    'ぁ',
+    'ゔ',
+    '゛',
+    '゜',
+    '\u{3099}',
+    '\u{309A}',
+    '\u{301}',
+    'ヲ',
+    'ヂ',
+    'ヅ',
+    ' ',
+    '\u{3000}',
+    '\t',
+    '\n',
+    '\r',
+    '0',
+    '1',
+    '2',
+    '3',
+    '5',
+    '9',
+    '０',
+    '１',
+    '９',
+    '-',
+    '‐',
+    '−',
+    '―',
+    '－',
+    '.',
+    '/',
+    ':',
+    '(',
+    ')',
+    'T',
+    'R',
+    'H',
+    'S',
+    'M',
+    'm',
+    'l',
+    'c',
+    'A',
+    'B',
+    'x',
+    '年',
+    '月',
+    '日',
+    '元',
+    '令',
+    '和',
+    '平',
+    '成',
+    '昭',
+    '明',
+    '大',
+    '正',
+    '期',
+    '回',
+    '目',
+    '第',
+    '初',
+    '追',
+    '加',
+    '①',
+    '⑳',
+    '〒',
+    '髙',
+    '\u{FA11}',
+    '\u{FA10}',
+    '\u{F91D}',
+    '邊',
+    '齋',
+    '山',
+    '田',
+    '社',
+    '株',
+    '式',
+    '会',
+    '類',
+    '定',
+    '男',
+    '女',
+    '〜',
+    '~',
+    '¨',
+    '\u{E0100}',
+    'ß',
+    'ǅ',
+    '㍻',
+    '㋿',
+    '㎖',
+    'ΐ',
 ];
 
 fn interesting_string() -> impl Strategy<Value = String> {
@@ -811,7 +1040,11 @@ fn interesting_string() -> impl Strategy<Value = String> {
 }
 
 fn any_input() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), interesting_string(), "[0-9０-９ .\\-/年月日RHS]{0,16}"]
+    prop_oneof![
+        any::<String>(),
+        interesting_string(),
+        "[0-9０-９ .\\-/年月日RHS]{0,16}"
+    ]
 }
 
 /// Render a (y, m, d) in its correct era, in a spelling chosen by `pick`.
