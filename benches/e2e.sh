@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: vaxarc migrate against plain conversions over the same CSV bytes,
+# side by side in one run. Not a test: numbers go to docs/performance.md by hand.
+#
+#   benches/e2e.sh [PEOPLE ...]        default: 250000 (≈1M dose rows)
+#
+# For each size: generate synthetic sources, then time and measure peak RSS of
+#   - vaxarc migrate (ingest, normalise, reconcile, encrypt, manifest)
+#   - python-polars: scan_csv(...).sink_parquet(zstd) for every source file (UTF-8 copies)
+#   - cat and b3sum over the same bytes (the machine's floor)
+# Needs: a release build, python3 with polars (pip install polars), GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(250000)
+command -v /usr/bin/time >/dev/null || { echo "install GNU time: apt-get install time" >&2; exit 2; }
+python3 -c 'import polars' 2>/dev/null || python3 -m pip install -q polars
+cargo build --release --quiet
+bin=target/release/vaxarc
+work=${BENCH_DIR:-$(mktemp -d /tmp/vaxarc-bench.XXXXXX)}
+echo "work folder: $work"
+
+measure() { # label, command...
+  local label=$1; shift
+  local out; out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  local secs=${out% *} kb=${out#* }
+  printf '%-28s %9.2f s %9.0f MiB\n' "$label" "$secs" "$((kb / 1024))"
+  echo "$secs" > "$work/last-secs"
+}
+
+for people in "${sizes[@]}"; do
+  d="$work/p$people"
+  rm -rf "$d"
+  echo "== $people people =="
+  measure "generate" "$bin" testdata --out "$d/input" --people "$people" --quiet
+  for k in custodian-1 custodian-2 vault; do
+    extra=(); [ $k = custodian-1 ] && extra=(--signing-key "$d/input/keys/signing.key")
+    "$bin" keygen --output "$d/input/keys/$k.key" "${extra[@]}" >/dev/null 2>&1
+  done
+  rows=$(python3 - "$d/input/truth/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(sum(f.get("rows", 0) for f in s.get("files", [])))
+PY
+)
+  bytes=$(du -cb "$d"/input/sources/*/*.csv | tail -1 | cut -f1)
+  echo "source rows: $rows   source bytes: $bytes"
+  # UTF-8 copies for polars (its CSV reader does not decode CP932).
+  mkdir -p "$d/utf8"
+  for f in "$d"/input/sources/*/*.csv; do
+    b=$(basename "$f"); python3 - "$f" "$d/utf8/$b" <<'PY'
+import sys
+raw = open(sys.argv[1], "rb").read()
+if raw.startswith(b"\xef\xbb\xbf"): raw = raw[3:]
+try: text = raw.decode("utf-8")
+except UnicodeDecodeError: text = raw.decode("cp932", errors="replace")
+open(sys.argv[2], "w", encoding="utf-8", newline="").write(text)
+PY
+  done
+  measure "cat (floor)" sh -c "cat $d/input/sources/*/*.csv > /dev/null"
+  command -v b3sum >/dev/null && measure "b3sum (floor)" sh -c "b3sum $d/input/sources/*/*.csv"
+  measure "vaxarc migrate" "$bin" migrate --pipeline "$d/input/pipeline.toml" --archive "$d/archive" --quiet
+  vsecs=$(cat "$work/last-secs")
+  measure "polars scan_csv→parquet" python3 - "$d/utf8" "$d/polars" <<'PY'
+import sys, os, glob, polars as pl
+os.makedirs(sys.argv[2], exist_ok=True)
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
+    out = os.path.join(sys.argv[2], os.path.basename(f) + ".parquet")
+    pl.scan_csv(f, infer_schema=False, truncate_ragged_lines=True).sink_parquet(out, compression="zstd")
+PY
+  psecs=$(cat "$work/last-secs")
+  python3 -c "print(f'vaxarc/polars time ratio: {float($vsecs)/max(float($psecs),1e-9):.2f}')"
+done
