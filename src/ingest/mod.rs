@@ -10,6 +10,8 @@
 //! rows that produced records + rows with no dose + rows quarantined, and for the VRS
 //! export, dose groups found = records + groups quarantined.
 
+#[cfg(test)]
+mod agreement;
 pub mod decode;
 
 use std::io::Read;
