@@ -198,3 +198,47 @@ fn identity_files_readable_by_others_are_refused() {
     let ok = vaxarc().arg("--allow-insecure-identity").arg("verify").arg("--archive").arg(&archive).arg("--identity").arg(&key).output().unwrap();
     assert!(ok.status.success());
 }
+
+#[test]
+fn killed_migrations_rerun_to_the_same_plaintext() {
+    let f = Fixture::new(250, 33);
+    let (reference, _) = f.migrate("reference");
+    let plain = |archive: &Path| {
+        let m = manifest(archive);
+        let mut v: Vec<String> = m["partitions"].as_array().unwrap().iter().map(|p| format!("{} {}", p["rows"], p["plaintext_blake3"])).collect();
+        v.sort();
+        v
+    };
+    let expected = plain(&reference);
+    // Time one run to spread the kill points over it.
+    let started = std::time::Instant::now();
+    f.migrate("timing");
+    let full = started.elapsed();
+    for i in 0..6u32 {
+        let archive = f.dir.path().join(format!("killed{i}"));
+        let mut child = vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(&archive)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full * (i + 1) / 7);
+        let _ = child.kill(); // SIGKILL on unix
+        let _ = child.wait();
+        if archive.join("MANIFEST.json").exists() {
+            // Finished before the kill: it must be complete and valid.
+            assert!(verify(&archive, &[]).status.success());
+        } else {
+            if archive.exists() {
+                assert_eq!(verify(&archive, &[]).status.code(), Some(1), "an interrupted archive must not verify");
+            }
+            run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(&archive).arg("--quiet"));
+        }
+        assert!(verify(&archive, &[&f.key("custodian-1.key")]).status.success());
+        assert_eq!(plain(&archive), expected, "kill point {i}");
+    }
+}
