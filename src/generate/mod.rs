@@ -92,7 +92,10 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     let mix = people::SeedMix::new(config.seed);
 
     let open = |rel: &str| -> anyhow::Result<std::io::BufWriter<fs_err::File>> {
-        Ok(std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(out.join(rel))?))
+        Ok(std::io::BufWriter::with_capacity(
+            1 << 20,
+            fs_err::File::create(out.join(rel))?,
+        ))
     };
     let mut writers = Vec::new();
     for s in &specs {
@@ -131,8 +134,15 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
                 let f = t.file as usize;
                 line.clear();
                 use std::fmt::Write as _;
-                let dose = if t.dose == 0 { String::new() } else { t.dose.to_string() };
-                let key = t.dose_local.map(|k| format!("D{:08}", dose_base + k + 1)).unwrap_or_default();
+                let dose = if t.dose == 0 {
+                    String::new()
+                } else {
+                    t.dose.to_string()
+                };
+                let key = t
+                    .dose_local
+                    .map(|k| format!("D{:08}", dose_base + k + 1))
+                    .unwrap_or_default();
                 writeln!(
                     line,
                     "{},{},{},P{:07},{},{},{},{},{}",
@@ -149,7 +159,9 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
                 truth_rows.write_all(line.as_bytes())?;
                 *outcomes[f].entry(t.outcome.to_string()).or_default() += 1;
                 if !t.reason.is_empty() {
-                    *outcomes[f].entry(format!("quarantined:{}", t.reason)).or_default() += 1;
+                    *outcomes[f]
+                        .entry(format!("quarantined:{}", t.reason))
+                        .or_default() += 1;
                 }
                 if t.outcome == "record" {
                     records += 1;
@@ -213,7 +225,10 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     // pipeline.toml
     let mut p = String::new();
     p.push_str("name = \"synthetic\"\n");
-    p.push_str(&format!("municipality_code = \"{}\"\n", config.municipality_code));
+    p.push_str(&format!(
+        "municipality_code = \"{}\"\n",
+        config.municipality_code
+    ));
     for s in &specs {
         p.push_str(&format!(
             "\n[[source]]\nid = \"{}\"\nlayout = \"{}\"\npath = \"{}\"\n",
