@@ -345,6 +345,7 @@ pub fn person(config: &Config, mix: &SeedMix, idx: u64) -> Person {
     p
 }
 
+#[allow(clippy::too_many_arguments)]
 fn push(
     p: &mut Person,
     v: usize,
@@ -659,6 +660,7 @@ fn covid(p: &mut Person, config: &Config, rng: &mut ChaCha8Rng, end: i32) {
     let mut maker = "PFIZER";
     let mut date = first;
     let mut covid_doses = Vec::new();
+    #[allow(clippy::needless_range_loop)]
     for k in 1..=n {
         if k == 2 {
             date += rng.random_range(21..35);

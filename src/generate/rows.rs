@@ -405,12 +405,50 @@ pub fn csv_field(out: &mut String, f: &str, crlf: bool) {
     }
 }
 
+/// CP932 bytes per BMP code point (0 = not encodable), built once from the encoding_rs
+/// Shift_JIS encoder, so the output is exactly what encoding_rs would write (its kanji
+/// encoder searches its index and is slow).
+fn cp932_table() -> &'static [u16] {
+    static T: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = vec![0u16; 0x10000];
+        let mut buf = [0u8; 4];
+        for cp in 0x80u32..0x10000 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let (b, _, bad) = encoding_rs::SHIFT_JIS.encode(c.encode_utf8(&mut buf));
+            if bad {
+                continue;
+            }
+            t[cp as usize] = match b.len() {
+                1 => b[0] as u16,
+                2 => ((b[0] as u16) << 8) | b[1] as u16,
+                _ => continue,
+            };
+        }
+        t
+    })
+}
+
 fn encode_into(out: &mut Vec<u8>, s: &str, enc: Enc) {
     match enc {
         Enc::Cp932 => {
-            let (b, _, bad) = encoding_rs::SHIFT_JIS.encode(s);
-            assert!(!bad, "a character is not encodable in CP932");
-            out.extend_from_slice(&b);
+            let t = cp932_table();
+            for c in s.chars() {
+                let cp = c as u32;
+                if cp < 0x80 {
+                    out.push(cp as u8);
+                    continue;
+                }
+                let v = if cp < 0x10000 { t[cp as usize] } else { 0 };
+                assert!(v != 0, "U+{cp:04X} is not encodable in CP932");
+                if v < 0x100 {
+                    out.push(v as u8);
+                } else {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+            }
         }
         _ => out.extend_from_slice(s.as_bytes()),
     }
@@ -607,13 +645,13 @@ fn name_field(
             let others: Vec<&&str> = p.family.kanji.iter().filter(|k| **k != fam).collect();
             fam = others[rng.random_range(0..others.len())];
         }
-        if names::has_small(&fk) || names::has_small(&gk) {
-            if roll(rng, ctr, K::kana_small_large, d.kana_small_large) {
-                if names::has_small(&gk) {
-                    gk = names::small_to_large(&gk);
-                } else {
-                    fk = names::small_to_large(&fk);
-                }
+        if (names::has_small(&fk) || names::has_small(&gk))
+            && roll(rng, ctr, K::kana_small_large, d.kana_small_large)
+        {
+            if names::has_small(&gk) {
+                gk = names::small_to_large(&gk);
+            } else {
+                fk = names::small_to_large(&fk);
             }
         }
         if roll(rng, ctr, K::kana_long_vowel, d.kana_long_vowel) {
@@ -1044,8 +1082,7 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             let maker = vrs_doses
                 .iter()
                 .map(|&i| &p.doses[i])
-                .filter(|x| x.date <= issued)
-                .next_back()
+                .rfind(|x| x.date <= issued)
                 .map(|x| x.maker)
                 .unwrap_or("PFIZER");
             let product = match maker {
@@ -1442,4 +1479,9 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             values: tv.join(),
         });
     }
+}
+
+#[cfg(test)]
+pub fn encode_into_for_test(out: &mut Vec<u8>, s: &str) {
+    encode_into(out, s, Enc::Cp932)
 }

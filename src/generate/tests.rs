@@ -581,3 +581,44 @@ fn generate_csv_positions_probe() {
         eprintln!("{v:?}");
     }
 }
+
+/// Phase timing of the pure core: `cargo test --release --lib generate_core_profile -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn generate_core_profile() {
+    let mut config = Config {
+        people: 100_000,
+        ..Config::default()
+    };
+    if std::env::var("NO_CP932").is_ok() {
+        config.dirt.ledger_cp932 = 0.0;
+        config.dirt.registry_cp932 = 0.0;
+    }
+    let specs = rows::file_specs(&config);
+    let mix = people::SeedMix::new(config.seed);
+    let t = std::time::Instant::now();
+    let ps: Vec<_> = (0..config.people as u64)
+        .map(|i| people::person(&config, &mix, i))
+        .collect();
+    let t1 = t.elapsed();
+    let mut out = rows::ChunkOut::new();
+    for p in &ps {
+        rows::person_rows(&config, &specs, p, &mut out);
+    }
+    let t2 = t.elapsed() - t1;
+    let bytes: usize = out.files.iter().map(|f| f.bytes.len()).sum();
+    eprintln!(
+        "people {t1:?}, rows {t2:?}, {bytes} bytes, {} truth",
+        out.truth.len()
+    );
+}
+
+#[test]
+fn generate_cp932_table_matches_encoding_rs() {
+    let samples = "宛名番号,髙橋　﨑,ｶﾞｯｺｳ ①②③ ＭＳＤ 武田／モデルナ DPT―IPV ー〒\\~ 令和元年";
+    let mut ours = Vec::new();
+    rows::encode_into_for_test(&mut ours, samples);
+    let (theirs, _, bad) = encoding_rs::SHIFT_JIS.encode(samples);
+    assert!(!bad);
+    assert_eq!(ours, theirs.into_owned());
+}
