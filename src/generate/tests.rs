@@ -66,6 +66,26 @@ fn generate_is_deterministic_across_thread_counts() {
     }
     assert!(hashes[0].len() >= 15, "{:?}", hashes[0].keys());
     assert_eq!(hashes[0], hashes[1]);
+    // several chunks (CHUNK people each) scheduled differently
+    let big = Config {
+        people: 2 * CHUNK + 100,
+        ..config.clone()
+    };
+    let mut big_hashes = Vec::new();
+    for threads in [1, 3] {
+        let out = dir.path().join(format!("big{threads}"));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| generate(&big, &out)).unwrap();
+        big_hashes.push(all_files(&out));
+    }
+    assert_eq!(big_hashes[0], big_hashes[1]);
+    // the first 300 people of the big run are the 300-person run (per-person RNG)
+    let small = std::fs::read_to_string(dir.path().join("t1/truth/persons.csv")).unwrap();
+    let bigp = std::fs::read_to_string(dir.path().join("big1/truth/persons.csv")).unwrap();
+    assert!(bigp.starts_with(&small));
     // a different seed gives different data
     let out = dir.path().join("other");
     generate(
