@@ -67,7 +67,11 @@ pub fn codes() -> &'static Codes {
             .expect("schemas/codes/manufacturers.toml");
         Codes {
             vaccines: v.vaccine.into_iter().map(|e| (e.code, e.aliases)).collect(),
-            makers: m.manufacturer.into_iter().map(|e| (e.code, e.aliases)).collect(),
+            makers: m
+                .manufacturer
+                .into_iter()
+                .map(|e| (e.code, e.aliases))
+                .collect(),
         }
     })
 }

@@ -60,7 +60,15 @@ const ERAS: [(u8, char, &str, i32, u8, u8); 5] = [
 /// Index into ERAS of the era holding (y, m, d); the day may be impossible (2023-02-30),
 /// then the era of the first of that month is used.
 fn era_index(y: i32, m: u8, d: u8) -> usize {
-    let key = (y, m, if days_from_civil(y, m, d).is_some() { d } else { 1 });
+    let key = (
+        y,
+        m,
+        if days_from_civil(y, m, d).is_some() {
+            d
+        } else {
+            1
+        },
+    );
     let mut idx = 0;
     for (i, e) in ERAS.iter().enumerate() {
         if key >= (e.3, e.4, e.5) {
@@ -190,7 +198,14 @@ mod tests {
         assert_eq!(kojin_bango(12345678901), "123456789018");
         assert!(kojin_valid("123456789018"));
         assert!(!kojin_valid("123456789017"));
-        for (c, ok) in [("131016", true), ("131091", true), ("011002", true), ("271403", true), ("130001", true), ("131092", false)] {
+        for (c, ok) in [
+            ("131016", true),
+            ("131091", true),
+            ("011002", true),
+            ("271403", true),
+            ("130001", true),
+            ("131092", false),
+        ] {
             assert_eq!(municipality_valid(c), ok, "{c}");
         }
     }
@@ -199,15 +214,27 @@ mod tests {
     fn generate_wareki() {
         let d = |y, m, dd| days_from_civil(y, m, dd).unwrap();
         assert_eq!(render(d(2024, 9, 30), Style::LetterDot, false), "R06.09.30");
-        assert_eq!(render(d(2024, 9, 30), Style::Kanji, false), "令和6年9月30日");
+        assert_eq!(
+            render(d(2024, 9, 30), Style::Kanji, false),
+            "令和6年9月30日"
+        );
         assert_eq!(render(d(2019, 5, 1), Style::Kanji, false), "令和元年5月1日");
-        assert_eq!(render(d(2019, 4, 30), Style::LetterDotNoPad, false), "H31.4.30");
-        assert_eq!(render(d(1989, 1, 7), Style::LetterDotNoPad, false), "S64.1.7");
+        assert_eq!(
+            render(d(2019, 4, 30), Style::LetterDotNoPad, false),
+            "H31.4.30"
+        );
+        assert_eq!(
+            render(d(1989, 1, 7), Style::LetterDotNoPad, false),
+            "S64.1.7"
+        );
         assert_eq!(render(d(1989, 1, 8), Style::Kanji, false), "平成元年1月8日");
         assert_eq!(render(d(2024, 9, 30), Style::EraCode, false), "5060930");
         assert_eq!(render(d(2019, 5, 1), Style::Kanji, true), "平成31年5月1日");
         assert_eq!(render(d(1920, 3, 1), Style::Kanji, false), "大正9年3月1日");
-        assert_eq!(render_ymd(2023, 2, 30, Style::LetterDotNoPad, false), "R5.2.30");
+        assert_eq!(
+            render_ymd(2023, 2, 30, Style::LetterDotNoPad, false),
+            "R5.2.30"
+        );
         assert_eq!(fullwidth_digits("2024/09/30"), "２０２４/０９/３０");
     }
 }

@@ -61,6 +61,82 @@ const CHUNK: usize = 2048;
 /// Chunks generated in memory before they are written.
 const BATCH: usize = 16;
 
+/// Running state of the sequential writer.
+struct WriteStats {
+    /// Next physical line per file (header is line 1).
+    next_line: [u64; N_FILES],
+    rows_per_file: [u64; N_FILES],
+    dose_base: u64,
+    ctr: Counters,
+    outcomes: Vec<BTreeMap<&'static str, u64>>,
+    reasons: Vec<BTreeMap<&'static str, u64>>,
+    records: usize,
+}
+
+type Out = std::io::BufWriter<fs_err::File>;
+
+impl WriteStats {
+    fn new() -> Self {
+        WriteStats {
+            next_line: [2u64; N_FILES],
+            rows_per_file: [0u64; N_FILES],
+            dose_base: 0,
+            ctr: Counters::default(),
+            outcomes: vec![BTreeMap::new(); N_FILES],
+            reasons: vec![BTreeMap::new(); N_FILES],
+            records: 0,
+        }
+    }
+
+    /// Append a chunk's bytes and truth, offsetting line numbers and dose keys.
+    fn write_chunk(
+        &mut self,
+        specs: &[FileSpec],
+        ch: &ChunkOut,
+        writers: &mut [Out],
+        truth_rows: &mut Out,
+        truth_persons: &mut Out,
+    ) -> anyhow::Result<()> {
+        use std::fmt::Write as _;
+        for (f, buf) in ch.files.iter().enumerate() {
+            writers[f].write_all(&buf.bytes)?;
+        }
+        truth_persons.write_all(ch.persons.as_bytes())?;
+        let mut line = String::with_capacity(1 << 16);
+        for t in &ch.truth {
+            let f = t.file as usize;
+            write!(line, "{},{},", specs[f].id, self.next_line[f] + t.rel_line)?;
+            if t.dose != 0 {
+                write!(line, "{}", t.dose)?;
+            }
+            write!(line, ",P{:07},{},{},", t.person + 1, t.outcome, t.reason)?;
+            if let Some(k) = t.dose_local {
+                write!(line, "D{:08}", self.dose_base + k + 1)?;
+            }
+            writeln!(line, ",{},{}", t.merge, t.values)?;
+            if line.len() > 60_000 {
+                truth_rows.write_all(line.as_bytes())?;
+                line.clear();
+            }
+            *self.outcomes[f].entry(t.outcome).or_default() += 1;
+            if !t.reason.is_empty() {
+                *self.reasons[f].entry(t.reason).or_default() += 1;
+            }
+            if t.outcome == "record" {
+                self.records += 1;
+            }
+        }
+        truth_rows.write_all(line.as_bytes())?;
+        for f in 0..N_FILES {
+            self.next_line[f] += ch.files[f].lines;
+            self.rows_per_file[f] += ch.files[f].rows;
+        }
+        self.dose_base += ch.doses;
+        self.ctr.merge(&ch.ctr);
+        Ok(())
+    }
+}
+
 /// Generate one chunk (pure).
 fn chunk(config: &Config, specs: &[FileSpec], mix: &people::SeedMix, c: usize) -> ChunkOut {
     let mut out = ChunkOut::new();
@@ -92,7 +168,10 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     let mix = people::SeedMix::new(config.seed);
 
     let open = |rel: &str| -> anyhow::Result<std::io::BufWriter<fs_err::File>> {
-        Ok(std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(out.join(rel))?))
+        Ok(std::io::BufWriter::with_capacity(
+            1 << 20,
+            fs_err::File::create(out.join(rel))?,
+        ))
     };
     let mut writers = Vec::new();
     for s in &specs {
@@ -105,70 +184,55 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     let mut truth_persons = open("truth/persons.csv")?;
     writeln!(truth_persons, "{}", rows::TRUTH_PERSONS_HEADER)?;
 
-    // next physical line per file (header is line 1)
-    let mut next_line = [2u64; N_FILES];
-    let mut rows_per_file = [0u64; N_FILES];
-    let mut dose_base = 0u64;
-    let mut ctr = Counters::default();
-    let mut outcomes: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); N_FILES];
-    let mut records = 0usize;
-
-    let n_chunks = config.people.div_ceil(CHUNK);
-    let mut c0 = 0;
-    while c0 < n_chunks {
-        let c1 = (c0 + BATCH).min(n_chunks);
-        let batch: Vec<ChunkOut> = (c0..c1)
-            .into_par_iter()
-            .map(|c| chunk(config, &specs, &mix, c))
-            .collect();
-        for ch in batch {
-            for (f, buf) in ch.files.iter().enumerate() {
-                writers[f].write_all(&buf.bytes)?;
-            }
-            truth_persons.write_all(ch.persons.as_bytes())?;
-            let mut line = String::with_capacity(256);
-            for t in &ch.truth {
-                let f = t.file as usize;
-                line.clear();
-                use std::fmt::Write as _;
-                let dose = if t.dose == 0 { String::new() } else { t.dose.to_string() };
-                let key = t.dose_local.map(|k| format!("D{:08}", dose_base + k + 1)).unwrap_or_default();
-                writeln!(
-                    line,
-                    "{},{},{},P{:07},{},{},{},{},{}",
-                    specs[f].id,
-                    next_line[f] + t.rel_line,
-                    dose,
-                    t.person + 1,
-                    t.outcome,
-                    t.reason,
-                    key,
-                    t.merge,
-                    t.values
-                )?;
-                truth_rows.write_all(line.as_bytes())?;
-                *outcomes[f].entry(t.outcome.to_string()).or_default() += 1;
-                if !t.reason.is_empty() {
-                    *outcomes[f].entry(format!("quarantined:{}", t.reason)).or_default() += 1;
-                }
-                if t.outcome == "record" {
-                    records += 1;
+    // The writer runs on its own thread while the next batch is generated in parallel.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<ChunkOut>>(1);
+    let specs_ref = &specs;
+    let stats = std::thread::scope(|s| -> anyhow::Result<WriteStats> {
+        let writer = s.spawn(move || -> anyhow::Result<WriteStats> {
+            let mut st = WriteStats::new();
+            for batch in rx {
+                for ch in batch {
+                    st.write_chunk(
+                        specs_ref,
+                        &ch,
+                        &mut writers,
+                        &mut truth_rows,
+                        &mut truth_persons,
+                    )?;
                 }
             }
-            for f in 0..N_FILES {
-                next_line[f] += ch.files[f].lines;
-                rows_per_file[f] += ch.files[f].rows;
+            for mut w in writers {
+                w.flush()?;
             }
-            dose_base += ch.doses;
-            ctr.merge(&ch.ctr);
+            truth_rows.flush()?;
+            truth_persons.flush()?;
+            Ok(st)
+        });
+        let n_chunks = config.people.div_ceil(CHUNK);
+        let mut c0 = 0;
+        while c0 < n_chunks {
+            let c1 = (c0 + BATCH).min(n_chunks);
+            let batch: Vec<ChunkOut> = (c0..c1)
+                .into_par_iter()
+                .map(|c| chunk(config, specs_ref, &mix, c))
+                .collect();
+            if tx.send(batch).is_err() {
+                break; // the writer failed; its error is returned below
+            }
+            c0 = c1;
         }
-        c0 = c1;
-    }
-    for mut w in writers {
-        w.flush()?;
-    }
-    truth_rows.flush()?;
-    truth_persons.flush()?;
+        drop(tx);
+        writer.join().expect("writer thread panicked")
+    })?;
+    let WriteStats {
+        rows_per_file,
+        dose_base,
+        mut ctr,
+        outcomes,
+        reasons,
+        records,
+        ..
+    } = stats;
 
     // file-level dirt counters
     for (f, s) in specs.iter().enumerate() {
@@ -213,7 +277,10 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     // pipeline.toml
     let mut p = String::new();
     p.push_str("name = \"synthetic\"\n");
-    p.push_str(&format!("municipality_code = \"{}\"\n", config.municipality_code));
+    p.push_str(&format!(
+        "municipality_code = \"{}\"\n",
+        config.municipality_code
+    ));
     for s in &specs {
         p.push_str(&format!(
             "\n[[source]]\nid = \"{}\"\nlayout = \"{}\"\npath = \"{}\"\n",
@@ -246,7 +313,7 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
         .map(|(f, s)| {
             serde_json::json!({
                 "id": s.id, "path": s.path, "layout": s.layout, "rows": s.rows, "bytes": s.bytes,
-                "encoding": s.encoding, "crlf": s.crlf, "outcomes": outcomes[f],
+                "encoding": s.encoding, "crlf": s.crlf, "outcomes": outcomes[f], "reasons": reasons[f],
             })
         })
         .collect();

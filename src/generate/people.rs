@@ -176,8 +176,8 @@ pub fn add_years(birth: i32, years: i32) -> i32 {
 
 /// Age pyramid, 5-year bands from 0 (share in ‰), Tokyo-ward shaped; band 21 = 105.
 const PYRAMID: [f64; 22] = [
-    38.0, 36.0, 33.0, 36.0, 62.0, 82.0, 80.0, 75.0, 74.0, 84.0, 86.0, 70.0, 55.0, 46.0, 50.0,
-    43.0, 32.0, 20.0, 9.0, 3.0, 0.6, 0.05,
+    38.0, 36.0, 33.0, 36.0, 62.0, 82.0, 80.0, 75.0, 74.0, 84.0, 86.0, 70.0, 55.0, 46.0, 50.0, 43.0,
+    32.0, 20.0, 9.0, 3.0, 0.6, 0.05,
 ];
 
 fn sample_age(rng: &mut ChaCha8Rng) -> i32 {
@@ -185,7 +185,11 @@ fn sample_age(rng: &mut ChaCha8Rng) -> i32 {
     let mut u = rng.random::<f64>() * total;
     for (i, w) in PYRAMID.iter().enumerate() {
         if u < *w {
-            return if i == 21 { 105 } else { i as i32 * 5 + rng.random_range(0..5) };
+            return if i == 21 {
+                105
+            } else {
+                i as i32 * 5 + rng.random_range(0..5)
+            };
         }
         u -= w;
     }
@@ -199,9 +203,30 @@ fn old_share() -> f64 {
 }
 
 const TOWNS: [&str; 24] = [
-    "北品川", "東品川", "西品川", "南品川", "上大崎", "大崎", "東五反田", "西五反田", "大井",
-    "東大井", "西大井", "南大井", "広町", "二葉", "豊町", "戸越", "平塚", "荏原", "中延",
-    "東中延", "西中延", "旗の台", "小山", "八潮",
+    "北品川",
+    "東品川",
+    "西品川",
+    "南品川",
+    "上大崎",
+    "大崎",
+    "東五反田",
+    "西五反田",
+    "大井",
+    "東大井",
+    "西大井",
+    "南大井",
+    "広町",
+    "二葉",
+    "豊町",
+    "戸越",
+    "平塚",
+    "荏原",
+    "中延",
+    "東中延",
+    "西中延",
+    "旗の台",
+    "小山",
+    "八潮",
 ];
 
 /// Generate person `idx`.
@@ -230,17 +255,18 @@ pub fn person(config: &Config, mix: &SeedMix, idx: u64) -> Person {
     } else {
         100_000_000 + (idx.wrapping_mul(7_919) + mix.atena_off % 900_000_000) % 900_000_000
     };
-    let integrated = rng
-        .random_bool(d.has_integrated_atena)
-        .then(|| 8_000_000_000 + (idx.wrapping_mul(7_654_321) + mix.integ_off % 1_000_000_000) % 1_000_000_000);
+    let integrated = rng.random_bool(d.has_integrated_atena).then(|| {
+        8_000_000_000
+            + (idx.wrapping_mul(7_654_321) + mix.integ_off % 1_000_000_000) % 1_000_000_000
+    });
     let kojin = rng.random_bool(d.has_kojin_bango).then(|| {
         kojin_bango(
             10_000_000_000
                 + (idx.wrapping_mul(7_654_321) + mix.kojin_off % 90_000_000_000) % 90_000_000_000,
         )
     });
-    let ticket =
-        1_000_000_000 + (idx.wrapping_mul(7_654_321) + mix.ticket_off % 9_000_000_000) % 9_000_000_000;
+    let ticket = 1_000_000_000
+        + (idx.wrapping_mul(7_654_321) + mix.ticket_off % 9_000_000_000) % 9_000_000_000;
 
     let town = TOWNS[rng.random_range(0..TOWNS.len())];
     let address = format!(
@@ -252,7 +278,11 @@ pub fn person(config: &Config, mix: &SeedMix, idx: u64) -> Person {
     );
     let postal = format!("140-{:04}", rng.random_range(1..10000));
     let phone = if rng.random_bool(0.6) {
-        format!("03-{:04}-{:04}", rng.random_range(3000..8000), rng.random_range(0..10000))
+        format!(
+            "03-{:04}-{:04}",
+            rng.random_range(3000..8000),
+            rng.random_range(0..10000)
+        )
     } else {
         format!(
             "0{}0-{:04}-{:04}",
@@ -315,7 +345,18 @@ pub fn person(config: &Config, mix: &SeedMix, idx: u64) -> Person {
     p
 }
 
-fn push(p: &mut Person, v: usize, stage: Option<&'static str>, number: Option<u8>, date: i32, maker: &'static str, lot: String, lo: i32, hi: i32) {
+#[allow(clippy::too_many_arguments)]
+fn push(
+    p: &mut Person,
+    v: usize,
+    stage: Option<&'static str>,
+    number: Option<u8>,
+    date: i32,
+    maker: &'static str,
+    lot: String,
+    lo: i32,
+    hi: i32,
+) {
     if date < lo || date > hi {
         return;
     }
@@ -338,7 +379,10 @@ fn push(p: &mut Person, v: usize, stage: Option<&'static str>, number: Option<u8
 fn routine_lot(v: usize, date: i32, k: u64) -> String {
     let prefix = ["KH", "4K", "MR", "JR", "S0", "HA", "W0"][v];
     let period = (date.max(0) / 182) as u64;
-    format!("{prefix}{:03}", mix64(period * 31 + v as u64 * 1_000_003 + k) % 1000)
+    format!(
+        "{prefix}{:03}",
+        mix64(period * 31 + v as u64 * 1_000_003 + k) % 1000
+    )
 }
 
 pub fn mix64(mut x: u64) -> u64 {
@@ -351,53 +395,158 @@ pub fn mix64(mut x: u64) -> u64 {
 fn routine(p: &mut Person, rng: &mut ChaCha8Rng, end: i32) {
     let lo = ymd(2015, 1, 1);
     let b = p.birth;
-    let pick = |rng: &mut ChaCha8Rng, makers: &[&'static str]| makers[rng.random_range(0..makers.len())];
+    let pick =
+        |rng: &mut ChaCha8Rng, makers: &[&'static str]| makers[rng.random_range(0..makers.len())];
     // BCG
     if rng.random_bool(0.97) {
         let d = b + rng.random_range(150..330);
-        push(p, V_BCG, None, Some(1), d, "JAPAN-BCG", routine_lot(V_BCG, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_BCG,
+            None,
+            Some(1),
+            d,
+            "JAPAN-BCG",
+            routine_lot(V_BCG, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
     }
     // DPT-IPV: 1期初回 x3, 1期追加
     if rng.random_bool(0.95) {
         let m = pick(rng, &["BIKEN", "KM-BIOLOGICS", "DAIICHI-SANKYO"]);
         let mut d = b + rng.random_range(60..120);
         for n in 1..=3u8 {
-            push(p, V_DPT, Some("1期初回"), Some(n), d, m, routine_lot(V_DPT, d, rng.random_range(0..3)), lo, end);
+            push(
+                p,
+                V_DPT,
+                Some("1期初回"),
+                Some(n),
+                d,
+                m,
+                routine_lot(V_DPT, d, rng.random_range(0..3)),
+                lo,
+                end,
+            );
             d += rng.random_range(20..56);
         }
         d += rng.random_range(180..540);
-        push(p, V_DPT, Some("1期追加"), None, d, m, routine_lot(V_DPT, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_DPT,
+            Some("1期追加"),
+            None,
+            d,
+            m,
+            routine_lot(V_DPT, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
     }
     // MR 1期, 2期
     let m = pick(rng, &["BIKEN", "TAKEDA", "KM-BIOLOGICS"]);
     if rng.random_bool(0.96) {
         let d = b + rng.random_range(365..450);
-        push(p, V_MR, Some("1期"), None, d, m, routine_lot(V_MR, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_MR,
+            Some("1期"),
+            None,
+            d,
+            m,
+            routine_lot(V_MR, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
     }
     if rng.random_bool(0.93) {
         let d = add_years(b, 5) + rng.random_range(0..365);
-        push(p, V_MR, Some("2期"), None, d, m, routine_lot(V_MR, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_MR,
+            Some("2期"),
+            None,
+            d,
+            m,
+            routine_lot(V_MR, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
     }
     // JE
     if rng.random_bool(0.8) {
         let m = pick(rng, &["BIKEN", "KM-BIOLOGICS"]);
         let mut d = add_years(b, 3) + rng.random_range(0..300);
-        push(p, V_JE, Some("1期初回"), Some(1), d, m, routine_lot(V_JE, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_JE,
+            Some("1期初回"),
+            Some(1),
+            d,
+            m,
+            routine_lot(V_JE, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
         d += rng.random_range(6..28);
-        push(p, V_JE, Some("1期初回"), Some(2), d, m, routine_lot(V_JE, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_JE,
+            Some("1期初回"),
+            Some(2),
+            d,
+            m,
+            routine_lot(V_JE, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
         d += rng.random_range(300..420);
-        push(p, V_JE, Some("1期追加"), None, d, m, routine_lot(V_JE, d, rng.random_range(0..3)), lo, end);
+        push(
+            p,
+            V_JE,
+            Some("1期追加"),
+            None,
+            d,
+            m,
+            routine_lot(V_JE, d, rng.random_range(0..3)),
+            lo,
+            end,
+        );
         if rng.random_bool(0.85) {
             let d = add_years(b, 9) + rng.random_range(0..360);
-            push(p, V_JE, Some("2期"), None, d, m, routine_lot(V_JE, d, rng.random_range(0..3)), lo, end);
+            push(
+                p,
+                V_JE,
+                Some("2期"),
+                None,
+                d,
+                m,
+                routine_lot(V_JE, d, rng.random_range(0..3)),
+                lo,
+                end,
+            );
         }
     }
     // HPV: some girls, 3 doses starting between 12 and 16
     if !p.male && rng.random_bool(0.35) {
         let d1 = add_years(b, rng.random_range(12..17)) + rng.random_range(0..300);
-        let ds = [d1, d1 + rng.random_range(30..60), d1 + rng.random_range(180..200)];
+        let ds = [
+            d1,
+            d1 + rng.random_range(30..60),
+            d1 + rng.random_range(180..200),
+        ];
         for (i, d) in ds.into_iter().enumerate() {
-            push(p, V_HPV, None, Some(i as u8 + 1), d, "MSD", routine_lot(V_HPV, d, rng.random_range(0..3)), lo, end);
+            push(
+                p,
+                V_HPV,
+                None,
+                Some(i as u8 + 1),
+                d,
+                "MSD",
+                routine_lot(V_HPV, d, rng.random_range(0..3)),
+                lo,
+                end,
+            );
         }
     }
     // elderly influenza: seasons 2015..2023, age >= 65
@@ -406,13 +555,33 @@ fn routine(p: &mut Person, rng: &mut ChaCha8Rng, end: i32) {
         let d = ymd(y, 10, 1) + rng.random_range(0..90);
         if age_on(b, d) >= 65 && rng.random_bool(propensity) {
             let m = pick(rng, &["BIKEN", "KM-BIOLOGICS", "DENKA", "DAIICHI-SANKYO"]);
-            push(p, V_FLU, None, Some(1), d, m, routine_lot(V_FLU, d, rng.random_range(0..4)), lo, end);
+            push(
+                p,
+                V_FLU,
+                None,
+                Some(1),
+                d,
+                m,
+                routine_lot(V_FLU, d, rng.random_range(0..4)),
+                lo,
+                end,
+            );
         }
     }
     // PPSV23 once at 65+
     if rng.random_bool(0.4) {
         let d = add_years(b, 65) + rng.random_range(0..5 * 365);
-        push(p, V_PPSV, None, Some(1), d, "MSD", routine_lot(V_PPSV, d, rng.random_range(0..2)), lo, end);
+        push(
+            p,
+            V_PPSV,
+            None,
+            Some(1),
+            d,
+            "MSD",
+            routine_lot(V_PPSV, d, rng.random_range(0..2)),
+            lo,
+            end,
+        );
     }
     p.doses.sort_by_key(|d| d.date);
 }
@@ -476,12 +645,22 @@ fn covid(p: &mut Person, config: &Config, rng: &mut ChaCha8Rng, end: i32) {
     } else {
         ymd(2022, 3, 1) + rng.random_range(0..180)
     };
-    let earliest = [0, 0, 0, ymd(2021, 12, 1), ymd(2022, 5, 25), ymd(2022, 9, 20), ymd(2023, 5, 8), ymd(2023, 9, 20)];
+    let earliest = [
+        0,
+        0,
+        0,
+        ymd(2021, 12, 1),
+        ymd(2022, 5, 25),
+        ymd(2022, 9, 20),
+        ymd(2023, 5, 8),
+        ymd(2023, 9, 20),
+    ];
     let last_day = ymd(2024, 3, 31).min(end);
     let young = age < 12;
     let mut maker = "PFIZER";
     let mut date = first;
     let mut covid_doses = Vec::new();
+    #[allow(clippy::needless_range_loop)]
     for k in 1..=n {
         if k == 2 {
             date += rng.random_range(21..35);

@@ -56,28 +56,91 @@ pub struct FileSpec {
 }
 
 pub const LEDGER_HEADER: [&str; 29] = [
-    "宛名番号", "漢字氏名", "かな氏名", "生年月日", "年齢", "性別", "住登外", "郵便番号", "住所",
-    "電話番号", "接種名称", "接種数", "接種区分", "接種種別", "Lot番号", "メーカー", "接種量",
-    "登録日", "接種日", "接種医療機関", "予診票発行", "依頼書発行", "証明書発行", "自己負担区分",
-    "生活保護等", "障害者情報", "個人番号", "団体内統合宛名番号", "備考",
+    "宛名番号",
+    "漢字氏名",
+    "かな氏名",
+    "生年月日",
+    "年齢",
+    "性別",
+    "住登外",
+    "郵便番号",
+    "住所",
+    "電話番号",
+    "接種名称",
+    "接種数",
+    "接種区分",
+    "接種種別",
+    "Lot番号",
+    "メーカー",
+    "接種量",
+    "登録日",
+    "接種日",
+    "接種医療機関",
+    "予診票発行",
+    "依頼書発行",
+    "証明書発行",
+    "自己負担区分",
+    "生活保護等",
+    "障害者情報",
+    "個人番号",
+    "団体内統合宛名番号",
+    "備考",
 ];
 pub const REGISTRY_HEADER: [&str; 11] = [
-    "宛名番号", "団体内統合宛名番号", "個人番号", "氏名", "カナ", "生年月日", "性別", "郵便番号",
-    "住所", "住民区分", "異動日",
+    "宛名番号",
+    "団体内統合宛名番号",
+    "個人番号",
+    "氏名",
+    "カナ",
+    "生年月日",
+    "性別",
+    "郵便番号",
+    "住所",
+    "住民区分",
+    "異動日",
 ];
 pub const VRS_PERSONS_HEADER: [&str; 17] = [
-    "宛名番号", "個人番号", "氏名", "カナ", "生年月日", "性別", "自治体コード", "接種券番号",
-    "接種状況", "ローマ字氏名", "国籍", "旅券番号", "旧姓・別姓・別名", "証明書ID",
-    "証明書発行年月日", "ワクチン種類", "製品名",
+    "宛名番号",
+    "個人番号",
+    "氏名",
+    "カナ",
+    "生年月日",
+    "性別",
+    "自治体コード",
+    "接種券番号",
+    "接種状況",
+    "ローマ字氏名",
+    "国籍",
+    "旅券番号",
+    "旧姓・別姓・別名",
+    "証明書ID",
+    "証明書発行年月日",
+    "ワクチン種類",
+    "製品名",
 ];
 const VRS_GROUP: [&str; 8] = [
-    "回目接種履歴登録日時", "回目接種日", "回目券番号", "回目接種自治体コード", "回目接種会場名",
-    "回目接種医師名", "回目ワクチンメーカー", "回目ワクチンロット番号",
+    "回目接種履歴登録日時",
+    "回目接種日",
+    "回目券番号",
+    "回目接種自治体コード",
+    "回目接種会場名",
+    "回目接種医師名",
+    "回目ワクチンメーカー",
+    "回目ワクチンロット番号",
 ];
 
 const MAKERS: [&str; 11] = [
-    "PFIZER", "MODERNA", "ASTRAZENECA", "NOVAVAX", "DAIICHI-SANKYO", "BIKEN", "KM-BIOLOGICS",
-    "DENKA", "MSD", "JAPAN-BCG", "TAKEDA",
+    "PFIZER",
+    "MODERNA",
+    "ASTRAZENECA",
+    "NOVAVAX",
+    "DAIICHI-SANKYO",
+    "BIKEN",
+    "KM-BIOLOGICS",
+    "DENKA",
+    "MSD",
+    "JAPAN-BCG",
+    "TAKEDA",
 ];
 
 /// Stratified choice: floor(rate*n + u) of n items, at random.
@@ -342,12 +405,50 @@ pub fn csv_field(out: &mut String, f: &str, crlf: bool) {
     }
 }
 
+/// CP932 bytes per BMP code point (0 = not encodable), built once from the encoding_rs
+/// Shift_JIS encoder, so the output is exactly what encoding_rs would write (its kanji
+/// encoder searches its index and is slow).
+fn cp932_table() -> &'static [u16] {
+    static T: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = vec![0u16; 0x10000];
+        let mut buf = [0u8; 4];
+        for cp in 0x80u32..0x10000 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let (b, _, bad) = encoding_rs::SHIFT_JIS.encode(c.encode_utf8(&mut buf));
+            if bad {
+                continue;
+            }
+            t[cp as usize] = match b.len() {
+                1 => b[0] as u16,
+                2 => ((b[0] as u16) << 8) | b[1] as u16,
+                _ => continue,
+            };
+        }
+        t
+    })
+}
+
 fn encode_into(out: &mut Vec<u8>, s: &str, enc: Enc) {
     match enc {
         Enc::Cp932 => {
-            let (b, _, bad) = encoding_rs::SHIFT_JIS.encode(s);
-            assert!(!bad, "a character is not encodable in CP932");
-            out.extend_from_slice(&b);
+            let t = cp932_table();
+            for c in s.chars() {
+                let cp = c as u32;
+                if cp < 0x80 {
+                    out.push(cp as u8);
+                    continue;
+                }
+                let v = if cp < 0x10000 { t[cp as usize] } else { 0 };
+                assert!(v != 0, "U+{cp:04X} is not encodable in CP932");
+                if v < 0x100 {
+                    out.push(v as u8);
+                } else {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+            }
         }
         _ => out.extend_from_slice(s.as_bytes()),
     }
@@ -471,7 +572,14 @@ struct Ctx<'a> {
 }
 
 /// A date in a ledger / registry file. Sets `era_flag` when written in an ended era.
-fn date_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, spec: &FileSpec, days: i32, era_flag: &mut bool) -> String {
+fn date_field(
+    rng: &mut ChaCha8Rng,
+    ctr: &mut Counters,
+    ctx: &Ctx,
+    spec: &FileSpec,
+    days: i32,
+    era_flag: &mut bool,
+) -> String {
     let d = &ctx.config.dirt;
     let mut style = if rng.random_bool(d.wareki_date) {
         if rng.random_bool(0.7) {
@@ -509,7 +617,14 @@ struct NameOut {
 }
 
 /// Render a person's name for one row. `reference`: the registry (no typos or variants).
-fn name_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, p: &Person, reference: bool, hiragana: bool) -> NameOut {
+fn name_field(
+    rng: &mut ChaCha8Rng,
+    ctr: &mut Counters,
+    ctx: &Ctx,
+    p: &Person,
+    reference: bool,
+    hiragana: bool,
+) -> NameOut {
     let d = &ctx.config.dirt;
     let u: f64 = rng.random();
     let (sep, t_sep) = if u < d.name_no_space {
@@ -530,13 +645,13 @@ fn name_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, p: &Person, r
             let others: Vec<&&str> = p.family.kanji.iter().filter(|k| **k != fam).collect();
             fam = others[rng.random_range(0..others.len())];
         }
-        if names::has_small(&fk) || names::has_small(&gk) {
-            if roll(rng, ctr, K::kana_small_large, d.kana_small_large) {
-                if names::has_small(&gk) {
-                    gk = names::small_to_large(&gk);
-                } else {
-                    fk = names::small_to_large(&fk);
-                }
+        if (names::has_small(&fk) || names::has_small(&gk))
+            && roll(rng, ctr, K::kana_small_large, d.kana_small_large)
+        {
+            if names::has_small(&gk) {
+                gk = names::small_to_large(&gk);
+            } else {
+                fk = names::small_to_large(&fk);
             }
         }
         if roll(rng, ctr, K::kana_long_vowel, d.kana_long_vowel) {
@@ -545,7 +660,10 @@ fn name_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, p: &Person, r
         if roll(rng, ctr, K::kana_typo, d.kana_typo) {
             let chars: Vec<char> = gk.chars().collect();
             let at = rng.random_range(0..chars.len());
-            let pool: Vec<char> = names::TYPO_KANA.chars().filter(|c| *c != chars[at]).collect();
+            let pool: Vec<char> = names::TYPO_KANA
+                .chars()
+                .filter(|c| *c != chars[at])
+                .collect();
             gk = names::substitute(&gk, at, pool[rng.random_range(0..pool.len())]);
         }
     }
@@ -567,7 +685,12 @@ fn name_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, p: &Person, r
 }
 
 /// 個人番号 in a source row: (written, truth, invalid-check-digit flag).
-fn kojin_field(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, p: &Person) -> (String, String, bool) {
+fn kojin_field(
+    rng: &mut ChaCha8Rng,
+    ctr: &mut Counters,
+    ctx: &Ctx,
+    p: &Person,
+) -> (String, String, bool) {
     let d = &ctx.config.dirt;
     let Some(k) = &p.kojin else {
         return (String::new(), String::new(), false);
@@ -602,7 +725,12 @@ fn circled(n: u8) -> char {
 }
 
 /// 接種数 text for a dose: (text, stage truth, dose number truth).
-fn stage_form(rng: &mut ChaCha8Rng, vaccine: usize, stage: Option<&'static str>, number: Option<u8>) -> (String, &'static str, Option<u8>) {
+fn stage_form(
+    rng: &mut ChaCha8Rng,
+    vaccine: usize,
+    stage: Option<&'static str>,
+    number: Option<u8>,
+) -> (String, &'static str, Option<u8>) {
     let fw = |n: u8| fullwidth_digits(&n.to_string());
     match (stage, number) {
         (Some("1期初回"), Some(n)) => {
@@ -647,12 +775,24 @@ fn stage_form(rng: &mut ChaCha8Rng, vaccine: usize, stage: Option<&'static str>,
 }
 
 const CLINICS: [&str; 10] = [
-    "品川クリニック", "大井町内科医院", "五反田こどもクリニック", "荏原病院", "戸越銀座診療所",
-    "大崎ファミリークリニック", "旗の台小児科", "西大井医院", "中延内科クリニック", "品川区医師会館",
+    "品川クリニック",
+    "大井町内科医院",
+    "五反田こどもクリニック",
+    "荏原病院",
+    "戸越銀座診療所",
+    "大崎ファミリークリニック",
+    "旗の台小児科",
+    "西大井医院",
+    "中延内科クリニック",
+    "品川区医師会館",
 ];
 const VENUES: [&str; 6] = [
-    "品川区役所集団接種会場", "大井町集団接種会場", "五反田集団接種会場", "荏原集団接種会場",
-    "品川クリニック", "大崎ファミリークリニック",
+    "品川区役所集団接種会場",
+    "大井町集団接種会場",
+    "五反田集団接種会場",
+    "荏原集団接種会場",
+    "品川クリニック",
+    "大崎ファミリークリニック",
 ];
 const REMARKS: [&str; 4] = ["集団接種", "転入前接種分", "予診のみ後日接種", "保護者同伴"];
 const MULTILINE: [&str; 3] = [
@@ -695,10 +835,30 @@ fn row_fate(rng: &mut ChaCha8Rng, ctr: &mut Counters, ctx: &Ctx, whole: bool, da
     let mut acc = 0.0;
     let mut fate = Fate::Ok;
     let kinds: [(bool, f64, K, Fate); 4] = [
-        (whole, d.wrong_column_count, K::wrong_column_count, Fate::WrongCols),
-        (whole, d.undecodable_bytes, K::undecodable_bytes, Fate::Undecodable),
-        (date, d.missing_vaccination_date, K::missing_vaccination_date, Fate::Missing),
-        (date, d.impossible_date, K::impossible_date, Fate::Impossible),
+        (
+            whole,
+            d.wrong_column_count,
+            K::wrong_column_count,
+            Fate::WrongCols,
+        ),
+        (
+            whole,
+            d.undecodable_bytes,
+            K::undecodable_bytes,
+            Fate::Undecodable,
+        ),
+        (
+            date,
+            d.missing_vaccination_date,
+            K::missing_vaccination_date,
+            Fate::Missing,
+        ),
+        (
+            date,
+            d.impossible_date,
+            K::impossible_date,
+            Fate::Impossible,
+        ),
     ];
     for (on, p, k, f) in kinds {
         if !on {
@@ -731,7 +891,12 @@ fn impossible_ymd(rng: &mut ChaCha8Rng, days: i32) -> (i32, u8, u8) {
 }
 
 fn maker_alias(rng: &mut ChaCha8Rng, spec: &FileSpec, code: &str) -> String {
-    let a = &spec.maker_aliases.iter().find(|(c, _)| c == code).expect("maker").1;
+    let a = &spec
+        .maker_aliases
+        .iter()
+        .find(|(c, _)| c == code)
+        .expect("maker")
+        .1;
     a[rng.random_range(0..a.len())].clone()
 }
 
@@ -810,7 +975,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             p.status.map(|s| s.canonical()).unwrap_or("").into(),
             p.status_date.map(format_date).unwrap_or_default(),
             if in_vrs { muni.into() } else { String::new() },
-            if in_vrs { p.ticket.to_string() } else { String::new() },
+            if in_vrs {
+                p.ticket.to_string()
+            } else {
+                String::new()
+            },
         ];
         for (i, c) in cols.iter().enumerate() {
             if i > 0 {
@@ -897,18 +1066,23 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             if p.male { "男".into() } else { "女".into() },
             muni.into(),
             p.ticket.to_string(),
-            if vrs_doses.is_empty() { "未実施".into() } else { "実施".into() },
+            if vrs_doses.is_empty() {
+                "未実施".into()
+            } else {
+                "実施".into()
+            },
         ];
         let mut cert = vec![String::new(); 8];
         if !vrs_doses.is_empty() && roll(rng, ctr, K::certificate_holder, d.certificate_holder) {
-            let first = p.doses[vrs_doses[0]].date.max(super::people::ymd(2021, 7, 26));
+            let first = p.doses[vrs_doses[0]]
+                .date
+                .max(super::people::ymd(2021, 7, 26));
             let last_day = super::people::ymd(2024, 3, 31);
             let issued = rng.random_range(first.min(last_day)..=last_day);
             let maker = vrs_doses
                 .iter()
                 .map(|&i| &p.doses[i])
-                .filter(|x| x.date <= issued)
-                .next_back()
+                .rfind(|x| x.date <= issued)
                 .map(|x| x.maker)
                 .unwrap_or("PFIZER");
             let product = match maker {
@@ -924,7 +1098,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             } else {
                 ["中国", "韓国", "ベトナム", "フィリピン", "米国"][rng.random_range(0..5)]
             };
-            cert[0] = format!("{} {}", names::romaji(p.family.kana), names::romaji(p.given.kana));
+            cert[0] = format!(
+                "{} {}",
+                names::romaji(p.family.kana),
+                names::romaji(p.given.kana)
+            );
             cert[1] = nat.into();
             cert[2] = format!(
                 "{}{}{:07}",
@@ -936,7 +1114,9 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
                 let f = &pools().family[rng.random_range(0..pools().family.len())];
                 cert[3] = format!("{}\u{3000}{}", f.kanji[0], p.given_kanji());
             }
-            cert[4] = (0..12).map(|_| alnum[rng.random_range(0..alnum.len())] as char).collect();
+            cert[4] = (0..12)
+                .map(|_| alnum[rng.random_range(0..alnum.len())] as char)
+                .collect();
             cert[5] = compact(issued);
             cert[6] = "新型コロナワクチン".into();
             cert[7] = product.into();
@@ -952,7 +1132,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             sex: sex_t,
             muni: muni.into(),
             ticket: p.ticket.to_string(),
-            flags: if kinv { vec!["invalid_check_digit"] } else { vec![] },
+            flags: if kinv {
+                vec!["invalid_check_digit"]
+            } else {
+                vec![]
+            },
             ..Default::default()
         };
         out.truth.push(TruthRow {
@@ -1009,7 +1193,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
     // ---- VRS wide export
     if !vrs_doses.is_empty() {
         let spec = &specs[F_VRS_EXPORT];
-        let mut fields = vec![if atena_blank { String::new() } else { p.atena.to_string() }];
+        let mut fields = vec![if atena_blank {
+            String::new()
+        } else {
+            p.atena.to_string()
+        }];
         let mut inject = None;
         for (g, &i) in vrs_doses.iter().enumerate() {
             let x = &p.doses[i];
@@ -1036,8 +1224,16 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
                 VENUES[rng.random_range(0..VENUES.len())].to_string(),
                 {
                     let f = &pools().family[rng.random_range(0..pools().family.len())];
-                    let gp = if rng.random_bool(0.5) { &pools().male } else { &pools().female };
-                    format!("{}\u{3000}{}", f.kanji[0], gp[rng.random_range(0..gp.len())].kanji[0])
+                    let gp = if rng.random_bool(0.5) {
+                        &pools().male
+                    } else {
+                        &pools().female
+                    };
+                    format!(
+                        "{}\u{3000}{}",
+                        f.kanji[0],
+                        gp[rng.random_range(0..gp.len())].kanji[0]
+                    )
                 },
                 vrs_maker(rng, spec, x.maker),
                 x.lot.clone(),
@@ -1069,10 +1265,18 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
                 let x = &p.doses[i];
                 let f = group_fates[g];
                 let tv = Tv {
-                    atena: if atena_blank { String::new() } else { p.atena.to_string() },
+                    atena: if atena_blank {
+                        String::new()
+                    } else {
+                        p.atena.to_string()
+                    },
                     vaccine: "COVID19",
                     dose_number: (g + 1).to_string(),
-                    date: if f == Fate::Ok { format_date(x.date) } else { String::new() },
+                    date: if f == Fate::Ok {
+                        format_date(x.date)
+                    } else {
+                        String::new()
+                    },
                     lot: x.lot.to_uppercase(),
                     maker: x.maker,
                     muni: muni.into(),
@@ -1084,7 +1288,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
                     rel_line: line,
                     dose: g as u8 + 1,
                     person: pid,
-                    outcome: if f == Fate::Ok { "record" } else { "quarantined" },
+                    outcome: if f == Fate::Ok {
+                        "record"
+                    } else {
+                        "quarantined"
+                    },
                     reason: f.reason(),
                     dose_local: Some(dose_base + i as u64),
                     merge: if f == Fate::Ok { merge_of(i) } else { "" },
@@ -1107,18 +1315,34 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
         let name = name_field(rng, ctr, &ctx, p, false, spec.hiragana);
         let birth = date_field(rng, ctr, &ctx, spec, p.birth, &mut era);
         let (kw, kt, kinv) = kojin_field(rng, ctr, &ctx, p);
-        let date = if x.vaccine == V_COVID { x.ledger_date } else { x.date };
-        let lot = if x.vaccine == V_COVID { x.ledger_lot.clone() } else { x.lot.clone() };
+        let date = if x.vaccine == V_COVID {
+            x.ledger_date
+        } else {
+            x.date
+        };
+        let lot = if x.vaccine == V_COVID {
+            x.ledger_lot.clone()
+        } else {
+            x.lot.clone()
+        };
         let (stage_text, stage_t, number_t) = stage_form(rng, x.vaccine, x.stage, x.number);
         let maker_blank = x.vaccine != V_COVID && rng.random_bool(0.1);
-        let maker = if maker_blank { String::new() } else { maker_alias(rng, spec, x.maker) };
+        let maker = if maker_blank {
+            String::new()
+        } else {
+            maker_alias(rng, spec, x.maker)
+        };
         let reg_day = date + rng.random_range(0..30);
         let reg = date_field(rng, ctr, &ctx, spec, reg_day, &mut era);
         let vdate = match fate {
             Fate::Missing => String::new(),
             Fate::Impossible => {
                 let (y, m, dd) = impossible_ymd(rng, date);
-                let style = if rng.random_bool(d.wareki_date) { spec.wareki } else { spec.western };
+                let style = if rng.random_bool(d.wareki_date) {
+                    spec.wareki
+                } else {
+                    spec.western
+                };
                 render_ymd(y, m, dd, style, false)
             }
             _ => date_field(rng, ctr, &ctx, spec, date, &mut era),
@@ -1130,7 +1354,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
         } else {
             String::new()
         };
-        let atena = if spec.zero_pad { format!("{:010}", p.atena) } else { p.atena.to_string() };
+        let atena = if spec.zero_pad {
+            format!("{:010}", p.atena)
+        } else {
+            p.atena.to_string()
+        };
         let volume = match (x.vaccine, x.maker) {
             (0, _) => "",
             (V_COVID, "PFIZER") => "0.3",
@@ -1143,25 +1371,62 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             birth,
             age_on(p.birth, date).to_string(),
             sex_field(spec, p.male),
-            if !p.in_registry || p.status == Some(Status::NonResident) { "1".into() } else { String::new() },
+            if !p.in_registry || p.status == Some(Status::NonResident) {
+                "1".into()
+            } else {
+                String::new()
+            },
             p.postal.clone(),
             p.address.clone(),
             p.phone.clone(),
-            spec.vaccine_aliases[if rng.random_bool(0.8) { 0 } else { rng.random_range(0..spec.vaccine_aliases.len()) }].clone(),
+            spec.vaccine_aliases[if rng.random_bool(0.8) {
+                0
+            } else {
+                rng.random_range(0..spec.vaccine_aliases.len())
+            }]
+            .clone(),
             stage_text,
-            if x.vaccine == V_COVID { "特例臨時".into() } else { "定期".into() },
-            if rng.random_bool(0.7) { "個別".into() } else { "集団".into() },
+            if x.vaccine == V_COVID {
+                "特例臨時".into()
+            } else {
+                "定期".into()
+            },
+            if rng.random_bool(0.7) {
+                "個別".into()
+            } else {
+                "集団".into()
+            },
             lot.clone(),
             maker,
-            if rng.random_bool(0.2) && !volume.is_empty() { format!("{volume}ml") } else { volume.into() },
+            if rng.random_bool(0.2) && !volume.is_empty() {
+                format!("{volume}ml")
+            } else {
+                volume.into()
+            },
             reg,
             vdate,
             CLINICS[rng.random_range(0..CLINICS.len())].into(),
-            if rng.random_bool(0.8) { "済".into() } else { String::new() },
-            if rng.random_bool(0.1) { "有".into() } else { String::new() },
-            if rng.random_bool(0.05) { "済".into() } else { String::new() },
+            if rng.random_bool(0.8) {
+                "済".into()
+            } else {
+                String::new()
+            },
+            if rng.random_bool(0.1) {
+                "有".into()
+            } else {
+                String::new()
+            },
+            if rng.random_bool(0.05) {
+                "済".into()
+            } else {
+                String::new()
+            },
             ["無料", "無料", "無料", "一部負担", "免除"][rng.random_range(0..5)].into(),
-            if rng.random_bool(0.03) { "1".into() } else { String::new() },
+            if rng.random_bool(0.03) {
+                "1".into()
+            } else {
+                String::new()
+            },
             String::new(),
             kw,
             p.integrated.map(|v| v.to_string()).unwrap_or_default(),
@@ -1192,7 +1457,11 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             vaccine: VACCINES[x.vaccine],
             stage: stage_t,
             dose_number: number_t.map(|n| n.to_string()).unwrap_or_default(),
-            date: if ok || fate == Fate::WrongCols || fate == Fate::Undecodable { format_date(date) } else { String::new() },
+            date: if ok || fate == Fate::WrongCols || fate == Fate::Undecodable {
+                format_date(date)
+            } else {
+                String::new()
+            },
             lot: lot.to_uppercase(),
             maker: if maker_blank { "" } else { x.maker },
             flags,
@@ -1210,4 +1479,9 @@ pub fn person_rows(config: &Config, specs: &[FileSpec], p: &Person, out: &mut Ch
             values: tv.join(),
         });
     }
+}
+
+#[cfg(test)]
+pub fn encode_into_for_test(out: &mut Vec<u8>, s: &str) {
+    encode_into(out, s, Enc::Cp932)
 }
