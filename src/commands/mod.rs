@@ -4,6 +4,8 @@ pub mod demo;
 pub mod keygen;
 pub mod migrate;
 pub mod normalise;
+pub mod rekey;
+pub mod report;
 pub mod testdata;
 pub mod verify;
 
@@ -32,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Normalise(a) => normalise::run(a, &ctx),
         Command::Migrate(a) => migrate::run(a, &ctx),
         Command::Verify(a) => verify::run(a, &ctx),
+        Command::Report(a) => report::run(a, &ctx),
+        Command::Rekey(a) => rekey::run(a, &ctx),
     }
 }
 
