@@ -114,6 +114,7 @@ pub struct TestdataArgs {
 #[derive(Debug, Subcommand)]
 pub enum TestdataAction {
     /// Ingest and reconcile a generated set in memory and score it against its truth files.
+    #[command(after_help = "Example:\n  vaxarc testdata score --dir ./synthetic --json")]
     Score(ScoreArgs),
 }
 

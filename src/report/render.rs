@@ -42,7 +42,7 @@ pub fn table(headings: &[&str], rows: &[Vec<String>]) -> String {
         let mut out = String::from(" ");
         for (i, cell) in cells.iter().enumerate().take(cols) {
             let pad = " ".repeat(widths[i].saturating_sub(width(cell)));
-            if i < 2 && !is_numeric(cell) {
+            if i < 2 {
                 out.push_str(&format!(" {cell}{pad} "));
             } else {
                 out.push_str(&format!(" {pad}{cell} "));
@@ -94,15 +94,6 @@ fn sections(r: &Report) -> Vec<Section> {
         r.vaccine_totals
             .iter()
             .map(|v| vec![v.vaccine.clone(), v.vaccine_name.clone(), s(&v.people), s(&v.doses)])
-            .collect(),
-    ));
-    out.push((
-        "vaccinated",
-        "接種の種類・期・回・年・年齢区分ごとの実施人数 / People vaccinated by vaccine, stage, dose, year and age band".into(),
-        vec!["ワクチン / vaccine", "期 / stage", "回 / dose", "年 / year", "年齢 / age", "人数 / people"],
-        r.vaccinated
-            .iter()
-            .map(|v| vec![v.vaccine.clone(), opt(&v.stage), opt(&v.dose), opt(&v.year), v.age_band.clone(), s(&v.people)])
             .collect(),
     ));
     out.push((
@@ -179,6 +170,15 @@ fn sections(r: &Report) -> Vec<Section> {
         r.retention
             .iter()
             .map(|x| vec![x.expiry.clone(), x.retention_class.clone(), x.partitions.to_string(), s(&x.records)])
+            .collect(),
+    ));
+    out.push((
+        "vaccinated",
+        "付表: 接種の種類・期・回・年・年齢区分ごとの実施人数 / Appendix: people vaccinated by vaccine, stage, dose, year and age band".into(),
+        vec!["ワクチン / vaccine", "期 / stage", "回 / dose", "年 / year", "年齢 / age", "人数 / people"],
+        r.vaccinated
+            .iter()
+            .map(|v| vec![v.vaccine.clone(), opt(&v.stage), opt(&v.dose), opt(&v.year), v.age_band.clone(), s(&v.people)])
             .collect(),
     ));
     out
