@@ -172,7 +172,7 @@ fn report_refuses_wrong_identity_and_existing_html() {
 }
 
 fn recipient(key: &Path) -> String {
-    let text = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    let text = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     text.lines().find(|l| l.starts_with("age1")).unwrap().trim().to_string()
 }
 
@@ -198,7 +198,7 @@ fn report_rekey_rotates_custodians_without_touching_data() {
             .arg("--custodian")
             .arg(recipient(&keys.join("new-1.key")))
             .arg("--custodian")
-            .arg(format!("{}.pub", keys.join("new-2.key").display()))
+            .arg(keys.join("new-2.key").with_extension("pub"))
             .arg("--vault-recipient")
             .arg(recipient(&keys.join("new-vault.key")))
             .arg("--signing-key")
@@ -294,6 +294,7 @@ fn subcommands(help: &str) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_string)
