@@ -42,7 +42,13 @@ use super::store::{Store, StoreError};
 use super::{read_manifest, ArchiveError, INDEX_SECRET};
 
 /// Roles re-wrapped to the custodians.
-pub const CUSTODIAN_KEY_ROLES: &[&str] = &["key", "index-key", "quarantine-key", "review-key", "index-secret"];
+pub const CUSTODIAN_KEY_ROLES: &[&str] = &[
+    "key",
+    "index-key",
+    "quarantine-key",
+    "review-key",
+    "index-secret",
+];
 /// Role re-wrapped to the vault recipients (only when new ones are given).
 pub const VAULT_KEY_ROLE: &str = "vault-key";
 /// The archive's lock object (shared with purge and erase).
@@ -128,12 +134,16 @@ fn lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>, ArchiveError> {
 pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
     let mut rec = Recovery::default();
     let (m, bytes) = read_manifest(store)?;
-    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim()).map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
+    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
+        .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
     let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
     if manifest::verify_signature(&public, &bytes, &sig).is_err() {
         let next = m.generation + 1;
         let staged = store.get(&history_path(next, manifest::MANIFEST)).ok();
-        let staged_sig = store.get(&history_path(next, manifest::SIGNATURE)).ok().and_then(|b| String::from_utf8(b).ok());
+        let staged_sig = store
+            .get(&history_path(next, manifest::SIGNATURE))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
         match (staged, staged_sig) {
             (Some(text), Some(s)) if s == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
                 store.put(manifest::MANIFEST, text)?;
@@ -151,7 +161,10 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
     let (m, _) = read_manifest(store)?;
     let staged_secret = history_path(m.generation, INDEX_SECRET);
     if let Some(entry) = m.files.iter().find(|f| f.path == INDEX_SECRET) {
-        let live_ok = store.get(INDEX_SECRET).map(|b| blake3::hash(&b).to_hex().to_string() == entry.blake3).unwrap_or(false);
+        let live_ok = store
+            .get(INDEX_SECRET)
+            .map(|b| blake3::hash(&b).to_hex().to_string() == entry.blake3)
+            .unwrap_or(false);
         if !live_ok {
             if let Ok(staged) = store.get(&staged_secret) {
                 if blake3::hash(&staged).to_hex().to_string() == entry.blake3 {
@@ -181,7 +194,15 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
 /// Re-wrap every key to `new` and commit generation + 1 signed with `signing`.
 /// `identities` must open the custodian keys (and the vault keys when `new.vault` is
 /// set). Refuses an archive that does not verify.
-pub fn rekey(store: &Store, identities: &[age::x25519::Identity], new: &NewRecipients, signing: &minisign::SecretKey, signing_public: &str, now: &str, on_key: super::OnObject<'_>) -> Result<Outcome, ArchiveError> {
+pub fn rekey(
+    store: &Store,
+    identities: &[age::x25519::Identity],
+    new: &NewRecipients,
+    signing: &minisign::SecretKey,
+    signing_public: &str,
+    now: &str,
+    on_key: super::OnObject<'_>,
+) -> Result<Outcome, ArchiveError> {
     let _lock = lock(store, now)?;
     let recovery = recover(store)?;
     let (m, old_text) = read_manifest(store)?;
@@ -210,7 +231,11 @@ pub fn rekey(store: &Store, identities: &[age::x25519::Identity], new: &NewRecip
         recovery,
         ..Outcome::default()
     };
-    if sorted(&m.custodians) == sorted(&new_custodians) && new_vault.as_ref().is_none_or(|v| sorted(v) == sorted(&m.vault_recipients)) {
+    if sorted(&m.custodians) == sorted(&new_custodians)
+        && new_vault
+            .as_ref()
+            .is_none_or(|v| sorted(v) == sorted(&m.vault_recipients))
+    {
         outcome.unchanged = true;
         return Ok(outcome);
     }
@@ -274,7 +299,8 @@ pub fn rekey(store: &Store, identities: &[age::x25519::Identity], new: &NewRecip
     }
     next.merkle_root = manifest::files_root(&files);
     next.files = files;
-    let text = serde_json::to_vec_pretty(&next).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
+    let text =
+        serde_json::to_vec_pretty(&next).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
     let sig = super::sign_manifest(&next, &text, signing)?;
 
     store.put(&history_path(m.generation, manifest::MANIFEST), old_text)?;
@@ -283,7 +309,10 @@ pub fn rekey(store: &Store, identities: &[age::x25519::Identity], new: &NewRecip
         store.put(&history_path(generation, INDEX_SECRET), s.clone())?;
     }
     store.put(&history_path(generation, manifest::MANIFEST), text.clone())?;
-    store.put(&history_path(generation, manifest::SIGNATURE), sig.clone().into_bytes())?;
+    store.put(
+        &history_path(generation, manifest::SIGNATURE),
+        sig.clone().into_bytes(),
+    )?;
     super::commit_replace(store, &text, &sig)?;
 
     // After the commit: the index hash key in place, old wrappings destroyed.
@@ -306,10 +335,25 @@ mod tests {
 
     #[test]
     fn key_names_move_to_the_new_generation() {
-        assert_eq!(renamed_key_path("keys/0123456789abcdef.key.age", 2), "keys/0123456789abcdef.g2.key.age");
-        assert_eq!(renamed_key_path("keys/0123456789abcdef.g2.key.age", 3), "keys/0123456789abcdef.g3.key.age");
-        assert_eq!(renamed_key_path("keys/0123.vault.key.age", 2), "keys/0123.vault.g2.key.age");
-        assert_eq!(renamed_key_path("keys/aaaa-g1.index.key.age", 2), "keys/aaaa-g1.index.g2.key.age");
-        assert_eq!(history_path(7, "MANIFEST.json"), "history/000007/MANIFEST.json");
+        assert_eq!(
+            renamed_key_path("keys/0123456789abcdef.key.age", 2),
+            "keys/0123456789abcdef.g2.key.age"
+        );
+        assert_eq!(
+            renamed_key_path("keys/0123456789abcdef.g2.key.age", 3),
+            "keys/0123456789abcdef.g3.key.age"
+        );
+        assert_eq!(
+            renamed_key_path("keys/0123.vault.key.age", 2),
+            "keys/0123.vault.g2.key.age"
+        );
+        assert_eq!(
+            renamed_key_path("keys/aaaa-g1.index.key.age", 2),
+            "keys/aaaa-g1.index.g2.key.age"
+        );
+        assert_eq!(
+            history_path(7, "MANIFEST.json"),
+            "history/000007/MANIFEST.json"
+        );
     }
 }

@@ -14,7 +14,8 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
     let base = std::path::Path::new(".");
     let custodians = crate::keys::load_recipients("--custodian", &args.custodian, base)?;
-    let distinct: std::collections::BTreeSet<String> = custodians.to_strings().into_iter().collect();
+    let distinct: std::collections::BTreeSet<String> =
+        custodians.to_strings().into_iter().collect();
     if distinct.len() < 2 {
         return Err(refuse(
             format!("--custodian names {} distinct recipient(s); an archive needs at least two custodians", distinct.len()),
@@ -24,9 +25,14 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let vault = if args.vault_recipient.is_empty() {
         None
     } else {
-        Some(crate::keys::load_recipients("--vault-recipient", &args.vault_recipient, base)?)
+        Some(crate::keys::load_recipients(
+            "--vault-recipient",
+            &args.vault_recipient,
+            base,
+        )?)
     };
-    let (signing, signing_public) = crate::keys::load_signing_key(&args.signing_key, ctx.allow_insecure_identity)?;
+    let (signing, signing_public) =
+        crate::keys::load_signing_key(&args.signing_key, ctx.allow_insecure_identity)?;
     let store = Store::open(&args.archive)?;
     let now = super::now_rfc3339();
     let bar = ctx.printer.spinner("rekey");
@@ -53,7 +59,10 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             verified: check.ok(),
         })?;
     } else if outcome.unchanged {
-        println!("archive {} already has these recipients: nothing changed (generation {})", args.archive, outcome.generation);
+        println!(
+            "archive {} already has these recipients: nothing changed (generation {})",
+            args.archive, outcome.generation
+        );
     } else {
         println!(
             "archive {} rekeyed: generation {} -> {}, {} custodian keys and {} vault keys re-wrapped, {} old wrapped keys deleted, Merkle root {}",
@@ -61,5 +70,9 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         );
         println!("next: check with the NEW custodian identity: vaxarc verify --archive {} --identity <new custodian key>", args.archive);
     }
-    Ok(if check.ok() { ExitCode::Success } else { ExitCode::CheckFailed })
+    Ok(if check.ok() {
+        ExitCode::Success
+    } else {
+        ExitCode::CheckFailed
+    })
 }

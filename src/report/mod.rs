@@ -386,7 +386,9 @@ pub fn age_band(age: Option<i32>) -> &'static str {
 }
 
 /// Order of the age bands in tables.
-pub const AGE_BANDS: &[&str] = &["0", "1-5", "6-12", "13-19", "20-64", "65-74", "75+", "unknown"];
+pub const AGE_BANDS: &[&str] = &[
+    "0", "1-5", "6-12", "13-19", "20-64", "65-74", "75+", "unknown",
+];
 
 /// `YYYY-MM-DD` of days since 1970-01-01.
 pub fn date_text(days: i32) -> String {
@@ -410,7 +412,12 @@ fn u64_column(df: &DataFrame, name: &str) -> Result<Vec<u64>, ReportError> {
 }
 
 fn str_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, ReportError> {
-    Ok(df.column(name)?.str()?.iter().map(|v| v.map(str::to_string)).collect())
+    Ok(df
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
 }
 
 fn labelled(map: impl IntoIterator<Item = (String, u64)>, below: u64) -> Vec<Labelled> {
@@ -440,7 +447,12 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let c = |n: u64| Count::new(n, below);
     let m = input.manifest;
     let tables = Tables::embedded();
-    let name_of = |code: &str| tables.vaccine(code).map(|v| v.name.clone()).unwrap_or_else(|| code.to_string());
+    let name_of = |code: &str| {
+        tables
+            .vaccine(code)
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| code.to_string())
+    };
     let done: Vec<&Fact> = input.facts.iter().filter(|f| f.done).collect();
 
     // People vaccinated by vaccine, stage, dose, year, age band (polars group-by).
@@ -448,32 +460,78 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let df = DataFrame::new(
         n,
         vec![
-            Column::new("vaccine".into(), done.iter().map(|f| f.vaccine_code.as_str()).collect::<Vec<_>>()),
-            Column::new("stage".into(), done.iter().map(|f| f.stage.as_deref()).collect::<Vec<_>>()),
-            Column::new("dose".into(), done.iter().map(|f| f.dose).collect::<Vec<_>>()),
-            Column::new("year".into(), done.iter().map(|f| f.vaccination_date.map(|d| civil_from_days(d).0)).collect::<Vec<_>>()),
+            Column::new(
+                "vaccine".into(),
+                done.iter()
+                    .map(|f| f.vaccine_code.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "stage".into(),
+                done.iter().map(|f| f.stage.as_deref()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "dose".into(),
+                done.iter().map(|f| f.dose).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "year".into(),
+                done.iter()
+                    .map(|f| f.vaccination_date.map(|d| civil_from_days(d).0))
+                    .collect::<Vec<_>>(),
+            ),
             Column::new(
                 "band".into(),
                 done.iter()
-                    .map(|f| age_band(f.birth_date.zip(f.vaccination_date).map(|(b, v)| age_on(b, v))))
+                    .map(|f| {
+                        age_band(
+                            f.birth_date
+                                .zip(f.vaccination_date)
+                                .map(|(b, v)| age_on(b, v)),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             ),
-            Column::new("person".into(), done.iter().map(|f| f.person.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "person".into(),
+                done.iter().map(|f| f.person.as_str()).collect::<Vec<_>>(),
+            ),
         ],
     )?;
     let grouped = df
         .clone()
         .lazy()
-        .group_by([col("vaccine"), col("stage"), col("dose"), col("year"), col("band")])
+        .group_by([
+            col("vaccine"),
+            col("stage"),
+            col("dose"),
+            col("year"),
+            col("band"),
+        ])
         .agg([col("person").n_unique().alias("people")])
         .collect()?;
     let vaccines = str_column(&grouped, "vaccine")?;
     let stages = str_column(&grouped, "stage")?;
-    let doses: Vec<Option<i64>> = grouped.column("dose")?.cast(&DataType::Int64)?.i64()?.iter().collect();
-    let years: Vec<Option<i32>> = grouped.column("year")?.cast(&DataType::Int32)?.i32()?.iter().collect();
+    let doses: Vec<Option<i64>> = grouped
+        .column("dose")?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .iter()
+        .collect();
+    let years: Vec<Option<i32>> = grouped
+        .column("year")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .collect();
     let bands = str_column(&grouped, "band")?;
     let people = u64_column(&grouped, "people")?;
-    let band_rank = |b: &str| AGE_BANDS.iter().position(|x| *x == b).unwrap_or(AGE_BANDS.len());
+    let band_rank = |b: &str| {
+        AGE_BANDS
+            .iter()
+            .position(|x| *x == b)
+            .unwrap_or(AGE_BANDS.len())
+    };
     let mut vaccinated: Vec<(usize, VaccinatedRow)> = (0..grouped.height())
         .map(|i| {
             let code = vaccines[i].clone().unwrap_or_default();
@@ -492,9 +550,30 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
             )
         })
         .collect();
-    let vaccine_rank = |code: &str| tables.vaccines().iter().position(|v| v.code == code).unwrap_or(usize::MAX);
+    let vaccine_rank = |code: &str| {
+        tables
+            .vaccines()
+            .iter()
+            .position(|v| v.code == code)
+            .unwrap_or(usize::MAX)
+    };
     vaccinated.sort_by(|(ra, a), (rb, b)| {
-        (vaccine_rank(&a.vaccine), &a.vaccine, &a.stage, a.dose, a.year, ra).cmp(&(vaccine_rank(&b.vaccine), &b.vaccine, &b.stage, b.dose, b.year, rb))
+        (
+            vaccine_rank(&a.vaccine),
+            &a.vaccine,
+            &a.stage,
+            a.dose,
+            a.year,
+            ra,
+        )
+            .cmp(&(
+                vaccine_rank(&b.vaccine),
+                &b.vaccine,
+                &b.stage,
+                b.dose,
+                b.year,
+                rb,
+            ))
     });
     let vaccinated: Vec<VaccinatedRow> = vaccinated.into_iter().map(|(_, r)| r).collect();
 
@@ -502,7 +581,10 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let per_vaccine = df
         .lazy()
         .group_by([col("vaccine")])
-        .agg([col("person").n_unique().alias("people"), len().alias("doses")])
+        .agg([
+            col("person").n_unique().alias("people"),
+            len().alias("doses"),
+        ])
         .collect()?;
     let pv_codes = str_column(&per_vaccine, "vaccine")?;
     let pv_people = u64_column(&per_vaccine, "people")?;
@@ -518,7 +600,9 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
             }
         })
         .collect();
-    vaccine_totals.sort_by(|a, b| (vaccine_rank(&a.vaccine), &a.vaccine).cmp(&(vaccine_rank(&b.vaccine), &b.vaccine)));
+    vaccine_totals.sort_by(|a, b| {
+        (vaccine_rank(&a.vaccine), &a.vaccine).cmp(&(vaccine_rank(&b.vaccine), &b.vaccine))
+    });
 
     // 未接種者数: residents known to the archive in the target ages on the reference date.
     let mut birth: HashMap<&str, i32> = HashMap::new();
@@ -569,8 +653,18 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let outcome_df = DataFrame::new(
         all.len(),
         vec![
-            Column::new("method".into(), all.iter().map(|f| f.match_method.as_str()).collect::<Vec<_>>()),
-            Column::new("status".into(), all.iter().map(|f| f.registry_status.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "method".into(),
+                all.iter()
+                    .map(|f| f.match_method.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "status".into(),
+                all.iter()
+                    .map(|f| f.registry_status.as_str())
+                    .collect::<Vec<_>>(),
+            ),
         ],
     )?
     .lazy()
@@ -591,7 +685,11 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let mut conflicts_by_field: BTreeMap<String, u64> = BTreeMap::new();
     for f in all {
         if let Some(cf) = &f.conflicts {
-            let fields: BTreeSet<&str> = cf.split(';').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let fields: BTreeSet<&str> = cf
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             for field in fields {
                 *conflicts_by_field.entry(field.to_string()).or_default() += 1;
             }
@@ -614,8 +712,14 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     let qdf = DataFrame::new(
         q.len(),
         vec![
-            Column::new("file".into(), q.iter().map(|x| x.file_id.as_str()).collect::<Vec<_>>()),
-            Column::new("reason".into(), q.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "file".into(),
+                q.iter().map(|x| x.file_id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "reason".into(),
+                q.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>(),
+            ),
         ],
     )?
     .lazy()
@@ -658,22 +762,31 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
     // Retention outlook from the partitions.
     let mut retention: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     for p in &m.partitions {
-        let e = retention.entry((p.expiry.clone(), p.retention_class.clone())).or_default();
+        let e = retention
+            .entry((p.expiry.clone(), p.retention_class.clone()))
+            .or_default();
         e.0 += 1;
         e.1 += p.rows;
     }
     let retention = retention
         .into_iter()
-        .map(|((expiry, retention_class), (partitions, rows))| RetentionRow {
-            expiry,
-            retention_class,
-            partitions,
-            records: c(rows),
-        })
+        .map(
+            |((expiry, retention_class), (partitions, rows))| RetentionRow {
+                expiry,
+                retention_class,
+                partitions,
+                records: c(rows),
+            },
+        )
         .collect();
 
     let people: HashSet<&str> = input.facts.iter().map(|f| f.person.as_str()).collect();
-    let registry_rows = m.accounting.iter().filter(|a| a.kind.contains("registry")).map(|a| a.rows_read).sum();
+    let registry_rows = m
+        .accounting
+        .iter()
+        .filter(|a| a.kind.contains("registry"))
+        .map(|a| a.rows_read)
+        .sum();
     Ok(Report {
         archive_id: m.archive_id.clone(),
         generation: m.generation,

@@ -51,7 +51,9 @@ pub fn table(headings: &[&str], rows: &[Vec<String>]) -> String {
         out.trim_end().to_string() + "\n"
     };
     let mut out = line(&headings.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));
+    out.push_str(&line(
+        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+    ));
     for r in rows {
         out.push_str(&line(r));
     }
@@ -59,11 +61,16 @@ pub fn table(headings: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn is_numeric(s: &str) -> bool {
-    !s.is_empty() && s.trim_start_matches('<').chars().all(|c| c.is_ascii_digit())
+    !s.is_empty()
+        && s.trim_start_matches('<')
+            .chars()
+            .all(|c| c.is_ascii_digit())
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Table rows of every section, shared by the text and HTML renderings: (id,
@@ -84,16 +91,31 @@ fn sections(r: &Report) -> Vec<Section> {
             vec!["対象者数 / people".into(), s(&r.totals.people)],
             vec!["統合記録数 / records merged".into(), s(&r.totals.merged)],
             vec!["隔離件数 / quarantined".into(), s(&r.totals.quarantined)],
-            vec!["住民記録行数 / registry rows read".into(), s(&r.totals.registry_rows)],
+            vec![
+                "住民記録行数 / registry rows read".into(),
+                s(&r.totals.registry_rows),
+            ],
         ],
     ));
     out.push((
         "vaccine-totals",
         "接種の種類ごとの実施人数 / People vaccinated per vaccine".into(),
-        vec!["ワクチン / vaccine", "名称 / name", "人数 / people", "接種件数 / doses"],
+        vec![
+            "ワクチン / vaccine",
+            "名称 / name",
+            "人数 / people",
+            "接種件数 / doses",
+        ],
         r.vaccine_totals
             .iter()
-            .map(|v| vec![v.vaccine.clone(), v.vaccine_name.clone(), s(&v.people), s(&v.doses)])
+            .map(|v| {
+                vec![
+                    v.vaccine.clone(),
+                    v.vaccine_name.clone(),
+                    s(&v.people),
+                    s(&v.doses),
+                ]
+            })
             .collect(),
     ));
     out.push((
@@ -117,19 +139,35 @@ fn sections(r: &Report) -> Vec<Section> {
     let rc = &r.reconciliation;
     out.push((
         "outcomes",
-        "照合結果（照合方法 × 住民区分） / Reconciliation outcomes by method and registry status".into(),
+        "照合結果（照合方法 × 住民区分） / Reconciliation outcomes by method and registry status"
+            .into(),
         vec!["照合方法 / method", "住民区分 / status", "記録数 / records"],
-        rc.outcomes.iter().map(|o| vec![o.method.clone(), o.status.clone(), s(&o.records)]).collect(),
+        rc.outcomes
+            .iter()
+            .map(|o| vec![o.method.clone(), o.status.clone(), s(&o.records)])
+            .collect(),
     ));
     let mut rec_rows: Vec<Vec<String>> = Vec::new();
-    for (prefix, list) in [("merge", &rc.by_merge_status), ("conflict field", &rc.conflicts_by_field)] {
+    for (prefix, list) in [
+        ("merge", &rc.by_merge_status),
+        ("conflict field", &rc.conflicts_by_field),
+    ] {
         for l in list {
             rec_rows.push(vec![format!("{prefix} {}", l.label), s(&l.count)]);
         }
     }
-    rec_rows.push(vec!["統合された行 / merged rows".into(), s(&rc.merged_rows)]);
-    rec_rows.push(vec!["不一致のある記録 / records with conflicts".into(), s(&rc.conflicts)]);
-    rec_rows.push(vec!["確認待ち / possible matches awaiting review".into(), s(&rc.awaiting_review)]);
+    rec_rows.push(vec![
+        "統合された行 / merged rows".into(),
+        s(&rc.merged_rows),
+    ]);
+    rec_rows.push(vec![
+        "不一致のある記録 / records with conflicts".into(),
+        s(&rc.conflicts),
+    ]);
+    rec_rows.push(vec![
+        "確認待ち / possible matches awaiting review".into(),
+        s(&rc.awaiting_review),
+    ]);
     out.push((
         "reconciliation",
         "統合・不一致・確認待ち / Merges, conflicts, review".into(),
@@ -140,7 +178,10 @@ fn sections(r: &Report) -> Vec<Section> {
         "quarantine",
         "隔離（入力ファイル・理由別） / Quarantine by source file and reason".into(),
         vec!["入力 / source", "理由 / reason", "件数 / rows"],
-        r.quarantine.iter().map(|q| vec![q.file_id.clone(), q.reason.clone(), s(&q.rows)]).collect(),
+        r.quarantine
+            .iter()
+            .map(|q| vec![q.file_id.clone(), q.reason.clone(), s(&q.rows)])
+            .collect(),
     ));
     out.push((
         "accounting",
@@ -231,7 +272,12 @@ pub fn escape(s: &str) -> String {
 
 /// A horizontal bar chart as inline SVG. Suppressed bars are a hatched stub.
 pub fn bar_chart(title: &str, items: &[(String, Count)], below: u64) -> String {
-    let max = items.iter().filter_map(|(_, c)| c.value).max().unwrap_or(0).max(1);
+    let max = items
+        .iter()
+        .filter_map(|(_, c)| c.value)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let row_h = 24;
     let label_w = 260;
     let bar_w = 560;
@@ -248,7 +294,12 @@ pub fn bar_chart(title: &str, items: &[(String, Count)], below: u64) -> String {
     }
     for (i, (label, count)) in items.iter().enumerate() {
         let y = 30 + i * row_h;
-        svg.push_str(&format!("<text x=\"{}\" y=\"{}\" class=\"cl\" text-anchor=\"end\">{}</text>", label_w - 8, y + 15, escape(label)));
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" class=\"cl\" text-anchor=\"end\">{}</text>",
+            label_w - 8,
+            y + 15,
+            escape(label)
+        ));
         match count.value {
             Some(v) => {
                 let w = ((v as f64 / max as f64) * bar_w as f64).round().max(if v > 0 { 2.0 } else { 0.0 });
@@ -289,7 +340,10 @@ pub fn html(r: &Report) -> String {
     let b = r.suppress_below;
     let mut out = String::from("<!DOCTYPE html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">");
-    out.push_str(&format!("<title>予防接種記録アーカイブ 統計報告 {}</title><style>{CSS}</style></head><body>\n", escape(&r.archive_id)));
+    out.push_str(&format!(
+        "<title>予防接種記録アーカイブ 統計報告 {}</title><style>{CSS}</style></head><body>\n",
+        escape(&r.archive_id)
+    ));
     out.push_str("<h1>予防接種記録アーカイブ 統計報告 / Vaccination record archive report</h1>\n");
     out.push_str(&format!(
         "<p class=\"meta\">アーカイブ / archive <code>{}</code> ・ 世代 / generation {} ・ 自治体コード / municipality {} ・ 作成 / created {}</p>\n\
@@ -309,7 +363,10 @@ pub fn html(r: &Report) -> String {
             "vaccine-totals",
             bar_chart(
                 "接種の種類ごとの実施人数 / People vaccinated per vaccine",
-                &r.vaccine_totals.iter().map(|v| (format!("{} {}", v.vaccine, v.vaccine_name), v.people)).collect::<Vec<_>>(),
+                &r.vaccine_totals
+                    .iter()
+                    .map(|v| (format!("{} {}", v.vaccine, v.vaccine_name), v.people))
+                    .collect::<Vec<_>>(),
                 b,
             ),
         ),
@@ -317,26 +374,46 @@ pub fn html(r: &Report) -> String {
             "unvaccinated",
             bar_chart(
                 "未接種者数 / Residents with no dose recorded",
-                &r.unvaccinated.iter().map(|u| (format!("{} {}", u.vaccine, u.vaccine_name), u.unvaccinated)).collect::<Vec<_>>(),
+                &r.unvaccinated
+                    .iter()
+                    .map(|u| (format!("{} {}", u.vaccine, u.vaccine_name), u.unvaccinated))
+                    .collect::<Vec<_>>(),
                 b,
             ),
         ),
         (
             "outcomes",
-            bar_chart("照合方法別の記録数 / Records by match method", &labelled_items(&r.reconciliation.by_method), b),
+            bar_chart(
+                "照合方法別の記録数 / Records by match method",
+                &labelled_items(&r.reconciliation.by_method),
+                b,
+            ),
         ),
-        ("quarantine", bar_chart("隔離理由別 / Quarantine by reason", &labelled_items(&r.quarantine_by_reason), b)),
+        (
+            "quarantine",
+            bar_chart(
+                "隔離理由別 / Quarantine by reason",
+                &labelled_items(&r.quarantine_by_reason),
+                b,
+            ),
+        ),
         (
             "retention",
             bar_chart(
                 "保存期限の満了年別の記録数 / Records by expiry year",
-                &r.retention.iter().map(|x| (format!("{} {}", x.expiry, x.retention_class), x.records)).collect::<Vec<_>>(),
+                &r.retention
+                    .iter()
+                    .map(|x| (format!("{} {}", x.expiry, x.retention_class), x.records))
+                    .collect::<Vec<_>>(),
                 b,
             ),
         ),
     ];
     for (id, heading, cols, rows) in sections(r) {
-        out.push_str(&format!("<section id=\"{id}\"><h2>{}</h2>\n", escape(&heading)));
+        out.push_str(&format!(
+            "<section id=\"{id}\"><h2>{}</h2>\n",
+            escape(&heading)
+        ));
         for (_, chart) in charts.iter().filter(|(c, _)| *c == id) {
             out.push_str(chart);
         }

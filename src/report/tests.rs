@@ -89,12 +89,21 @@ fn report(facts: &[Fact], below: u64) -> Report {
 #[test]
 fn counts_below_the_threshold_are_withheld_zero_is_shown() {
     assert_eq!(Count::new(0, 10).value, Some(0));
-    assert_eq!(Count::new(9, 10), Count { value: None, suppressed: true });
+    assert_eq!(
+        Count::new(9, 10),
+        Count {
+            value: None,
+            suppressed: true
+        }
+    );
     assert_eq!(Count::new(10, 10).value, Some(10));
     assert_eq!(Count::new(9, 10).display(10), "<10");
     let json = serde_json::to_value(Count::new(3, 10)).unwrap();
     assert_eq!(json, serde_json::json!({"value": null, "suppressed": true}));
-    assert_eq!(serde_json::to_value(Count::new(30, 10)).unwrap(), serde_json::json!({"value": 30}));
+    assert_eq!(
+        serde_json::to_value(Count::new(30, 10)).unwrap(),
+        serde_json::json!({"value": 30})
+    );
 }
 
 #[test]
@@ -111,17 +120,41 @@ fn ages_and_bands() {
 #[test]
 fn people_per_vaccine_stage_year_band() {
     let r = report(&facts(), 10);
-    let bcg = r.vaccine_totals.iter().find(|v| v.vaccine == "BCG").unwrap();
+    let bcg = r
+        .vaccine_totals
+        .iter()
+        .find(|v| v.vaccine == "BCG")
+        .unwrap();
     assert_eq!(bcg.people.value, Some(12));
     assert_eq!(bcg.vaccine_name, "BCG");
     let mr = r.vaccinated.iter().find(|v| v.vaccine == "MR").unwrap();
-    assert_eq!((mr.stage.as_deref(), mr.year, mr.age_band.as_str(), mr.people.value), (Some("1期"), Some(2023), "1-5", Some(11)));
+    assert_eq!(
+        (
+            mr.stage.as_deref(),
+            mr.year,
+            mr.age_band.as_str(),
+            mr.people.value
+        ),
+        (Some("1期"), Some(2023), "1-5", Some(11))
+    );
     // One COVID person: suppressed everywhere it appears.
-    let covid = r.vaccine_totals.iter().find(|v| v.vaccine == "COVID19").unwrap();
+    let covid = r
+        .vaccine_totals
+        .iter()
+        .find(|v| v.vaccine == "COVID19")
+        .unwrap();
     assert!(covid.people.suppressed && covid.people.value.is_none());
     // Threshold 1 shows everything.
     let r1 = report(&facts(), 1);
-    assert_eq!(r1.vaccine_totals.iter().find(|v| v.vaccine == "COVID19").unwrap().people.value, Some(1));
+    assert_eq!(
+        r1.vaccine_totals
+            .iter()
+            .find(|v| v.vaccine == "COVID19")
+            .unwrap()
+            .people
+            .value,
+        Some(1)
+    );
 }
 
 #[test]
@@ -129,18 +162,37 @@ fn unvaccinated_counts_known_residents_in_target_ages() {
     // On 2025-04-01 the children are 2: in MR's target ages [1, 7), not in BCG's [0, 1).
     let r = report(&facts(), 1);
     let mr = r.unvaccinated.iter().find(|u| u.vaccine == "MR").unwrap();
-    assert_eq!((mr.target_population.value, mr.vaccinated.value, mr.unvaccinated.value), (Some(12), Some(11), Some(1)));
+    assert_eq!(
+        (
+            mr.target_population.value,
+            mr.vaccinated.value,
+            mr.unvaccinated.value
+        ),
+        (Some(12), Some(11), Some(1))
+    );
     let bcg = r.unvaccinated.iter().find(|u| u.vaccine == "BCG").unwrap();
     assert_eq!(bcg.target_population.value, Some(0));
     // Suppressed at 10: the single unvaccinated child is withheld.
     let r10 = report(&facts(), 10);
-    assert!(r10.unvaccinated.iter().find(|u| u.vaccine == "MR").unwrap().unvaccinated.suppressed);
+    assert!(
+        r10.unvaccinated
+            .iter()
+            .find(|u| u.vaccine == "MR")
+            .unwrap()
+            .unvaccinated
+            .suppressed
+    );
 }
 
 #[test]
 fn reconciliation_quarantine_retention() {
     let r = report(&facts(), 1);
-    let atena = r.reconciliation.outcomes.iter().find(|o| o.method == "atena" && o.status == "resident").unwrap();
+    let atena = r
+        .reconciliation
+        .outcomes
+        .iter()
+        .find(|o| o.method == "atena" && o.status == "resident")
+        .unwrap();
     assert_eq!(atena.records.value, Some(23));
     assert_eq!(r.reconciliation.conflicts_by_field.len(), 2);
     assert_eq!(r.reconciliation.merged_rows.value, Some(12));
@@ -161,7 +213,12 @@ fn renderings_show_figures_and_marks() {
     let h = render::html(&r);
     assert!(h.starts_with("<!DOCTYPE html>"));
     assert!(h.contains("<svg") && h.contains("&lt;10"));
-    assert!(!h.contains("http://") || !h.replace("http://www.w3.org/2000/svg", "").contains("http://"));
+    assert!(
+        !h.contains("http://")
+            || !h
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("http://")
+    );
     assert!(!h.contains("<script") && !h.contains("https://") && !h.contains("<link"));
     // Alignment counts Japanese characters as two cells.
     assert_eq!(render::width("未接種 a"), 8);

@@ -6,10 +6,27 @@ use std::process::Command;
 
 use crate::{matcher, personal_values, run_ok, vaxarc, Fixture};
 
-fn report_json(archive: &Path, identity: &Path, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
-    let out = run_ok(vaxarc().arg("report").arg("--archive").arg(archive).arg("--identity").arg(identity).arg("--json").args(extra));
+fn report_json(
+    archive: &Path,
+    identity: &Path,
+    extra: &[&str],
+) -> (serde_json::Value, std::process::Output) {
+    let out = run_ok(
+        vaxarc()
+            .arg("report")
+            .arg("--archive")
+            .arg(archive)
+            .arg("--identity")
+            .arg(identity)
+            .arg("--json")
+            .args(extra),
+    );
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(text.trim_end().lines().count(), 1, "--json prints one line: {text}");
+    assert_eq!(
+        text.trim_end().lines().count(),
+        1,
+        "--json prints one line: {text}"
+    );
     (serde_json::from_str(&text).unwrap(), out)
 }
 
@@ -18,7 +35,12 @@ fn counts(v: &serde_json::Value, out: &mut Vec<(Option<u64>, bool)>) {
     match v {
         serde_json::Value::Object(m) => {
             if m.contains_key("value") && m.len() <= 2 {
-                out.push((m["value"].as_u64(), m.get("suppressed").and_then(|s| s.as_bool()).unwrap_or(false)));
+                out.push((
+                    m["value"].as_u64(),
+                    m.get("suppressed")
+                        .and_then(|s| s.as_bool())
+                        .unwrap_or(false),
+                ));
             } else {
                 m.values().for_each(|x| counts(x, out));
             }
@@ -29,16 +51,31 @@ fn counts(v: &serde_json::Value, out: &mut Vec<(Option<u64>, bool)>) {
 }
 
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        let ok = Command::new(name).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-        ok.then(|| PathBuf::from(name))
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let ok = Command::new(name)
+                .arg("--version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            ok.then(|| PathBuf::from(name))
+        })
 }
 
 fn headless(browser: &Path, profile: &Path) -> Command {
     let mut c = Command::new(browser);
-    c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()));
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
     c
 }
 
@@ -84,8 +121,17 @@ for y in range(h):
     prev = line
 print(len(colours))
 "#;
-    let out = Command::new("python3").arg("-c").arg(SCRIPT).arg(png).output().expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(png)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -94,8 +140,19 @@ fn report_shows_aggregates_only_and_renders_in_chromium() {
     let f = Fixture::new(400, 11);
     let (archive, _) = f.migrate("archive");
     let html = f.dir.path().join("report.html");
-    let (json, out) = report_json(&archive, &f.key("custodian-1.key"), &["--html", html.to_str().unwrap()]);
-    let text_out = run_ok(vaxarc().arg("report").arg("--archive").arg(&archive).arg("--identity").arg(f.key("custodian-1.key")));
+    let (json, out) = report_json(
+        &archive,
+        &f.key("custodian-1.key"),
+        &["--html", html.to_str().unwrap()],
+    );
+    let text_out = run_ok(
+        vaxarc()
+            .arg("report")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(f.key("custodian-1.key")),
+    );
     let text = String::from_utf8(text_out.stdout.clone()).unwrap();
     let page = std::fs::read_to_string(&html).unwrap();
 
@@ -104,22 +161,35 @@ fn report_shows_aggregates_only_and_renders_in_chromium() {
     let people = json["totals"]["people"]["value"].as_u64().unwrap();
     assert!(records > 100 && people > 50, "{json}");
     for figure in [records, people] {
-        assert!(text.contains(&format!(" {figure}\n")), "{figure} not in text:\n{text}");
-        assert!(page.contains(&format!(">{figure}<")), "{figure} not in HTML");
+        assert!(
+            text.contains(&format!(" {figure}\n")),
+            "{figure} not in text:\n{text}"
+        );
+        assert!(
+            page.contains(&format!(">{figure}<")),
+            "{figure} not in HTML"
+        );
     }
     assert!(text.contains("未接種者数") && text.contains("隔離") && text.contains("保存期限"));
     // Suppression: small counts are null + suppressed, nothing 1..9 is published.
     let mut all = Vec::new();
     counts(&json, &mut all);
     assert!(all.len() > 50);
-    assert!(all.iter().any(|(v, s)| v.is_none() && *s), "no suppressed count in a 400-person report");
+    assert!(
+        all.iter().any(|(v, s)| v.is_none() && *s),
+        "no suppressed count in a 400-person report"
+    );
     assert!(all.iter().all(|(v, s)| match v {
         Some(n) => (*n == 0 || *n >= 10) && !s,
         None => *s,
     }));
     assert_eq!(json["suppress_below"], 10);
     // Threshold 1 shows the small counts.
-    let (json1, _) = report_json(&archive, &f.key("custodian-1.key"), &["--suppress-below", "1"]);
+    let (json1, _) = report_json(
+        &archive,
+        &f.key("custodian-1.key"),
+        &["--suppress-below", "1"],
+    );
     let mut all1 = Vec::new();
     counts(&json1, &mut all1);
     assert!(all1.iter().all(|(v, _)| v.is_some()));
@@ -127,31 +197,65 @@ fn report_shows_aggregates_only_and_renders_in_chromium() {
     // No personal value anywhere: HTML, JSON, text, stderr.
     let values = personal_values(&f.input());
     let found = matcher(&values);
-    for (what, bytes) in [("html", page.as_bytes()), ("json", &out.stdout[..]), ("text", text.as_bytes()), ("stderr", &out.stderr[..])] {
+    for (what, bytes) in [
+        ("html", page.as_bytes()),
+        ("json", &out.stdout[..]),
+        ("text", text.as_bytes()),
+        ("stderr", &out.stderr[..]),
+    ] {
         if let Some(m) = found.find(bytes) {
-            panic!("personal value #{} appears in the report's {what}", m.pattern().as_usize());
+            panic!(
+                "personal value #{} appears in the report's {what}",
+                m.pattern().as_usize()
+            );
         }
     }
     // Self-contained: no scripts, no external resources.
-    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("https://") && !page.contains("url(http"));
+    assert!(
+        !page.contains("<script")
+            && !page.contains("<link")
+            && !page.contains("https://")
+            && !page.contains("url(http")
+    );
     assert!(page.contains("<svg"));
 
     let Some(browser) = chromium() else {
-        assert!(std::env::var_os("VAXARC_REQUIRE_CHROMIUM").is_none(), "chromium is required (VAXARC_REQUIRE_CHROMIUM is set)");
+        assert!(
+            std::env::var_os("VAXARC_REQUIRE_CHROMIUM").is_none(),
+            "chromium is required (VAXARC_REQUIRE_CHROMIUM is set)"
+        );
         eprintln!("skipping the Chromium rendering check: no chromium on PATH (install it: apt-get install -y chromium)");
         return;
     };
     let url = format!("file://{}", html.display());
     let profile = tempfile::tempdir().unwrap();
     let png = f.dir.path().join("report.png");
-    let shot = headless(&browser, profile.path()).arg(format!("--screenshot={}", png.display())).arg("--window-size=1200,2000").arg(&url).output().unwrap();
-    assert!(png.is_file(), "no screenshot: {}", String::from_utf8_lossy(&shot.stderr));
+    let shot = headless(&browser, profile.path())
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1200,2000")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        png.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let colours = png_colours(&png);
     assert!(colours > 8, "screenshot looks blank: {colours} colours");
     let profile = tempfile::tempdir().unwrap();
-    let dom = headless(&browser, profile.path()).arg("--dump-dom").arg(&url).output().unwrap();
+    let dom = headless(&browser, profile.path())
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.contains("<svg") && dom.contains(&format!(">{records}<")) && dom.contains(&format!(">{people}<")), "figures missing from the rendered DOM");
+    assert!(
+        dom.contains("<svg")
+            && dom.contains(&format!(">{records}<"))
+            && dom.contains(&format!(">{people}<")),
+        "figures missing from the rendered DOM"
+    );
 }
 
 #[test]
@@ -160,20 +264,40 @@ fn report_refuses_wrong_identity_and_existing_html() {
     let (archive, _) = f.migrate("archive");
     let stranger = f.dir.path().join("stranger.key");
     run_ok(vaxarc().args(["keygen", "--output"]).arg(&stranger));
-    let out = vaxarc().arg("report").arg("--archive").arg(&archive).arg("--identity").arg(&stranger).output().unwrap();
+    let out = vaxarc()
+        .arg("report")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(&stranger)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hint:"), "{err}");
     let html = f.dir.path().join("r.html");
     std::fs::write(&html, "x").unwrap();
-    let out = vaxarc().arg("report").arg("--archive").arg(&archive).arg("--identity").arg(f.key("custodian-1.key")).arg("--html").arg(&html).output().unwrap();
+    let out = vaxarc()
+        .arg("report")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hint: choose another --html path"));
 }
 
 fn recipient(key: &Path) -> String {
     let text = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    text.lines().find(|l| l.starts_with("age1")).unwrap().trim().to_string()
+    text.lines()
+        .find(|l| l.starts_with("age1"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -181,7 +305,8 @@ fn report_rekey_rotates_custodians_without_touching_data() {
     use vaxarc::archive::crypto;
     let f = Fixture::new(120, 4);
     let (archive, _) = f.migrate("archive");
-    let before: serde_json::Value = serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
     let keys = f.dir.path().join("new");
     for name in ["new-1.key", "new-2.key", "new-vault.key"] {
         run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join(name)));
@@ -208,20 +333,40 @@ fn report_rekey_rotates_custodians_without_touching_data() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["generation"], 2, "{v}");
     assert_eq!(v["verified"], true);
-    assert!(v["keys_rewrapped"].as_u64().unwrap() > 5 && v["vault_keys_rewrapped"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["keys_rewrapped"].as_u64().unwrap() > 5
+            && v["vault_keys_rewrapped"].as_u64().unwrap() > 0,
+        "{v}"
+    );
 
-    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
     assert_eq!(after["previous_root"], before["merkle_root"]);
-    assert!(archive.join("history/000001/MANIFEST.json").is_file() && archive.join("history/000001/MANIFEST.json.minisig").is_file());
+    assert!(
+        archive.join("history/000001/MANIFEST.json").is_file()
+            && archive
+                .join("history/000001/MANIFEST.json.minisig")
+                .is_file()
+    );
     // Data objects untouched: same paths, sizes and hashes.
     let data = |m: &serde_json::Value| -> Vec<serde_json::Value> {
-        m["files"].as_array().unwrap().iter().filter(|f| !f["role"].as_str().unwrap().contains("key") && f["role"] != "index-secret").cloned().collect()
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| !f["role"].as_str().unwrap().contains("key") && f["role"] != "index-secret")
+            .cloned()
+            .collect()
     };
     assert_eq!(data(&before), data(&after));
     // The old identities open no key; the new ones open every key.
     let load = |p: &Path| vaxarc::keys::load_identities(&[p.to_path_buf()], false).unwrap();
     let (old, old_vault) = (load(&f.key("custodian-1.key")), load(&f.key("vault.key")));
-    let (new1, new2, new_vault) = (load(&keys.join("new-1.key")), load(&keys.join("new-2.key")), load(&keys.join("new-vault.key")));
+    let (new1, new2, new_vault) = (
+        load(&keys.join("new-1.key")),
+        load(&keys.join("new-2.key")),
+        load(&keys.join("new-vault.key")),
+    );
     let mut checked = 0;
     for file in after["files"].as_array().unwrap() {
         let role = file["role"].as_str().unwrap();
@@ -230,26 +375,67 @@ fn report_rekey_rotates_custodians_without_touching_data() {
         }
         let path = file["path"].as_str().unwrap();
         let bytes = std::fs::read(archive.join(path)).unwrap();
-        assert!(crypto::decrypt(path, &old, &bytes).is_err() && crypto::decrypt(path, &old_vault, &bytes).is_err(), "old identity opens `{path}`");
-        let new = if role == "vault-key" { &new_vault } else { &new2 };
-        assert!(crypto::decrypt(path, new, &bytes).is_ok(), "new identity cannot open `{path}`");
+        assert!(
+            crypto::decrypt(path, &old, &bytes).is_err()
+                && crypto::decrypt(path, &old_vault, &bytes).is_err(),
+            "old identity opens `{path}`"
+        );
+        let new = if role == "vault-key" {
+            &new_vault
+        } else {
+            &new2
+        };
+        assert!(
+            crypto::decrypt(path, new, &bytes).is_ok(),
+            "new identity cannot open `{path}`"
+        );
         checked += 1;
     }
     assert!(checked > 10);
     // No old wrapped key is left anywhere outside history/.
     for file in before["files"].as_array().unwrap() {
         let path = file["path"].as_str().unwrap();
-        if file["role"].as_str().unwrap().ends_with("key") && !after["files"].as_array().unwrap().iter().any(|f| f["path"] == path) {
-            assert!(!archive.join(path).exists(), "old wrapped key `{path}` still exists");
+        if file["role"].as_str().unwrap().ends_with("key")
+            && !after["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["path"] == path)
+        {
+            assert!(
+                !archive.join(path).exists(),
+                "old wrapped key `{path}` still exists"
+            );
         }
     }
     // verify --identity NEW passes with the deep checks; the old identity fails them.
-    let ok = run_ok(vaxarc().arg("verify").arg("--archive").arg(&archive).arg("--identity").arg(keys.join("new-1.key")).arg("--identity").arg(keys.join("new-vault.key")).arg("--json"));
+    let ok = run_ok(
+        vaxarc()
+            .arg("verify")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(keys.join("new-1.key"))
+            .arg("--identity")
+            .arg(keys.join("new-vault.key"))
+            .arg("--json"),
+    );
     let ok: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(ok["ok"], true);
-    assert!(ok["partitions_decrypted"].as_u64().unwrap() > 0 && ok["vault_decrypted"].as_u64().unwrap() > 0, "{ok}");
+    assert!(
+        ok["partitions_decrypted"].as_u64().unwrap() > 0
+            && ok["vault_decrypted"].as_u64().unwrap() > 0,
+        "{ok}"
+    );
     let _ = new1;
-    let bad = vaxarc().arg("verify").arg("--archive").arg(&archive).arg("--identity").arg(f.key("custodian-1.key")).output().unwrap();
+    let bad = vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .output()
+        .unwrap();
     assert_ne!(bad.status.code(), Some(0));
     // The report works with the new identity.
     report_json(&archive, &keys.join("new-1.key"), &[]);
@@ -270,7 +456,11 @@ fn report_rekey_rotates_custodians_without_touching_data() {
             .arg("--json"),
     );
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!((again["unchanged"].as_bool(), again["generation"].as_u64()), (Some(true), Some(2)), "{again}");
+    assert_eq!(
+        (again["unchanged"].as_bool(), again["generation"].as_u64()),
+        (Some(true), Some(2)),
+        "{again}"
+    );
     // One custodian is refused.
     let one = vaxarc()
         .arg("rekey")
@@ -305,12 +495,21 @@ fn subcommands(help: &str) -> Vec<String> {
 fn report_every_subcommand_help_has_an_example() {
     let top = String::from_utf8(run_ok(vaxarc().arg("--help")).stdout).unwrap();
     let commands = subcommands(&top);
-    assert!(commands.len() >= 8 && commands.iter().any(|c| c == "report") && commands.iter().any(|c| c == "rekey"), "{commands:?}");
+    assert!(
+        commands.len() >= 8
+            && commands.iter().any(|c| c == "report")
+            && commands.iter().any(|c| c == "rekey"),
+        "{commands:?}"
+    );
     let mut checked = 0;
     let mut queue: Vec<Vec<String>> = commands.into_iter().map(|c| vec![c]).collect();
     while let Some(path) = queue.pop() {
         let help = String::from_utf8(run_ok(vaxarc().args(&path).arg("--help")).stdout).unwrap();
-        assert!(help.contains("Example"), "`vaxarc {} --help` has no Example section", path.join(" "));
+        assert!(
+            help.contains("Example"),
+            "`vaxarc {} --help` has no Example section",
+            path.join(" ")
+        );
         for sub in subcommands(&help) {
             let mut p = path.clone();
             p.push(sub);
