@@ -519,3 +519,69 @@ fn report_every_subcommand_help_has_an_example() {
     }
     assert!(checked >= 9);
 }
+
+#[test]
+fn report_rekey_recovers_leftovers_of_a_run_killed_before_its_commit() {
+    let f = Fixture::new(60, 8);
+    let (archive, _) = f.migrate("archive");
+    // What a rekey killed before its commit leaves: new wrapped keys and staged history.
+    std::fs::write(
+        archive.join("keys/0000000000000000.g2.key.age"),
+        b"age-encryption.org/v1 leftover",
+    )
+    .unwrap();
+    std::fs::create_dir_all(archive.join("history/000002")).unwrap();
+    std::fs::write(archive.join("history/000002/MANIFEST.json"), b"{}").unwrap();
+    let stale = vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(
+        stale.status.code(),
+        Some(1),
+        "the leftover is reported by verify"
+    );
+    let keys = f.dir.path().join("new");
+    for name in ["n1.key", "n2.key"] {
+        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join(name)));
+    }
+    let out = run_ok(
+        vaxarc()
+            .arg("rekey")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(f.key("custodian-2.key"))
+            .arg("--custodian")
+            .arg(recipient(&keys.join("n1.key")))
+            .arg("--custodian")
+            .arg(recipient(&keys.join("n2.key")))
+            .arg("--signing-key")
+            .arg(f.key("signing.key"))
+            .arg("--json"),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["verified"].as_bool(), v["generation"].as_u64()),
+        (Some(true), Some(2)),
+        "{v}"
+    );
+    assert!(
+        v["recovery"]["removed_unlisted"].as_u64().unwrap() >= 2,
+        "{v}"
+    );
+    assert!(
+        !archive.join("keys/0000000000000000.g2.key.age").exists()
+            && !archive.join("LOCK").exists()
+    );
+    run_ok(
+        vaxarc()
+            .arg("verify")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(keys.join("n2.key")),
+    );
+}
