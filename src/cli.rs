@@ -46,6 +46,12 @@ pub enum Command {
     /// Check an archive's signature, files, hashes and Merkle root; with identities, decrypt and count.
     #[command(after_help = "Example:\n  vaxarc verify --archive ./archive --identity keys/custodian-1.key --json")]
     Verify(VerifyArgs),
+    /// Statistics and reconciliation report (aggregates only, small counts suppressed), as tables, HTML or JSON.
+    #[command(after_help = "Example:\n  vaxarc report --archive ./archive --identity keys/custodian-1.key --html report.html")]
+    Report(ReportArgs),
+    /// Re-wrap every object key to a new custodian (and vault) recipient set without touching the data.
+    #[command(after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key")]
+    Rekey(RekeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +114,7 @@ pub struct TestdataArgs {
 #[derive(Debug, Subcommand)]
 pub enum TestdataAction {
     /// Ingest and reconcile a generated set in memory and score it against its truth files.
+    #[command(after_help = "Example:\n  vaxarc testdata score --dir ./synthetic --json")]
     Score(ScoreArgs),
 }
 
@@ -155,6 +162,53 @@ pub struct VerifyArgs {
     /// minisign public key to pin (default: the key recorded in the manifest).
     #[arg(long)]
     pub pubkey: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// Custodian identity file(s) that open the partitions and the quarantine object.
+    #[arg(long, required = true)]
+    pub identity: Vec<PathBuf>,
+    /// Also write the report as one self-contained HTML file here (refuses to overwrite unless --force).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Counts from 1 to N-1 are shown as `<N` (JSON: null with `suppressed: true`).
+    #[arg(long, default_value_t = crate::report::DEFAULT_SUPPRESS_BELOW, value_parser = clap::value_parser!(u64).range(1..))]
+    pub suppress_below: u64,
+    /// Reference date of ages for 未接種者数 (YYYY-MM-DD; default: the archive's creation date).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Replace an existing --html file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// A current custodian identity (and a vault identity to re-wrap the vault keys).
+    #[arg(long, required = true)]
+    pub identity: Vec<PathBuf>,
+    /// New custodian recipients: `age1…` strings or files of recipient lines (at least two).
+    #[arg(long, required = true)]
+    pub custodian: Vec<String>,
+    /// New vault recipients (`age1…` or files); needs a vault identity in --identity.
+    #[arg(long)]
+    pub vault_recipient: Vec<String>,
+    /// minisign secret key that signs the new manifest.
+    #[arg(long)]
+    pub signing_key: PathBuf,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

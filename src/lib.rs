@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod progress;
 pub mod reconcile;
 pub mod record;
+pub mod report;
 pub mod schema;

@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod crypto;
 pub mod manifest;
+pub mod rekey;
 pub mod store;
 pub mod verify;
 
@@ -577,6 +578,27 @@ pub fn commit(store: &Store, manifest: &Manifest, keys: &WriteKeys) -> Result<()
     store.put(manifest::SIGNATURE, sig.into_bytes())?;
     store.put_new(manifest::MANIFEST, text)?;
     Ok(())
+}
+
+/// Commit a manifest that replaces the current one (rekey; later generations): the
+/// signature first, then `MANIFEST.json` replaced atomically (staged, fsynced, renamed)
+/// — the commit point. Sign with [`sign_manifest`]. The caller keeps copies of the old
+/// and new manifest and signature under `history/` first, so a run killed between the
+/// two puts can be rolled forward (see [`rekey::recover`]). [`commit`] stays the
+/// create-only commit of a new archive.
+pub fn commit_replace(store: &Store, text: &[u8], signature: &str) -> Result<(), ArchiveError> {
+    store.put(manifest::SIGNATURE, signature.as_bytes().to_vec())?;
+    store.put(manifest::MANIFEST, text.to_vec())?;
+    Ok(())
+}
+
+/// The `.minisig` text of a manifest's bytes, with the trusted comment [`commit`] uses.
+pub fn sign_manifest(manifest: &Manifest, text: &[u8], signing: &minisign::SecretKey) -> Result<String, ArchiveError> {
+    let comment = format!(
+        "vaxarc manifest archive={} generation={} root={}",
+        manifest.archive_id, manifest.generation, manifest.merkle_root
+    );
+    manifest::sign(signing, text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
 }
 
 fn index_batch(index: &BTreeMap<(String, String), (String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {

@@ -4,6 +4,8 @@ pub mod demo;
 pub mod keygen;
 pub mod migrate;
 pub mod normalise;
+pub mod rekey;
+pub mod report;
 pub mod testdata;
 pub mod verify;
 
@@ -32,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Normalise(a) => normalise::run(a, &ctx),
         Command::Migrate(a) => migrate::run(a, &ctx),
         Command::Verify(a) => verify::run(a, &ctx),
+        Command::Report(a) => report::run(a, &ctx),
+        Command::Rekey(a) => rekey::run(a, &ctx),
     }
 }
 
@@ -103,6 +107,14 @@ pub fn hint_for(err: &anyhow::Error) -> String {
         }
         if cause.downcast_ref::<crate::archive::store::StoreError>().is_some() {
             return "check the --archive location and that it is reachable and writable".into();
+        }
+        if cause.downcast_ref::<crate::report::ReportError>().is_some() {
+            return "the report could not aggregate the decrypted records; run `vaxarc verify --identity` on the archive and report the message".into();
+        }
+        if let Some(crate::archive::ArchiveError::State(m)) = cause.downcast_ref::<crate::archive::ArchiveError>() {
+            if m.contains("is locked") {
+                return "wait for the running purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into();
+            }
         }
         if cause.downcast_ref::<crate::archive::ArchiveError>().is_some() {
             return "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)".into();

@@ -4,6 +4,7 @@
 mod archive;
 mod commands;
 mod interop;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

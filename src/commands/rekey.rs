@@ -1,0 +1,78 @@
+//! `vaxarc rekey`: rotate custodian (and vault) keys — the thin shell around
+//! [`crate::archive::rekey`]. Data objects are not touched.
+
+use super::{print_json, refuse, Context};
+use crate::archive::rekey::{self, NewRecipients};
+use crate::archive::store::Store;
+use crate::archive::verify;
+use crate::cli::RekeyArgs;
+use crate::exit_codes::ExitCode;
+use crate::schema::Schema;
+
+/// `vaxarc rekey`.
+pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
+    let base = std::path::Path::new(".");
+    let custodians = crate::keys::load_recipients("--custodian", &args.custodian, base)?;
+    let distinct: std::collections::BTreeSet<String> =
+        custodians.to_strings().into_iter().collect();
+    if distinct.len() < 2 {
+        return Err(refuse(
+            format!("--custodian names {} distinct recipient(s); an archive needs at least two custodians", distinct.len()),
+            "pass --custodian for each of the two (or more) custodians; see docs/runbooks.md (rotating custodian keys)",
+        ));
+    }
+    let vault = if args.vault_recipient.is_empty() {
+        None
+    } else {
+        Some(crate::keys::load_recipients(
+            "--vault-recipient",
+            &args.vault_recipient,
+            base,
+        )?)
+    };
+    let (signing, signing_public) =
+        crate::keys::load_signing_key(&args.signing_key, ctx.allow_insecure_identity)?;
+    let store = Store::open(&args.archive)?;
+    let now = super::now_rfc3339();
+    let bar = ctx.printer.spinner("rekey");
+    let outcome = rekey::rekey(
+        &store,
+        &identities,
+        &NewRecipients { custodians, vault },
+        &signing,
+        &signing_public,
+        &now,
+        &|_| {},
+    )?;
+    bar.finish_and_clear();
+    let check = verify::verify(&store, Schema::embedded(), None, &[])?;
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            outcome: &'a rekey::Outcome,
+            verified: bool,
+        }
+        print_json(&Out {
+            outcome: &outcome,
+            verified: check.ok(),
+        })?;
+    } else if outcome.unchanged {
+        println!(
+            "archive {} already has these recipients: nothing changed (generation {})",
+            args.archive, outcome.generation
+        );
+    } else {
+        println!(
+            "archive {} rekeyed: generation {} -> {}, {} custodian keys and {} vault keys re-wrapped, {} old wrapped keys deleted, Merkle root {}",
+            args.archive, outcome.previous_generation, outcome.generation, outcome.keys_rewrapped, outcome.vault_keys_rewrapped, outcome.old_keys_deleted, outcome.merkle_root
+        );
+        println!("next: check with the NEW custodian identity: vaxarc verify --archive {} --identity <new custodian key>", args.archive);
+    }
+    Ok(if check.ok() {
+        ExitCode::Success
+    } else {
+        ExitCode::CheckFailed
+    })
+}

@@ -1,0 +1,225 @@
+//! Unit tests of the report core and renderings.
+
+use super::*;
+
+fn manifest() -> Manifest {
+    serde_json::from_value(serde_json::json!({
+        "format": "vaxarc-archive", "format_version": 1, "archive_id": "a".repeat(32), "generation": 1,
+        "previous_root": null, "created": "2025-04-01T00:00:00Z",
+        "program": {"name": "vaxarc", "version": "0"}, "municipality_code": "131091",
+        "custodians": [], "vault_recipients": [], "signing_public_key": "", "buckets": 4,
+        "schema_toml": "", "pipeline_toml": "", "accounting": [],
+        "reconciliation": {"by_method": {"atena": 30, "none": 2}, "merged_rows": 12, "conflicts": 3, "review": 0},
+        "partitions": [
+            {"id": "1", "retention_class": "routine_5y", "expiry": "2029", "bucket": 0, "rows": 25, "vault_rows": 0, "file": "f", "key": "k", "vault_file": null, "vault_key": null, "plaintext_blake3": "", "vault_plaintext_blake3": null},
+            {"id": "2", "retention_class": "routine_5y", "expiry": "2029", "bucket": 1, "rows": 5, "vault_rows": 0, "file": "f2", "key": "k2", "vault_file": null, "vault_key": null, "plaintext_blake3": "", "vault_plaintext_blake3": null},
+            {"id": "3", "retention_class": "covid_special", "expiry": "open", "bucket": 1, "rows": 3, "vault_rows": 0, "file": "f3", "key": "k3", "vault_file": null, "vault_key": null, "plaintext_blake3": "", "vault_plaintext_blake3": null}
+        ],
+        "files": [], "totals": {"rows_read": 40, "records": 33, "merged": 12, "quarantined": 2, "review": 0},
+        "merkle_root": ""
+    }))
+    .unwrap()
+}
+
+fn day(y: i32, m: u8, d: u8) -> i32 {
+    crate::record::days_from_civil(y, m, d).unwrap()
+}
+
+/// 12 children born 2022-06-01 (all resident), 11 of them with one MR dose in 2023,
+/// plus one adult with a COVID dose.
+fn facts() -> Vec<Fact> {
+    let mut out = Vec::new();
+    for i in 0..12 {
+        let child = Fact {
+            vaccine_code: "BCG".into(),
+            stage: None,
+            dose: Some(1),
+            vaccination_date: Some(day(2022, 12, 1)),
+            birth_date: Some(day(2022, 6, 1)),
+            person: format!("p{i}"),
+            match_method: "atena".into(),
+            registry_status: "resident".into(),
+            done: true,
+            conflicts: None,
+        };
+        if i < 11 {
+            out.push(Fact {
+                vaccine_code: "MR".into(),
+                stage: Some("1期".into()),
+                vaccination_date: Some(day(2023, 7, 1)),
+                ..child.clone()
+            });
+        }
+        out.push(child);
+    }
+    out.push(Fact {
+        vaccine_code: "COVID19".into(),
+        dose: Some(3),
+        vaccination_date: Some(day(2022, 1, 5)),
+        birth_date: Some(day(1950, 3, 3)),
+        person: "adult".into(),
+        match_method: "ticket".into(),
+        registry_status: "deceased".into(),
+        done: true,
+        conflicts: Some("lot_number;birth_date".into()),
+        ..Fact::default()
+    });
+    out
+}
+
+fn report(facts: &[Fact], below: u64) -> Report {
+    let m = manifest();
+    let q = vec![
+        QuarantineFact {
+            file_id: "ledger-MR".into(),
+            reason: "impossible_date".into(),
+        };
+        3
+    ];
+    build(&Input {
+        manifest: &m,
+        facts,
+        quarantine: &q,
+        as_of: day(2025, 4, 1),
+        suppress_below: below,
+    })
+    .unwrap()
+}
+
+#[test]
+fn counts_below_the_threshold_are_withheld_zero_is_shown() {
+    assert_eq!(Count::new(0, 10).value, Some(0));
+    assert_eq!(
+        Count::new(9, 10),
+        Count {
+            value: None,
+            suppressed: true
+        }
+    );
+    assert_eq!(Count::new(10, 10).value, Some(10));
+    assert_eq!(Count::new(9, 10).display(10), "<10");
+    let json = serde_json::to_value(Count::new(3, 10)).unwrap();
+    assert_eq!(json, serde_json::json!({"value": null, "suppressed": true}));
+    assert_eq!(
+        serde_json::to_value(Count::new(30, 10)).unwrap(),
+        serde_json::json!({"value": 30})
+    );
+}
+
+#[test]
+fn ages_and_bands() {
+    assert_eq!(age_on(day(2000, 3, 1), day(2010, 2, 28)), 9);
+    assert_eq!(age_on(day(2000, 3, 1), day(2010, 3, 1)), 10);
+    assert_eq!(age_band(Some(0)), "0");
+    assert_eq!(age_band(Some(70)), "65-74");
+    assert_eq!(age_band(None), "unknown");
+    assert_eq!(parse_date("2025-04-01T00:00:00Z"), Some(day(2025, 4, 1)));
+    assert_eq!(date_text(day(2025, 4, 1)), "2025-04-01");
+}
+
+#[test]
+fn people_per_vaccine_stage_year_band() {
+    let r = report(&facts(), 10);
+    let bcg = r
+        .vaccine_totals
+        .iter()
+        .find(|v| v.vaccine == "BCG")
+        .unwrap();
+    assert_eq!(bcg.people.value, Some(12));
+    assert_eq!(bcg.vaccine_name, "BCG");
+    let mr = r.vaccinated.iter().find(|v| v.vaccine == "MR").unwrap();
+    assert_eq!(
+        (
+            mr.stage.as_deref(),
+            mr.year,
+            mr.age_band.as_str(),
+            mr.people.value
+        ),
+        (Some("1期"), Some(2023), "1-5", Some(11))
+    );
+    // One COVID person: suppressed everywhere it appears.
+    let covid = r
+        .vaccine_totals
+        .iter()
+        .find(|v| v.vaccine == "COVID19")
+        .unwrap();
+    assert!(covid.people.suppressed && covid.people.value.is_none());
+    // Threshold 1 shows everything.
+    let r1 = report(&facts(), 1);
+    assert_eq!(
+        r1.vaccine_totals
+            .iter()
+            .find(|v| v.vaccine == "COVID19")
+            .unwrap()
+            .people
+            .value,
+        Some(1)
+    );
+}
+
+#[test]
+fn unvaccinated_counts_known_residents_in_target_ages() {
+    // On 2025-04-01 the children are 2: in MR's target ages [1, 7), not in BCG's [0, 1).
+    let r = report(&facts(), 1);
+    let mr = r.unvaccinated.iter().find(|u| u.vaccine == "MR").unwrap();
+    assert_eq!(
+        (
+            mr.target_population.value,
+            mr.vaccinated.value,
+            mr.unvaccinated.value
+        ),
+        (Some(12), Some(11), Some(1))
+    );
+    let bcg = r.unvaccinated.iter().find(|u| u.vaccine == "BCG").unwrap();
+    assert_eq!(bcg.target_population.value, Some(0));
+    // Suppressed at 10: the single unvaccinated child is withheld.
+    let r10 = report(&facts(), 10);
+    assert!(
+        r10.unvaccinated
+            .iter()
+            .find(|u| u.vaccine == "MR")
+            .unwrap()
+            .unvaccinated
+            .suppressed
+    );
+}
+
+#[test]
+fn reconciliation_quarantine_retention() {
+    let r = report(&facts(), 1);
+    let atena = r
+        .reconciliation
+        .outcomes
+        .iter()
+        .find(|o| o.method == "atena" && o.status == "resident")
+        .unwrap();
+    assert_eq!(atena.records.value, Some(23));
+    assert_eq!(r.reconciliation.conflicts_by_field.len(), 2);
+    assert_eq!(r.reconciliation.merged_rows.value, Some(12));
+    assert_eq!(r.quarantine.len(), 1);
+    assert_eq!(r.quarantine[0].rows.value, Some(3));
+    assert_eq!(r.retention.len(), 2);
+    let y2029 = r.retention.iter().find(|x| x.expiry == "2029").unwrap();
+    assert_eq!((y2029.partitions, y2029.records.value), (2, Some(30)));
+    assert_eq!(r.totals.people.value, Some(13));
+}
+
+#[test]
+fn renderings_show_figures_and_marks() {
+    let r = report(&facts(), 10);
+    let t = render::text(&r);
+    assert!(t.contains("接種の種類ごとの実施人数"), "{t}");
+    assert!(t.contains("<10"));
+    let h = render::html(&r);
+    assert!(h.starts_with("<!DOCTYPE html>"));
+    assert!(h.contains("<svg") && h.contains("&lt;10"));
+    assert!(
+        !h.contains("http://")
+            || !h
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("http://")
+    );
+    assert!(!h.contains("<script") && !h.contains("https://") && !h.contains("<link"));
+    // Alignment counts Japanese characters as two cells.
+    assert_eq!(render::width("未接種 a"), 8);
+}
