@@ -21,7 +21,8 @@ echo "work folder: $work"
 
 measure() { # label, command...
   local label=$1; shift
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  /usr/bin/time -o "$work/time" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "$label failed" >&2; return 1; }
+  local out; out=$(tail -1 "$work/time")
   local secs=${out% *} kb=${out#* }
   printf '%-28s %9.2f s %9.0f MiB\n' "$label" "$secs" "$((kb / 1024))"
   echo "$secs" > "$work/last-secs"
