@@ -340,6 +340,15 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Id of the partition `key` written in `generation` (16 hex digits): a new generation
+/// (purge, erase) gives a rewritten partition a new id, hence new object names.
+pub fn partition_id(archive_id: &str, key: &PartitionKey, generation: u64) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(archive_id.as_bytes());
+    h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
 /// Object path of a record partition.
 pub fn partition_path(key: &PartitionKey, id: &str) -> String {
     format!(
@@ -424,12 +433,7 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
     let sealed: Vec<Result<(Partition, Vec<(String, String, Vec<u8>)>), ArchiveError>> = keyed
         .par_iter()
         .map(|(key, rows)| {
-            let id = {
-                let mut h = blake3::Hasher::new();
-                h.update(archive_id.as_bytes());
-                h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
-                h.finalize().to_hex()[..16].to_string()
-            };
+            let id = partition_id(&archive_id, key, generation);
             let path = partition_path(key, &id);
             let mut batches = Vec::new();
             for chunk in rows.chunks(ROW_GROUP_ROWS) {
@@ -568,15 +572,22 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
 /// create — the single commit point. A crash before it leaves no manifest, so nothing
 /// half-written can verify.
 pub fn commit(store: &Store, manifest: &Manifest, keys: &WriteKeys) -> Result<(), ArchiveError> {
+    let (text, sig) = sign_manifest(manifest, keys)?;
+    store.put(manifest::SIGNATURE, sig.into_bytes())?;
+    store.put_new(manifest::MANIFEST, text)?;
+    Ok(())
+}
+
+/// The manifest's bytes and their minisign signature (trusted comment: archive id,
+/// generation, Merkle root).
+pub fn sign_manifest(manifest: &Manifest, keys: &WriteKeys) -> Result<(Vec<u8>, String), ArchiveError> {
     let text = serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
     let comment = format!(
         "vaxarc manifest archive={} generation={} root={}",
         manifest.archive_id, manifest.generation, manifest.merkle_root
     );
     let sig = manifest::sign(&keys.signing, &text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))?;
-    store.put(manifest::SIGNATURE, sig.into_bytes())?;
-    store.put_new(manifest::MANIFEST, text)?;
-    Ok(())
+    Ok((text, sig))
 }
 
 fn index_batch(index: &BTreeMap<(String, String), (String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {

@@ -1,9 +1,12 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
+pub mod certificate;
 pub mod demo;
+pub mod erase;
 pub mod keygen;
 pub mod migrate;
 pub mod normalise;
+pub mod purge;
 pub mod testdata;
 pub mod verify;
 
@@ -32,6 +35,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Normalise(a) => normalise::run(a, &ctx),
         Command::Migrate(a) => migrate::run(a, &ctx),
         Command::Verify(a) => verify::run(a, &ctx),
+        Command::Purge(a) => purge::run(a, &ctx),
+        Command::Erase(a) => erase::run(a, &ctx),
+        Command::Certificate(a) => certificate::run(a, &ctx),
     }
 }
 
