@@ -14,16 +14,26 @@ pub fn run(args: CertificateArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
             let store = Store::open(&a.archive)?;
             let problems = certificate::verify(&a.cert, &store, &public);
             if a.json {
-                print_json(&serde_json::json!({ "ok": problems.is_empty(), "certificate": a.cert, "problems": problems }))?;
+                print_json(
+                    &serde_json::json!({ "ok": problems.is_empty(), "certificate": a.cert, "problems": problems }),
+                )?;
             } else if problems.is_empty() {
                 println!("certificate {} verifies: signature good, every destroyed object is gone, roots agree with the archive's history", a.cert.display());
             } else {
-                println!("certificate {} does NOT verify: {} problems", a.cert.display(), problems.len());
+                println!(
+                    "certificate {} does NOT verify: {} problems",
+                    a.cert.display(),
+                    problems.len()
+                );
                 for p in &problems {
                     println!("  `{}`: {}", p.path, p.problem);
                 }
             }
-            Ok(if problems.is_empty() { ExitCode::Success } else { ExitCode::CheckFailed })
+            Ok(if problems.is_empty() {
+                ExitCode::Success
+            } else {
+                ExitCode::CheckFailed
+            })
         }
     }
 }

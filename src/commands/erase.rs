@@ -14,9 +14,15 @@ fn canonical(kind: Kind, raw: &str, what: &str) -> anyhow::Result<String> {
     match normalise(kind, raw, Tables::embedded()) {
         Ok(n) => match n.value {
             Value::Str(s) if !s.is_empty() => Ok(s),
-            _ => Err(refuse(format!("{what} is not valid"), "check the number (the value is not echoed)")),
+            _ => Err(refuse(
+                format!("{what} is not valid"),
+                "check the number (the value is not echoed)",
+            )),
         },
-        Err(_) => Err(refuse(format!("{what} is not valid"), "check the number (the value is not echoed)")),
+        Err(_) => Err(refuse(
+            format!("{what} is not valid"),
+            "check the number (the value is not echoed)",
+        )),
     }
 }
 
@@ -26,13 +32,26 @@ pub fn identifier(args: &EraseArgs) -> anyhow::Result<(&'static str, String)> {
         return Ok(("atena", canonical(Kind::Atena, a, "--atena")?));
     }
     if let Some(k) = &args.kojin_bango {
-        return Ok(("kojin_bango", canonical(Kind::KojinBango, k, "--kojin-bango")?));
+        return Ok((
+            "kojin_bango",
+            canonical(Kind::KojinBango, k, "--kojin-bango")?,
+        ));
     }
     let t = args.ticket.as_deref().unwrap_or_default();
     let Some((m, n)) = t.split_once(':') else {
-        return Err(refuse("--ticket must be MUNICIPALITY:NUMBER", "e.g. --ticket 131091:0123456789"));
+        return Err(refuse(
+            "--ticket must be MUNICIPALITY:NUMBER",
+            "e.g. --ticket 131091:0123456789",
+        ));
     };
-    Ok(("ticket", format!("{}:{}", canonical(Kind::MunicipalityCode, m, "--ticket municipality code")?, canonical(Kind::TicketNumber, n, "--ticket number")?)))
+    Ok((
+        "ticket",
+        format!(
+            "{}:{}",
+            canonical(Kind::MunicipalityCode, m, "--ticket municipality code")?,
+            canonical(Kind::TicketNumber, n, "--ticket number")?
+        ),
+    ))
 }
 
 /// `vaxarc erase`.
@@ -53,11 +72,8 @@ pub fn run(args: EraseArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         identities: &identities,
         write: Some(&write),
     };
-    let out = run::erase(&store, schema, kind, &value, &args.reason, &keys, &signer).map_err(|e| match e {
-        archive::ArchiveError::State(m) if m.contains("is locked") => refuse(m, "wait for the other run to finish; if none is running (killed), check with `vaxarc verify`, then delete the LOCK object (docs/purge.md, stale lock)"),
-        archive::ArchiveError::State(m) if m.contains("no person") => refuse(m, "check the identifier; a person already erased or purged is not found"),
-        other => other.into(),
-    })?;
+    let out = run::erase(&store, schema, kind, &value, &args.reason, &keys, &signer)
+        .map_err(super::purge::hinted)?;
     if args.json {
         print_json(&out)?;
     } else {

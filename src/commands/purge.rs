@@ -16,14 +16,19 @@ use crate::schema::Schema;
 
 /// Writer keys for a new generation: recipients from the manifest, the signing key
 /// from a file, refused unless it is the key the manifest names.
-pub fn write_keys(m: &Manifest, signing_key: Option<&Path>, ctx: &Context) -> anyhow::Result<WriteKeys> {
+pub fn write_keys(
+    m: &Manifest,
+    signing_key: Option<&Path>,
+    ctx: &Context,
+) -> anyhow::Result<WriteKeys> {
     let Some(path) = signing_key else {
         return Err(refuse(
             "no signing key: purge and erase sign a new manifest and a certificate",
             "pass --signing-key with the archive's minisign secret key (the one migrate used)",
         ));
     };
-    let (signing, signing_public) = crate::keys::load_signing_key(path, ctx.allow_insecure_identity)?;
+    let (signing, signing_public) =
+        crate::keys::load_signing_key(path, ctx.allow_insecure_identity)?;
     if signing_public.trim() != m.signing_public_key.trim() {
         return Err(refuse(
             format!("signing key `{}` is not the key that signs this archive's manifest", path.display()),
@@ -42,8 +47,18 @@ pub fn write_keys(m: &Manifest, signing_key: Option<&Path>, ctx: &Context) -> an
 pub fn performer(path: Option<&Path>, operator: &str) -> anyhow::Result<Person> {
     let mut p = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| refuse(format!("cannot read performer file `{}`: {e}", path.display()), "give a TOML file with name, title, organisation, location, phone"))?;
-            toml::from_str::<Person>(&text).map_err(|e| refuse(format!("performer file `{}`: {}", path.display(), e.message()), "keys: name, title, organisation, location, phone"))?
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                refuse(
+                    format!("cannot read performer file `{}`: {e}", path.display()),
+                    "give a TOML file with name, title, organisation, location, phone",
+                )
+            })?;
+            toml::from_str::<Person>(&text).map_err(|e| {
+                refuse(
+                    format!("performer file `{}`: {}", path.display(), e.message()),
+                    "keys: name, title, organisation, location, phone",
+                )
+            })?
         }
         None => Person::default(),
     };
@@ -54,34 +69,67 @@ pub fn performer(path: Option<&Path>, operator: &str) -> anyhow::Result<Person> 
 }
 
 fn file_hash(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read `{}`: {e}", path.display()), "check the path"))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        refuse(
+            format!("cannot read `{}`: {e}", path.display()),
+            "check the path",
+        )
+    })?;
     Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
 /// `vaxarc purge`.
 pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let schema = Schema::embedded();
-    let as_of = purge::parse_date(&args.as_of).ok_or_else(|| refuse(format!("--as-of `{}` is not a YYYY-MM-DD date", args.as_of), "write the day as e.g. 2026-04-01"))?;
+    let as_of = purge::parse_date(&args.as_of).ok_or_else(|| {
+        refuse(
+            format!("--as-of `{}` is not a YYYY-MM-DD date", args.as_of),
+            "write the day as e.g. 2026-04-01",
+        )
+    })?;
     let (rules, holds) = match &args.rules {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| refuse(format!("cannot read rules `{}`: {e}", p.display()), "check --rules"))?;
-            Rules::from_toml(&p.display().to_string(), &text).map_err(|e| refuse(e.to_string(), "see docs/purge.md for the rules format"))?
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                refuse(
+                    format!("cannot read rules `{}`: {e}", p.display()),
+                    "check --rules",
+                )
+            })?;
+            Rules::from_toml(&p.display().to_string(), &text)
+                .map_err(|e| refuse(e.to_string(), "see docs/purge.md for the rules format"))?
         }
         None => Rules::embedded(),
     };
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
-    let deaths = args.registry_update.as_deref().map(|p| inputs::read_registry(p, schema)).transpose()?;
+    let deaths = args
+        .registry_update
+        .as_deref()
+        .map(|p| inputs::read_registry(p, schema))
+        .transpose()?;
     let submissions = args
         .national_db_submissions
         .as_deref()
-        .map(|p| inputs::read_submissions(p).map_err(|e| refuse(e.to_string(), "see docs/purge.md (national database submissions file)")))
+        .map(|p| {
+            inputs::read_submissions(p).map_err(|e| {
+                refuse(
+                    e.to_string(),
+                    "see docs/purge.md (national database submissions file)",
+                )
+            })
+        })
         .transpose()?;
     let mut request = std::collections::BTreeMap::new();
     request.insert("as_of".to_string(), args.as_of.clone());
     request.insert("rules".to_string(), rules.name.clone());
     request.insert("rules_blake3".to_string(), rules.text_blake3.clone());
-    request.insert("first_day_counts".to_string(), rules.first_day_counts.to_string());
-    request.insert("legal_holds".to_string(), (holds.records.len() + holds.persons.len()).to_string());
+    request.insert(
+        "first_day_counts".to_string(),
+        rules.first_day_counts.to_string(),
+    );
+    request.insert(
+        "legal_holds".to_string(),
+        (holds.records.len() + holds.persons.len()).to_string(),
+    );
     if let Some(p) = &args.registry_update {
         request.insert("registry_update_blake3".to_string(), file_hash(p)?);
     }
@@ -90,7 +138,11 @@ pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     let store = Store::open(&args.archive)?;
     let (m, _) = archive::read_manifest(&store)?;
-    let write = if args.dry_run { None } else { Some(write_keys(&m, args.signing_key.as_deref(), ctx)?) };
+    let write = if args.dry_run {
+        None
+    } else {
+        Some(write_keys(&m, args.signing_key.as_deref(), ctx)?)
+    };
     let person = performer(args.performer.as_deref(), &args.operator)?;
     let now = now_rfc3339();
     let req = PurgeRequest {
@@ -110,11 +162,10 @@ pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         performer: person,
         now: &now,
     };
-    let spinner = ctx.printer.spinner(if args.dry_run { "evaluate" } else { "purge" });
-    let out = run::purge(&store, schema, &req, &keys, &signer, args.dry_run).map_err(|e| match e {
-        archive::ArchiveError::State(m) if m.contains("is locked") => refuse(m, "wait for the other run to finish; if none is running (killed), check with `vaxarc verify`, then delete the LOCK object (docs/purge.md, stale lock)"),
-        other => other.into(),
-    })?;
+    let spinner = ctx
+        .printer
+        .spinner(if args.dry_run { "evaluate" } else { "purge" });
+    let out = run::purge(&store, schema, &req, &keys, &signer, args.dry_run).map_err(hinted)?;
     spinner.finish_and_clear();
     if args.json {
         print_json(&out)?;
@@ -122,6 +173,19 @@ pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         print!("{}", render(&out, &args.archive));
     }
     Ok(exit_of(&out))
+}
+
+/// Attach the operator's next step to the purge's and erase's refusals.
+pub fn hinted(e: archive::ArchiveError) -> anyhow::Error {
+    match e {
+        archive::ArchiveError::State(m) if m.contains("is locked") => refuse(
+            m,
+            "wait for the other run to finish; if none is running (it was killed), delete the LOCK object and run again: the next run recovers (docs/purge.md, stale lock)",
+        ),
+        archive::ArchiveError::State(m) if m.contains("vault identity") => refuse(m, "repeat --identity with a vault identity (nothing was changed)"),
+        archive::ArchiveError::State(m) if m.contains("no person") => refuse(m, "check the identifier; a person already erased or purged is not found"),
+        other => other.into(),
+    }
 }
 
 /// Exit code of an outcome: a failed post-erasure verification is a check failure.
@@ -139,7 +203,15 @@ pub fn render(o: &Outcome, location: &str) -> String {
         s.push_str(&format!("dry run on {location}: nothing was changed\n"));
     }
     if o.recovered_objects > 0 || o.rolled_forward {
-        s.push_str(&format!("recovered an interrupted run: {} unlisted objects removed{}\n", o.recovered_objects, if o.rolled_forward { ", commit completed" } else { "" }));
+        s.push_str(&format!(
+            "recovered an interrupted run: {} unlisted objects removed{}\n",
+            o.recovered_objects,
+            if o.rolled_forward {
+                ", commit completed"
+            } else {
+                ""
+            }
+        ));
     }
     s.push_str(&format!(
         "evaluated {} records in {} partitions; {} held; {} {}\n",
@@ -147,9 +219,17 @@ pub fn render(o: &Outcome, location: &str) -> String {
         o.partitions_evaluated,
         o.records_held,
         o.erased.records,
-        if o.dry_run { "would be erased" } else { "erased" }
+        if o.dry_run {
+            "would be erased"
+        } else {
+            "erased"
+        }
     ));
-    for (label, map) in [("rule (規則)", &o.erased.by_rule), ("vaccine (ワクチン)", &o.erased.by_vaccine), ("year (接種年)", &o.erased.by_year)] {
+    for (label, map) in [
+        ("rule (規則)", &o.erased.by_rule),
+        ("vaccine (ワクチン)", &o.erased.by_vaccine),
+        ("year (接種年)", &o.erased.by_year),
+    ] {
         if map.is_empty() {
             continue;
         }
@@ -158,17 +238,29 @@ pub fn render(o: &Outcome, location: &str) -> String {
             s.push_str(&format!("  {k:<24} {n:>8}\n"));
         }
     }
-    s.push_str(&format!("partitions dropped: {}\n", o.partitions_dropped.len()));
+    s.push_str(&format!(
+        "partitions dropped: {}\n",
+        o.partitions_dropped.len()
+    ));
     for p in &o.partitions_dropped {
         s.push_str(&format!("  {p}\n"));
     }
-    s.push_str(&format!("partitions rewritten: {}\n", o.partitions_rewritten.len()));
+    s.push_str(&format!(
+        "partitions rewritten: {}\n",
+        o.partitions_rewritten.len()
+    ));
     for p in &o.partitions_rewritten {
         s.push_str(&format!("  {p}\n"));
     }
-    s.push_str(&format!("persons removed from the index: {}\n", o.persons_removed_from_index));
+    s.push_str(&format!(
+        "persons removed from the index: {}\n",
+        o.persons_removed_from_index
+    ));
     if let Some(c) = &o.certificate {
-        s.push_str(&format!("generation {} committed, Merkle root {}\ncertificate: {c}\n", o.generation, o.merkle_root));
+        s.push_str(&format!(
+            "generation {} committed, Merkle root {}\ncertificate: {c}\n",
+            o.generation, o.merkle_root
+        ));
     } else if !o.dry_run {
         s.push_str("nothing expired: the archive is unchanged\n");
     }

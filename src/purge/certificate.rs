@@ -169,14 +169,27 @@ pub fn path(generation: u64, kind: &str) -> String {
 }
 
 /// Write the certificate, its signature and its printable rendering into the archive.
-pub fn write(store: &Store, cert: &Certificate, signing: &minisign::SecretKey) -> Result<(String, Vec<u8>), crate::archive::ArchiveError> {
-    let json = serde_json::to_vec_pretty(cert).map_err(|e| crate::archive::ArchiveError::State(e.to_string()))?;
-    let comment = format!("vaxarc certificate {} root={}", cert.certificate_id, cert.manifest.root_after);
-    let sig = manifest::sign(signing, &json, &comment).map_err(|e| crate::archive::ArchiveError::State(format!("cannot sign the certificate: {e}")))?;
+pub fn write(
+    store: &Store,
+    cert: &Certificate,
+    signing: &minisign::SecretKey,
+) -> Result<(String, Vec<u8>), crate::archive::ArchiveError> {
+    let json = serde_json::to_vec_pretty(cert)
+        .map_err(|e| crate::archive::ArchiveError::State(e.to_string()))?;
+    let comment = format!(
+        "vaxarc certificate {} root={}",
+        cert.certificate_id, cert.manifest.root_after
+    );
+    let sig = manifest::sign(signing, &json, &comment).map_err(|e| {
+        crate::archive::ArchiveError::State(format!("cannot sign the certificate: {e}"))
+    })?;
     let p = path(cert.manifest.generation_after, &cert.kind);
     store.put(&p, json.clone())?;
     store.put(&format!("{p}.minisig"), sig.into_bytes())?;
-    store.put(&p.replace(".json", ".md"), render_markdown(cert).into_bytes())?;
+    store.put(
+        &p.replace(".json", ".md"),
+        render_markdown(cert).into_bytes(),
+    )?;
     Ok((p, json))
 }
 
@@ -187,9 +200,16 @@ fn opt(v: &Option<String>) -> &str {
 /// Printable rendering with Japanese and English labels.
 pub fn render_markdown(c: &Certificate) -> String {
     let mut s = String::new();
-    let title = if c.kind == "erase" { "個人データ消去証明書 / Certificate of Erasure (one person)" } else { "データ消去証明書 / Certificate of Sanitization (retention purge)" };
+    let title = if c.kind == "erase" {
+        "個人データ消去証明書 / Certificate of Erasure (one person)"
+    } else {
+        "データ消去証明書 / Certificate of Sanitization (retention purge)"
+    };
     s.push_str(&format!("# {title}\n\n"));
-    s.push_str(&format!("証明書ID / Certificate id: `{}`  \n発行日時 / Issued: {}  \n", c.certificate_id, c.issued));
+    s.push_str(&format!(
+        "証明書ID / Certificate id: `{}`  \n発行日時 / Issued: {}  \n",
+        c.certificate_id, c.issued
+    ));
     s.push_str("\n## 実施者 / Performer\n\n| 項目 / Field | 内容 / Value |\n|---|---|\n");
     for (l, v) in [
         ("氏名 / Name", opt(&c.performer.name)),
@@ -202,12 +222,30 @@ pub fn render_markdown(c: &Certificate) -> String {
         s.push_str(&format!("| {l} | {v} |\n"));
     }
     s.push_str("\n## 対象 / Media\n\n| 項目 / Field | 内容 / Value |\n|---|---|\n");
-    s.push_str(&format!("| アーカイブID / Archive id | `{}` |\n", c.media.archive_id));
-    s.push_str(&format!("| 団体コード / Municipality | {} |\n", c.media.municipality_code));
-    s.push_str(&format!("| 媒体種別 / Media type | {} |\n", c.media.media_type));
-    s.push_str(&format!("| 削除パーティション / Partitions dropped | {} |\n", c.media.partitions_dropped.len()));
-    s.push_str(&format!("| 再暗号化パーティション / Partitions rewritten | {} |\n", c.media.partitions_rewritten.len()));
-    s.push_str(&format!("| バックアップ / Data backed up | {} |\n", c.media.data_backed_up));
+    s.push_str(&format!(
+        "| アーカイブID / Archive id | `{}` |\n",
+        c.media.archive_id
+    ));
+    s.push_str(&format!(
+        "| 団体コード / Municipality | {} |\n",
+        c.media.municipality_code
+    ));
+    s.push_str(&format!(
+        "| 媒体種別 / Media type | {} |\n",
+        c.media.media_type
+    ));
+    s.push_str(&format!(
+        "| 削除パーティション / Partitions dropped | {} |\n",
+        c.media.partitions_dropped.len()
+    ));
+    s.push_str(&format!(
+        "| 再暗号化パーティション / Partitions rewritten | {} |\n",
+        c.media.partitions_rewritten.len()
+    ));
+    s.push_str(&format!(
+        "| バックアップ / Data backed up | {} |\n",
+        c.media.data_backed_up
+    ));
     s.push_str("\n## 消去方法 / Sanitization\n\n| 項目 / Field | 内容 / Value |\n|---|---|\n");
     let v = &c.sanitization.verification;
     for (l, val) in [
@@ -215,12 +253,34 @@ pub fn render_markdown(c: &Certificate) -> String {
         ("手法 / Method used", c.sanitization.method_used.clone()),
         ("詳細 / Details", c.sanitization.method_details.clone()),
         ("ツール / Tool", c.sanitization.tool.clone()),
-        ("検証方法 / Verification method", c.sanitization.verification_method.clone()),
-        ("検証結果 / Verification passed", if v.passed { "合格 / passed".into() } else { "不合格 / FAILED".into() }),
-        ("再走査レコード / Records rescanned", v.records_scanned.to_string()),
-        ("残存期限切れ / Expired records remaining", v.expired_records_remaining.to_string()),
-        ("照会ヒット / Lookups of erased persons found", format!("{} of {}", v.lookups_found, v.lookups_attempted)),
-        ("残存オブジェクト / Destroyed objects present", v.destroyed_objects_present.to_string()),
+        (
+            "検証方法 / Verification method",
+            c.sanitization.verification_method.clone(),
+        ),
+        (
+            "検証結果 / Verification passed",
+            if v.passed {
+                "合格 / passed".into()
+            } else {
+                "不合格 / FAILED".into()
+            },
+        ),
+        (
+            "再走査レコード / Records rescanned",
+            v.records_scanned.to_string(),
+        ),
+        (
+            "残存期限切れ / Expired records remaining",
+            v.expired_records_remaining.to_string(),
+        ),
+        (
+            "照会ヒット / Lookups of erased persons found",
+            format!("{} of {}", v.lookups_found, v.lookups_attempted),
+        ),
+        (
+            "残存オブジェクト / Destroyed objects present",
+            v.destroyed_objects_present.to_string(),
+        ),
     ] {
         s.push_str(&format!("| {l} | {val} |\n"));
     }
@@ -228,8 +288,15 @@ pub fn render_markdown(c: &Certificate) -> String {
     for (k, val) in &c.request {
         s.push_str(&format!("- {k}: {val}\n"));
     }
-    s.push_str(&format!("\n## 消去件数 / Records erased: {}\n\n", c.erased.records));
-    for (label, map) in [("規則 / Rule", &c.erased.by_rule), ("ワクチン / Vaccine", &c.erased.by_vaccine), ("接種年 / Year", &c.erased.by_year)] {
+    s.push_str(&format!(
+        "\n## 消去件数 / Records erased: {}\n\n",
+        c.erased.records
+    ));
+    for (label, map) in [
+        ("規則 / Rule", &c.erased.by_rule),
+        ("ワクチン / Vaccine", &c.erased.by_vaccine),
+        ("接種年 / Year", &c.erased.by_year),
+    ] {
         s.push_str(&format!("| {label} | 件数 / Records |\n|---|---:|\n"));
         for (k, n) in map {
             s.push_str(&format!("| {k} | {n} |\n"));
@@ -264,7 +331,11 @@ pub struct Problem {
 
 /// Check a certificate: signature, every destroyed object absent, roots agree with the
 /// archive's `history/` manifests (themselves signed).
-pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::PublicKey) -> Vec<Problem> {
+pub fn verify(
+    cert_path: &std::path::Path,
+    store: &Store,
+    public: &minisign::PublicKey,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let name = cert_path.display().to_string();
     let mut problem = |path: &str, what: String| {
@@ -284,7 +355,10 @@ pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::Pub
     match std::fs::read_to_string(&sig_path) {
         Ok(sig) => {
             if let Err(e) = manifest::verify_signature(public, &bytes, &sig) {
-                problem(&name, format!("signature `{sig_path}` does not verify: {e}"));
+                problem(
+                    &name,
+                    format!("signature `{sig_path}` does not verify: {e}"),
+                );
             }
         }
         Err(e) => problem(&sig_path, format!("cannot read the signature: {e}")),
@@ -292,7 +366,14 @@ pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::Pub
     let cert: Certificate = match serde_json::from_slice(&bytes) {
         Ok(c) => c,
         Err(e) => {
-            problem(&name, format!("not a certificate (line {}, column {})", e.line(), e.column()));
+            problem(
+                &name,
+                format!(
+                    "not a certificate (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            );
             return problems;
         }
     };
@@ -307,12 +388,21 @@ pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::Pub
     }
     for d in &cert.destroyed {
         match store.exists(&d.path) {
-            Ok(true) => problem(&d.path, "destroyed by this certificate but present in the archive".into()),
+            Ok(true) => problem(
+                &d.path,
+                "destroyed by this certificate but present in the archive".into(),
+            ),
             Ok(false) => {}
             Err(e) => problem(&d.path, e.to_string()),
         }
-        if current.as_ref().is_some_and(|m| m.files.iter().any(|f| f.path == d.path)) {
-            problem(&d.path, "destroyed by this certificate but listed in the current manifest".into());
+        if current
+            .as_ref()
+            .is_some_and(|m| m.files.iter().any(|f| f.path == d.path))
+        {
+            problem(
+                &d.path,
+                "destroyed by this certificate but listed in the current manifest".into(),
+            );
         }
     }
     let load = |generation: u64| -> Result<Manifest, (String, String)> {
@@ -320,8 +410,10 @@ pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::Pub
         let text = store.get(&p).map_err(|e| (p.clone(), e.to_string()))?;
         let sp = history_signature(generation);
         let sig = store.get(&sp).map_err(|e| (sp.clone(), e.to_string()))?;
-        manifest::verify_signature(public, &text, &String::from_utf8_lossy(&sig)).map_err(|e| (sp.clone(), format!("does not verify: {e}")))?;
-        let m: Manifest = serde_json::from_slice(&text).map_err(|e| (p.clone(), format!("not a manifest: {e}")))?;
+        manifest::verify_signature(public, &text, &String::from_utf8_lossy(&sig))
+            .map_err(|e| (sp.clone(), format!("does not verify: {e}")))?;
+        let m: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| (p.clone(), format!("not a manifest: {e}")))?;
         if manifest::files_root(&m.files) != m.merkle_root {
             return Err((p, "Merkle root does not match its file list".into()));
         }
@@ -331,20 +423,39 @@ pub fn verify(cert_path: &std::path::Path, store: &Store, public: &minisign::Pub
     match (load(r.generation_before), load(r.generation_after)) {
         (Ok(before), Ok(after)) => {
             if before.merkle_root != r.root_before {
-                problem(&history_manifest(r.generation_before), "Merkle root differs from the certificate's root before".into());
+                problem(
+                    &history_manifest(r.generation_before),
+                    "Merkle root differs from the certificate's root before".into(),
+                );
             }
             if after.merkle_root != r.root_after {
-                problem(&history_manifest(r.generation_after), "Merkle root differs from the certificate's root after".into());
+                problem(
+                    &history_manifest(r.generation_after),
+                    "Merkle root differs from the certificate's root after".into(),
+                );
             }
             if after.previous_root.as_deref() != Some(before.merkle_root.as_str()) {
-                problem(&history_manifest(r.generation_after), "previous_root does not chain to the generation before".into());
+                problem(
+                    &history_manifest(r.generation_after),
+                    "previous_root does not chain to the generation before".into(),
+                );
             }
             for d in &cert.destroyed {
-                if !before.files.iter().any(|f| f.path == d.path && f.blake3 == d.blake3 && f.size == d.size) {
-                    problem(&d.path, "not listed with this blake3 in the manifest before the erasure".into());
+                if !before
+                    .files
+                    .iter()
+                    .any(|f| f.path == d.path && f.blake3 == d.blake3 && f.size == d.size)
+                {
+                    problem(
+                        &d.path,
+                        "not listed with this blake3 in the manifest before the erasure".into(),
+                    );
                 }
                 if after.files.iter().any(|f| f.path == d.path) {
-                    problem(&d.path, "still listed in the manifest after the erasure".into());
+                    problem(
+                        &d.path,
+                        "still listed in the manifest after the erasure".into(),
+                    );
                 }
             }
         }

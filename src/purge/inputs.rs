@@ -50,7 +50,11 @@ pub fn read_registry(path: &Path, schema: &Schema) -> Result<Deaths, anyhow::Err
     };
     let tables = crate::normalise::Tables::embedded();
     let (rows, quarantine, _) = crate::ingest::read_file(&source, schema, tables, &|_| {})?;
-    let (atena, status, date) = (schema.idx("atena_number"), schema.idx("registry_status"), schema.idx("registry_status_date"));
+    let (atena, status, date) = (
+        schema.idx("atena_number"),
+        schema.idx("registry_status"),
+        schema.idx("registry_status_date"),
+    );
     let mut out = Deaths {
         rows_quarantined: quarantine.iter().filter(|q| q.dose.is_none()).count() as u64,
         ..Deaths::default()
@@ -59,7 +63,11 @@ pub fn read_registry(path: &Path, schema: &Schema) -> Result<Deaths, anyhow::Err
         let Some(a) = r[atena].as_str().filter(|s| !s.is_empty()) else {
             continue;
         };
-        let death = if r[status].as_str() == Some("deceased") { r[date].as_date() } else { None };
+        let death = if r[status].as_str() == Some("deceased") {
+            r[date].as_date()
+        } else {
+            None
+        };
         out.by_atena.insert(a.to_string(), death);
     }
     Ok(out)
@@ -83,7 +91,12 @@ impl Submissions {
     }
 
     /// The provision date of a record (latest of the matching rows).
-    pub fn date_of(&self, record_id: &str, atenas: &[&str], atena_hashes: &[String]) -> Option<i32> {
+    pub fn date_of(
+        &self,
+        record_id: &str,
+        atenas: &[&str],
+        atena_hashes: &[String],
+    ) -> Option<i32> {
         let mut best = self.by_record.get(record_id).copied();
         let mut take = |d: Option<&i32>| {
             if let Some(&d) = d {
@@ -105,7 +118,11 @@ pub fn canonical_atena(raw: &str) -> String {
     let s = raw.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         let t = s.trim_start_matches('0');
-        if t.is_empty() { "0".into() } else { t.to_string() }
+        if t.is_empty() {
+            "0".into()
+        } else {
+            t.to_string()
+        }
     } else {
         s.to_ascii_uppercase()
     }
@@ -119,25 +136,43 @@ pub fn read_submissions(path: &Path) -> Result<Submissions, InputError> {
         line,
         message,
     };
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_path(path).map_err(|e| err(0, e.to_string()))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| err(0, e.to_string()))?;
     let headers = rdr.headers().map_err(|e| err(1, e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim().trim_start_matches('\u{feff}') == name);
-    let date_col = col("provided_date").ok_or_else(|| err(1, "header `provided_date` is missing".into()))?;
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().trim_start_matches('\u{feff}') == name)
+    };
+    let date_col =
+        col("provided_date").ok_or_else(|| err(1, "header `provided_date` is missing".into()))?;
     let (rc, ac, hc) = (col("record_id"), col("atena_number"), col("atena_hash"));
     if rc.is_none() && ac.is_none() && hc.is_none() {
-        return Err(err(1, "needs a `record_id`, `atena_number` or `atena_hash` column".into()));
+        return Err(err(
+            1,
+            "needs a `record_id`, `atena_number` or `atena_hash` column".into(),
+        ));
     }
     let mut out = Submissions::default();
     for (i, row) in rdr.records().enumerate() {
         let line = i as u64 + 2;
         let row = row.map_err(|e| err(line, format!("malformed CSV ({})", e.kind_name())))?;
-        let get = |c: Option<usize>| c.and_then(|c| row.get(c)).map(str::trim).filter(|s| !s.is_empty());
+        let get = |c: Option<usize>| {
+            c.and_then(|c| row.get(c))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
         let date = get(Some(date_col))
             .and_then(super::parse_date)
             .ok_or_else(|| err(line, "`provided_date` is not a YYYY-MM-DD date".into()))?;
         let keys = [get(rc), get(ac), get(hc)];
         if keys.iter().filter(|k| k.is_some()).count() != 1 {
-            return Err(err(line, "fill exactly one of `record_id`, `atena_number`, `atena_hash`".into()));
+            return Err(err(
+                line,
+                "fill exactly one of `record_id`, `atena_number`, `atena_hash`".into(),
+            ));
         }
         let (map, key) = match keys {
             [Some(r), _, _] => (&mut out.by_record, r.to_string()),
@@ -176,8 +211,14 @@ mod tests {
         let p = dir.path().join("s.csv");
         std::fs::write(&p, "record_id,atena_number,atena_hash,provided_date\nr1,,,2026-07-01\nr1,,,2026-08-01\n,00123,,2026-06-01\n").unwrap();
         let s = read_submissions(&p).unwrap();
-        assert_eq!(s.date_of("r1", &[], &[]), super::super::parse_date("2026-08-01"));
-        assert_eq!(s.date_of("r2", &["123"], &[]), super::super::parse_date("2026-06-01"));
+        assert_eq!(
+            s.date_of("r1", &[], &[]),
+            super::super::parse_date("2026-08-01")
+        );
+        assert_eq!(
+            s.date_of("r2", &["123"], &[]),
+            super::super::parse_date("2026-06-01")
+        );
         std::fs::write(&p, "record_id,provided_date\nr1,2026-13-01\n").unwrap();
         let e = read_submissions(&p).unwrap_err().to_string();
         assert!(e.contains("line 2") && !e.contains("r1"), "{e}");

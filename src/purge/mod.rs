@@ -151,7 +151,8 @@ impl Holds {
                 h.records.insert(r.trim().to_string(), hold.reason.clone());
             }
             if let Some(a) = &hold.atena_hash {
-                h.persons.insert(a.trim().to_ascii_lowercase(), hold.reason.clone());
+                h.persons
+                    .insert(a.trim().to_ascii_lowercase(), hold.reason.clone());
             }
         }
         h
@@ -173,7 +174,9 @@ pub fn parse_date(s: &str) -> Option<i32> {
 pub fn add_years(days: i32, years: u32) -> i32 {
     let (y, m, d) = civil_from_days(days);
     let ty = y + years as i32;
-    days_from_civil(ty, m, d).or_else(|| days_from_civil(ty, m, d - 1)).unwrap_or(days)
+    days_from_civil(ty, m, d)
+        .or_else(|| days_from_civil(ty, m, d - 1))
+        .unwrap_or(days)
 }
 
 /// Last day of a period of `years` years starting with the event on day `start`.
@@ -195,14 +198,20 @@ impl Rules {
         let f: RulesFile = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
-                Some(span) => err(format!("line {}: {msg}", text[..span.start].lines().count().max(1))),
+                Some(span) => err(format!(
+                    "line {}: {msg}",
+                    text[..span.start].lines().count().max(1)
+                )),
                 None => err(msg),
             }
         })?;
         if f.rules.is_empty() {
             return Err(err("no [[rule]]".into()));
         }
-        let date = |rule: &str, key: &str, v: &str| parse_date(v).ok_or_else(|| err(format!("rule `{rule}`: `{key}` is not a YYYY-MM-DD date")));
+        let date = |rule: &str, key: &str, v: &str| {
+            parse_date(v)
+                .ok_or_else(|| err(format!("rule `{rule}`: `{key}` is not a YYYY-MM-DD date")))
+        };
         let mut rules = Vec::new();
         for r in &f.rules {
             if r.categories.is_empty() {
@@ -213,15 +222,30 @@ impl Rules {
             }
             rules.push(CompiledRule {
                 effective_from: date(&r.id, "effective_from", &r.effective_from)?,
-                effective_to: r.effective_to.as_deref().map(|v| date(&r.id, "effective_to", v)).transpose()?,
-                vaccinated_from: r.vaccinated_from.as_deref().map(|v| date(&r.id, "vaccinated_from", v)).transpose()?,
-                vaccinated_to: r.vaccinated_to.as_deref().map(|v| date(&r.id, "vaccinated_to", v)).transpose()?,
+                effective_to: r
+                    .effective_to
+                    .as_deref()
+                    .map(|v| date(&r.id, "effective_to", v))
+                    .transpose()?,
+                vaccinated_from: r
+                    .vaccinated_from
+                    .as_deref()
+                    .map(|v| date(&r.id, "vaccinated_from", v))
+                    .transpose()?,
+                vaccinated_to: r
+                    .vaccinated_to
+                    .as_deref()
+                    .map(|v| date(&r.id, "vaccinated_to", v))
+                    .transpose()?,
                 rule: r.clone(),
             });
         }
         for (i, h) in f.holds.iter().enumerate() {
             if h.record_id.is_none() == h.atena_hash.is_none() {
-                return Err(err(format!("[[hold]] {}: give exactly one of `record_id`, `atena_hash`", i + 1)));
+                return Err(err(format!(
+                    "[[hold]] {}: give exactly one of `record_id`, `atena_hash`",
+                    i + 1
+                )));
             }
             if h.reason.trim().is_empty() {
                 return Err(err(format!("[[hold]] {}: `reason` is empty", i + 1)));
@@ -240,7 +264,8 @@ impl Rules {
 
     /// The rules shipped with vaxarc.
     pub fn embedded() -> (Rules, Holds) {
-        Rules::from_toml("pipelines/retention/japan-2026.toml", JAPAN_2026).expect("embedded retention rules are valid")
+        Rules::from_toml("pipelines/retention/japan-2026.toml", JAPAN_2026)
+            .expect("embedded retention rules are valid")
     }
 }
 
@@ -271,7 +296,14 @@ pub struct Decision {
 /// Decide whether a record has expired on `as_of` (pure). `death_date` is the person's
 /// date of death if known to be deceased; `provided_date` the day the record was
 /// provided to the national vaccination database, if it was.
-pub fn expired(record: &RecordFacts, rules: &Rules, as_of: i32, death_date: Option<i32>, provided_date: Option<i32>, holds: &Holds) -> Decision {
+pub fn expired(
+    record: &RecordFacts,
+    rules: &Rules,
+    as_of: i32,
+    death_date: Option<i32>,
+    provided_date: Option<i32>,
+    holds: &Holds,
+) -> Decision {
     let decide = |expired: bool, rule: &str, reason: String| Decision {
         expired,
         rule: rule.to_string(),
@@ -280,14 +312,22 @@ pub fn expired(record: &RecordFacts, rules: &Rules, as_of: i32, death_date: Opti
     if let Some(reason) = holds.records.get(&record.record_id) {
         return decide(false, "hold", format!("record under legal hold: {reason}"));
     }
-    if let Some(reason) = record.atena_hashes.iter().find_map(|h| holds.persons.get(h)) {
+    if let Some(reason) = record
+        .atena_hashes
+        .iter()
+        .find_map(|h| holds.persons.get(h))
+    {
         return decide(false, "hold", format!("person under legal hold: {reason}"));
     }
     let Some(vdate) = record.vaccination_date else {
         return decide(false, "none", "no 接種日: retention cannot start".into());
     };
     let Some(category) = record.category.as_deref() else {
-        return decide(false, "none", "unknown vaccine code: no rule applies".into());
+        return decide(
+            false,
+            "none",
+            "unknown vaccine code: no rule applies".into(),
+        );
     };
     let rule = rules.rules.iter().find(|r| {
         as_of >= r.effective_from
@@ -308,15 +348,27 @@ pub fn expired(record: &RecordFacts, rules: &Rules, as_of: i32, death_date: Opti
                 return decide(false, id, "person not known to be deceased: kept".into());
             };
             let Some(provided) = provided_date else {
-                return decide(false, id, "never provided to the national database: kept".into());
+                return decide(
+                    false,
+                    id,
+                    "never provided to the national database: kept".into(),
+                );
             };
             period_end(death + 1, years, rules.first_day_counts).max(provided)
         }
     };
     if as_of > keep_until {
-        decide(true, id, format!("kept through {}", format_date(keep_until)))
+        decide(
+            true,
+            id,
+            format!("kept through {}", format_date(keep_until)),
+        )
     } else {
-        decide(false, id, format!("kept through {}", format_date(keep_until)))
+        decide(
+            false,
+            id,
+            format!("kept through {}", format_date(keep_until)),
+        )
     }
 }
 
@@ -421,9 +473,14 @@ mod tests {
 
     #[test]
     fn malformed_rules_name_the_line() {
-        let e = Rules::from_toml("x.toml", "name = \"x\"\n[[rule]]\nid = 3\n").unwrap_err().to_string();
+        let e = Rules::from_toml("x.toml", "name = \"x\"\n[[rule]]\nid = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.toml") && e.contains("line"), "{e}");
         let bad_hold = format!("{JAPAN_2026}\n[[hold]]\nreason = \"r\"\n");
-        assert!(Rules::from_toml("x.toml", &bad_hold).unwrap_err().to_string().contains("exactly one"));
+        assert!(Rules::from_toml("x.toml", &bad_hold)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one"));
     }
 }

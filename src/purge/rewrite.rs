@@ -60,13 +60,20 @@ impl Drop for Lock<'_> {
 }
 
 /// Take the archive's lock, or refuse naming who holds it.
-pub fn acquire_lock<'a>(store: &'a Store, command: &str, operator: &str, now: &str) -> Result<Lock<'a>, ArchiveError> {
+pub fn acquire_lock<'a>(
+    store: &'a Store,
+    command: &str,
+    operator: &str,
+    now: &str,
+) -> Result<Lock<'a>, ArchiveError> {
     let info = LockInfo {
         command: command.into(),
         operator: operator.into(),
         started: now.into(),
         pid: std::process::id(),
-        host: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     };
     let bytes = serde_json::to_vec_pretty(&info).map_err(|e| ArchiveError::State(e.to_string()))?;
     match store.put_new(LOCK, bytes) {
@@ -76,7 +83,12 @@ pub fn acquire_lock<'a>(store: &'a Store, command: &str, operator: &str, now: &s
                 .get(LOCK)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
-                .map(|l| format!(" (held by `{}` of operator {}, pid {} on {}, since {})", l.command, l.operator, l.pid, l.host, l.started))
+                .map(|l| {
+                    format!(
+                        " (held by `{}` of operator {}, pid {} on {}, since {})",
+                        l.command, l.operator, l.pid, l.host, l.started
+                    )
+                })
                 .unwrap_or_default();
             Err(ArchiveError::State(format!(
                 "archive `{}` is locked: object `{LOCK}` exists{held}; another purge or erase is running, or one was killed",
@@ -117,7 +129,10 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
         // Killed between the signature and the manifest: the new manifest waits in history.
         let next = m.generation + 1;
         let staged = store.get(&history_manifest(next)).ok();
-        let staged_sig = store.get(&history_signature(next)).ok().and_then(|b| String::from_utf8(b).ok());
+        let staged_sig = store
+            .get(&history_signature(next))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
         match (staged, staged_sig) {
             (Some(text), Some(ssig)) if ssig == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
                 store.put(manifest::MANIFEST, text)?;
@@ -141,7 +156,9 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
             .and_then(|r| r.split('/').next())
             .and_then(|g| g.parse::<u64>().ok())
             .is_some_and(|g| g > m.generation);
-        if stale_history || (!listed.contains(o.path.as_str()) && !archive::verify::is_unlisted_ok(&o.path)) {
+        if stale_history
+            || (!listed.contains(o.path.as_str()) && !archive::verify::is_unlisted_ok(&o.path))
+        {
             store.delete(&o.path)?;
             rec.removed_unlisted.push(o.path);
         }
@@ -150,22 +167,46 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
 }
 
 /// The archive's keyed-hash secret (custodian identity needed).
-pub fn read_secret(store: &Store, identities: &[age::x25519::Identity]) -> Result<[u8; 32], ArchiveError> {
-    let plain = crypto::decrypt(archive::INDEX_SECRET, identities, &store.get(archive::INDEX_SECRET)?)?;
-    let text = std::str::from_utf8(&plain).map_err(|_| ArchiveError::State(format!("`{}` does not hold a hex key", archive::INDEX_SECRET)))?;
+pub fn read_secret(
+    store: &Store,
+    identities: &[age::x25519::Identity],
+) -> Result<[u8; 32], ArchiveError> {
+    let plain = crypto::decrypt(
+        archive::INDEX_SECRET,
+        identities,
+        &store.get(archive::INDEX_SECRET)?,
+    )?;
+    let text = std::str::from_utf8(&plain).map_err(|_| {
+        ArchiveError::State(format!(
+            "`{}` does not hold a hex key",
+            archive::INDEX_SECRET
+        ))
+    })?;
     let hex = text.trim();
     let mut out = [0u8; 32];
     if hex.len() != 64 {
-        return Err(ArchiveError::State(format!("`{}` does not hold a 64-digit hex key", archive::INDEX_SECRET)));
+        return Err(ArchiveError::State(format!(
+            "`{}` does not hold a 64-digit hex key",
+            archive::INDEX_SECRET
+        )));
     }
     for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| ArchiveError::State(format!("`{}` does not hold a hex key", archive::INDEX_SECRET)))?;
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| {
+            ArchiveError::State(format!(
+                "`{}` does not hold a hex key",
+                archive::INDEX_SECRET
+            ))
+        })?;
     }
     Ok(out)
 }
 
 /// The current index: its file entries (index, key) and rows.
-pub fn read_index(store: &Store, m: &Manifest, identities: &[age::x25519::Identity]) -> Result<(FileEntry, FileEntry, Vec<RecordBatch>), ArchiveError> {
+pub fn read_index(
+    store: &Store,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+) -> Result<(FileEntry, FileEntry, Vec<RecordBatch>), ArchiveError> {
     let find = |role: &str| {
         m.files
             .iter()
@@ -174,7 +215,12 @@ pub fn read_index(store: &Store, m: &Manifest, identities: &[age::x25519::Identi
             .ok_or_else(|| ArchiveError::State(format!("the manifest lists no `{role}` object")))
     };
     let (file, key) = (find("index")?, find("index-key")?);
-    let batches = archive::open_parquet(&file.path, &store.get(&file.path)?, &store.get(&key.path)?, identities)?;
+    let batches = archive::open_parquet(
+        &file.path,
+        &store.get(&file.path)?,
+        &store.get(&key.path)?,
+        identities,
+    )?;
     Ok((file, key, batches))
 }
 
@@ -182,12 +228,19 @@ pub fn read_index(store: &Store, m: &Manifest, identities: &[age::x25519::Identi
 pub fn index_entries(batches: &[RecordBatch]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for b in batches {
-        let col = |name: &str| b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        };
         let (Some(k), Some(h), Some(p)) = (col("kind"), col("key_hash"), col("person_hash")) else {
             continue;
         };
         for i in 0..b.num_rows() {
-            out.push((k.value(i).to_string(), h.value(i).to_string(), p.value(i).to_string()));
+            out.push((
+                k.value(i).to_string(),
+                h.value(i).to_string(),
+                p.value(i).to_string(),
+            ));
         }
     }
     out
@@ -237,12 +290,21 @@ pub struct Applied {
 
 fn vault_schema(schema: &Schema) -> Arc<ArrowSchema> {
     let v = schema.arrow_schema(|c| c == Class::NumberVault);
-    let mut fields = vec![Arc::new(ArrowField::new("record_id", DataType::Utf8, false))];
+    let mut fields = vec![Arc::new(ArrowField::new(
+        "record_id",
+        DataType::Utf8,
+        false,
+    ))];
     fields.extend(v.fields().iter().cloned());
     Arc::new(ArrowSchema::new(fields))
 }
 
-fn keep_rows(what: &str, batches: &[RecordBatch], column: &str, keep: impl Fn(&str) -> bool) -> Result<(Vec<RecordBatch>, u64), ArchiveError> {
+fn keep_rows(
+    what: &str,
+    batches: &[RecordBatch],
+    column: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(Vec<RecordBatch>, u64), ArchiveError> {
     let mut out = Vec::new();
     let mut kept = 0u64;
     for b in batches {
@@ -250,11 +312,14 @@ fn keep_rows(what: &str, batches: &[RecordBatch], column: &str, keep: impl Fn(&s
             .column_by_name(column)
             .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
             .ok_or_else(|| ArchiveError::State(format!("`{what}` has no `{column}` column")))?;
-        let mask: BooleanArray = (0..b.num_rows()).map(|i| Some(col.is_valid(i) && keep(col.value(i)))).collect();
-        let f = arrow::compute::filter_record_batch(b, &mask).map_err(|e| ArchiveError::Parquet {
-            what: what.into(),
-            message: e.to_string(),
-        })?;
+        let mask: BooleanArray = (0..b.num_rows())
+            .map(|i| Some(col.is_valid(i) && keep(col.value(i))))
+            .collect();
+        let f =
+            arrow::compute::filter_record_batch(b, &mask).map_err(|e| ArchiveError::Parquet {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
         kept += f.num_rows() as u64;
         if f.num_rows() > 0 {
             out.push(f);
@@ -264,10 +329,19 @@ fn keep_rows(what: &str, batches: &[RecordBatch], column: &str, keep: impl Fn(&s
 }
 
 /// Write the new generation and destroy the old objects. The lock must be held.
-pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x25519::Identity], keys: &WriteKeys, change: Change, created: &str) -> Result<Applied, ArchiveError> {
+pub fn apply(
+    store: &Store,
+    schema: &Schema,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+    keys: &WriteKeys,
+    change: Change,
+    created: &str,
+) -> Result<Applied, ArchiveError> {
     let generation = m.generation + 1;
     let files: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
-    let by_id: BTreeMap<&str, &Partition> = m.partitions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let by_id: BTreeMap<&str, &Partition> =
+        m.partitions.iter().map(|p| (p.id.as_str(), p)).collect();
     let plain_idx = schema.indices(|c| c != Class::NumberVault);
     let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
     let vschema = vault_schema(schema);
@@ -276,7 +350,9 @@ pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x2
     // Refuse before writing anything if a vault that must be rewritten cannot be opened.
     let mut vault_keys = BTreeMap::new();
     for (id, survivors) in &change.survivors {
-        let p = by_id.get(id.as_str()).ok_or_else(|| ArchiveError::State(format!("no partition `{id}` in the manifest")))?;
+        let p = by_id
+            .get(id.as_str())
+            .ok_or_else(|| ArchiveError::State(format!("no partition `{id}` in the manifest")))?;
         if let (false, Some(vk)) = (survivors.is_empty(), &p.vault_key) {
             let wrapped = store.get(vk)?;
             let key = crypto::unwrap_key(vk, identities, &wrapped).map_err(|_| {
@@ -310,7 +386,15 @@ pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x2
             partitions.push(p.clone());
             continue;
         };
-        for path in [Some(&p.file), Some(&p.key), p.vault_file.as_ref(), p.vault_key.as_ref()].into_iter().flatten() {
+        for path in [
+            Some(&p.file),
+            Some(&p.key),
+            p.vault_file.as_ref(),
+            p.vault_key.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             gone.insert(path.clone());
         }
         if survivors.is_empty() {
@@ -327,12 +411,17 @@ pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x2
         let refs: Vec<&Record> = survivors.iter().collect();
         let mut batches = Vec::new();
         for chunk in refs.chunks(archive::ROW_GROUP_ROWS) {
-            batches.push(batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| ArchiveError::Parquet {
-                what: path.clone(),
-                message: e.to_string(),
-            })?);
+            batches.push(
+                batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| {
+                    ArchiveError::Parquet {
+                        what: path.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
+            );
         }
-        let sealed = archive::seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+        let sealed =
+            archive::seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
         let key_path = format!("keys/{id}.key.age");
         put(path.clone(), "partition", sealed.ciphertext)?;
         put(key_path.clone(), "key", sealed.wrapped_key)?;
@@ -377,15 +466,35 @@ pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x2
     let mut index_rows_removed = 0;
     if !change.removed_persons.is_empty() {
         let before: u64 = old_index.iter().map(|b| b.num_rows() as u64).sum();
-        let (kept, n) = keep_rows(&index_file.path, &old_index, "person_hash", |v| !change.removed_persons.contains(v))?;
+        let (kept, n) = keep_rows(&index_file.path, &old_index, "person_hash", |v| {
+            !change.removed_persons.contains(v)
+        })?;
         index_rows_removed = before - n;
         if index_rows_removed > 0 {
-            let index_schema = old_index.first().map(|b| b.schema()).ok_or_else(|| ArchiveError::State("the index is empty".into()))?;
-            let kept = if kept.is_empty() { vec![RecordBatch::new_empty(index_schema.clone())] } else { kept };
+            let index_schema = old_index
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| ArchiveError::State("the index is empty".into()))?;
+            let kept = if kept.is_empty() {
+                vec![RecordBatch::new_empty(index_schema.clone())]
+            } else {
+                kept
+            };
             let sealed = archive::seal_parquet("index", &kept, index_schema, &keys.custodians)?;
-            let index_id = format!("{}-g{generation}", &m.archive_id[..16.min(m.archive_id.len())]);
-            put(format!("index/{index_id}.parquet.age"), "index", sealed.ciphertext)?;
-            put(format!("keys/{index_id}.index.key.age"), "index-key", sealed.wrapped_key)?;
+            let index_id = format!(
+                "{}-g{generation}",
+                &m.archive_id[..16.min(m.archive_id.len())]
+            );
+            put(
+                format!("index/{index_id}.parquet.age"),
+                "index",
+                sealed.ciphertext,
+            )?;
+            put(
+                format!("keys/{index_id}.index.key.age"),
+                "index-key",
+                sealed.wrapped_key,
+            )?;
             gone.insert(index_file.path.clone());
             gone.insert(index_key.path.clone());
             index = kept;
@@ -402,7 +511,13 @@ pub fn apply(store: &Store, schema: &Schema, m: &Manifest, identities: &[age::x2
         version: env!("CARGO_PKG_VERSION").into(),
     };
     after.partitions = partitions;
-    after.files = m.files.iter().filter(|f| !gone.contains(&f.path)).cloned().chain(new_files).collect();
+    after.files = m
+        .files
+        .iter()
+        .filter(|f| !gone.contains(&f.path))
+        .cloned()
+        .chain(new_files)
+        .collect();
     after.files.sort_by(|a, b| a.path.cmp(&b.path));
     after.totals.records = after.partitions.iter().map(|p| p.rows).sum();
     after.merkle_root = manifest::files_root(&after.files);

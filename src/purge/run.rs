@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::certificate::{self, Certificate, Erased, Media, Person, Roots, Sanitization, Verification};
+use super::certificate::{
+    self, Certificate, Erased, Media, Person, Roots, Sanitization, Verification,
+};
 use super::inputs::{Deaths, Submissions};
 use super::rewrite::{self, Applied, Change};
 use super::{expired, Holds, RecordFacts, Rules};
@@ -49,7 +51,10 @@ impl Counts {
         self.records += 1;
         *self.by_rule.entry(rule.into()).or_default() += 1;
         *self.by_vaccine.entry(vaccine.into()).or_default() += 1;
-        *self.by_year.entry(year.map_or("unknown".into(), |y| y.to_string())).or_default() += 1;
+        *self
+            .by_year
+            .entry(year.map_or("unknown".into(), |y| y.to_string()))
+            .or_default() += 1;
     }
 }
 
@@ -104,28 +109,51 @@ pub struct Signer<'a> {
     pub now: &'a str,
 }
 
-fn facts(schema: &Schema, tables: &Tables, r: &Record, secret: &[u8; 32], with_hashes: bool) -> RecordFacts {
+fn facts(
+    schema: &Schema,
+    tables: &Tables,
+    r: &Record,
+    secret: &[u8; 32],
+    with_hashes: bool,
+) -> RecordFacts {
     let s = |n: &str| r[schema.idx(n)].as_str().filter(|v| !v.is_empty());
     let atena_hashes = if with_hashes {
-        [s("atena_number"), s("registry_atena_number")].into_iter().flatten().map(|a| archive::keyed_hash(secret, "atena", a)).collect()
+        [s("atena_number"), s("registry_atena_number")]
+            .into_iter()
+            .flatten()
+            .map(|a| archive::keyed_hash(secret, "atena", a))
+            .collect()
     } else {
         Vec::new()
     };
     RecordFacts {
         record_id: s("record_id").unwrap_or_default().to_string(),
-        category: s("vaccine_code").and_then(|c| tables.vaccine(c)).map(|v| v.category.clone()),
+        category: s("vaccine_code")
+            .and_then(|c| tables.vaccine(c))
+            .map(|v| v.category.clone()),
         vaccination_date: r[schema.idx("vaccination_date")].as_date(),
         atena_hashes,
     }
 }
 
 /// The evaluator's inputs for one record, then its decision.
-fn decide(schema: &Schema, tables: &Tables, req: &PurgeRequest<'_>, secret: &[u8; 32], r: &Record) -> super::Decision {
-    let with_hashes = !req.holds.persons.is_empty() || req.submissions.is_some_and(Submissions::needs_hashes);
+fn decide(
+    schema: &Schema,
+    tables: &Tables,
+    req: &PurgeRequest<'_>,
+    secret: &[u8; 32],
+    r: &Record,
+) -> super::Decision {
+    let with_hashes =
+        !req.holds.persons.is_empty() || req.submissions.is_some_and(Submissions::needs_hashes);
     let f = facts(schema, tables, r, secret, with_hashes);
     let s = |n: &str| r[schema.idx(n)].as_str().filter(|v| !v.is_empty());
     let registry_atena = s("registry_atena_number");
-    let stored_death = if s("registry_status") == Some("deceased") { r[schema.idx("registry_status_date")].as_date() } else { None };
+    let stored_death = if s("registry_status") == Some("deceased") {
+        r[schema.idx("registry_status_date")].as_date()
+    } else {
+        None
+    };
     let death = match (req.deaths, registry_atena) {
         (Some(d), Some(a)) => match d.by_atena.get(a) {
             Some(newer) => *newer,
@@ -133,8 +161,13 @@ fn decide(schema: &Schema, tables: &Tables, req: &PurgeRequest<'_>, secret: &[u8
         },
         _ => stored_death,
     };
-    let atenas: Vec<&str> = [s("atena_number"), registry_atena].into_iter().flatten().collect();
-    let provided = req.submissions.and_then(|sub| sub.date_of(&f.record_id, &atenas, &f.atena_hashes));
+    let atenas: Vec<&str> = [s("atena_number"), registry_atena]
+        .into_iter()
+        .flatten()
+        .collect();
+    let provided = req
+        .submissions
+        .and_then(|sub| sub.date_of(&f.record_id, &atenas, &f.atena_hashes));
     expired(&f, req.rules, req.as_of, death, provided, req.holds)
 }
 
@@ -142,7 +175,13 @@ fn decide(schema: &Schema, tables: &Tables, req: &PurgeRequest<'_>, secret: &[u8
 pub fn candidates<'m>(m: &'m Manifest, req: &PurgeRequest<'_>) -> Vec<&'m Partition> {
     let as_of_year = civil_from_days(req.as_of).0;
     // Partition expiry years assume 5-year periods; shorter rules widen the net.
-    let min_years = req.rules.rules.iter().map(|r| r.rule.years).min().unwrap_or(5) as i32;
+    let min_years = req
+        .rules
+        .rules
+        .iter()
+        .map(|r| r.rule.years)
+        .min()
+        .unwrap_or(5) as i32;
     let slack = (5 - min_years).max(0);
     // COVID-class records outside a special period fall under a years-from-接種日 rule:
     // the earliest year one of those can expire.
@@ -169,14 +208,26 @@ pub fn candidates<'m>(m: &'m Manifest, req: &PurgeRequest<'_>) -> Vec<&'m Partit
 }
 
 fn year_of(schema: &Schema, r: &Record) -> Option<i32> {
-    r[schema.idx("vaccination_date")].as_date().map(|d| civil_from_days(d).0)
+    r[schema.idx("vaccination_date")]
+        .as_date()
+        .map(|d| civil_from_days(d).0)
 }
 
 /// Person hashes that still have a record, among `persons`, reading the partitions of
 /// their buckets that are not in `evaluated` (whose survivors are given).
-fn still_present(store: &Store, schema: &Schema, m: &Manifest, ids: &[age::x25519::Identity], persons: &BTreeSet<String>, evaluated: &BTreeMap<String, Vec<Record>>) -> Result<BTreeSet<String>, ArchiveError> {
+fn still_present(
+    store: &Store,
+    schema: &Schema,
+    m: &Manifest,
+    ids: &[age::x25519::Identity],
+    persons: &BTreeSet<String>,
+    evaluated: &BTreeMap<String, Vec<Record>>,
+) -> Result<BTreeSet<String>, ArchiveError> {
     let ph = schema.idx("person_hash");
-    let buckets: BTreeSet<u16> = persons.iter().map(|p| archive::bucket_of(p, m.buckets)).collect();
+    let buckets: BTreeSet<u16> = persons
+        .iter()
+        .map(|p| archive::bucket_of(p, m.buckets))
+        .collect();
     let mut present = BTreeSet::new();
     for p in &m.partitions {
         if !buckets.contains(&p.bucket) {
@@ -200,9 +251,25 @@ fn still_present(store: &Store, schema: &Schema, m: &Manifest, ids: &[age::x2551
 }
 
 /// Run a purge (or its dry run).
-pub fn purge(store: &Store, schema: &Schema, req: &PurgeRequest<'_>, keys: &RunKeys<'_>, signer: &Signer<'_>, dry_run: bool) -> Result<Outcome, ArchiveError> {
+pub fn purge(
+    store: &Store,
+    schema: &Schema,
+    req: &PurgeRequest<'_>,
+    keys: &RunKeys<'_>,
+    signer: &Signer<'_>,
+    dry_run: bool,
+) -> Result<Outcome, ArchiveError> {
     let tables = Tables::embedded();
-    let _lock = if dry_run { None } else { Some(rewrite::acquire_lock(store, "purge", signer.operator, signer.now)?) };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(rewrite::acquire_lock(
+            store,
+            "purge",
+            signer.operator,
+            signer.now,
+        )?)
+    };
     let mut out = Outcome {
         dry_run,
         ..Outcome::default()
@@ -232,7 +299,11 @@ pub fn purge(store: &Store, schema: &Schema, req: &PurgeRequest<'_>, keys: &RunK
                 out.records_held += 1;
             }
             if d.expired {
-                out.erased.add(&d.rule, r[vc].as_str().unwrap_or("unknown"), year_of(schema, &r));
+                out.erased.add(
+                    &d.rule,
+                    r[vc].as_str().unwrap_or("unknown"),
+                    year_of(schema, &r),
+                );
                 if let Some(h) = r[ph].as_str() {
                     removed_persons.insert(h.to_string());
                 }
@@ -252,7 +323,14 @@ pub fn purge(store: &Store, schema: &Schema, req: &PurgeRequest<'_>, keys: &RunK
         }
         evaluated.insert(p.id.clone(), survivors);
     }
-    let present = still_present(store, schema, &m, keys.identities, &removed_persons, &evaluated)?;
+    let present = still_present(
+        store,
+        schema,
+        &m,
+        keys.identities,
+        &removed_persons,
+        &evaluated,
+    )?;
     change.removed_persons = removed_persons.difference(&present).cloned().collect();
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = change.removed_persons.len() as u64;
@@ -261,20 +339,61 @@ pub fn purge(store: &Store, schema: &Schema, req: &PurgeRequest<'_>, keys: &RunK
     if dry_run || change.survivors.is_empty() {
         return Ok(out);
     }
-    let write = keys.write.ok_or_else(|| ArchiveError::State("a signing key is needed to change the archive".into()))?;
-    let removed_ids: BTreeSet<String> = removed_records.iter().filter_map(|r| r[schema.idx("record_id")].as_str().map(str::to_string)).collect();
-    let persons = change.removed_persons.clone();
-    let applied = rewrite::apply(store, schema, &m, keys.identities, write, change, signer.now)?;
-    let v = post_check(store, schema, &applied, keys.identities, &secret, &removed_records, &persons, &|r| {
-        removed_ids.contains(r[schema.idx("record_id")].as_str().unwrap_or_default()) || decide(schema, tables, req, &secret, r).expired
+    let write = keys.write.ok_or_else(|| {
+        ArchiveError::State("a signing key is needed to change the archive".into())
     })?;
+    let removed_ids: BTreeSet<String> = removed_records
+        .iter()
+        .filter_map(|r| r[schema.idx("record_id")].as_str().map(str::to_string))
+        .collect();
+    let persons = change.removed_persons.clone();
+    let applied = rewrite::apply(
+        store,
+        schema,
+        &m,
+        keys.identities,
+        write,
+        change,
+        signer.now,
+    )?;
+    let v = post_check(
+        store,
+        schema,
+        &applied,
+        keys.identities,
+        &secret,
+        &removed_records,
+        &persons,
+        &|r| {
+            removed_ids.contains(r[schema.idx("record_id")].as_str().unwrap_or_default())
+                || decide(schema, tables, req, &secret, r).expired
+        },
+    )?;
     let counts = out.erased.clone();
-    finish(store, &mut out, applied, v, "purge", req.request.clone(), &counts, signer, write)?;
+    finish(
+        store,
+        &mut out,
+        applied,
+        v,
+        "purge",
+        req.request.clone(),
+        &counts,
+        signer,
+        write,
+    )?;
     Ok(out)
 }
 
 /// Erase one person, found by an identifier `(kind, canonical value)` of the index.
-pub fn erase(store: &Store, schema: &Schema, kind: &str, value: &str, reason: &str, keys: &RunKeys<'_>, signer: &Signer<'_>) -> Result<Outcome, ArchiveError> {
+pub fn erase(
+    store: &Store,
+    schema: &Schema,
+    kind: &str,
+    value: &str,
+    reason: &str,
+    keys: &RunKeys<'_>,
+    signer: &Signer<'_>,
+) -> Result<Outcome, ArchiveError> {
     let _lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
     let mut out = Outcome::default();
     let rec = rewrite::recover(store)?;
@@ -284,8 +403,14 @@ pub fn erase(store: &Store, schema: &Schema, kind: &str, value: &str, reason: &s
     let secret = rewrite::read_secret(store, keys.identities)?;
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, _, index) = rewrite::read_index(store, &m, keys.identities)?;
-    let Some(person) = rewrite::index_entries(&index).into_iter().find(|(k, h, _)| k == kind && *h == hash).map(|e| e.2) else {
-        return Err(ArchiveError::State(format!("no person in the archive's index has this {kind} identifier; nothing was changed")));
+    let Some(person) = rewrite::index_entries(&index)
+        .into_iter()
+        .find(|(k, h, _)| k == kind && *h == hash)
+        .map(|e| e.2)
+    else {
+        return Err(ArchiveError::State(format!(
+            "no person in the archive's index has this {kind} identifier; nothing was changed"
+        )));
     };
     let bucket = archive::bucket_of(&person, m.buckets);
     let (ph, vc) = (schema.idx("person_hash"), schema.idx("vaccine_code"));
@@ -295,12 +420,18 @@ pub fn erase(store: &Store, schema: &Schema, kind: &str, value: &str, reason: &s
         let records = archive::read_partition(store, schema, p, keys.identities)?;
         out.partitions_evaluated += 1;
         out.records_evaluated += records.len() as u64;
-        let (gone, keep): (Vec<Record>, Vec<Record>) = records.into_iter().partition(|r| r[ph].as_str() == Some(person.as_str()));
+        let (gone, keep): (Vec<Record>, Vec<Record>) = records
+            .into_iter()
+            .partition(|r| r[ph].as_str() == Some(person.as_str()));
         if gone.is_empty() {
             continue;
         }
         for r in &gone {
-            out.erased.add("erase", r[vc].as_str().unwrap_or("unknown"), year_of(schema, r));
+            out.erased.add(
+                "erase",
+                r[vc].as_str().unwrap_or("unknown"),
+                year_of(schema, r),
+            );
         }
         if keep.is_empty() {
             out.partitions_dropped.push(p.file.clone());
@@ -313,15 +444,36 @@ pub fn erase(store: &Store, schema: &Schema, kind: &str, value: &str, reason: &s
     change.removed_persons.insert(person.clone());
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = 1;
-    let write = keys.write.ok_or_else(|| ArchiveError::State("a signing key is needed to change the archive".into()))?;
+    let write = keys.write.ok_or_else(|| {
+        ArchiveError::State("a signing key is needed to change the archive".into())
+    })?;
     let persons = change.removed_persons.clone();
-    let applied = rewrite::apply(store, schema, &m, keys.identities, write, change, signer.now)?;
-    let v = post_check(store, schema, &applied, keys.identities, &secret, &removed_records, &persons, &|r| r[ph].as_str() == Some(person.as_str()))?;
+    let applied = rewrite::apply(
+        store,
+        schema,
+        &m,
+        keys.identities,
+        write,
+        change,
+        signer.now,
+    )?;
+    let v = post_check(
+        store,
+        schema,
+        &applied,
+        keys.identities,
+        &secret,
+        &removed_records,
+        &persons,
+        &|r| r[ph].as_str() == Some(person.as_str()),
+    )?;
     let mut request = BTreeMap::new();
     request.insert("reason".into(), reason.to_string());
     request.insert("identifier_kind".into(), kind.to_string());
     let counts = out.erased.clone();
-    finish(store, &mut out, applied, v, "erase", request, &counts, signer, write)?;
+    finish(
+        store, &mut out, applied, v, "erase", request, &counts, signer, write,
+    )?;
     Ok(out)
 }
 
@@ -329,7 +481,16 @@ pub fn erase(store: &Store, schema: &Schema, kind: &str, value: &str, reason: &s
 /// count records that should be gone; look up every identifier hash of the erased
 /// persons in the new index; check destroyed objects are absent; verify the archive.
 #[allow(clippy::too_many_arguments)]
-fn post_check(store: &Store, schema: &Schema, applied: &Applied, ids: &[age::x25519::Identity], secret: &[u8; 32], removed: &[Record], persons: &BTreeSet<String>, should_be_gone: &dyn Fn(&Record) -> bool) -> Result<Verification, ArchiveError> {
+fn post_check(
+    store: &Store,
+    schema: &Schema,
+    applied: &Applied,
+    ids: &[age::x25519::Identity],
+    secret: &[u8; 32],
+    removed: &[Record],
+    persons: &BTreeSet<String>,
+    should_be_gone: &dyn Fn(&Record) -> bool,
+) -> Result<Verification, ArchiveError> {
     let mut v = Verification::default();
     for p in &applied.after.partitions {
         let records = archive::read_partition(store, schema, p, ids)?;
@@ -337,16 +498,25 @@ fn post_check(store: &Store, schema: &Schema, applied: &Applied, ids: &[age::x25
         v.records_scanned += records.len() as u64;
         v.expired_records_remaining += records.iter().filter(|r| should_be_gone(r)).count() as u64;
     }
-    let index: BTreeMap<(String, String), String> = rewrite::index_entries(&applied.index).into_iter().map(|(k, h, p)| ((k, h), p)).collect();
+    let index: BTreeMap<(String, String), String> = rewrite::index_entries(&applied.index)
+        .into_iter()
+        .map(|(k, h, p)| ((k, h), p))
+        .collect();
     let ph = schema.idx("person_hash");
     let mut asked = BTreeSet::new();
-    for r in removed.iter().filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h))) {
+    for r in removed
+        .iter()
+        .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h)))
+    {
         for (kind, value) in archive::identifiers(schema, r) {
             asked.insert((kind.to_string(), archive::keyed_hash(secret, kind, &value)));
         }
     }
     v.lookups_attempted = asked.len() as u64;
-    v.lookups_found = asked.iter().filter(|k| index.get(*k).is_some_and(|p| persons.contains(p))).count() as u64;
+    v.lookups_found = asked
+        .iter()
+        .filter(|k| index.get(*k).is_some_and(|p| persons.contains(p)))
+        .count() as u64;
     v.lookups_found += index.values().filter(|p| persons.contains(*p)).count() as u64;
     for d in &applied.destroyed {
         if store.exists(&d.path)? {
@@ -354,12 +524,25 @@ fn post_check(store: &Store, schema: &Schema, applied: &Applied, ids: &[age::x25
         }
     }
     v.archive_verifies = archive::verify::verify(store, schema, None, &[])?.ok();
-    v.passed = v.expired_records_remaining == 0 && v.lookups_found == 0 && v.destroyed_objects_present == 0 && v.archive_verifies;
+    v.passed = v.expired_records_remaining == 0
+        && v.lookups_found == 0
+        && v.destroyed_objects_present == 0
+        && v.archive_verifies;
     Ok(v)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish(store: &Store, out: &mut Outcome, applied: Applied, v: Verification, kind: &str, mut request: BTreeMap<String, String>, counts: &Counts, signer: &Signer<'_>, write: &WriteKeys) -> Result<(), ArchiveError> {
+fn finish(
+    store: &Store,
+    out: &mut Outcome,
+    applied: Applied,
+    v: Verification,
+    kind: &str,
+    mut request: BTreeMap<String, String>,
+    counts: &Counts,
+    signer: &Signer<'_>,
+    write: &WriteKeys,
+) -> Result<(), ArchiveError> {
     let a = &applied;
     request.insert("operator".into(), signer.operator.to_string());
     let cert = Certificate {

@@ -16,7 +16,12 @@ const AS_OF: &str = "2028-07-15";
 
 fn day(s: &str) -> i32 {
     let p: Vec<&str> = s.split('-').collect();
-    days_from_civil(p[0].parse().unwrap(), p[1].parse().unwrap(), p[2].parse().unwrap()).unwrap()
+    days_from_civil(
+        p[0].parse().unwrap(),
+        p[1].parse().unwrap(),
+        p[2].parse().unwrap(),
+    )
+    .unwrap()
 }
 
 /// `days` + `n` calendar years; 29 February → 28 February (the oracle's own arithmetic).
@@ -53,7 +58,15 @@ fn truth(input: &Path) -> Truth {
     let mut rdr = csv::Reader::from_path(input.join("truth/rows.csv")).unwrap();
     let h = rdr.headers().unwrap().clone();
     let c = |n: &str| h.iter().position(|x| x == n).unwrap();
-    let (file, line, dose, person, outcome, vaccine, date) = (c("file_id"), c("line"), c("dose"), c("person_id"), c("outcome"), c("vaccine_code"), c("vaccination_date"));
+    let (file, line, dose, person, outcome, vaccine, date) = (
+        c("file_id"),
+        c("line"),
+        c("dose"),
+        c("person_id"),
+        c("outcome"),
+        c("vaccine_code"),
+        c("vaccination_date"),
+    );
     for r in rdr.records() {
         let r = r.unwrap();
         if &r[outcome] != "record" {
@@ -70,15 +83,26 @@ fn truth(input: &Path) -> Truth {
     let c = |n: &str| h.iter().position(|x| x == n).unwrap();
     for r in rdr.records() {
         let r = r.unwrap();
-        let death = (&r[c("registry_status")] == "deceased" && !r[c("registry_status_date")].is_empty()).then(|| day(&r[c("registry_status_date")]));
-        persons.insert(r[c("person_id")].to_string(), (r[c("atena_number")].to_string(), death));
+        let death = (&r[c("registry_status")] == "deceased"
+            && !r[c("registry_status_date")].is_empty())
+        .then(|| day(&r[c("registry_status_date")]));
+        persons.insert(
+            r[c("person_id")].to_string(),
+            (r[c("atena_number")].to_string(), death),
+        );
     }
     Truth { rows, persons }
 }
 
 /// The oracle: 予防接種法施行規則 第3条 (5 years from 接種日, 初日不算入) and 附則第17条
 /// (COVID 2021-02-17..2024-03-31: later of death + 1 day + 5 years and provision).
-fn oracle_expired(vaccine: &str, vdate: Option<i32>, death: Option<i32>, provided: Option<i32>, as_of: i32) -> bool {
+fn oracle_expired(
+    vaccine: &str,
+    vdate: Option<i32>,
+    death: Option<i32>,
+    provided: Option<i32>,
+    as_of: i32,
+) -> bool {
     let Some(v) = vdate else { return false };
     let special = vaccine == "COVID19" && v >= day("2021-02-17") && v <= day("2024-03-31");
     let keep_until = if special {
@@ -95,7 +119,10 @@ fn oracle_expired(vaccine: &str, vdate: Option<i32>, death: Option<i32>, provide
 fn purge_cmd(f: &Fixture, archive: &Path, extra: &[&std::ffi::OsStr]) -> std::process::Command {
     let mut c = vaxarc();
     c.arg("purge").arg("--archive").arg(archive);
-    c.arg("--identity").arg(f.key("custodian-1.key")).arg("--identity").arg(f.key("vault.key"));
+    c.arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"));
     c.args(["--as-of", AS_OF, "--operator", "test-op", "--json"]);
     c.arg("--signing-key").arg(f.key("signing.key"));
     c.args(extra);
@@ -103,11 +130,28 @@ fn purge_cmd(f: &Fixture, archive: &Path, extra: &[&std::ffi::OsStr]) -> std::pr
 }
 
 fn cert_verify(f: &Fixture, archive: &Path, cert: &Path) -> std::process::Output {
-    vaxarc().args(["certificate", "verify"]).arg(cert).arg("--archive").arg(archive).arg("--pubkey").arg(f.key("signing.pub")).output().unwrap()
+    vaxarc()
+        .args(["certificate", "verify"])
+        .arg(cert)
+        .arg("--archive")
+        .arg(archive)
+        .arg("--pubkey")
+        .arg(f.key("signing.pub"))
+        .output()
+        .unwrap()
 }
 
 fn verify_ok(f: &Fixture, archive: &Path) {
-    let v = vaxarc().arg("verify").arg("--archive").arg(archive).arg("--identity").arg(f.key("custodian-1.key")).arg("--identity").arg(f.key("vault.key")).output().unwrap();
+    let v = vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"))
+        .output()
+        .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
 
@@ -132,19 +176,40 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     let ra = schema.idx("registry_atena_number");
     let linked: BTreeSet<String> = before
         .iter()
-        .filter_map(|(id, r)| t.rows.get(id).filter(|(p, v, _)| v == "COVID19" && r[ra].as_str() == Some(t.persons[p].0.as_str())).map(|x| x.0.clone()))
+        .filter_map(|(id, r)| {
+            t.rows
+                .get(id)
+                .filter(|(p, v, _)| {
+                    v == "COVID19" && r[ra].as_str() == Some(t.persons[p].0.as_str())
+                })
+                .map(|x| x.0.clone())
+        })
         .collect();
-    let newly_dead: Vec<String> = covid_persons.iter().filter(|p| t.persons[*p].1.is_none() && linked.contains(*p)).take(3).cloned().collect();
+    let newly_dead: Vec<String> = covid_persons
+        .iter()
+        .filter(|p| t.persons[*p].1.is_none() && linked.contains(*p))
+        .take(3)
+        .cloned()
+        .collect();
     assert_eq!(newly_dead.len(), 3);
     let newly_dead: BTreeSet<String> = newly_dead.into_iter().collect();
     let new_death = day("2021-11-01");
-    let mut deaths: BTreeMap<String, i32> = t.persons.iter().filter_map(|(p, (_, d))| d.map(|d| (p.clone(), d))).collect();
+    let mut deaths: BTreeMap<String, i32> = t
+        .persons
+        .iter()
+        .filter_map(|(p, (_, d))| d.map(|d| (p.clone(), d)))
+        .collect();
     let registry_in = f.input().join("sources/registry/registry.csv");
     let registry_out = f.dir.path().join("registry-2027.csv");
     {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_path(&registry_in).unwrap();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(&registry_in)
+            .unwrap();
         let mut w = csv::Writer::from_path(&registry_out).unwrap();
-        let dead_atena: BTreeSet<&str> = newly_dead.iter().map(|p| t.persons[p].0.as_str()).collect();
+        let dead_atena: BTreeSet<&str> =
+            newly_dead.iter().map(|p| t.persons[p].0.as_str()).collect();
         let mut changed = BTreeSet::new();
         for (i, r) in rdr.records().enumerate() {
             let mut r: Vec<String> = r.unwrap().iter().map(str::to_string).collect();
@@ -167,9 +232,20 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     // Submissions: every COVID record of the dead persons, by 宛名番号 for half of the
     // persons and by record id for the others; one person provided late (after as-of),
     // one never.
-    let dead_covid: Vec<String> = covid_persons.iter().filter(|p| deaths.contains_key(*p)).cloned().collect();
-    assert!(dead_covid.len() >= 4, "too few deceased COVID persons: {}", dead_covid.len());
-    assert!(newly_dead.iter().all(|p| deaths.get(p) == Some(&new_death)), "the registry update did not mark the newly dead");
+    let dead_covid: Vec<String> = covid_persons
+        .iter()
+        .filter(|p| deaths.contains_key(*p))
+        .cloned()
+        .collect();
+    assert!(
+        dead_covid.len() >= 4,
+        "too few deceased COVID persons: {}",
+        dead_covid.len()
+    );
+    assert!(
+        newly_dead.iter().all(|p| deaths.get(p) == Some(&new_death)),
+        "the registry update did not mark the newly dead"
+    );
     let mut provided: BTreeMap<String, i32> = BTreeMap::new(); // record id → date
     let mut csv_text = String::from("record_id,atena_number,atena_hash,provided_date\n");
     for (i, p) in dead_covid.iter().enumerate() {
@@ -180,7 +256,14 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
             [None, Some("2030-01-10"), Some("2026-07-01")][i % 3]
         };
         let Some(date) = date else { continue };
-        let recs: Vec<&String> = before.keys().filter(|id| t.rows.get(*id).is_some_and(|(pp, v, _)| pp == p && v == "COVID19")).collect();
+        let recs: Vec<&String> = before
+            .keys()
+            .filter(|id| {
+                t.rows
+                    .get(*id)
+                    .is_some_and(|(pp, v, _)| pp == p && v == "COVID19")
+            })
+            .collect();
         if i % 2 == 0 {
             csv_text.push_str(&format!(",{},,{date}\n", t.persons[p].0));
         } else {
@@ -199,35 +282,88 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     let as_of = day(AS_OF);
     let mut expected = BTreeSet::new();
     for id in before.keys() {
-        let (p, v, vdate) = t.rows.get(id).unwrap_or_else(|| panic!("archived record without a truth row"));
-        if oracle_expired(v, *vdate, deaths.get(p).copied(), provided.get(id).copied(), as_of) {
+        let (p, v, vdate) = t
+            .rows
+            .get(id)
+            .unwrap_or_else(|| panic!("archived record without a truth row"));
+        if oracle_expired(
+            v,
+            *vdate,
+            deaths.get(p).copied(),
+            provided.get(id).copied(),
+            as_of,
+        ) {
             expected.insert(id.clone());
         }
     }
     assert!(!expected.is_empty() && expected.len() < before.len());
-    let covid_expected = expected.iter().filter(|id| t.rows[*id].1 == "COVID19").count();
-    eprintln!("oracle: {} of {} records expired, {covid_expected} COVID; {} deceased COVID persons", expected.len(), before.len(), dead_covid.len());
-    assert!(covid_expected > 0, "the oracle expects no COVID record: weak test");
+    let covid_expected = expected
+        .iter()
+        .filter(|id| t.rows[*id].1 == "COVID19")
+        .count();
+    eprintln!(
+        "oracle: {} of {} records expired, {covid_expected} COVID; {} deceased COVID persons",
+        expected.len(),
+        before.len(),
+        dead_covid.len()
+    );
+    assert!(
+        covid_expected > 0,
+        "the oracle expects no COVID record: weak test"
+    );
 
     // Dry run changes nothing.
-    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
-    let out = run_ok(&mut purge_cmd(&f, &archive, &["--dry-run".as_ref(), "--registry-update".as_ref(), registry_out.as_os_str(), "--national-db-submissions".as_ref(), subs.as_os_str()]));
+    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--dry-run".as_ref(),
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
     let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(dry["erased"]["records"].as_u64().unwrap(), expected.len() as u64, "{dry}");
-    let after_dry: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    assert_eq!(
+        dry["erased"]["records"].as_u64().unwrap(),
+        expected.len() as u64,
+        "{dry}"
+    );
+    let after_dry: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
     assert!(snapshot == after_dry, "dry run changed the archive");
 
     // An object left by an interrupted run is removed first.
     let stray = archive.join("keys/ffffffffffffffff.key.age");
     std::fs::write(&stray, b"left by a killed run").unwrap();
 
-    let out = run_ok(&mut purge_cmd(&f, &archive, &["--registry-update".as_ref(), registry_out.as_os_str(), "--national-db-submissions".as_ref(), subs.as_os_str()]));
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!stray.exists());
     assert_eq!(o["recovered_objects"], 1);
     assert_eq!(o["verification"]["passed"], true, "{o}");
     let after = records(&archive, &f.key("custodian-1.key"));
-    let purged: BTreeSet<String> = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+    let purged: BTreeSet<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
     assert_eq!(purged, expected, "purged set differs from the oracle's");
     // Nothing unexpired touched: every survivor is unchanged, and nothing new appeared.
     assert_eq!(after.len() + purged.len(), before.len());
@@ -241,17 +377,41 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     let c = cert_verify(&f, &archive, &cert);
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
     let found = crate::matcher(&crate::personal_values(&f.input()));
-    for p in ["certificates/000002-purge.json", "certificates/000002-purge.md"] {
-        assert!(found.find(&std::fs::read(archive.join(p)).unwrap()).is_none(), "personal value in {p}");
+    for p in [
+        "certificates/000002-purge.json",
+        "certificates/000002-purge.md",
+    ] {
+        assert!(
+            found
+                .find(&std::fs::read(archive.join(p)).unwrap())
+                .is_none(),
+            "personal value in {p}"
+        );
     }
     let cj: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
-    assert_eq!(cj["erased"]["records"].as_u64().unwrap(), expected.len() as u64);
+    assert_eq!(
+        cj["erased"]["records"].as_u64().unwrap(),
+        expected.len() as u64
+    );
     assert_eq!(cj["sanitization"]["method_type"], "Purge");
     assert!(cj["audit"].is_null());
-    assert!(cj["destroyed"].as_array().unwrap().iter().any(|d| d["role"] == "key"));
+    assert!(cj["destroyed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["role"] == "key"));
 
     // The same purge again changes nothing.
-    let out = run_ok(&mut purge_cmd(&f, &archive, &["--registry-update".as_ref(), registry_out.as_os_str(), "--national-db-submissions".as_ref(), subs.as_os_str()]));
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["erased"]["records"], 0);
     assert_eq!(again["generation"], 2);
@@ -259,7 +419,10 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
 
     // Put a destroyed object back: the certificate no longer verifies and names it.
     let destroyed = cj["destroyed"][0]["path"].as_str().unwrap().to_string();
-    let original = snapshot.iter().find(|(p, _)| p.ends_with(&destroyed)).unwrap();
+    let original = snapshot
+        .iter()
+        .find(|(p, _)| p.ends_with(&destroyed))
+        .unwrap();
     std::fs::write(archive.join(&destroyed), &original.1).unwrap();
     let c = cert_verify(&f, &archive, &cert);
     assert_eq!(c.status.code(), Some(1));
@@ -268,7 +431,9 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     assert!(cert_verify(&f, &archive, &cert).status.success());
 
     // Alter the certificate: the signature fails, naming the file.
-    let altered = String::from_utf8(std::fs::read(&cert).unwrap()).unwrap().replacen("\"Purge\"", "\"Clear\"", 1);
+    let altered = String::from_utf8(std::fs::read(&cert).unwrap())
+        .unwrap()
+        .replacen("\"Purge\"", "\"Clear\"", 1);
     std::fs::write(&cert, altered).unwrap();
     let c = cert_verify(&f, &archive, &cert);
     assert_eq!(c.status.code(), Some(1));
@@ -282,7 +447,10 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     let schema = Schema::embedded();
     let before = records(&archive, &f.key("custodian-1.key"));
     // A person linked to the registry with several records.
-    let (ra, ph) = (schema.idx("registry_atena_number"), schema.idx("person_hash"));
+    let (ra, ph) = (
+        schema.idx("registry_atena_number"),
+        schema.idx("person_hash"),
+    );
     let mut by_atena: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
     for r in before.values() {
         if let Value::Str(a) = &r[ra] {
@@ -291,7 +459,11 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     }
     let (atena, recs) = by_atena.iter().max_by_key(|(_, v)| v.len()).unwrap();
     let person = recs[0][ph].as_str().unwrap().to_string();
-    let erased: BTreeSet<String> = before.iter().filter(|(_, r)| r[ph].as_str() == Some(&person)).map(|(k, _)| k.clone()).collect();
+    let erased: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, r)| r[ph].as_str() == Some(&person))
+        .map(|(k, _)| k.clone())
+        .collect();
     assert!(erased.len() >= 2);
 
     // Positive control: before the erase, the scan does find them.
@@ -300,8 +472,24 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     // Locked: refuses, changes nothing.
     std::fs::write(archive.join("LOCK"), b"{}").unwrap();
     let mut c = vaxarc();
-    c.arg("erase").arg("--archive").arg(&archive).arg("--identity").arg(f.key("custodian-1.key")).arg("--identity").arg(f.key("vault.key"));
-    c.args(["--operator", "op", "--reason", "deletion request 17", "--atena", atena, "--json"]).arg("--signing-key").arg(f.key("signing.key"));
+    c.arg("erase")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"));
+    c.args([
+        "--operator",
+        "op",
+        "--reason",
+        "deletion request 17",
+        "--atena",
+        atena,
+        "--json",
+    ])
+    .arg("--signing-key")
+    .arg(f.key("signing.key"));
     let locked = c.output().unwrap();
     assert_eq!(locked.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&locked.stderr).contains("locked"));
@@ -313,7 +501,10 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
 
     let out = run_ok(&mut c);
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(o["erased"]["records"].as_u64().unwrap(), erased.len() as u64);
+    assert_eq!(
+        o["erased"]["records"].as_u64().unwrap(),
+        erased.len() as u64
+    );
     assert_eq!(o["verification"]["passed"], true, "{o}");
     assert!(!archive.join("LOCK").exists());
     let after = records(&archive, &f.key("custodian-1.key"));
@@ -338,7 +529,15 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
 /// (in `record_id` columns). Returns (ids found, objects opened).
 fn recoverable(f: &Fixture, archive: &Path, erased: &BTreeSet<String>) -> (usize, usize) {
     use arrow::array::{Array, StringArray};
-    let ids = vaxarc::keys::load_identities(&[f.key("custodian-1.key"), f.key("vault.key"), f.key("custodian-2.key")], false).unwrap();
+    let ids = vaxarc::keys::load_identities(
+        &[
+            f.key("custodian-1.key"),
+            f.key("vault.key"),
+            f.key("custodian-2.key"),
+        ],
+        false,
+    )
+    .unwrap();
     let mut object_keys = Vec::new();
     for file in files_under(archive) {
         if file.to_string_lossy().ends_with(".key.age") {
@@ -352,15 +551,26 @@ fn recoverable(f: &Fixture, archive: &Path, erased: &BTreeSet<String>) -> (usize
     let mut opened = 0;
     for file in files_under(archive) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(needles.find(&bytes).is_none(), "an erased record id in clear in {}", file.display());
+        assert!(
+            needles.find(&bytes).is_none(),
+            "an erased record id in clear in {}",
+            file.display()
+        );
         if !file.to_string_lossy().ends_with(".parquet.age") {
             continue;
         }
         for k in &object_keys {
-            let Ok(plain) = crypto::decrypt("o", std::slice::from_ref(k), &bytes) else { continue };
+            let Ok(plain) = crypto::decrypt("o", std::slice::from_ref(k), &bytes) else {
+                continue;
+            };
             opened += 1;
             for b in archive::read_parquet("o", plain).unwrap() {
-                let Some(col) = b.column_by_name("record_id").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned()) else { continue };
+                let Some(col) = b
+                    .column_by_name("record_id")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                else {
+                    continue;
+                };
                 for i in 0..col.len() {
                     if col.is_valid(i) && erased.contains(col.value(i)) {
                         found.insert(col.value(i).to_string());
