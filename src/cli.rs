@@ -52,6 +52,113 @@ pub enum Command {
     /// Re-wrap every object key to a new custodian (and vault) recipient set without touching the data.
     #[command(after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key")]
     Rekey(RekeyArgs),
+    /// Destroy every record whose retention has expired, with a signed erasure certificate.
+    #[command(after_help = "Example:\n  vaxarc purge --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --as-of 2026-04-01 --operator staff-0042 --registry-update registry-2026-03.csv \\\n    --national-db-submissions submissions.csv --signing-key keys/signing.key")]
+    Purge(PurgeArgs),
+    /// Erase one person's records (deletion or correction request), with its own certificate.
+    #[command(after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key")]
+    Erase(EraseArgs),
+    /// Erasure certificates.
+    Certificate(CertificateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// Custodian identity (repeat with a vault identity to rewrite vault objects).
+    #[arg(long, required = true)]
+    pub identity: Vec<PathBuf>,
+    /// Evaluate retention as of this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub as_of: String,
+    /// Operator id (recorded in the lock and the certificate).
+    #[arg(long)]
+    pub operator: String,
+    /// Newest resident-registry extract (registry layout) for death dates.
+    #[arg(long)]
+    pub registry_update: Option<PathBuf>,
+    /// National vaccination database submissions (CSV, see docs/purge.md).
+    #[arg(long)]
+    pub national_db_submissions: Option<PathBuf>,
+    /// Retention rules (default: the embedded pipelines/retention/japan-2026.toml).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Print what would go and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// minisign secret key (the archive's signing key); needed unless --dry-run.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Performer details for the certificate (TOML: name, title, organisation, location, phone).
+    #[arg(long)]
+    pub performer: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["atena", "kojin_bango", "ticket"])))]
+pub struct EraseArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// Custodian identity (repeat with a vault identity to rewrite vault objects).
+    #[arg(long, required = true)]
+    pub identity: Vec<PathBuf>,
+    /// Operator id.
+    #[arg(long)]
+    pub operator: String,
+    /// Why (a request number; no personal data).
+    #[arg(long)]
+    pub reason: String,
+    /// 宛名番号.
+    #[arg(long)]
+    pub atena: Option<String>,
+    /// 個人番号.
+    #[arg(long)]
+    pub kojin_bango: Option<String>,
+    /// Vaccination ticket: 自治体コード:券番号.
+    #[arg(long)]
+    pub ticket: Option<String>,
+    /// minisign secret key (the archive's signing key).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Performer details for the certificate (TOML).
+    #[arg(long)]
+    pub performer: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertificateArgs {
+    #[command(subcommand)]
+    pub action: CertificateAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertificateAction {
+    /// Check a certificate's signature, that every destroyed object is gone, and its roots against history/.
+    Verify(CertificateVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertificateVerifyArgs {
+    /// The certificate JSON (its `.minisig` beside it).
+    pub cert: PathBuf,
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// minisign public key.
+    #[arg(long)]
+    pub pubkey: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod normalise;
 pub mod pipeline;
 pub mod progress;
+pub mod purge;
 pub mod reconcile;
 pub mod record;
 pub mod report;

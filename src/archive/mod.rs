@@ -341,6 +341,15 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Id of the partition `key` written in `generation` (16 hex digits): a new generation
+/// (purge, erase) gives a rewritten partition a new id, hence new object names.
+pub fn partition_id(archive_id: &str, key: &PartitionKey, generation: u64) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(archive_id.as_bytes());
+    h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
 /// Object path of a record partition.
 pub fn partition_path(key: &PartitionKey, id: &str) -> String {
     format!(
@@ -425,12 +434,7 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
     let sealed: Vec<Result<(Partition, Vec<(String, String, Vec<u8>)>), ArchiveError>> = keyed
         .par_iter()
         .map(|(key, rows)| {
-            let id = {
-                let mut h = blake3::Hasher::new();
-                h.update(archive_id.as_bytes());
-                h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
-                h.finalize().to_hex()[..16].to_string()
-            };
+            let id = partition_id(&archive_id, key, generation);
             let path = partition_path(key, &id);
             let mut batches = Vec::new();
             for chunk in rows.chunks(ROW_GROUP_ROWS) {
@@ -569,15 +573,18 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
 /// create — the single commit point. A crash before it leaves no manifest, so nothing
 /// half-written can verify.
 pub fn commit(store: &Store, manifest: &Manifest, keys: &WriteKeys) -> Result<(), ArchiveError> {
-    let text = serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
-    let comment = format!(
-        "vaxarc manifest archive={} generation={} root={}",
-        manifest.archive_id, manifest.generation, manifest.merkle_root
-    );
-    let sig = manifest::sign(&keys.signing, &text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))?;
+    let (text, sig) = sign_manifest(manifest, keys)?;
     store.put(manifest::SIGNATURE, sig.into_bytes())?;
     store.put_new(manifest::MANIFEST, text)?;
     Ok(())
+}
+
+/// The manifest's bytes and their minisign signature (trusted comment: archive id,
+/// generation, Merkle root).
+pub fn sign_manifest(manifest: &Manifest, keys: &WriteKeys) -> Result<(Vec<u8>, String), ArchiveError> {
+    let text = serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
+    let sig = sign_manifest_bytes(manifest, &text, &keys.signing)?;
+    Ok((text, sig))
 }
 
 /// Commit a manifest that replaces the current one (rekey; later generations): the
@@ -593,7 +600,7 @@ pub fn commit_replace(store: &Store, text: &[u8], signature: &str) -> Result<(),
 }
 
 /// The `.minisig` text of a manifest's bytes, with the trusted comment [`commit`] uses.
-pub fn sign_manifest(manifest: &Manifest, text: &[u8], signing: &minisign::SecretKey) -> Result<String, ArchiveError> {
+pub fn sign_manifest_bytes(manifest: &Manifest, text: &[u8], signing: &minisign::SecretKey) -> Result<String, ArchiveError> {
     let comment = format!(
         "vaxarc manifest archive={} generation={} root={}",
         manifest.archive_id, manifest.generation, manifest.merkle_root

@@ -301,7 +301,7 @@ pub fn rekey(
     next.files = files;
     let text =
         serde_json::to_vec_pretty(&next).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
-    let sig = super::sign_manifest(&next, &text, signing)?;
+    let sig = super::sign_manifest_bytes(&next, &text, signing)?;
 
     store.put(&history_path(m.generation, manifest::MANIFEST), old_text)?;
     store.put(&history_path(m.generation, manifest::SIGNATURE), old_sig)?;

@@ -1,11 +1,14 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
+pub mod certificate;
 pub mod demo;
+pub mod erase;
 pub mod keygen;
 pub mod migrate;
 pub mod normalise;
 pub mod rekey;
 pub mod report;
+pub mod purge;
 pub mod testdata;
 pub mod verify;
 
@@ -36,6 +39,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a, &ctx),
         Command::Report(a) => report::run(a, &ctx),
         Command::Rekey(a) => rekey::run(a, &ctx),
+        Command::Purge(a) => purge::run(a, &ctx),
+        Command::Erase(a) => erase::run(a, &ctx),
+        Command::Certificate(a) => certificate::run(a, &ctx),
     }
 }
 

@@ -5,13 +5,17 @@ mod archive;
 mod commands;
 mod interop;
 mod report;
+mod purge;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The binary under test.
+/// The binary under test (`VAXARC_BIN` overrides it: with a target folder shared by
+/// several worktrees, `target/debug/vaxarc` can be replaced by another branch's build
+/// while the tests run).
 pub fn vaxarc() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vaxarc"));
+    let bin = std::env::var_os("VAXARC_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_vaxarc").into());
+    let mut c = Command::new(bin);
     c.env("NO_PROGRESS", "1");
     c
 }

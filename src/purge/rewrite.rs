@@ -1,0 +1,560 @@
+//! The machinery shared by purge and erase: lock, recovery, rewrite, commit, destroy.
+//!
+//! Commit protocol (docs/purge.md):
+//! 1. take `LOCK` with a create-only put (a second purge or erase refuses);
+//! 2. recover: roll forward a commit interrupted between signature and manifest (the
+//!    new manifest is in `history/<G+1>/`), drop `history/` generations that never
+//!    committed, delete every object the manifest does not list (new objects of a run
+//!    killed before its commit, or old objects of a run killed after it);
+//! 3. write the new objects (rewritten partitions under new keys, new index);
+//! 4. keep the current manifest and signature under `history/<G>/`, write the new ones
+//!    under `history/<G+1>/`, then the signature and `MANIFEST.json` (replace) — the
+//!    commit point;
+//! 5. destroy the old objects (wrapped keys first, then ciphertexts);
+//! 6. remove `LOCK`.
+//!
+//! Until step 4 the archive is in its old state; after it, in its new state (with
+//! garbage that `verify` reports and the next run deletes).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::archive::manifest::{self, FileEntry, Manifest, Partition};
+use crate::archive::store::{Store, StoreError};
+use crate::archive::{self, batch, crypto, ArchiveError, PartitionKey, WriteKeys};
+use crate::record::Record;
+use crate::schema::{Class, Schema};
+
+/// The lock object.
+pub const LOCK: &str = "LOCK";
+
+/// What the lock object says (no personal data).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Command holding it.
+    pub command: String,
+    /// Operator id.
+    pub operator: String,
+    /// When it was taken (UTC).
+    pub started: String,
+    /// Process id.
+    pub pid: u32,
+    /// Host name, if known.
+    pub host: String,
+}
+
+/// A held lock; removed when dropped (also on error paths).
+pub struct Lock<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Lock<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.delete(LOCK);
+    }
+}
+
+/// Take the archive's lock, or refuse naming who holds it.
+pub fn acquire_lock<'a>(
+    store: &'a Store,
+    command: &str,
+    operator: &str,
+    now: &str,
+) -> Result<Lock<'a>, ArchiveError> {
+    let info = LockInfo {
+        command: command.into(),
+        operator: operator.into(),
+        started: now.into(),
+        pid: std::process::id(),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    };
+    let bytes = serde_json::to_vec_pretty(&info).map_err(|e| ArchiveError::State(e.to_string()))?;
+    match store.put_new(LOCK, bytes) {
+        Ok(()) => Ok(Lock { store }),
+        Err(StoreError::AlreadyExists { .. }) => {
+            let held = store
+                .get(LOCK)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
+                .map(|l| {
+                    format!(
+                        " (held by `{}` of operator {}, pid {} on {}, since {})",
+                        l.command, l.operator, l.pid, l.host, l.started
+                    )
+                })
+                .unwrap_or_default();
+            Err(ArchiveError::State(format!(
+                "archive `{}` is locked: object `{LOCK}` exists{held}; another purge or erase is running, or one was killed",
+                store.location()
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `history/<generation>/MANIFEST.json` (6 digits, so paths sort by generation).
+pub fn history_manifest(generation: u64) -> String {
+    format!("history/{generation:06}/{}", manifest::MANIFEST)
+}
+
+/// `history/<generation>/MANIFEST.json.minisig`.
+pub fn history_signature(generation: u64) -> String {
+    format!("history/{generation:06}/{}", manifest::SIGNATURE)
+}
+
+/// What recovery did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovery {
+    /// An interrupted commit was completed from `history/`.
+    pub rolled_forward: bool,
+    /// Objects not listed in the manifest that were deleted.
+    pub removed_unlisted: Vec<String>,
+}
+
+/// Complete or clean up an interrupted purge or erase (call with the lock held).
+pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
+    let mut rec = Recovery::default();
+    let (m, bytes) = archive::read_manifest(store)?;
+    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
+        .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
+    let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
+    if manifest::verify_signature(&public, &bytes, &sig).is_err() {
+        // Killed between the signature and the manifest: the new manifest waits in history.
+        let next = m.generation + 1;
+        let staged = store.get(&history_manifest(next)).ok();
+        let staged_sig = store
+            .get(&history_signature(next))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        match (staged, staged_sig) {
+            (Some(text), Some(ssig)) if ssig == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
+                store.put(manifest::MANIFEST, text)?;
+                rec.rolled_forward = true;
+            }
+            _ => {
+                return Err(ArchiveError::State(format!(
+                    "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to change the archive",
+                    manifest::SIGNATURE,
+                    manifest::MANIFEST
+                )))
+            }
+        }
+    }
+    let (m, _) = archive::read_manifest(store)?;
+    let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    for o in store.list()? {
+        let stale_history = o
+            .path
+            .strip_prefix("history/")
+            .and_then(|r| r.split('/').next())
+            .and_then(|g| g.parse::<u64>().ok())
+            .is_some_and(|g| g > m.generation);
+        if stale_history
+            || (!listed.contains(o.path.as_str()) && !archive::verify::is_unlisted_ok(&o.path))
+        {
+            store.delete(&o.path)?;
+            rec.removed_unlisted.push(o.path);
+        }
+    }
+    Ok(rec)
+}
+
+/// The archive's keyed-hash secret (custodian identity needed).
+pub fn read_secret(
+    store: &Store,
+    identities: &[age::x25519::Identity],
+) -> Result<[u8; 32], ArchiveError> {
+    let plain = crypto::decrypt(
+        archive::INDEX_SECRET,
+        identities,
+        &store.get(archive::INDEX_SECRET)?,
+    )?;
+    let text = std::str::from_utf8(&plain).map_err(|_| {
+        ArchiveError::State(format!(
+            "`{}` does not hold a hex key",
+            archive::INDEX_SECRET
+        ))
+    })?;
+    let hex = text.trim();
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return Err(ArchiveError::State(format!(
+            "`{}` does not hold a 64-digit hex key",
+            archive::INDEX_SECRET
+        )));
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| {
+            ArchiveError::State(format!(
+                "`{}` does not hold a hex key",
+                archive::INDEX_SECRET
+            ))
+        })?;
+    }
+    Ok(out)
+}
+
+/// The current index: its file entries (index, key) and rows.
+pub fn read_index(
+    store: &Store,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+) -> Result<(FileEntry, FileEntry, Vec<RecordBatch>), ArchiveError> {
+    let find = |role: &str| {
+        m.files
+            .iter()
+            .find(|f| f.role == role)
+            .cloned()
+            .ok_or_else(|| ArchiveError::State(format!("the manifest lists no `{role}` object")))
+    };
+    let (file, key) = (find("index")?, find("index-key")?);
+    let batches = archive::open_parquet(
+        &file.path,
+        &store.get(&file.path)?,
+        &store.get(&key.path)?,
+        identities,
+    )?;
+    Ok((file, key, batches))
+}
+
+/// (kind, key_hash) → person_hash of index batches.
+pub fn index_entries(batches: &[RecordBatch]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        };
+        let (Some(k), Some(h), Some(p)) = (col("kind"), col("key_hash"), col("person_hash")) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            out.push((
+                k.value(i).to_string(),
+                h.value(i).to_string(),
+                p.value(i).to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// One change to apply: survivors of every affected partition, persons to drop from the index.
+#[derive(Default)]
+pub struct Change {
+    /// partition id → the records to keep (empty: drop the partition).
+    pub survivors: BTreeMap<String, Vec<Record>>,
+    /// Person hashes whose index entries go (no record of theirs remains).
+    pub removed_persons: BTreeSet<String>,
+    /// Records removed.
+    pub records_removed: u64,
+}
+
+/// A destroyed object, named in certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destroyed {
+    /// Path.
+    pub path: String,
+    /// Role (partition, key, vault, vault-key, index, index-key).
+    pub role: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// blake3 of the stored bytes.
+    pub blake3: String,
+}
+
+/// What was applied.
+pub struct Applied {
+    /// The manifest before.
+    pub before: Manifest,
+    /// The committed manifest.
+    pub after: Manifest,
+    /// Objects destroyed (keys first).
+    pub destroyed: Vec<Destroyed>,
+    /// Partition files dropped whole.
+    pub dropped: Vec<String>,
+    /// (old file, new file) of rewritten partitions.
+    pub rewritten: Vec<(String, String)>,
+    /// Index rows removed.
+    pub index_rows_removed: u64,
+    /// The new index (for the post-purge lookup check).
+    pub index: Vec<RecordBatch>,
+}
+
+fn vault_schema(schema: &Schema) -> Arc<ArrowSchema> {
+    let v = schema.arrow_schema(|c| c == Class::NumberVault);
+    let mut fields = vec![Arc::new(ArrowField::new(
+        "record_id",
+        DataType::Utf8,
+        false,
+    ))];
+    fields.extend(v.fields().iter().cloned());
+    Arc::new(ArrowSchema::new(fields))
+}
+
+fn keep_rows(
+    what: &str,
+    batches: &[RecordBatch],
+    column: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(Vec<RecordBatch>, u64), ArchiveError> {
+    let mut out = Vec::new();
+    let mut kept = 0u64;
+    for b in batches {
+        let col = b
+            .column_by_name(column)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+            .ok_or_else(|| ArchiveError::State(format!("`{what}` has no `{column}` column")))?;
+        let mask: BooleanArray = (0..b.num_rows())
+            .map(|i| Some(col.is_valid(i) && keep(col.value(i))))
+            .collect();
+        let f =
+            arrow::compute::filter_record_batch(b, &mask).map_err(|e| ArchiveError::Parquet {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+        kept += f.num_rows() as u64;
+        if f.num_rows() > 0 {
+            out.push(f);
+        }
+    }
+    Ok((out, kept))
+}
+
+/// Write the new generation and destroy the old objects. The lock must be held.
+pub fn apply(
+    store: &Store,
+    schema: &Schema,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+    keys: &WriteKeys,
+    change: Change,
+    created: &str,
+) -> Result<Applied, ArchiveError> {
+    let generation = m.generation + 1;
+    let files: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let by_id: BTreeMap<&str, &Partition> =
+        m.partitions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let plain_idx = schema.indices(|c| c != Class::NumberVault);
+    let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
+    let vschema = vault_schema(schema);
+    let rid = schema.idx("record_id");
+
+    // Refuse before writing anything if a vault that must be rewritten cannot be opened.
+    let mut vault_keys = BTreeMap::new();
+    for (id, survivors) in &change.survivors {
+        let p = by_id
+            .get(id.as_str())
+            .ok_or_else(|| ArchiveError::State(format!("no partition `{id}` in the manifest")))?;
+        if let (false, Some(vk)) = (survivors.is_empty(), &p.vault_key) {
+            let wrapped = store.get(vk)?;
+            let key = crypto::unwrap_key(vk, identities, &wrapped).map_err(|_| {
+                ArchiveError::State(format!(
+                    "partition `{}` keeps records whose vault object must be rewritten, but `{vk}` cannot be unwrapped with the given identities (pass a vault identity too)",
+                    p.file
+                ))
+            })?;
+            vault_keys.insert(id.clone(), key);
+        }
+    }
+
+    let mut new_files: Vec<FileEntry> = Vec::new();
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    let mut partitions: Vec<Partition> = Vec::new();
+    let mut dropped = Vec::new();
+    let mut rewritten = Vec::new();
+    let mut put = |path: String, role: &str, data: Vec<u8>| -> Result<(), ArchiveError> {
+        let e = FileEntry {
+            blake3: blake3::hash(&data).to_hex().to_string(),
+            size: data.len() as u64,
+            path: path.clone(),
+            role: role.into(),
+        };
+        store.put(&path, data)?;
+        new_files.push(e);
+        Ok(())
+    };
+    for p in &m.partitions {
+        let Some(survivors) = change.survivors.get(&p.id) else {
+            partitions.push(p.clone());
+            continue;
+        };
+        for path in [
+            Some(&p.file),
+            Some(&p.key),
+            p.vault_file.as_ref(),
+            p.vault_key.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            gone.insert(path.clone());
+        }
+        if survivors.is_empty() {
+            dropped.push(p.file.clone());
+            continue;
+        }
+        let key = PartitionKey {
+            retention_class: p.retention_class.clone(),
+            expiry: p.expiry.clone(),
+            bucket: p.bucket,
+        };
+        let id = archive::partition_id(&m.archive_id, &key, generation);
+        let path = archive::partition_path(&key, &id);
+        let refs: Vec<&Record> = survivors.iter().collect();
+        let mut batches = Vec::new();
+        for chunk in refs.chunks(archive::ROW_GROUP_ROWS) {
+            batches.push(
+                batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| {
+                    ArchiveError::Parquet {
+                        what: path.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
+            );
+        }
+        let sealed =
+            archive::seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+        let key_path = format!("keys/{id}.key.age");
+        put(path.clone(), "partition", sealed.ciphertext)?;
+        put(key_path.clone(), "key", sealed.wrapped_key)?;
+        let (mut vault_file, mut vault_key, mut vault_hash, mut vault_rows) = (None, None, None, 0);
+        if let (Some(vf), Some(vkey)) = (&p.vault_file, vault_keys.get(&p.id)) {
+            let plain = crypto::decrypt(vf, std::slice::from_ref(vkey), &store.get(vf)?)?;
+            let old = archive::read_parquet(vf, plain)?;
+            let keep: BTreeSet<&str> = survivors.iter().filter_map(|r| r[rid].as_str()).collect();
+            let (kept, n) = keep_rows(vf, &old, "record_id", |v| keep.contains(v))?;
+            if n > 0 {
+                let vpath = format!("vault/{id}.parquet.age");
+                let v = archive::seal_parquet(&vpath, &kept, vschema.clone(), &keys.vault)?;
+                let vk = format!("keys/{id}.vault.key.age");
+                put(vpath.clone(), "vault", v.ciphertext)?;
+                put(vk.clone(), "vault-key", v.wrapped_key)?;
+                vault_file = Some(vpath);
+                vault_key = Some(vk);
+                vault_hash = Some(v.plaintext_blake3);
+                vault_rows = n;
+            }
+        }
+        rewritten.push((p.file.clone(), path.clone()));
+        partitions.push(Partition {
+            id: id.clone(),
+            retention_class: p.retention_class.clone(),
+            expiry: p.expiry.clone(),
+            bucket: p.bucket,
+            rows: survivors.len() as u64,
+            vault_rows,
+            file: path,
+            key: key_path,
+            vault_file,
+            vault_key,
+            plaintext_blake3: sealed.plaintext_blake3,
+            vault_plaintext_blake3: vault_hash,
+        });
+    }
+
+    // The index without the removed persons.
+    let (index_file, index_key, old_index) = read_index(store, m, identities)?;
+    let mut index = old_index.clone();
+    let mut index_rows_removed = 0;
+    if !change.removed_persons.is_empty() {
+        let before: u64 = old_index.iter().map(|b| b.num_rows() as u64).sum();
+        let (kept, n) = keep_rows(&index_file.path, &old_index, "person_hash", |v| {
+            !change.removed_persons.contains(v)
+        })?;
+        index_rows_removed = before - n;
+        if index_rows_removed > 0 {
+            let index_schema = old_index
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| ArchiveError::State("the index is empty".into()))?;
+            let kept = if kept.is_empty() {
+                vec![RecordBatch::new_empty(index_schema.clone())]
+            } else {
+                kept
+            };
+            let sealed = archive::seal_parquet("index", &kept, index_schema, &keys.custodians)?;
+            let index_id = format!(
+                "{}-g{generation}",
+                &m.archive_id[..16.min(m.archive_id.len())]
+            );
+            put(
+                format!("index/{index_id}.parquet.age"),
+                "index",
+                sealed.ciphertext,
+            )?;
+            put(
+                format!("keys/{index_id}.index.key.age"),
+                "index-key",
+                sealed.wrapped_key,
+            )?;
+            gone.insert(index_file.path.clone());
+            gone.insert(index_key.path.clone());
+            index = kept;
+        }
+    }
+
+    // The new manifest.
+    let mut after = m.clone();
+    after.generation = generation;
+    after.previous_root = Some(m.merkle_root.clone());
+    after.created = created.to_string();
+    after.program = manifest::Program {
+        name: "vaxarc".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    after.partitions = partitions;
+    after.files = m
+        .files
+        .iter()
+        .filter(|f| !gone.contains(&f.path))
+        .cloned()
+        .chain(new_files)
+        .collect();
+    after.files.sort_by(|a, b| a.path.cmp(&b.path));
+    after.totals.records = after.partitions.iter().map(|p| p.rows).sum();
+    after.merkle_root = manifest::files_root(&after.files);
+
+    // History, then the commit point.
+    let old_text = store.get(manifest::MANIFEST)?;
+    let old_sig = store.get(manifest::SIGNATURE)?;
+    store.put(&history_manifest(m.generation), old_text)?;
+    store.put(&history_signature(m.generation), old_sig)?;
+    let (text, sig) = archive::sign_manifest(&after, keys)?;
+    store.put(&history_manifest(generation), text.clone())?;
+    store.put(&history_signature(generation), sig.clone().into_bytes())?;
+    store.put(manifest::SIGNATURE, sig.into_bytes())?;
+    store.put(manifest::MANIFEST, text)?;
+
+    // Destroy: wrapped keys first (the cryptographic erase), then the ciphertexts.
+    let mut destroyed: Vec<Destroyed> = gone
+        .iter()
+        .filter_map(|p| files.get(p.as_str()))
+        .map(|f| Destroyed {
+            path: f.path.clone(),
+            role: f.role.clone(),
+            size: f.size,
+            blake3: f.blake3.clone(),
+        })
+        .collect();
+    destroyed.sort_by_key(|d| (!d.role.ends_with("key"), d.path.clone()));
+    for d in &destroyed {
+        store.delete(&d.path)?;
+    }
+    Ok(Applied {
+        before: m.clone(),
+        after,
+        destroyed,
+        dropped,
+        rewritten,
+        index_rows_removed,
+        index,
+    })
+}

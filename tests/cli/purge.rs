@@ -1,0 +1,583 @@
+//! purge, erase and certificate verify: the purged set equals an independent oracle's,
+//! nothing unexpired is touched, a second purge changes nothing, erased rows cannot be
+//! recovered with any key left, certificates verify and detect tampering, the lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use vaxarc::archive::store::Store;
+use vaxarc::archive::{self, crypto};
+use vaxarc::record::{days_from_civil, Record, Value};
+use vaxarc::schema::Schema;
+
+use crate::{files_under, run_ok, vaxarc, Fixture};
+
+const AS_OF: &str = "2028-07-15";
+
+fn day(s: &str) -> i32 {
+    let p: Vec<&str> = s.split('-').collect();
+    days_from_civil(
+        p[0].parse().unwrap(),
+        p[1].parse().unwrap(),
+        p[2].parse().unwrap(),
+    )
+    .unwrap()
+}
+
+/// `days` + `n` calendar years; 29 February → 28 February (the oracle's own arithmetic).
+fn plus_years(days: i32, n: i32) -> i32 {
+    let (y, m, d) = vaxarc::record::civil_from_days(days);
+    days_from_civil(y + n, m, d).unwrap_or_else(|| days_from_civil(y + n, m, d - 1).unwrap())
+}
+
+/// Every record of the archive by record id (decrypted with the custodian identity).
+fn records(archive: &Path, custodian: &Path) -> BTreeMap<String, Record> {
+    let schema = Schema::embedded();
+    let ids = vaxarc::keys::load_identities(&[custodian.to_path_buf()], false).unwrap();
+    let store = Store::open(archive.to_str().unwrap()).unwrap();
+    let (m, _) = archive::read_manifest(&store).unwrap();
+    let rid = schema.idx("record_id");
+    let mut out = BTreeMap::new();
+    for p in &m.partitions {
+        for r in archive::read_partition(&store, schema, p, &ids).unwrap() {
+            out.insert(r[rid].as_str().unwrap().to_string(), r);
+        }
+    }
+    out
+}
+
+struct Truth {
+    /// record id → (person id, vaccine code, 接種日)
+    rows: BTreeMap<String, (String, String, Option<i32>)>,
+    /// person id → (atena, death date)
+    persons: BTreeMap<String, (String, Option<i32>)>,
+}
+
+fn truth(input: &Path) -> Truth {
+    let mut rows = BTreeMap::new();
+    let mut rdr = csv::Reader::from_path(input.join("truth/rows.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let c = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (file, line, dose, person, outcome, vaccine, date) = (
+        c("file_id"),
+        c("line"),
+        c("dose"),
+        c("person_id"),
+        c("outcome"),
+        c("vaccine_code"),
+        c("vaccination_date"),
+    );
+    for r in rdr.records() {
+        let r = r.unwrap();
+        if &r[outcome] != "record" {
+            continue;
+        }
+        let dose_n = r[dose].parse::<u16>().ok();
+        let id = vaxarc::ingest::record_id(&r[file], r[line].parse().unwrap(), dose_n);
+        let vdate = (!r[date].is_empty()).then(|| day(&r[date]));
+        rows.insert(id, (r[person].to_string(), r[vaccine].to_string(), vdate));
+    }
+    let mut persons = BTreeMap::new();
+    let mut rdr = csv::Reader::from_path(input.join("truth/persons.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let c = |n: &str| h.iter().position(|x| x == n).unwrap();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let death = (&r[c("registry_status")] == "deceased"
+            && !r[c("registry_status_date")].is_empty())
+        .then(|| day(&r[c("registry_status_date")]));
+        persons.insert(
+            r[c("person_id")].to_string(),
+            (r[c("atena_number")].to_string(), death),
+        );
+    }
+    Truth { rows, persons }
+}
+
+/// The oracle: 予防接種法施行規則 第3条 (5 years from 接種日, 初日不算入) and 附則第17条
+/// (COVID 2021-02-17..2024-03-31: later of death + 1 day + 5 years and provision).
+fn oracle_expired(
+    vaccine: &str,
+    vdate: Option<i32>,
+    death: Option<i32>,
+    provided: Option<i32>,
+    as_of: i32,
+) -> bool {
+    let Some(v) = vdate else { return false };
+    let special = vaccine == "COVID19" && v >= day("2021-02-17") && v <= day("2024-03-31");
+    let keep_until = if special {
+        match (death, provided) {
+            (Some(d), Some(p)) => plus_years(d + 1, 5).max(p),
+            _ => return false,
+        }
+    } else {
+        plus_years(v, 5)
+    };
+    as_of > keep_until
+}
+
+fn purge_cmd(f: &Fixture, archive: &Path, extra: &[&std::ffi::OsStr]) -> std::process::Command {
+    let mut c = vaxarc();
+    c.arg("purge").arg("--archive").arg(archive);
+    c.arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"));
+    c.args(["--as-of", AS_OF, "--operator", "test-op", "--json"]);
+    c.arg("--signing-key").arg(f.key("signing.key"));
+    c.args(extra);
+    c
+}
+
+fn cert_verify(f: &Fixture, archive: &Path, cert: &Path) -> std::process::Output {
+    vaxarc()
+        .args(["certificate", "verify"])
+        .arg(cert)
+        .arg("--archive")
+        .arg(archive)
+        .arg("--pubkey")
+        .arg(f.key("signing.pub"))
+        .output()
+        .unwrap()
+}
+
+fn verify_ok(f: &Fixture, archive: &Path) {
+    let v = vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"))
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
+    let f = Fixture::new(300, 11);
+    let (archive, _) = f.migrate("archive");
+    let before = records(&archive, &f.key("custodian-1.key"));
+    let t = truth(&f.input());
+    let schema = Schema::embedded();
+
+    // A newer registry extract: three living persons with COVID records have died.
+    let mut covid_persons: BTreeSet<String> = BTreeSet::new();
+    for id in before.keys() {
+        if let Some((p, v, _)) = t.rows.get(id) {
+            if v == "COVID19" {
+                covid_persons.insert(p.clone());
+            }
+        }
+    }
+    // Linked to their registry row (so the extract's death applies to their records).
+    let ra = schema.idx("registry_atena_number");
+    let linked: BTreeSet<String> = before
+        .iter()
+        .filter_map(|(id, r)| {
+            t.rows
+                .get(id)
+                .filter(|(p, v, _)| {
+                    v == "COVID19" && r[ra].as_str() == Some(t.persons[p].0.as_str())
+                })
+                .map(|x| x.0.clone())
+        })
+        .collect();
+    let newly_dead: Vec<String> = covid_persons
+        .iter()
+        .filter(|p| t.persons[*p].1.is_none() && linked.contains(*p))
+        .take(3)
+        .cloned()
+        .collect();
+    assert_eq!(newly_dead.len(), 3);
+    let newly_dead: BTreeSet<String> = newly_dead.into_iter().collect();
+    let new_death = day("2021-11-01");
+    let mut deaths: BTreeMap<String, i32> = t
+        .persons
+        .iter()
+        .filter_map(|(p, (_, d))| d.map(|d| (p.clone(), d)))
+        .collect();
+    let registry_in = f.input().join("sources/registry/registry.csv");
+    let registry_out = f.dir.path().join("registry-2027.csv");
+    {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(&registry_in)
+            .unwrap();
+        let mut w = csv::Writer::from_path(&registry_out).unwrap();
+        let dead_atena: BTreeSet<&str> =
+            newly_dead.iter().map(|p| t.persons[p].0.as_str()).collect();
+        let mut changed = BTreeSet::new();
+        for (i, r) in rdr.records().enumerate() {
+            let mut r: Vec<String> = r.unwrap().iter().map(str::to_string).collect();
+            let atena = r[0].trim().trim_start_matches('0').to_string();
+            if i > 0 && dead_atena.contains(atena.as_str()) {
+                r[9] = "死亡".into();
+                r[10] = "2021-11-01".into();
+                changed.insert(atena);
+            }
+            w.write_record(&r).unwrap();
+        }
+        w.flush().unwrap();
+        for p in &newly_dead {
+            if changed.contains(&t.persons[p].0) {
+                deaths.insert(p.clone(), new_death);
+            }
+        }
+    }
+
+    // Submissions: every COVID record of the dead persons, by 宛名番号 for half of the
+    // persons and by record id for the others; one person provided late (after as-of),
+    // one never.
+    let dead_covid: Vec<String> = covid_persons
+        .iter()
+        .filter(|p| deaths.contains_key(*p))
+        .cloned()
+        .collect();
+    assert!(
+        dead_covid.len() >= 4,
+        "too few deceased COVID persons: {}",
+        dead_covid.len()
+    );
+    assert!(
+        newly_dead.iter().all(|p| deaths.get(p) == Some(&new_death)),
+        "the registry update did not mark the newly dead"
+    );
+    let mut provided: BTreeMap<String, i32> = BTreeMap::new(); // record id → date
+    let mut csv_text = String::from("record_id,atena_number,atena_hash,provided_date\n");
+    for (i, p) in dead_covid.iter().enumerate() {
+        // The newly dead (2021-11-01) are provided in time; the others: never, late, in time.
+        let date = if newly_dead.contains(p) {
+            Some("2026-07-01")
+        } else {
+            [None, Some("2030-01-10"), Some("2026-07-01")][i % 3]
+        };
+        let Some(date) = date else { continue };
+        let recs: Vec<&String> = before
+            .keys()
+            .filter(|id| {
+                t.rows
+                    .get(*id)
+                    .is_some_and(|(pp, v, _)| pp == p && v == "COVID19")
+            })
+            .collect();
+        if i % 2 == 0 {
+            csv_text.push_str(&format!(",{},,{date}\n", t.persons[p].0));
+        } else {
+            for id in &recs {
+                csv_text.push_str(&format!("{id},,,{date}\n"));
+            }
+        }
+        for id in recs {
+            provided.insert(id.clone(), day(date));
+        }
+    }
+    let subs = f.dir.path().join("submissions.csv");
+    std::fs::write(&subs, csv_text).unwrap();
+
+    // The oracle, from the truth alone.
+    let as_of = day(AS_OF);
+    let mut expected = BTreeSet::new();
+    for id in before.keys() {
+        let (p, v, vdate) = t
+            .rows
+            .get(id)
+            .unwrap_or_else(|| panic!("archived record without a truth row"));
+        if oracle_expired(
+            v,
+            *vdate,
+            deaths.get(p).copied(),
+            provided.get(id).copied(),
+            as_of,
+        ) {
+            expected.insert(id.clone());
+        }
+    }
+    assert!(!expected.is_empty() && expected.len() < before.len());
+    let covid_expected = expected
+        .iter()
+        .filter(|id| t.rows[*id].1 == "COVID19")
+        .count();
+    eprintln!(
+        "oracle: {} of {} records expired, {covid_expected} COVID; {} deceased COVID persons",
+        expected.len(),
+        before.len(),
+        dead_covid.len()
+    );
+    assert!(
+        covid_expected > 0,
+        "the oracle expects no COVID record: weak test"
+    );
+
+    // Dry run changes nothing.
+    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--dry-run".as_ref(),
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        dry["erased"]["records"].as_u64().unwrap(),
+        expected.len() as u64,
+        "{dry}"
+    );
+    let after_dry: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&archive)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert!(snapshot == after_dry, "dry run changed the archive");
+
+    // An object left by an interrupted run is removed first.
+    let stray = archive.join("keys/ffffffffffffffff.key.age");
+    std::fs::write(&stray, b"left by a killed run").unwrap();
+
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
+    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!stray.exists());
+    assert_eq!(o["recovered_objects"], 1);
+    assert_eq!(o["verification"]["passed"], true, "{o}");
+    let after = records(&archive, &f.key("custodian-1.key"));
+    let purged: BTreeSet<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    assert_eq!(purged, expected, "purged set differs from the oracle's");
+    // Nothing unexpired touched: every survivor is unchanged, and nothing new appeared.
+    assert_eq!(after.len() + purged.len(), before.len());
+    for (id, r) in &after {
+        assert!(before.get(id) == Some(r), "a surviving record changed");
+    }
+    verify_ok(&f, &archive);
+
+    // The certificate verifies; no personal value in it.
+    let cert = archive.join("certificates/000002-purge.json");
+    let c = cert_verify(&f, &archive, &cert);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
+    let found = crate::matcher(&crate::personal_values(&f.input()));
+    for p in [
+        "certificates/000002-purge.json",
+        "certificates/000002-purge.md",
+    ] {
+        assert!(
+            found
+                .find(&std::fs::read(archive.join(p)).unwrap())
+                .is_none(),
+            "personal value in {p}"
+        );
+    }
+    let cj: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert_eq!(
+        cj["erased"]["records"].as_u64().unwrap(),
+        expected.len() as u64
+    );
+    assert_eq!(cj["sanitization"]["method_type"], "Purge");
+    assert!(cj["audit"].is_null());
+    assert!(cj["destroyed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["role"] == "key"));
+
+    // The same purge again changes nothing.
+    let out = run_ok(&mut purge_cmd(
+        &f,
+        &archive,
+        &[
+            "--registry-update".as_ref(),
+            registry_out.as_os_str(),
+            "--national-db-submissions".as_ref(),
+            subs.as_os_str(),
+        ],
+    ));
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["erased"]["records"], 0);
+    assert_eq!(again["generation"], 2);
+    assert!(again["certificate"].is_null());
+
+    // Put a destroyed object back: the certificate no longer verifies and names it.
+    let destroyed = cj["destroyed"][0]["path"].as_str().unwrap().to_string();
+    let original = snapshot
+        .iter()
+        .find(|(p, _)| p.ends_with(&destroyed))
+        .unwrap();
+    std::fs::write(archive.join(&destroyed), &original.1).unwrap();
+    let c = cert_verify(&f, &archive, &cert);
+    assert_eq!(c.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&c.stdout).contains(&destroyed));
+    std::fs::remove_file(archive.join(&destroyed)).unwrap();
+    assert!(cert_verify(&f, &archive, &cert).status.success());
+
+    // Alter the certificate: the signature fails, naming the file.
+    let altered = String::from_utf8(std::fs::read(&cert).unwrap())
+        .unwrap()
+        .replacen("\"Purge\"", "\"Clear\"", 1);
+    std::fs::write(&cert, altered).unwrap();
+    let c = cert_verify(&f, &archive, &cert);
+    assert_eq!(c.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&c.stdout).contains("000002-purge.json"));
+}
+
+#[test]
+fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() {
+    let f = Fixture::new(200, 12);
+    let (archive, _) = f.migrate("archive");
+    let schema = Schema::embedded();
+    let before = records(&archive, &f.key("custodian-1.key"));
+    // A person linked to the registry with several records.
+    let (ra, ph) = (
+        schema.idx("registry_atena_number"),
+        schema.idx("person_hash"),
+    );
+    let mut by_atena: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for r in before.values() {
+        if let Value::Str(a) = &r[ra] {
+            by_atena.entry(a.clone()).or_default().push(r);
+        }
+    }
+    let (atena, recs) = by_atena.iter().max_by_key(|(_, v)| v.len()).unwrap();
+    let person = recs[0][ph].as_str().unwrap().to_string();
+    let erased: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, r)| r[ph].as_str() == Some(&person))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(erased.len() >= 2);
+
+    // Positive control: before the erase, the scan does find them.
+    assert_eq!(recoverable(&f, &archive, &erased).0, erased.len());
+
+    // Locked: refuses, changes nothing.
+    std::fs::write(archive.join("LOCK"), b"{}").unwrap();
+    let mut c = vaxarc();
+    c.arg("erase")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"));
+    c.args([
+        "--operator",
+        "op",
+        "--reason",
+        "deletion request 17",
+        "--atena",
+        atena,
+        "--json",
+    ])
+    .arg("--signing-key")
+    .arg(f.key("signing.key"));
+    let locked = c.output().unwrap();
+    assert_eq!(locked.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&locked.stderr).contains("locked"));
+    assert!(!String::from_utf8_lossy(&locked.stderr).contains(atena.as_str()));
+    let p = purge_cmd(&f, &archive, &[]).output().unwrap();
+    assert_eq!(p.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&p.stderr).contains("LOCK"));
+    std::fs::remove_file(archive.join("LOCK")).unwrap();
+
+    let out = run_ok(&mut c);
+    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        o["erased"]["records"].as_u64().unwrap(),
+        erased.len() as u64
+    );
+    assert_eq!(o["verification"]["passed"], true, "{o}");
+    assert!(!archive.join("LOCK").exists());
+    let after = records(&archive, &f.key("custodian-1.key"));
+    assert_eq!(after.len(), before.len() - erased.len());
+    assert!(erased.iter().all(|id| !after.contains_key(id)));
+    verify_ok(&f, &archive);
+    let cert = archive.join("certificates/000002-erase.json");
+    assert!(cert_verify(&f, &archive, &cert).status.success());
+
+    // No key left in the archive opens any object holding an erased record id.
+    let (found, opened) = recoverable(&f, &archive, &erased);
+    assert!(opened > 10);
+    assert_eq!(found, 0, "erased record ids can still be decrypted");
+    // Erasing again finds nobody.
+    let again = c.output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no person"));
+}
+
+/// Try every wrapped key of the archive with every test identity, decrypt every object
+/// with every key obtained, read it as Parquet and collect the erased record ids found
+/// (in `record_id` columns). Returns (ids found, objects opened).
+fn recoverable(f: &Fixture, archive: &Path, erased: &BTreeSet<String>) -> (usize, usize) {
+    use arrow::array::{Array, StringArray};
+    let ids = vaxarc::keys::load_identities(
+        &[
+            f.key("custodian-1.key"),
+            f.key("vault.key"),
+            f.key("custodian-2.key"),
+        ],
+        false,
+    )
+    .unwrap();
+    let mut object_keys = Vec::new();
+    for file in files_under(archive) {
+        if file.to_string_lossy().ends_with(".key.age") {
+            if let Ok(k) = crypto::unwrap_key("k", &ids, &std::fs::read(&file).unwrap()) {
+                object_keys.push(k);
+            }
+        }
+    }
+    let needles = crate::matcher(&erased.iter().cloned().collect::<Vec<_>>());
+    let mut found = BTreeSet::new();
+    let mut opened = 0;
+    for file in files_under(archive) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            needles.find(&bytes).is_none(),
+            "an erased record id in clear in {}",
+            file.display()
+        );
+        if !file.to_string_lossy().ends_with(".parquet.age") {
+            continue;
+        }
+        for k in &object_keys {
+            let Ok(plain) = crypto::decrypt("o", std::slice::from_ref(k), &bytes) else {
+                continue;
+            };
+            opened += 1;
+            for b in archive::read_parquet("o", plain).unwrap() {
+                let Some(col) = b
+                    .column_by_name("record_id")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                else {
+                    continue;
+                };
+                for i in 0..col.len() {
+                    if col.is_valid(i) && erased.contains(col.value(i)) {
+                        found.insert(col.value(i).to_string());
+                    }
+                }
+            }
+        }
+    }
+    (found.len(), opened)
+}
