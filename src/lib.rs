@@ -9,6 +9,7 @@
 //! with ground truth.
 
 pub mod archive;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod exit_codes;
