@@ -17,6 +17,7 @@ pub mod generate;
 pub mod ingest;
 pub mod keys;
 pub mod layout;
+pub mod lookup;
 pub mod merkle;
 pub mod normalise;
 pub mod pipeline;

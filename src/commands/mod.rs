@@ -1,7 +1,9 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
+pub mod audit;
 pub mod demo;
 pub mod keygen;
+pub mod lookup;
 pub mod migrate;
 pub mod normalise;
 pub mod testdata;
@@ -32,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Normalise(a) => normalise::run(a, &ctx),
         Command::Migrate(a) => migrate::run(a, &ctx),
         Command::Verify(a) => verify::run(a, &ctx),
+        Command::Lookup(a) => lookup::run(a, &ctx),
+        Command::Audit(a) => audit::run(a, &ctx),
     }
 }
 
@@ -96,6 +100,12 @@ pub fn hint_for(err: &anyhow::Error) -> String {
             return match e {
                 crate::keys::KeyError::Insecure { .. } => "run `chmod 600` on the identity file, or pass --allow-insecure-identity".into(),
                 _ => "check the key file path; make keys with `vaxarc keygen`".into(),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::audit::AuditError>() {
+            return match e {
+                crate::audit::AuditError::NoSecret => "pass a custodian identity with --identity".into(),
+                _ => "run `vaxarc audit verify --archive DIR`; see docs/audit.md".into(),
             };
         }
         if cause.downcast_ref::<crate::archive::crypto::CryptoError>().is_some() {
