@@ -549,8 +549,10 @@ pub fn render_text(schema: &Schema, a: &Answer) -> String {
     }
     out.push_str("予防接種記録 (vaccination record)\n");
     out.push_str(&format!("  役割 (role): {}\n", a.role));
-    for (k, v) in &a.person {
-        out.push_str(&format!("  {}: {}\n", label(schema, k), v));
+    for k in PERSON_ITEMS {
+        if let Some(v) = a.person.get(k) {
+            out.push_str(&format!("  {}: {}\n", label(schema, k), v));
+        }
     }
     let d = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
     if !a.covid.is_empty() {

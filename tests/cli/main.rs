@@ -4,13 +4,17 @@
 mod archive;
 mod commands;
 mod interop;
+mod lookup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary under test.
 pub fn vaxarc() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vaxarc"));
+    // VAXARC_TEST_BIN overrides the binary (a copy, when several worktrees share one
+    // CARGO_TARGET_DIR and overwrite each other's `target/debug/vaxarc`).
+    let bin = std::env::var_os("VAXARC_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_vaxarc").into());
+    let mut c = Command::new(bin);
     c.env("NO_PROGRESS", "1");
     c
 }
