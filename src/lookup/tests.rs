@@ -86,3 +86,80 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
     let a = answer(schema, tables, &Query::atena("1").unwrap(), &["zz".into()], &records, &BTreeMap::new(), &view);
     assert_eq!(a.status, "not_found");
 }
+
+/// Twins (same kana and birth date, different 宛名番号) through a real archive: the kana
+/// query gives candidates, each atena query exactly one person, and only the buckets of the
+/// persons are decrypted.
+#[test]
+fn twins_through_a_written_archive_give_candidates() {
+    use crate::archive::{self, crypto::Recipients, store::Store, NewArchive, WriteKeys};
+    let schema = Schema::embedded();
+    let custodian = age::x25519::Identity::generate();
+    let vault = age::x25519::Identity::generate();
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let keys = WriteKeys {
+        custodians: Recipients(vec![custodian.to_public()]),
+        vault: Recipients(vec![vault.to_public()]),
+        signing_public: kp.pk.to_base64(),
+        signing: kp.sk,
+    };
+    let mut records = Vec::new();
+    for (i, atena) in ["1001", "1002", "1003", "1004", "1005", "1006"].iter().enumerate() {
+        let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000 + i as i32);
+        let set = |r: &mut Record, k: &str, v: Value| r[schema.idx(k)] = v;
+        set(&mut r, "atena_number", Value::Str(atena.to_string()));
+        set(&mut r, "registry_atena_number", Value::Str(atena.to_string()));
+        // 1001 and 1002 are twins.
+        set(&mut r, "kana_name", Value::Str(if i < 2 { "ヤマダ　タロウ".into() } else { format!("サトウ　{i}") }));
+        set(&mut r, "birth_date", Value::Date(if i < 2 { 7000 } else { 7000 + i as i32 }));
+        for (k, v) in [("source_kind", "vrs"), ("source_file_id", "f"), ("raw_row_blake3", "x"), ("match_method", "atena"), ("registry_status", "resident"), ("merge_status", "single"), ("retention_class", "covid_special")] {
+            set(&mut r, k, Value::Str(v.into()));
+        }
+        set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}")));
+        set(&mut r, "source_line", Value::Int(i as i64 + 2));
+        records.push(r);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let m = archive::write_new(
+        &store,
+        NewArchive {
+            schema,
+            records,
+            quarantine: vec![],
+            review: vec![],
+            accounting: vec![],
+            reconciliation: serde_json::Value::Null,
+            pipeline_toml: String::new(),
+            municipality_code: "131091".into(),
+            buckets: 64,
+            created: "2026-01-01T00:00:00Z".into(),
+        },
+        &keys,
+        &|_| {},
+    )
+    .unwrap();
+    let ids = [custodian];
+    let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
+    let q = Query::KanaBirth(format!("{}:7000", normalise::kana_key("ヤマダ　タロウ")));
+    let persons = reader.resolve(&q);
+    assert_eq!(persons.len(), 2, "twins share the kana + birth key");
+    let buckets: BTreeSet<u16> = persons.iter().map(|p| p.1).collect();
+    let parts = reader.records(&buckets).unwrap();
+    assert!(reader.partitions_decrypted < m.partitions.len() as u64, "only the persons' buckets are decrypted");
+    let all: Vec<Record> = parts.iter().flat_map(|p| p.iter().cloned()).collect();
+    let hashes: Vec<String> = persons.iter().map(|p| p.0.clone()).collect();
+    let roles = Roles::embedded();
+    let (_, clerk) = roles.get(None).unwrap();
+    let view = View::new(schema, "clerk", clerk, false, false);
+    let a = answer(schema, Tables::embedded(), &q, &hashes, &all, &BTreeMap::new(), &view);
+    assert_eq!(a.status, "candidates");
+    assert_eq!(a.candidates.len(), 2);
+    assert!(a.covid.is_empty());
+    // Each twin by atena: exactly one person, one record; then by --person.
+    for atena in ["1001", "1002"] {
+        let p = reader.resolve(&Query::atena(atena).unwrap());
+        assert_eq!(p.len(), 1);
+        assert_eq!(reader.resolve(&Query::person(&p[0].0).unwrap()), p);
+    }
+}
