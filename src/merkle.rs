@@ -64,7 +64,13 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
 }
 
 /// Verify an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: usize, size: usize, proof: &[Hash], expected_root: &Hash) -> bool {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: usize,
+    size: usize,
+    proof: &[Hash],
+    expected_root: &Hash,
+) -> bool {
     if index >= size {
         return false;
     }
@@ -103,7 +109,11 @@ pub fn consistency_proof(leaves: &[Hash], m: usize) -> Vec<Hash> {
 fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if complete { Vec::new() } else { vec![root(leaves)] };
+        return if complete {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
     }
     let k = split(n);
     if m <= k {
@@ -121,7 +131,13 @@ fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
 /// leaves with root `first_root` and one of `second_size` leaves with `second_root`.
 /// Equal sizes need an empty proof and equal roots; an empty first tree is consistent
 /// with anything (and needs an empty proof).
-pub fn verify_consistency(first_size: usize, second_size: usize, proof: &[Hash], first_root: &Hash, second_root: &Hash) -> bool {
+pub fn verify_consistency(
+    first_size: usize,
+    second_size: usize,
+    proof: &[Hash],
+    first_root: &Hash,
+    second_root: &Hash,
+) -> bool {
     if first_size > second_size {
         return false;
     }
@@ -191,7 +207,10 @@ mod tests {
             let r = root(&leaves);
             for i in 0..n {
                 let proof = inclusion_proof(&leaves, i);
-                assert!(verify_inclusion(&leaves[i], i, n, &proof, &r), "n={n} i={i}");
+                assert!(
+                    verify_inclusion(&leaves[i], i, n, &proof, &r),
+                    "n={n} i={i}"
+                );
                 let wrong = leaf_hash(b"x");
                 assert!(!verify_inclusion(&wrong, i, n, &proof, &r));
             }
@@ -206,17 +225,32 @@ mod tests {
             for m in 1..=n {
                 let first = root(&all[..m]);
                 let proof = consistency_proof(&all[..n], m);
-                assert!(verify_consistency(m, n, &proof, &first, &second), "m={m} n={n}");
+                assert!(
+                    verify_consistency(m, n, &proof, &first, &second),
+                    "m={m} n={n}"
+                );
                 // A wrong old root, a wrong new root, or a dropped or
                 // extra proof element must all fail.
                 let bad = leaf_hash(b"bad");
-                assert!(!verify_consistency(m, n, &proof, &bad, &second), "m={m} n={n}");
+                assert!(
+                    !verify_consistency(m, n, &proof, &bad, &second),
+                    "m={m} n={n}"
+                );
                 if m < n {
-                    assert!(!verify_consistency(m, n, &proof, &first, &bad), "m={m} n={n}");
-                    assert!(!verify_consistency(m, n, &proof[..proof.len() - 1], &first, &second), "m={m} n={n}");
+                    assert!(
+                        !verify_consistency(m, n, &proof, &first, &bad),
+                        "m={m} n={n}"
+                    );
+                    assert!(
+                        !verify_consistency(m, n, &proof[..proof.len() - 1], &first, &second),
+                        "m={m} n={n}"
+                    );
                     let mut longer = proof.clone();
                     longer.push(bad);
-                    assert!(!verify_consistency(m, n, &longer, &first, &second), "m={m} n={n}");
+                    assert!(
+                        !verify_consistency(m, n, &longer, &first, &second),
+                        "m={m} n={n}"
+                    );
                 }
             }
         }
@@ -241,6 +275,9 @@ mod tests {
         // Between 4 and 7: [l] = [root(4..7)].
         assert_eq!(consistency_proof(&d, 4), vec![root(&d[4..])]);
         // Between 6 and 7: [i, j, k] = [node(4,5), leaf 6, root(0..4)].
-        assert_eq!(consistency_proof(&d, 6), vec![node_hash(&d[4], &d[5]), d[6], root(&d[..4])]);
+        assert_eq!(
+            consistency_proof(&d, 6),
+            vec![node_hash(&d[4], &d[5]), d[6], root(&d[..4])]
+        );
     }
 }

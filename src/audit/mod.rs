@@ -174,11 +174,23 @@ pub fn read_log(store: &Store) -> Result<Log, AuditError> {
 
 /// Build the stored entry of an event (pure).
 pub fn entry_of(secret: Option<&[u8; 32]>, seq: u64, e: &Event) -> Result<Entry, AuditError> {
-    let hash = |kind: &str, v: &str| secret.map(|s| crate::archive::keyed_hash(s, kind, v)).ok_or(AuditError::NoSecret);
-    let mut persons = e.persons.iter().map(|p| hash(PERSON_KIND, p)).collect::<Result<Vec<_>, _>>()?;
+    let hash = |kind: &str, v: &str| {
+        secret
+            .map(|s| crate::archive::keyed_hash(s, kind, v))
+            .ok_or(AuditError::NoSecret)
+    };
+    let mut persons = e
+        .persons
+        .iter()
+        .map(|p| hash(PERSON_KIND, p))
+        .collect::<Result<Vec<_>, _>>()?;
     persons.sort();
     persons.dedup();
-    let query = e.query.as_deref().map(|q| hash(QUERY_KIND, q)).transpose()?;
+    let query = e
+        .query
+        .as_deref()
+        .map(|q| hash(QUERY_KIND, q))
+        .transpose()?;
     Ok(Entry {
         seq,
         time: e.time.clone(),
@@ -196,14 +208,22 @@ pub fn entry_of(secret: Option<&[u8; 32]>, seq: u64, e: &Event) -> Result<Entry,
 
 /// Append one event; returns its inclusion receipt. `secret` is the archive hash key
 /// (needed when the event names persons or a query).
-pub fn append(store: &Store, secret: Option<&[u8; 32]>, event: Event) -> Result<AppendReceipt, AuditError> {
+pub fn append(
+    store: &Store,
+    secret: Option<&[u8; 32]>,
+    event: Event,
+) -> Result<AppendReceipt, AuditError> {
     let mut r = append_all(store, secret, vec![event])?;
     Ok(r.pop().expect("one event, one receipt"))
 }
 
 /// Append several events with one rewrite of the log (batch lookups). Receipts are
 /// against the tree after the last append.
-pub fn append_all(store: &Store, secret: Option<&[u8; 32]>, events: Vec<Event>) -> Result<Vec<AppendReceipt>, AuditError> {
+pub fn append_all(
+    store: &Store,
+    secret: Option<&[u8; 32]>,
+    events: Vec<Event>,
+) -> Result<Vec<AppendReceipt>, AuditError> {
     let mut log = read_log(store)?;
     let first = log.lines.len() as u64;
     for (i, e) in events.iter().enumerate() {
@@ -224,7 +244,10 @@ pub fn append_all(store: &Store, secret: Option<&[u8; 32]>, events: Vec<Event>) 
             size,
             root: root.clone(),
             leaf_hash: merkle::hex(&leaves[i as usize]),
-            inclusion_proof: merkle::inclusion_proof(&leaves, i as usize).iter().map(merkle::hex).collect(),
+            inclusion_proof: merkle::inclusion_proof(&leaves, i as usize)
+                .iter()
+                .map(merkle::hex)
+                .collect(),
             entry: String::from_utf8_lossy(&log.lines[i as usize]).into_owned(),
         })
         .collect())
@@ -234,10 +257,24 @@ pub fn append_all(store: &Store, secret: Option<&[u8; 32]>, events: Vec<Event>) 
 /// the receipt's root (pair it with a signed checkpoint of that size and root).
 pub fn verify_inclusion(receipt: &AppendReceipt) -> bool {
     let leaf = merkle::leaf_hash(receipt.entry.as_bytes());
-    let (Some(root), Some(proof)) = (unhex(&receipt.root), receipt.inclusion_proof.iter().map(|h| unhex(h)).collect::<Option<Vec<Hash>>>()) else {
+    let (Some(root), Some(proof)) = (
+        unhex(&receipt.root),
+        receipt
+            .inclusion_proof
+            .iter()
+            .map(|h| unhex(h))
+            .collect::<Option<Vec<Hash>>>(),
+    ) else {
         return false;
     };
-    merkle::hex(&leaf) == receipt.leaf_hash && merkle::verify_inclusion(&leaf, receipt.index as usize, receipt.size as usize, &proof, &root)
+    merkle::hex(&leaf) == receipt.leaf_hash
+        && merkle::verify_inclusion(
+            &leaf,
+            receipt.index as usize,
+            receipt.size as usize,
+            &proof,
+            &root,
+        )
 }
 
 /// A checkpoint: origin, size, root.
@@ -257,7 +294,10 @@ pub struct Checkpoint {
 
 /// Text of a checkpoint body (C2SP tlog-checkpoint's three lines).
 pub fn checkpoint_text(archive_id: &str, size: u64, root: &Hash) -> String {
-    format!("vaxarc-audit/{archive_id}\n{size}\n{}\n", base64::engine::general_purpose::STANDARD.encode(root))
+    format!(
+        "vaxarc-audit/{archive_id}\n{size}\n{}\n",
+        base64::engine::general_purpose::STANDARD.encode(root)
+    )
 }
 
 /// Parse a checkpoint body into (origin, size, root).
@@ -265,13 +305,19 @@ pub fn parse_checkpoint(text: &str) -> Option<(String, u64, Hash)> {
     let mut lines = text.lines();
     let origin = lines.next()?.to_string();
     let size = lines.next()?.parse().ok()?;
-    let root = base64::engine::general_purpose::STANDARD.decode(lines.next()?).ok()?;
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(lines.next()?)
+        .ok()?;
     Some((origin, size, root.try_into().ok()?))
 }
 
 /// Write the checkpoint of the current log (and its minisign signature when `signer`
 /// is given). Call once at the end of each audited command.
-pub fn checkpoint(store: &Store, archive_id: &str, signer: Option<&minisign::SecretKey>) -> Result<Checkpoint, AuditError> {
+pub fn checkpoint(
+    store: &Store,
+    archive_id: &str,
+    signer: Option<&minisign::SecretKey>,
+) -> Result<Checkpoint, AuditError> {
     let log = read_log(store)?;
     let leaves = log.leaves();
     let root = merkle::root(&leaves);
@@ -279,8 +325,12 @@ pub fn checkpoint(store: &Store, archive_id: &str, signer: Option<&minisign::Sec
     let text = checkpoint_text(archive_id, size, &root);
     let path = format!("{CHECKPOINT_PREFIX}{size}.txt");
     if let Some(sk) = signer {
-        let comment = format!("vaxarc audit checkpoint archive={archive_id} size={size} root={}", merkle::hex(&root));
-        let sig = crate::archive::manifest::sign(sk, text.as_bytes(), &comment).map_err(AuditError::Sign)?;
+        let comment = format!(
+            "vaxarc audit checkpoint archive={archive_id} size={size} root={}",
+            merkle::hex(&root)
+        );
+        let sig = crate::archive::manifest::sign(sk, text.as_bytes(), &comment)
+            .map_err(AuditError::Sign)?;
         store.put(&format!("{path}.minisig"), sig.into_bytes())?;
     } else {
         // An unsigned checkpoint must not keep an older signature of another text.
@@ -332,14 +382,23 @@ impl Report {
 /// Verify the log: every line an entry with the right `seq` and archive id; every
 /// checkpoint signed (when a signature is present it must verify with `key`), and
 /// consistent with the current log by an RFC 9162 consistency proof.
-pub fn verify(store: &Store, manifest: &Manifest, key: Option<&minisign::PublicKey>) -> Result<Report, AuditError> {
+pub fn verify(
+    store: &Store,
+    manifest: &Manifest,
+    key: Option<&minisign::PublicKey>,
+) -> Result<Report, AuditError> {
     let mut report = Report::default();
     let log = read_log(store)?;
     let leaves = log.leaves();
     let root = merkle::root(&leaves);
     report.entries = leaves.len() as u64;
     report.root = merkle::hex(&root);
-    let mut problem = |path: String, what: String| report.problems.push(Problem { path, problem: what });
+    let mut problem = |path: String, what: String| {
+        report.problems.push(Problem {
+            path,
+            problem: what,
+        })
+    };
     for (i, line) in log.lines.iter().enumerate() {
         let at = format!("{LOG}:{}", i + 1);
         match serde_json::from_slice::<Entry>(line) {
@@ -357,7 +416,12 @@ pub fn verify(store: &Store, manifest: &Manifest, key: Option<&minisign::PublicK
         .list()?
         .into_iter()
         .filter_map(|o| {
-            let n = o.path.strip_prefix(CHECKPOINT_PREFIX)?.strip_suffix(".txt")?.parse().ok()?;
+            let n = o
+                .path
+                .strip_prefix(CHECKPOINT_PREFIX)?
+                .strip_suffix(".txt")?
+                .parse()
+                .ok()?;
             Some((n, o.path))
         })
         .collect();
@@ -367,24 +431,38 @@ pub fn verify(store: &Store, manifest: &Manifest, key: Option<&minisign::PublicK
     for (named_size, path) in &checkpoints {
         report.checkpoints += 1;
         let text = store.get(path)?;
-        let Some((o, size, cp_root)) = std::str::from_utf8(&text).ok().and_then(parse_checkpoint) else {
-            problem(path.clone(), "not a checkpoint (origin, size, base64 root)".into());
+        let Some((o, size, cp_root)) = std::str::from_utf8(&text).ok().and_then(parse_checkpoint)
+        else {
+            problem(
+                path.clone(),
+                "not a checkpoint (origin, size, base64 root)".into(),
+            );
             continue;
         };
         if o != origin {
             problem(path.clone(), "origin names another archive".into());
         }
         if size != *named_size {
-            problem(path.clone(), format!("says size {size} but is named for size {named_size}"));
+            problem(
+                path.clone(),
+                format!("says size {size} but is named for size {named_size}"),
+            );
         }
         let sig_path = format!("{path}.minisig");
         match store.get(&sig_path) {
             Ok(sig) => match key {
-                Some(k) => match crate::archive::manifest::verify_signature(k, &text, &String::from_utf8_lossy(&sig)) {
+                Some(k) => match crate::archive::manifest::verify_signature(
+                    k,
+                    &text,
+                    &String::from_utf8_lossy(&sig),
+                ) {
                     Ok(()) => report.signed_checkpoints += 1,
                     Err(e) => problem(sig_path.clone(), format!("signature does not verify: {e}")),
                 },
-                None => problem(sig_path.clone(), "no public key to check the signature".into()),
+                None => problem(
+                    sig_path.clone(),
+                    "no public key to check the signature".into(),
+                ),
             },
             Err(StoreError::NotFound { .. }) => report.unsigned_checkpoints.push(path.clone()),
             Err(e) => return Err(e.into()),
@@ -392,12 +470,16 @@ pub fn verify(store: &Store, manifest: &Manifest, key: Option<&minisign::PublicK
         if size > leaves.len() as u64 {
             problem(
                 LOG.into(),
-                format!("{path} covers {size} entries but the log holds only {}: entries were deleted", leaves.len()),
+                format!(
+                    "{path} covers {size} entries but the log holds only {}: entries were deleted",
+                    leaves.len()
+                ),
             );
             continue;
         }
         let proof = merkle::consistency_proof(&leaves, size as usize);
-        let consistent = merkle::verify_consistency(size as usize, leaves.len(), &proof, &cp_root, &root);
+        let consistent =
+            merkle::verify_consistency(size as usize, leaves.len(), &proof, &cp_root, &root);
         if consistent {
             last_good = last_good.max(size);
         } else {

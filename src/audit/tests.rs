@@ -49,7 +49,10 @@ fn entries_hash_persons_and_queries_and_receipts_verify() {
     }
     let text = String::from_utf8(s.get(LOG).unwrap()).unwrap();
     assert_eq!(text.lines().count(), 5);
-    assert!(!text.contains("person1") && !text.contains("atena"), "raw person or query in the log");
+    assert!(
+        !text.contains("person1") && !text.contains("atena"),
+        "raw person or query in the log"
+    );
     for r in &receipts {
         assert!(verify_inclusion(r));
         let mut bad = r.clone();
@@ -57,10 +60,16 @@ fn entries_hash_persons_and_queries_and_receipts_verify() {
         assert!(!verify_inclusion(&bad));
     }
     // Persons without the key are refused.
-    assert!(matches!(append(&s, None, event(9)), Err(AuditError::NoSecret)));
+    assert!(matches!(
+        append(&s, None, event(9)),
+        Err(AuditError::NoSecret)
+    ));
     // A batch gets consecutive indexes and one rewrite.
     let batch = append_all(&s, Some(&secret), (10..13).map(event).collect()).unwrap();
-    assert_eq!(batch.iter().map(|r| r.index).collect::<Vec<_>>(), vec![5, 6, 7]);
+    assert_eq!(
+        batch.iter().map(|r| r.index).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
     assert!(batch.iter().all(|r| r.size == 8 && verify_inclusion(r)));
 }
 
@@ -79,16 +88,32 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!((r.entries, r.checkpoints, r.signed_checkpoints), (4, 4, 3));
-    assert_eq!(r.unsigned_checkpoints, vec!["audit/checkpoint-4.txt".to_string()]);
+    assert_eq!(
+        r.unsigned_checkpoints,
+        vec!["audit/checkpoint-4.txt".to_string()]
+    );
 
     let good = s.get(LOG).unwrap();
-    let lines: Vec<&[u8]> = good.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = good
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     // Altered entry (still valid JSON, same seq).
-    let altered = String::from_utf8(good.clone()).unwrap().replacen("\"result_count\":1", "\"result_count\":0", 1);
+    let altered = String::from_utf8(good.clone()).unwrap().replacen(
+        "\"result_count\":1",
+        "\"result_count\":0",
+        1,
+    );
     s.put(LOG, altered.into_bytes()).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert!(!r.ok());
-    assert!(r.problems.iter().any(|p| p.path == LOG && p.problem.contains("lines 2..=2")), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path == LOG && p.problem.contains("lines 2..=2")),
+        "{:?}",
+        r.problems
+    );
     // Deleted middle entry.
     let mut deleted = Vec::new();
     for (i, l) in lines.iter().enumerate() {
@@ -99,7 +124,11 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     }
     s.put(LOG, deleted).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
-    assert!(r.problems.iter().any(|p| p.path == "audit/log.jsonl:2"), "{:?}", r.problems);
+    assert!(
+        r.problems.iter().any(|p| p.path == "audit/log.jsonl:2"),
+        "{:?}",
+        r.problems
+    );
     // Truncated log.
     let mut truncated = Vec::new();
     for l in &lines[..2] {
@@ -108,13 +137,20 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     }
     s.put(LOG, truncated).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
-    assert!(r.problems.iter().any(|p| p.problem.contains("entries were deleted")), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.problem.contains("entries were deleted")),
+        "{:?}",
+        r.problems
+    );
     // Forged checkpoint signature.
     s.put(LOG, good).unwrap();
     let (_, other) = keys();
     let text = s.get("audit/checkpoint-2.txt").unwrap();
     let forged = crate::archive::manifest::sign(&other, &text, "x").unwrap();
-    s.put("audit/checkpoint-2.txt.minisig", forged.into_bytes()).unwrap();
+    s.put("audit/checkpoint-2.txt.minisig", forged.into_bytes())
+        .unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert_eq!(r.problems[0].path, "audit/checkpoint-2.txt.minisig");
@@ -124,6 +160,9 @@ fn verify_accepts_a_good_log_and_names_tampering() {
 fn checkpoint_text_round_trips() {
     let root = merkle::leaf_hash(b"x");
     let t = checkpoint_text("abc", 12, &root);
-    assert_eq!(parse_checkpoint(&t), Some(("vaxarc-audit/abc".to_string(), 12, root)));
+    assert_eq!(
+        parse_checkpoint(&t),
+        Some(("vaxarc-audit/abc".to_string(), 12, root))
+    );
     assert_eq!(t.lines().count(), 3);
 }

@@ -13,8 +13,14 @@ pub fn run(args: AuditArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
             let (manifest, _) = archive::read_manifest(&store)?;
             let key = match &a.pubkey {
                 Some(p) => crate::keys::load_public_key(p)?,
-                None => minisign::PublicKey::from_base64(&manifest.signing_public_key)
-                    .map_err(|e| super::refuse(format!("`MANIFEST.json`: signing_public_key unusable ({e})"), "pass the signing public key with --pubkey"))?,
+                None => {
+                    minisign::PublicKey::from_base64(&manifest.signing_public_key).map_err(|e| {
+                        super::refuse(
+                            format!("`MANIFEST.json`: signing_public_key unusable ({e})"),
+                            "pass the signing public key with --pubkey",
+                        )
+                    })?
+                }
             };
             let report = crate::audit::verify(&store, &manifest, Some(&key))?;
             if a.json {
@@ -24,11 +30,18 @@ pub fn run(args: AuditArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
                     #[serde(flatten)]
                     report: &'a crate::audit::Report,
                 }
-                print_json(&Out { ok: report.ok(), report: &report })?;
+                print_json(&Out {
+                    ok: report.ok(),
+                    report: &report,
+                })?;
             } else {
                 print!("{}", render(&report, &a.archive));
             }
-            Ok(if report.ok() { ExitCode::Success } else { ExitCode::CheckFailed })
+            Ok(if report.ok() {
+                ExitCode::Success
+            } else {
+                ExitCode::CheckFailed
+            })
         }
     }
 }
@@ -46,7 +59,10 @@ pub fn render(r: &crate::audit::Report, location: &str) -> String {
             r.unsigned_checkpoints.len()
         ));
     } else {
-        out.push_str(&format!("audit log of {location} does NOT verify: {} problems\n", r.problems.len()));
+        out.push_str(&format!(
+            "audit log of {location} does NOT verify: {} problems\n",
+            r.problems.len()
+        ));
         for p in &r.problems {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));
         }

@@ -78,7 +78,11 @@ impl Query {
     /// The canonical value (personal data).
     pub fn value(&self) -> &str {
         match self {
-            Query::Atena(v) | Query::KojinBango(v) | Query::Ticket(v) | Query::KanaBirth(v) | Query::Person(v) => v,
+            Query::Atena(v)
+            | Query::KojinBango(v)
+            | Query::Ticket(v)
+            | Query::KanaBirth(v)
+            | Query::Person(v) => v,
         }
     }
 
@@ -89,12 +93,22 @@ impl Query {
 
     /// 宛名番号 query.
     pub fn atena(raw: &str) -> Result<Query, QueryError> {
-        Ok(Query::Atena(canon(Kind::Atena, raw, "--atena")?.as_str().unwrap_or_default().to_string()))
+        Ok(Query::Atena(
+            canon(Kind::Atena, raw, "--atena")?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ))
     }
 
     /// 個人番号 query (check digit verified).
     pub fn kojin_bango(raw: &str) -> Result<Query, QueryError> {
-        Ok(Query::KojinBango(canon(Kind::KojinBango, raw, "--kojin-bango")?.as_str().unwrap_or_default().to_string()))
+        Ok(Query::KojinBango(
+            canon(Kind::KojinBango, raw, "--kojin-bango")?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ))
     }
 
     /// `MUNI:NUMBER` ticket query.
@@ -104,7 +118,11 @@ impl Query {
             .ok_or_else(|| QueryError("--ticket must be <自治体コード>:<券番号>".into()))?;
         let m = canon(Kind::MunicipalityCode, m, "the 自治体コード of --ticket")?;
         let t = canon(Kind::TicketNumber, t, "the 券番号 of --ticket")?;
-        Ok(Query::Ticket(format!("{}:{}", m.as_str().unwrap_or_default(), t.as_str().unwrap_or_default())))
+        Ok(Query::Ticket(format!(
+            "{}:{}",
+            m.as_str().unwrap_or_default(),
+            t.as_str().unwrap_or_default()
+        )))
     }
 
     /// Kana name + birth date query.
@@ -115,14 +133,19 @@ impl Query {
         if key.is_empty() {
             return Err(QueryError("--kana has no kana".into()));
         }
-        Ok(Query::KanaBirth(format!("{key}:{}", b.as_date().unwrap_or_default())))
+        Ok(Query::KanaBirth(format!(
+            "{key}:{}",
+            b.as_date().unwrap_or_default()
+        )))
     }
 
     /// A person hash (64 hex digits).
     pub fn person(raw: &str) -> Result<Query, QueryError> {
         let h = raw.trim().to_ascii_lowercase();
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(QueryError("--person must be a person hash of 64 hex digits".into()));
+            return Err(QueryError(
+                "--person must be a person hash of 64 hex digits".into(),
+            ));
         }
         Ok(Query::Person(h))
     }
@@ -132,9 +155,12 @@ impl Query {
     pub fn parse_line(line: &str) -> Result<Query, QueryError> {
         let mut kv: BTreeMap<&str, &str> = BTreeMap::new();
         for part in line.split(',') {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| QueryError("expected key=value (atena=, kojin_bango=, ticket=, kana=…,birth=…, person=)".into()))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                QueryError(
+                    "expected key=value (atena=, kojin_bango=, ticket=, kana=…,birth=…, person=)"
+                        .into(),
+                )
+            })?;
             kv.insert(k.trim(), v.trim());
         }
         let keys: Vec<&str> = kv.keys().copied().collect();
@@ -173,12 +199,17 @@ impl Roles {
     pub fn from_toml(text: &str, schema: &Schema) -> Result<Roles, String> {
         let roles: Roles = toml::from_str(text).map_err(|e| e.to_string())?;
         if !roles.role.contains_key(&roles.default) {
-            return Err(format!("`default = \"{}\"` names no [role.…]", roles.default));
+            return Err(format!(
+                "`default = \"{}\"` names no [role.…]",
+                roles.default
+            ));
         }
         for (name, r) in &roles.role {
             for item in &r.items {
                 if schema.index(item).is_none() {
-                    return Err(format!("[role.{name}] item `{item}` is not a field of schemas/record.toml"));
+                    return Err(format!(
+                        "[role.{name}] item `{item}` is not a field of schemas/record.toml"
+                    ));
                 }
             }
         }
@@ -216,7 +247,13 @@ impl View {
         let items = r
             .items
             .iter()
-            .filter(|i| vault_shown || schema.index(i).map(|x| schema.fields[x].class != Class::NumberVault).unwrap_or(false))
+            .filter(|i| {
+                vault_shown
+                    || schema
+                        .index(i)
+                        .map(|x| schema.fields[x].class != Class::NumberVault)
+                        .unwrap_or(false)
+            })
             .cloned()
             .collect();
         View {
@@ -228,7 +265,12 @@ impl View {
 
     /// Whether the role lists any vault item.
     pub fn role_wants_vault(schema: &Schema, r: &Role) -> bool {
-        r.items.iter().any(|i| schema.index(i).map(|x| schema.fields[x].class == Class::NumberVault).unwrap_or(false))
+        r.items.iter().any(|i| {
+            schema
+                .index(i)
+                .map(|x| schema.fields[x].class == Class::NumberVault)
+                .unwrap_or(false)
+        })
     }
 
     fn sees(&self, item: &str) -> bool {
@@ -381,10 +423,21 @@ fn text_of(v: &Value) -> Option<String> {
 /// `persons` are the person hashes the index gave; `records` may hold other persons'
 /// rows (whole partitions): they are filtered by `person_hash`. `vault` maps record id
 /// to its vault row (only when the vault was opened).
-pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String], records: &[Record], vault: &BTreeMap<String, Record>, view: &View) -> Answer {
+pub fn answer(
+    schema: &Schema,
+    tables: &Tables,
+    query: &Query,
+    persons: &[String],
+    records: &[Record],
+    vault: &BTreeMap<String, Record>,
+    view: &View,
+) -> Answer {
     let ph = schema.idx("person_hash");
     let wanted: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
-    let mut mine: Vec<&Record> = records.iter().filter(|r| r[ph].as_str().is_some_and(|p| wanted.contains(p))).collect();
+    let mut mine: Vec<&Record> = records
+        .iter()
+        .filter(|r| r[ph].as_str().is_some_and(|p| wanted.contains(p)))
+        .collect();
     let rid = schema.idx("record_id");
     mine.sort_by(|a, b| a[rid].as_str().cmp(&b[rid].as_str()));
     mine.dedup_by(|a, b| a[rid] == b[rid]);
@@ -423,7 +476,10 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
         for p in &found {
             let rs: Vec<&&Record> = mine.iter().filter(|r| r[ph].as_str() == Some(p)).collect();
             let first = |name: &str| rs.iter().find_map(|r| get(r, name));
-            let vaccines: BTreeSet<String> = rs.iter().filter_map(|r| r[schema.idx("vaccine_code")].as_str().map(str::to_string)).collect();
+            let vaccines: BTreeSet<String> = rs
+                .iter()
+                .filter_map(|r| r[schema.idx("vaccine_code")].as_str().map(str::to_string))
+                .collect();
             out.candidates.push(Candidate {
                 person_hash: p.to_string(),
                 sex: first("sex"),
@@ -443,7 +499,10 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
     ordered.sort_by_key(|r| r[reg].is_null());
     for item in PERSON_ITEMS {
         let value = if item == "atena_number" && view.sees(item) {
-            ordered.iter().find_map(|r| text_of(&r[reg])).or_else(|| ordered.iter().find_map(|r| get(r, item)))
+            ordered
+                .iter()
+                .find_map(|r| text_of(&r[reg]))
+                .or_else(|| ordered.iter().find_map(|r| get(r, item)))
         } else {
             ordered.iter().find_map(|r| get(r, item))
         };
@@ -455,15 +514,30 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
     let dose_of = |r: &Record| -> Dose {
         let manufacturer_code = get(r, "manufacturer_code");
         Dose {
-            dose_number: if view.sees("dose_number") { r[schema.idx("dose_number")].as_int() } else { None },
+            dose_number: if view.sees("dose_number") {
+                r[schema.idx("dose_number")].as_int()
+            } else {
+                None
+            },
             vaccination_date: get(r, "vaccination_date"),
             vaccine_code: get(r, "vaccine_code"),
             stage: get(r, "stage"),
-            manufacturer: manufacturer_code.as_deref().map(|c| tables.manufacturer(c).map(|m| m.name.clone()).unwrap_or_else(|| c.to_string())),
+            manufacturer: manufacturer_code.as_deref().map(|c| {
+                tables
+                    .manufacturer(c)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_else(|| c.to_string())
+            }),
             manufacturer_code,
             product_name: get(r, "product_name"),
             lot_number: get(r, "lot_number"),
-            vaccination_municipality_code: get(r, "vaccination_municipality_code").or_else(|| if view.sees("vaccination_municipality_code") { text_of(&r[schema.idx("municipality_code")]) } else { None }),
+            vaccination_municipality_code: get(r, "vaccination_municipality_code").or_else(|| {
+                if view.sees("vaccination_municipality_code") {
+                    text_of(&r[schema.idx("municipality_code")])
+                } else {
+                    None
+                }
+            }),
             medical_institution: get(r, "medical_institution"),
             vaccination_class: get(r, "vaccination_class"),
             record_id: r[rid].as_str().unwrap_or_default().to_string(),
@@ -477,7 +551,13 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
     };
     let date_idx = schema.idx("vaccination_date");
     let mut covid: Vec<&&Record> = mine.iter().filter(|r| is_covid(r)).collect();
-    covid.sort_by_key(|r| (r[schema.idx("dose_number")].as_int().unwrap_or(i64::MAX), r[date_idx].as_date(), r[rid].as_str().map(str::to_string)));
+    covid.sort_by_key(|r| {
+        (
+            r[schema.idx("dose_number")].as_int().unwrap_or(i64::MAX),
+            r[date_idx].as_date(),
+            r[rid].as_str().map(str::to_string),
+        )
+    });
     out.covid = covid.iter().map(|r| dose_of(r)).collect();
     let mut certs = BTreeSet::new();
     for r in &mine {
@@ -492,19 +572,36 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
     let mut routine: BTreeMap<String, BTreeMap<String, Vec<&Record>>> = BTreeMap::new();
     for r in mine.iter().filter(|r| !is_covid(r)) {
         let code = r[code_idx].as_str().unwrap_or_default().to_string();
-        let stage = r[schema.idx("stage")].as_str().unwrap_or_default().to_string();
-        routine.entry(code).or_default().entry(stage).or_default().push(r);
+        let stage = r[schema.idx("stage")]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        routine
+            .entry(code)
+            .or_default()
+            .entry(stage)
+            .or_default()
+            .push(r);
     }
     for (code, stages) in routine {
         out.routine.push(Routine {
-            vaccine_name: tables.vaccine(&code).map(|v| v.name.clone()).unwrap_or_else(|| code.clone()),
+            vaccine_name: tables
+                .vaccine(&code)
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| code.clone()),
             vaccine_code: code,
             stages: stages
                 .into_iter()
                 .map(|(stage, mut rs)| {
-                    rs.sort_by_key(|r| (r[date_idx].as_date(), r[schema.idx("dose_number")].as_int()));
+                    rs.sort_by_key(|r| {
+                        (r[date_idx].as_date(), r[schema.idx("dose_number")].as_int())
+                    });
                     Stage {
-                        stage: if view.sees("stage") { stage } else { String::new() },
+                        stage: if view.sees("stage") {
+                            stage
+                        } else {
+                            String::new()
+                        },
                         doses: rs.iter().map(|r| dose_of(r)).collect(),
                     }
                 })
@@ -516,7 +613,10 @@ pub fn answer(schema: &Schema, tables: &Tables, query: &Query, persons: &[String
 
 /// Japanese label of a field.
 fn label(schema: &Schema, name: &str) -> String {
-    schema.index(name).map(|i| schema.fields[i].label.clone()).unwrap_or_else(|| name.to_string())
+    schema
+        .index(name)
+        .map(|i| schema.fields[i].label.clone())
+        .unwrap_or_else(|| name.to_string())
 }
 
 /// Printable summary with Japanese labels, like the paper certificate's content.
@@ -561,7 +661,9 @@ pub fn render_text(schema: &Schema, a: &Answer) -> String {
         for x in &a.covid {
             out.push_str(&format!(
                 "  {:<6}  {:<10}  {:<16}  {:<20}  {:<12}  {}\n",
-                x.dose_number.map(|n| format!("{n}回目")).unwrap_or_else(|| "-".into()),
+                x.dose_number
+                    .map(|n| format!("{n}回目"))
+                    .unwrap_or_else(|| "-".into()),
                 d(&x.vaccination_date),
                 d(&x.manufacturer),
                 d(&x.product_name),
@@ -571,9 +673,15 @@ pub fn render_text(schema: &Schema, a: &Answer) -> String {
         }
     }
     if !a.certificates.is_empty() {
-        out.push_str("\n証明書交付履歴 (certificates issued)\n  証明書ID                  発行年月日\n");
+        out.push_str(
+            "\n証明書交付履歴 (certificates issued)\n  証明書ID                  発行年月日\n",
+        );
         for c in &a.certificates {
-            out.push_str(&format!("  {:<24}  {}\n", c.certificate_id, c.issued_date.as_deref().unwrap_or("-")));
+            out.push_str(&format!(
+                "  {:<24}  {}\n",
+                c.certificate_id,
+                c.issued_date.as_deref().unwrap_or("-")
+            ));
         }
     }
     if !a.routine.is_empty() {
@@ -585,7 +693,9 @@ pub fn render_text(schema: &Schema, a: &Answer) -> String {
                     out.push_str(&format!(
                         "    期 {:<8} 接種回 {:<4} 接種日 {:<10}  ロット番号 {}\n",
                         if s.stage.is_empty() { "-" } else { &s.stage },
-                        x.dose_number.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+                        x.dose_number
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         d(&x.vaccination_date),
                         d(&x.lot_number)
                     ));
@@ -606,7 +716,14 @@ fn urn_uuid(name: &str) -> String {
     u[6] = (u[6] & 0x0f) | 0x80;
     u[8] = (u[8] & 0x3f) | 0x80;
     let x: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("urn:uuid:{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..])
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
 
 /// FHIR R4 Bundle (type collection) of one Patient and one Immunization per dose,
@@ -670,8 +787,20 @@ pub fn render_fhir(a: &Answer) -> serde_json::Value {
             patient["identifier"] = json!(ids);
         }
         entries.push(json!({"fullUrl": patient_url, "resource": patient}));
-        let doses = a.covid.iter().map(|d| (d, "新型コロナウイルス感染症".to_string(), "COVID19".to_string()));
-        let routine = a.routine.iter().flat_map(|r| r.stages.iter().flat_map(move |s| s.doses.iter().map(move |d| (d, r.vaccine_name.clone(), r.vaccine_code.clone()))));
+        let doses = a.covid.iter().map(|d| {
+            (
+                d,
+                "新型コロナウイルス感染症".to_string(),
+                "COVID19".to_string(),
+            )
+        });
+        let routine = a.routine.iter().flat_map(|r| {
+            r.stages.iter().flat_map(move |s| {
+                s.doses
+                    .iter()
+                    .map(move |d| (d, r.vaccine_name.clone(), r.vaccine_code.clone()))
+            })
+        });
         for (d, name, code) in doses.chain(routine) {
             let mut imm = json!({
                 "resourceType": "Immunization",

@@ -42,7 +42,10 @@ impl std::fmt::Debug for Reader<'_> {
 }
 
 /// Decrypt the archive's hash key (`keys/index-hmac.key.age`) with a custodian identity.
-pub fn read_secret(store: &Store, identities: &[age::x25519::Identity]) -> Result<[u8; 32], ArchiveError> {
+pub fn read_secret(
+    store: &Store,
+    identities: &[age::x25519::Identity],
+) -> Result<[u8; 32], ArchiveError> {
     let wrapped = store.get(INDEX_SECRET)?;
     let plain = crypto::decrypt(INDEX_SECRET, identities, &wrapped)?;
     let text = String::from_utf8_lossy(&plain);
@@ -53,7 +56,11 @@ pub fn read_secret(store: &Store, identities: &[age::x25519::Identity]) -> Resul
 
 impl<'a> Reader<'a> {
     /// Open: manifest, hash key and index (no partition yet).
-    pub fn open(store: &'a Store, schema: &'a Schema, identities: &'a [age::x25519::Identity]) -> Result<Reader<'a>, ArchiveError> {
+    pub fn open(
+        store: &'a Store,
+        schema: &'a Schema,
+        identities: &'a [age::x25519::Identity],
+    ) -> Result<Reader<'a>, ArchiveError> {
         let (manifest, _) = archive::read_manifest(store)?;
         let secret = read_secret(store, identities)?;
         let find = |role: &str| {
@@ -65,14 +72,26 @@ impl<'a> Reader<'a> {
                 .ok_or_else(|| ArchiveError::Manifest(format!("no object with role `{role}`")))
         };
         let (index_path, key_path) = (find("index")?, find("index-key")?);
-        let batches = archive::open_parquet(&index_path, &store.get(&index_path)?, &store.get(&key_path)?, identities)?;
+        let batches = archive::open_parquet(
+            &index_path,
+            &store.get(&index_path)?,
+            &store.get(&key_path)?,
+            identities,
+        )?;
         let mut index: HashMap<(String, String), Vec<(String, u16)>> = HashMap::new();
         for b in &batches {
-            let col = |name: &str| b.column_by_name(name).ok_or_else(|| ArchiveError::Parquet {
-                what: index_path.clone(),
-                message: format!("no column `{name}`"),
-            });
-            let (k, h, p, bu) = (col("kind")?, col("key_hash")?, col("person_hash")?, col("bucket")?);
+            let col = |name: &str| {
+                b.column_by_name(name).ok_or_else(|| ArchiveError::Parquet {
+                    what: index_path.clone(),
+                    message: format!("no column `{name}`"),
+                })
+            };
+            let (k, h, p, bu) = (
+                col("kind")?,
+                col("key_hash")?,
+                col("person_hash")?,
+                col("bucket")?,
+            );
             let (Some(k), Some(h), Some(p), Some(bu)) = (
                 k.as_any().downcast_ref::<StringArray>(),
                 h.as_any().downcast_ref::<StringArray>(),
@@ -121,7 +140,10 @@ impl<'a> Reader<'a> {
             }
             _ => {
                 let kh = archive::keyed_hash(&self.secret, q.kind(), q.value());
-                self.index.get(&(q.kind().to_string(), kh)).cloned().unwrap_or_default()
+                self.index
+                    .get(&(q.kind().to_string(), kh))
+                    .cloned()
+                    .unwrap_or_default()
             }
         };
         out.sort();
@@ -130,11 +152,19 @@ impl<'a> Reader<'a> {
     }
 
     fn partitions_of(&self, buckets: &BTreeSet<u16>) -> Vec<Partition> {
-        self.manifest.partitions.iter().filter(|p| buckets.contains(&p.bucket)).cloned().collect()
+        self.manifest
+            .partitions
+            .iter()
+            .filter(|p| buckets.contains(&p.bucket))
+            .cloned()
+            .collect()
     }
 
     /// Records of the buckets given (whole partitions, decrypted once each).
-    pub fn records(&mut self, buckets: &BTreeSet<u16>) -> Result<Vec<Arc<Vec<Record>>>, ArchiveError> {
+    pub fn records(
+        &mut self,
+        buckets: &BTreeSet<u16>,
+    ) -> Result<Vec<Arc<Vec<Record>>>, ArchiveError> {
         let mut out = Vec::new();
         for p in self.partitions_of(buckets) {
             if !self.partitions.contains_key(&p.id) {
@@ -149,7 +179,11 @@ impl<'a> Reader<'a> {
 
     /// Vault rows (record id → row) of the buckets given, when a vault identity opens
     /// them; empty otherwise (and `vault_open` says so).
-    pub fn vault(&mut self, buckets: &BTreeSet<u16>, wanted: &HashSet<String>) -> Result<BTreeMap<String, Record>, ArchiveError> {
+    pub fn vault(
+        &mut self,
+        buckets: &BTreeSet<u16>,
+        wanted: &HashSet<String>,
+    ) -> Result<BTreeMap<String, Record>, ArchiveError> {
         let mut out = BTreeMap::new();
         let rid = self.schema.idx("record_id");
         for p in self.partitions_of(buckets) {
@@ -166,7 +200,10 @@ impl<'a> Reader<'a> {
                         self.vault_open = Some(true);
                         let plain = crypto::decrypt(file, &[id], &self.store.get(file)?)?;
                         let batches = archive::read_parquet(file, plain)?;
-                        let rows: Vec<Record> = batches.iter().flat_map(|b| archive::batch::from_batch(self.schema, b)).collect();
+                        let rows: Vec<Record> = batches
+                            .iter()
+                            .flat_map(|b| archive::batch::from_batch(self.schema, b))
+                            .collect();
                         self.vaults.insert(p.id.clone(), Arc::new(rows));
                     }
                     Err(_) => {

@@ -8,7 +8,12 @@ use crate::{files_under, personal_values, run_ok, vaxarc, Fixture};
 
 fn lookup(archive: &Path, identities: &[PathBuf], args: &[&str]) -> std::process::Output {
     let mut c = vaxarc();
-    c.arg("lookup").arg("--archive").arg(archive).args(["--operator", "clerk-7", "--purpose", "certificate"]);
+    c.arg("lookup").arg("--archive").arg(archive).args([
+        "--operator",
+        "clerk-7",
+        "--purpose",
+        "certificate",
+    ]);
     for i in identities {
         c.arg("--identity").arg(i);
     }
@@ -23,7 +28,14 @@ fn truth(input: &Path) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<D
     let read = |name: &str| -> Vec<BTreeMap<String, String>> {
         let mut rdr = csv::Reader::from_path(input.join("truth").join(name)).unwrap();
         let h = rdr.headers().unwrap().clone();
-        rdr.records().map(|r| h.iter().zip(r.unwrap().iter()).map(|(a, b)| (a.to_string(), b.to_string())).collect()).collect()
+        rdr.records()
+            .map(|r| {
+                h.iter()
+                    .zip(r.unwrap().iter())
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect()
+            })
+            .collect()
     };
     let persons = read("persons.csv");
     let mut by_person: BTreeMap<String, Vec<Dose>> = BTreeMap::new();
@@ -35,7 +47,11 @@ fn truth(input: &Path) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<D
         if r["merge"] == "merged" && !merged_seen.insert(r["dose_key"].clone()) {
             continue; // the absorbed copy of a merged pair
         }
-        by_person.entry(r["person_id"].clone()).or_default().push((r["vaccination_date"].clone(), r["vaccine_code"].clone(), r["dose_number"].clone()));
+        by_person.entry(r["person_id"].clone()).or_default().push((
+            r["vaccination_date"].clone(),
+            r["vaccine_code"].clone(),
+            r["dose_number"].clone(),
+        ));
     }
     (persons, by_person)
 }
@@ -43,12 +59,23 @@ fn truth(input: &Path) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<D
 fn doses_of(answer: &serde_json::Value) -> Vec<Dose> {
     let dose = |d: &serde_json::Value| {
         (
-            d["vaccination_date"].as_str().unwrap_or_default().to_string(),
+            d["vaccination_date"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             d["vaccine_code"].as_str().unwrap_or_default().to_string(),
-            d["dose_number"].as_i64().map(|n| n.to_string()).unwrap_or_default(),
+            d["dose_number"]
+                .as_i64()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
         )
     };
-    let mut out: Vec<Dose> = answer["covid"].as_array().unwrap().iter().map(dose).collect();
+    let mut out: Vec<Dose> = answer["covid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(dose)
+        .collect();
     for r in answer["routine"].as_array().unwrap() {
         for s in r["stages"].as_array().unwrap() {
             out.extend(s["doses"].as_array().unwrap().iter().map(dose));
@@ -74,17 +101,31 @@ fn lookups_return_exactly_the_truths_records() {
     let mut batch = String::new();
     let mut checked = 0;
     for p in &picked {
-        let out = lookup(&archive, &id, &["--atena", &p["atena_number"], "--format", "json"]);
+        let out = lookup(
+            &archive,
+            &id,
+            &["--atena", &p["atena_number"], "--format", "json"],
+        );
         let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(a["status"], "found", "person {}", p["person_id"]);
         let mut got = doses_of(&a);
         let mut want = records[&p["person_id"]].clone();
         got.sort();
         want.sort();
-        assert_eq!(a["records"].as_u64().unwrap() as usize, want.len(), "count for {}", p["person_id"]);
+        assert_eq!(
+            a["records"].as_u64().unwrap() as usize,
+            want.len(),
+            "count for {}",
+            p["person_id"]
+        );
         assert_eq!(got, want, "records of {}", p["person_id"]);
         // COVID doses come in certificate order.
-        let covid: Vec<i64> = a["covid"].as_array().unwrap().iter().filter_map(|d| d["dose_number"].as_i64()).collect();
+        let covid: Vec<i64> = a["covid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["dose_number"].as_i64())
+            .collect();
         assert!(covid.windows(2).all(|w| w[0] <= w[1]));
         batch.push_str(&format!("atena={}\n", p["atena_number"]));
         checked += 1;
@@ -93,8 +134,16 @@ fn lookups_return_exactly_the_truths_records() {
     // Batch mode gives the same answers, one JSON line per query.
     let file = f.dir.path().join("batch.txt");
     std::fs::write(&file, &batch).unwrap();
-    let out = lookup(&archive, &id, &["--batch", file.to_str().unwrap(), "--format", "json"]);
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = lookup(
+        &archive,
+        &id,
+        &["--batch", file.to_str().unwrap(), "--format", "json"],
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 20);
     for (a, p) in lines.iter().zip(&picked) {
         let mut got = doses_of(a);
@@ -104,47 +153,109 @@ fn lookups_return_exactly_the_truths_records() {
         assert_eq!(got, want);
     }
     // A ticket query finds the same person as the atena query.
-    let p = picked.iter().find(|p| !p["ticket_number"].is_empty()).unwrap();
-    let by_ticket = lookup(&archive, &id, &["--ticket", &format!("{}:{}", p["municipality_code"], p["ticket_number"]), "--format", "json"]);
-    let by_atena = lookup(&archive, &id, &["--atena", &p["atena_number"], "--format", "json"]);
-    let (t, a): (serde_json::Value, serde_json::Value) = (serde_json::from_slice(&by_ticket.stdout).unwrap(), serde_json::from_slice(&by_atena.stdout).unwrap());
+    let p = picked
+        .iter()
+        .find(|p| !p["ticket_number"].is_empty())
+        .unwrap();
+    let by_ticket = lookup(
+        &archive,
+        &id,
+        &[
+            "--ticket",
+            &format!("{}:{}", p["municipality_code"], p["ticket_number"]),
+            "--format",
+            "json",
+        ],
+    );
+    let by_atena = lookup(
+        &archive,
+        &id,
+        &["--atena", &p["atena_number"], "--format", "json"],
+    );
+    let (t, a): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&by_ticket.stdout).unwrap(),
+        serde_json::from_slice(&by_atena.stdout).unwrap(),
+    );
     assert_eq!(t["persons"], a["persons"]);
     // Nobody: status not_found, exit 0.
-    let out = lookup(&archive, &id, &["--atena", "99999999999", "--format", "json"]);
+    let out = lookup(
+        &archive,
+        &id,
+        &["--atena", "99999999999", "--format", "json"],
+    );
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["status"], "not_found");
 }
 
 #[test]
-fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_holds_no_personal_data() {
+fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_holds_no_personal_data()
+{
     let f = Fixture::new(120, 41);
     let (archive, _) = f.migrate("archive");
     let (persons, records) = truth(&f.input());
-    let p = persons.iter().find(|p| p["in_registry"] == "true" && !p["kojin_bango"].is_empty() && records.contains_key(&p["person_id"])).unwrap();
+    let p = persons
+        .iter()
+        .find(|p| {
+            p["in_registry"] == "true"
+                && !p["kojin_bango"].is_empty()
+                && records.contains_key(&p["person_id"])
+        })
+        .unwrap();
     let kojin = p["kojin_bango"].clone();
     let custodian = f.key("custodian-1.key");
     let vault = f.key("vault.key");
     for format in ["text", "json", "fhir"] {
         for role in ["clerk", "vault_officer"] {
-            for (ids, flag) in [(vec![custodian.clone()], true), (vec![custodian.clone(), vault.clone()], false), (vec![custodian.clone()], false)] {
-                let mut args = vec!["--atena", p["atena_number"].as_str(), "--format", format, "--role", role];
+            for (ids, flag) in [
+                (vec![custodian.clone()], true),
+                (vec![custodian.clone(), vault.clone()], false),
+                (vec![custodian.clone()], false),
+            ] {
+                let mut args = vec![
+                    "--atena",
+                    p["atena_number"].as_str(),
+                    "--format",
+                    format,
+                    "--role",
+                    role,
+                ];
                 if flag {
                     args.push("--show-vault");
                 }
                 let out = lookup(&archive, &ids, &args);
-                assert!(!crate::contains(&out.stdout, &kojin), "個人番号 shown: format {format} role {role} flag {flag} ids {}", ids.len());
+                assert!(
+                    !crate::contains(&out.stdout, &kojin),
+                    "個人番号 shown: format {format} role {role} flag {flag} ids {}",
+                    ids.len()
+                );
             }
         }
     }
     // With the vault identity, the vault role and the flag, it is shown (when archived).
-    let out = lookup(&archive, &[custodian.clone(), vault.clone()], &["--atena", &p["atena_number"], "--format", "json", "--role", "vault_officer", "--show-vault"]);
+    let out = lookup(
+        &archive,
+        &[custodian.clone(), vault.clone()],
+        &[
+            "--atena",
+            &p["atena_number"],
+            "--format",
+            "json",
+            "--role",
+            "vault_officer",
+            "--show-vault",
+        ],
+    );
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["vault_shown"], true);
     if let Some(k) = a["person"]["kojin_bango"].as_str() {
         assert_eq!(k, kojin);
     }
     // Search by 個人番号 works without showing it.
-    let out = lookup(&archive, &[custodian.clone()], &["--kojin-bango", &kojin, "--format", "json"]);
+    let out = lookup(
+        &archive,
+        &[custodian.clone()],
+        &["--kojin-bango", &kojin, "--format", "json"],
+    );
     assert!(!crate::contains(&out.stdout, &kojin));
     // The audit log and checkpoints hold no personal value, and stderr neither.
     assert!(!crate::contains(&out.stderr, &kojin));
@@ -153,13 +264,20 @@ fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_hold
     let mut n = 0;
     for file in files_under(&archive.join("audit")) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(m.find(&bytes).is_none(), "personal value in {}", file.display());
+        assert!(
+            m.find(&bytes).is_none(),
+            "personal value in {}",
+            file.display()
+        );
         n += 1;
     }
     assert!(n >= 3);
     let log = std::fs::read_to_string(archive.join("audit/log.jsonl")).unwrap();
     assert!(log.lines().count() >= 20, "every lookup is an entry");
-    assert!(log.lines().skip(1).all(|l| l.contains("\"operator\":\"clerk-7\"")));
+    assert!(log
+        .lines()
+        .skip(1)
+        .all(|l| l.contains("\"operator\":\"clerk-7\"")));
 }
 
 #[test]
@@ -168,12 +286,34 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     let (archive, _) = f.migrate("archive");
     let (persons, _) = truth(&f.input());
     let id = [f.key("custodian-1.key")];
-    for p in persons.iter().filter(|p| p["in_registry"] == "true").take(4) {
-        lookup(&archive, &id, &["--atena", &p["atena_number"], "--format", "json", "--signing-key", f.key("signing.key").to_str().unwrap()]);
+    for p in persons
+        .iter()
+        .filter(|p| p["in_registry"] == "true")
+        .take(4)
+    {
+        lookup(
+            &archive,
+            &id,
+            &[
+                "--atena",
+                &p["atena_number"],
+                "--format",
+                "json",
+                "--signing-key",
+                f.key("signing.key").to_str().unwrap(),
+            ],
+        );
     }
     let verify = |dir: &Path| {
-        let out = vaxarc().args(["audit", "verify", "--archive"]).arg(dir).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+        let out = vaxarc()
+            .args(["audit", "verify", "--archive"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
     };
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(0), "{text}");
@@ -181,12 +321,21 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     let log = archive.join("audit/log.jsonl");
     let good = std::fs::read_to_string(&log).unwrap();
     // Altered entry.
-    std::fs::write(&log, good.replacen("\"operator\":\"clerk-7\"", "\"operator\":\"someone\"", 1)).unwrap();
+    std::fs::write(
+        &log,
+        good.replacen("\"operator\":\"clerk-7\"", "\"operator\":\"someone\"", 1),
+    )
+    .unwrap();
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("audit/log.jsonl"), "{text}");
     // Deleted entry (the second lookup).
-    let kept: Vec<&str> = good.lines().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| l).collect();
+    let kept: Vec<&str> = good
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect();
     std::fs::write(&log, kept.join("\n") + "\n").unwrap();
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(1), "{text}");
@@ -200,12 +349,24 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     // Restored, it verifies again; and the archive's own verify ignores audit/.
     std::fs::write(&log, &good).unwrap();
     assert_eq!(verify(&archive).0, Some(0));
-    assert!(vaxarc().arg("verify").arg("--archive").arg(&archive).output().unwrap().status.success());
+    assert!(vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap()
+        .status
+        .success());
 }
 
 #[test]
 fn lookup_fhir_output_validates_with_fhir_resources() {
-    if std::process::Command::new("python3").args(["-c", "import fhir.resources"]).status().map(|s| !s.success()).unwrap_or(true) {
+    if std::process::Command::new("python3")
+        .args(["-c", "import fhir.resources"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
         if std::env::var("CI").is_ok() {
             panic!("python3 with fhir.resources is required in CI (.ci/run installs it)");
         }
@@ -217,7 +378,11 @@ fn lookup_fhir_output_validates_with_fhir_resources() {
     let (persons, _) = truth(&f.input());
     let id = [f.key("custodian-1.key")];
     let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
-    let out = lookup(&archive, &id, &["--atena", &p["atena_number"], "--format", "fhir"]);
+    let out = lookup(
+        &archive,
+        &id,
+        &["--atena", &p["atena_number"], "--format", "fhir"],
+    );
     let file = f.dir.path().join("bundle.json");
     std::fs::write(&file, &out.stdout).unwrap();
     let script = r#"
@@ -231,6 +396,15 @@ for e in b.entry[1:]:
     assert e.resource.meta.profile[0] == "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Immunization"
 print(len(kinds))
 "#;
-    let v = std::process::Command::new("python3").arg("-c").arg(script).arg(&file).output().unwrap();
-    assert!(v.status.success(), "fhir.resources rejected the bundle: {}", String::from_utf8_lossy(&v.stderr));
+    let v = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "fhir.resources rejected the bundle: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
 }
