@@ -9,10 +9,17 @@ cd "$(dirname "$0")/.."
 PEOPLE=${1:-20000}
 RUNS=${2:-15}
 DIR=${BENCH_DIR:-/tmp/vaxarc-bench-lookup}
-cargo build --release --quiet
 BIN="$DIR/vaxarc"
 rm -rf "$DIR" && mkdir -p "$DIR"
-cp "${CARGO_TARGET_DIR:-target}/release/vaxarc" "$BIN"   # a private copy of the binary
+# A private copy of the binary; when several worktrees share CARGO_TARGET_DIR another
+# build can replace target/release/vaxarc, so check the copy has `lookup` and retry.
+for attempt in 1 2 3; do
+  touch src/lookup/mod.rs
+  cargo build --release --quiet
+  cp "${CARGO_TARGET_DIR:-target}/release/vaxarc" "$BIN"
+  "$BIN" lookup --help >/dev/null 2>&1 && break
+  [ "$attempt" = 3 ] && { echo "the release binary has no lookup command (shared target dir race?)" >&2; exit 2; }
+done
 "$BIN" -q testdata --out "$DIR/in" --people "$PEOPLE" --seed 5 >/dev/null
 K="$DIR/in/keys"
 "$BIN" -q keygen --output "$K/custodian-1.key" --signing-key "$K/signing.key" >/dev/null

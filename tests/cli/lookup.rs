@@ -22,9 +22,10 @@ fn lookup(archive: &Path, identities: &[PathBuf], args: &[&str]) -> std::process
 }
 
 type Dose = (String, String, String);
+type Row = BTreeMap<String, String>;
 
 /// The truth's records per person: rows with outcome `record`, merged pairs counted once.
-fn truth(input: &Path) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<Dose>>) {
+fn truth(input: &Path) -> (Vec<Row>, BTreeMap<String, Vec<Dose>>) {
     let read = |name: &str| -> Vec<BTreeMap<String, String>> {
         let mut rdr = csv::Reader::from_path(input.join("truth").join(name)).unwrap();
         let h = rdr.headers().unwrap().clone();
@@ -253,7 +254,7 @@ fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_hold
     // Search by 個人番号 works without showing it.
     let out = lookup(
         &archive,
-        &[custodian.clone()],
+        std::slice::from_ref(&custodian),
         &["--kojin-bango", &kojin, "--format", "json"],
     );
     assert!(!crate::contains(&out.stdout, &kojin));
