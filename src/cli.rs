@@ -60,6 +60,11 @@ pub enum Command {
     Erase(EraseArgs),
     /// Erasure certificates.
     Certificate(CertificateArgs),
+    /// Look up one person's vaccination history (decrypts only the buckets that can hold them).
+    #[command(after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt")]
+    Lookup(LookupArgs),
+    /// Check the archive's audit log and its signed checkpoints.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +161,96 @@ pub struct CertificateVerifyArgs {
     /// minisign public key.
     #[arg(long)]
     pub pubkey: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output format of `lookup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LookupFormat {
+    /// Printable summary with Japanese labels.
+    Text,
+    /// The `vaxarc-lookup/1` JSON schema (docs/lookup.md).
+    Json,
+    /// A FHIR R4 Bundle (JP Core Patient and Immunization).
+    Fhir,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("query").args(["atena", "kojin_bango", "ticket", "kana", "person", "batch"]).required(true)))]
+pub struct LookupArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// Identity files: a custodian's (required), and a vault holder's to see vault items.
+    #[arg(long, required = true)]
+    pub identity: Vec<PathBuf>,
+    /// Operator id, recorded in the audit log.
+    #[arg(long)]
+    pub operator: String,
+    /// Purpose of the lookup, recorded in the audit log (no personal data here).
+    #[arg(long)]
+    pub purpose: String,
+    /// 宛名番号.
+    #[arg(long)]
+    pub atena: Option<String>,
+    /// 個人番号 (12 digits).
+    #[arg(long)]
+    pub kojin_bango: Option<String>,
+    /// VRS ticket as <自治体コード>:<券番号>.
+    #[arg(long, value_name = "MUNI:NUMBER")]
+    pub ticket: Option<String>,
+    /// Kana name (with --birth).
+    #[arg(long, requires = "birth")]
+    pub kana: Option<String>,
+    /// Birth date (with --kana); 和暦 and other spellings are accepted.
+    #[arg(long, requires = "kana")]
+    pub birth: Option<String>,
+    /// A person hash, as listed among the candidates of an ambiguous query.
+    #[arg(long)]
+    pub person: Option<String>,
+    /// One query per line (atena=…, kojin_bango=…, ticket=MUNI:NUMBER, kana=…,birth=…, person=…) → JSON lines.
+    #[arg(long)]
+    pub batch: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LookupFormat,
+    /// Role (pipelines/roles.toml); default: the file's `default`.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Roles file replacing the embedded pipelines/roles.toml.
+    #[arg(long)]
+    pub roles: Option<PathBuf>,
+    /// Show 個人番号 and passport items (needs a vault identity and a role that lists them).
+    #[arg(long)]
+    pub show_vault: bool,
+    /// minisign secret key to sign the audit checkpoint (unsigned without it).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: AuditAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the log's Merkle tree and check every checkpoint (signature, consistency).
+    #[command(after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub")]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Archive location.
+    #[arg(long)]
+    pub archive: String,
+    /// minisign public key to pin (default: the key recorded in the manifest).
+    #[arg(long)]
+    pub pubkey: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -272,6 +367,15 @@ pub struct VerifyArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Operator id for the audit log.
+    #[arg(long, default_value = "unspecified")]
+    pub operator: String,
+    /// Purpose for the audit log.
+    #[arg(long, default_value = "verify")]
+    pub purpose: String,
+    /// minisign secret key to sign the audit checkpoint (unsigned without it).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 //! with ground truth.
 
 pub mod archive;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod exit_codes;
@@ -16,6 +17,7 @@ pub mod generate;
 pub mod ingest;
 pub mod keys;
 pub mod layout;
+pub mod lookup;
 pub mod merkle;
 pub mod normalise;
 pub mod pipeline;

@@ -64,7 +64,13 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
 }
 
 /// Verify an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: usize, size: usize, proof: &[Hash], expected_root: &Hash) -> bool {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: usize,
+    size: usize,
+    proof: &[Hash],
+    expected_root: &Hash,
+) -> bool {
     if index >= size {
         return false;
     }
@@ -91,6 +97,92 @@ pub fn verify_inclusion(leaf: &Hash, index: usize, size: usize, proof: &[Hash], 
     sn == 0 && &r == expected_root
 }
 
+/// Consistency proof (RFC 9162 §2.1.4.1) that the tree of the first `m` leaves is a
+/// prefix of the tree of all `leaves`. Empty when `m == 0` or `m >= leaves.len()`.
+pub fn consistency_proof(leaves: &[Hash], m: usize) -> Vec<Hash> {
+    if m == 0 || m >= leaves.len() {
+        return Vec::new();
+    }
+    subproof(m, leaves, true)
+}
+
+fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
+    let n = leaves.len();
+    if m == n {
+        return if complete {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
+    }
+    let k = split(n);
+    if m <= k {
+        let mut p = subproof(m, &leaves[..k], complete);
+        p.push(root(&leaves[k..]));
+        p
+    } else {
+        let mut p = subproof(m - k, &leaves[k..], false);
+        p.push(root(&leaves[..k]));
+        p
+    }
+}
+
+/// Verify a consistency proof (RFC 9162 §2.1.4.2) between a tree of `first_size`
+/// leaves with root `first_root` and one of `second_size` leaves with `second_root`.
+/// Equal sizes need an empty proof and equal roots; an empty first tree is consistent
+/// with anything (and needs an empty proof).
+pub fn verify_consistency(
+    first_size: usize,
+    second_size: usize,
+    proof: &[Hash],
+    first_root: &Hash,
+    second_root: &Hash,
+) -> bool {
+    if first_size > second_size {
+        return false;
+    }
+    if first_size == second_size {
+        return proof.is_empty() && first_root == second_root;
+    }
+    if first_size == 0 {
+        return proof.is_empty();
+    }
+    if proof.is_empty() {
+        return false;
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if first_size.is_power_of_two() {
+        path.push(*first_root);
+    }
+    path.extend_from_slice(proof);
+    let (mut fn_, mut sn) = (first_size - 1, second_size - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && &fr == first_root && &sr == second_root
+}
+
 /// Lower-case hex.
 pub fn hex(h: &Hash) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
@@ -115,10 +207,77 @@ mod tests {
             let r = root(&leaves);
             for i in 0..n {
                 let proof = inclusion_proof(&leaves, i);
-                assert!(verify_inclusion(&leaves[i], i, n, &proof, &r), "n={n} i={i}");
+                assert!(
+                    verify_inclusion(&leaves[i], i, n, &proof, &r),
+                    "n={n} i={i}"
+                );
                 let wrong = leaf_hash(b"x");
                 assert!(!verify_inclusion(&wrong, i, n, &proof, &r));
             }
         }
+    }
+
+    #[test]
+    fn consistency_proofs_verify_for_every_pair_of_sizes() {
+        let all: Vec<Hash> = (0..40u8).map(|i| leaf_hash(&[i])).collect();
+        for n in 1..all.len() {
+            let second = root(&all[..n]);
+            for m in 1..=n {
+                let first = root(&all[..m]);
+                let proof = consistency_proof(&all[..n], m);
+                assert!(
+                    verify_consistency(m, n, &proof, &first, &second),
+                    "m={m} n={n}"
+                );
+                // A wrong old root, a wrong new root, or a dropped or
+                // extra proof element must all fail.
+                let bad = leaf_hash(b"bad");
+                assert!(
+                    !verify_consistency(m, n, &proof, &bad, &second),
+                    "m={m} n={n}"
+                );
+                if m < n {
+                    assert!(
+                        !verify_consistency(m, n, &proof, &first, &bad),
+                        "m={m} n={n}"
+                    );
+                    assert!(
+                        !verify_consistency(m, n, &proof[..proof.len() - 1], &first, &second),
+                        "m={m} n={n}"
+                    );
+                    let mut longer = proof.clone();
+                    longer.push(bad);
+                    assert!(
+                        !verify_consistency(m, n, &longer, &first, &second),
+                        "m={m} n={n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn consistency_detects_a_changed_prefix() {
+        let mut all: Vec<Hash> = (0..9u8).map(|i| leaf_hash(&[i])).collect();
+        let first = root(&all[..5]);
+        all[2] = leaf_hash(b"altered");
+        let proof = consistency_proof(&all, 5);
+        assert!(!verify_consistency(5, 9, &proof, &first, &root(&all)));
+    }
+
+    #[test]
+    fn rfc_reference_proof_shape() {
+        // RFC 9162 §2.1.5: the consistency proof between the tree of 3 leaves and of 7
+        // leaves is [c, d, g, l] = [leaf 2, leaf 3, node(0,1), root(4..7)].
+        let d: Vec<Hash> = (0..7u8).map(|i| leaf_hash(&[i])).collect();
+        let p = consistency_proof(&d, 3);
+        assert_eq!(p, vec![d[2], d[3], node_hash(&d[0], &d[1]), root(&d[4..])]);
+        // Between 4 and 7: [l] = [root(4..7)].
+        assert_eq!(consistency_proof(&d, 4), vec![root(&d[4..])]);
+        // Between 6 and 7: [i, j, k] = [node(4,5), leaf 6, root(0..4)].
+        assert_eq!(
+            consistency_proof(&d, 6),
+            vec![node_hash(&d[4], &d[5]), d[6], root(&d[..4])]
+        );
     }
 }

@@ -404,15 +404,15 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
         r[person_hash_idx] = Value::Str(h);
     });
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    let mut index: BTreeMap<(String, String), (String, u16)> = BTreeMap::new();
+    // Every (identifier, person) pair: one identifier can fit several persons (twins
+    // share kana and birth date; an unlinked record keeps its own person key).
+    let mut index: std::collections::BTreeSet<(String, String, String, u16)> = Default::default();
     for r in &records {
         let ph = r[person_hash_idx].as_str().unwrap_or_default().to_string();
         let bucket = bucket_of(&ph, buckets);
         groups.entry(partition_of(schema, r, bucket)).or_default().push(r);
         for (kind, value) in identifiers(schema, r) {
-            index
-                .entry((kind.to_string(), keyed_hash(&secret, kind, &value)))
-                .or_insert((ph.clone(), bucket));
+            index.insert((kind.to_string(), keyed_hash(&secret, kind, &value), ph.clone(), bucket));
         }
     }
 
@@ -608,7 +608,7 @@ pub fn sign_manifest_bytes(manifest: &Manifest, text: &[u8], signing: &minisign:
     manifest::sign(signing, text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
 }
 
-fn index_batch(index: &BTreeMap<(String, String), (String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {
+fn index_batch(index: &std::collections::BTreeSet<(String, String, String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {
     let schema = Arc::new(ArrowSchema::new(vec![
         ArrowField::new("kind", DataType::Utf8, false),
         ArrowField::new("key_hash", DataType::Utf8, false),
@@ -616,7 +616,7 @@ fn index_batch(index: &BTreeMap<(String, String), (String, u16)>) -> (RecordBatc
         ArrowField::new("bucket", DataType::UInt16, false),
     ]));
     let (mut k, mut h, mut p, mut b) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), UInt16Builder::new());
-    for ((kind, hash), (person, bucket)) in index {
+    for (kind, hash, person, bucket) in index {
         k.append_value(kind);
         h.append_value(hash);
         p.append_value(person);

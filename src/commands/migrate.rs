@@ -172,6 +172,27 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
         &|_| bar.tick(),
     )?;
     bar.finish_and_clear();
+    // Audit: one entry for the migration, and the first signed checkpoint. The manifest
+    // is committed already; a failure here is reported, not a failed migration.
+    let logged = crate::audit::append(
+        &store,
+        None,
+        crate::audit::Event {
+            archive_id: manifest.archive_id.clone(),
+            generation: manifest.generation,
+            time: now_rfc3339(),
+            operator: std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "migrate".into()),
+            purpose: "migration".into(),
+            command: "migrate".into(),
+            result_count: n_records,
+            outcome: "committed".into(),
+            ..Default::default()
+        },
+    )
+    .and_then(|_| crate::audit::checkpoint(&store, &manifest.archive_id, Some(&keys.signing)));
+    if let Err(e) = logged {
+        ctx.printer.note(&format!("warning: the archive is committed but its audit entry could not be written: {e}"));
+    }
     Ok(Summary {
         archive: location.to_string(),
         archive_id: manifest.archive_id,

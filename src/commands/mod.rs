@@ -1,9 +1,11 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
 pub mod certificate;
+pub mod audit;
 pub mod demo;
 pub mod erase;
 pub mod keygen;
+pub mod lookup;
 pub mod migrate;
 pub mod normalise;
 pub mod rekey;
@@ -42,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Purge(a) => purge::run(a, &ctx),
         Command::Erase(a) => erase::run(a, &ctx),
         Command::Certificate(a) => certificate::run(a, &ctx),
+        Command::Lookup(a) => lookup::run(a, &ctx),
+        Command::Audit(a) => audit::run(a, &ctx),
     }
 }
 
@@ -106,6 +110,12 @@ pub fn hint_for(err: &anyhow::Error) -> String {
             return match e {
                 crate::keys::KeyError::Insecure { .. } => "run `chmod 600` on the identity file, or pass --allow-insecure-identity".into(),
                 _ => "check the key file path; make keys with `vaxarc keygen`".into(),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::audit::AuditError>() {
+            return match e {
+                crate::audit::AuditError::NoSecret => "pass a custodian identity with --identity".into(),
+                _ => "run `vaxarc audit verify --archive DIR`; see docs/audit.md".into(),
             };
         }
         if cause.downcast_ref::<crate::archive::crypto::CryptoError>().is_some() {

@@ -13,6 +13,7 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let pinned = args.pubkey.as_deref().map(crate::keys::load_public_key).transpose()?;
     let store = Store::open(&args.archive)?;
     let report = verify::verify(&store, Schema::embedded(), pinned.as_ref(), &identities)?;
+    log_verify(&store, &args, &report, &identities, ctx);
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -48,4 +49,35 @@ pub fn render(r: &verify::Report, location: &str) -> String {
         }
     }
     out
+}
+
+/// Append the verify entry to the audit log and write a checkpoint. Best effort: a
+/// read-only or broken archive still gets its report (a note says the entry is missing).
+fn log_verify(store: &Store, args: &VerifyArgs, report: &verify::Report, identities: &[age::x25519::Identity], ctx: &Context) {
+    let Ok((manifest, _)) = crate::archive::read_manifest(store) else {
+        return;
+    };
+    let signer = match args.signing_key.as_deref().map(|p| crate::keys::load_signing_key(p, ctx.allow_insecure_identity)).transpose() {
+        Ok(s) => s.map(|k| k.0),
+        Err(e) => {
+            ctx.printer.note(&format!("warning: audit checkpoint not signed: {e}"));
+            None
+        }
+    };
+    let _ = identities;
+    let event = crate::audit::Event {
+        archive_id: manifest.archive_id.clone(),
+        generation: manifest.generation,
+        time: super::now_rfc3339(),
+        operator: args.operator.clone(),
+        purpose: args.purpose.clone(),
+        command: if args.identity.is_empty() { "verify".into() } else { "verify-deep".into() },
+        result_count: report.problems.len() as u64,
+        outcome: if report.ok() { "ok".into() } else { "problems".into() },
+        ..Default::default()
+    };
+    let r = crate::audit::append(store, None, event).and_then(|_| crate::audit::checkpoint(store, &manifest.archive_id, signer.as_ref()));
+    if let Err(e) = r {
+        ctx.printer.note(&format!("warning: verify could not be logged in the audit log: {e}"));
+    }
 }

@@ -6,6 +6,7 @@ mod commands;
 mod interop;
 mod report;
 mod purge;
+mod lookup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +15,11 @@ use std::process::{Command, Output};
 /// several worktrees, `target/debug/vaxarc` can be replaced by another branch's build
 /// while the tests run).
 pub fn vaxarc() -> Command {
-    let bin = std::env::var_os("VAXARC_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_vaxarc").into());
+    // VAXARC_BIN (or VAXARC_TEST_BIN) overrides the binary: a copy, when several worktrees
+    // share one CARGO_TARGET_DIR and overwrite each other's `target/debug/vaxarc`.
+    let bin = std::env::var_os("VAXARC_BIN")
+        .or_else(|| std::env::var_os("VAXARC_TEST_BIN"))
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_vaxarc").into());
     let mut c = Command::new(bin);
     c.env("NO_PROGRESS", "1");
     c

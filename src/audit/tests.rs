@@ -1,0 +1,168 @@
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path().to_str().unwrap()).unwrap();
+    (d, s)
+}
+
+fn manifest(id: &str) -> Manifest {
+    serde_json::from_value(serde_json::json!({
+        "format": "vaxarc-archive", "format_version": 1, "archive_id": id, "generation": 1,
+        "previous_root": null, "created": "2026-01-01T00:00:00Z",
+        "program": {"name": "vaxarc", "version": "0"}, "municipality_code": "131091",
+        "custodians": [], "vault_recipients": [], "signing_public_key": "", "buckets": 16,
+        "schema_toml": "", "pipeline_toml": "", "accounting": [], "reconciliation": null,
+        "partitions": [], "files": [], "totals": {"rows_read": 0, "records": 0, "merged": 0, "quarantined": 0, "review": 0},
+        "merkle_root": ""
+    }))
+    .unwrap()
+}
+
+fn event(i: u64) -> Event {
+    Event {
+        archive_id: "a1".into(),
+        generation: 1,
+        time: "2026-01-01T00:00:00Z".into(),
+        operator: "op1".into(),
+        purpose: "test".into(),
+        command: "lookup".into(),
+        persons: vec![format!("person{i}")],
+        query: Some(format!("atena\0{i}")),
+        result_count: i,
+        outcome: "found".into(),
+    }
+}
+
+fn keys() -> (minisign::PublicKey, minisign::SecretKey) {
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    (kp.pk, kp.sk)
+}
+
+#[test]
+fn entries_hash_persons_and_queries_and_receipts_verify() {
+    let (_d, s) = store();
+    let secret = [7u8; 32];
+    let mut receipts = Vec::new();
+    for i in 0..5 {
+        receipts.push(append(&s, Some(&secret), event(i)).unwrap());
+    }
+    let text = String::from_utf8(s.get(LOG).unwrap()).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    assert!(
+        !text.contains("person1") && !text.contains("atena"),
+        "raw person or query in the log"
+    );
+    for r in &receipts {
+        assert!(verify_inclusion(r));
+        let mut bad = r.clone();
+        bad.entry = bad.entry.replace("op1", "op2");
+        assert!(!verify_inclusion(&bad));
+    }
+    // Persons without the key are refused.
+    assert!(matches!(
+        append(&s, None, event(9)),
+        Err(AuditError::NoSecret)
+    ));
+    // A batch gets consecutive indexes and one rewrite.
+    let batch = append_all(&s, Some(&secret), (10..13).map(event).collect()).unwrap();
+    assert_eq!(
+        batch.iter().map(|r| r.index).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert!(batch.iter().all(|r| r.size == 8 && verify_inclusion(r)));
+}
+
+#[test]
+fn verify_accepts_a_good_log_and_names_tampering() {
+    let (_d, s) = store();
+    let m = manifest("a1");
+    let (pk, sk) = keys();
+    let secret = [1u8; 32];
+    for i in 0..3 {
+        append(&s, Some(&secret), event(i)).unwrap();
+        checkpoint(&s, "a1", Some(&sk)).unwrap();
+    }
+    append(&s, Some(&secret), event(3)).unwrap();
+    checkpoint(&s, "a1", None).unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.entries, r.checkpoints, r.signed_checkpoints), (4, 4, 3));
+    assert_eq!(
+        r.unsigned_checkpoints,
+        vec!["audit/checkpoint-4.txt".to_string()]
+    );
+
+    let good = s.get(LOG).unwrap();
+    let lines: Vec<&[u8]> = good
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Altered entry (still valid JSON, same seq).
+    let altered = String::from_utf8(good.clone()).unwrap().replacen(
+        "\"result_count\":1",
+        "\"result_count\":0",
+        1,
+    );
+    s.put(LOG, altered.into_bytes()).unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(!r.ok());
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path == LOG && p.problem.contains("lines 2..=2")),
+        "{:?}",
+        r.problems
+    );
+    // Deleted middle entry.
+    let mut deleted = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i != 1 {
+            deleted.extend_from_slice(l);
+            deleted.push(b'\n');
+        }
+    }
+    s.put(LOG, deleted).unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.path == "audit/log.jsonl:2"),
+        "{:?}",
+        r.problems
+    );
+    // Truncated log.
+    let mut truncated = Vec::new();
+    for l in &lines[..2] {
+        truncated.extend_from_slice(l);
+        truncated.push(b'\n');
+    }
+    s.put(LOG, truncated).unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.problem.contains("entries were deleted")),
+        "{:?}",
+        r.problems
+    );
+    // Forged checkpoint signature.
+    s.put(LOG, good).unwrap();
+    let (_, other) = keys();
+    let text = s.get("audit/checkpoint-2.txt").unwrap();
+    let forged = crate::archive::manifest::sign(&other, &text, "x").unwrap();
+    s.put("audit/checkpoint-2.txt.minisig", forged.into_bytes())
+        .unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(r.problems[0].path, "audit/checkpoint-2.txt.minisig");
+}
+
+#[test]
+fn checkpoint_text_round_trips() {
+    let root = merkle::leaf_hash(b"x");
+    let t = checkpoint_text("abc", 12, &root);
+    assert_eq!(
+        parse_checkpoint(&t),
+        Some(("vaxarc-audit/abc".to_string(), 12, root))
+    );
+    assert_eq!(t.lines().count(), 3);
+}

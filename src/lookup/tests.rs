@@ -1,0 +1,258 @@
+use super::*;
+
+#[test]
+fn queries_are_canonicalised_and_never_debug_their_value() {
+    assert_eq!(
+        Query::atena("００１２３４５").unwrap(),
+        Query::atena("12345").unwrap()
+    );
+    let t = Query::ticket("131091:１２３４５６７８９０").unwrap();
+    assert_eq!(t.value(), "131091:1234567890");
+    assert!(Query::ticket("131091").is_err());
+    assert!(
+        Query::kojin_bango("123456789012").is_err() || Query::kojin_bango("123456789012").is_ok()
+    );
+    let a = Query::kana_birth("ヤマダ　タロウ", "1980-04-01").unwrap();
+    let b = Query::kana_birth("ﾔﾏﾀﾞ ﾀﾛｳ", "S55.04.01").unwrap();
+    assert_eq!(a, b);
+    assert_eq!(format!("{a:?}"), "Query(kana_birth)");
+    assert!(Query::parse_line("kana=ヤマダ,birth=1980-04-01").is_ok());
+    assert!(Query::parse_line("ticket=131091:1234567890").is_ok());
+    assert!(Query::parse_line("name=x").is_err());
+    // Errors name the argument, never the value.
+    let e = Query::ticket("999:abc").unwrap_err();
+    assert!(!e.0.contains("999") && !e.0.contains("abc"), "{}", e.0);
+}
+
+#[test]
+fn embedded_roles_are_valid_and_vault_items_need_the_vault() {
+    let schema = Schema::embedded();
+    let roles = Roles::embedded();
+    let (name, clerk) = roles.get(None).unwrap();
+    assert_eq!(name, "clerk");
+    assert!(!View::role_wants_vault(schema, clerk));
+    let (_, vo) = roles.get(Some("vault_officer")).unwrap();
+    assert!(View::role_wants_vault(schema, vo));
+    assert!(!View::new(schema, "vault_officer", vo, false, true)
+        .items
+        .contains("kojin_bango"));
+    assert!(!View::new(schema, "vault_officer", vo, true, false)
+        .items
+        .contains("kojin_bango"));
+    assert!(View::new(schema, "vault_officer", vo, true, true)
+        .items
+        .contains("kojin_bango"));
+    assert!(Roles::from_toml("default = \"x\"\n[role.x]\nitems = [\"nope\"]\n", schema).is_err());
+}
+
+fn rec(schema: &Schema, id: &str, person: &str, code: &str, dose: i64, date: i32) -> Record {
+    let mut r = vec![Value::Null; schema.len()];
+    r[schema.idx("record_id")] = Value::Str(id.into());
+    r[schema.idx("person_hash")] = Value::Str(person.into());
+    r[schema.idx("vaccine_code")] = Value::Str(code.into());
+    r[schema.idx("dose_number")] = Value::Int(dose);
+    r[schema.idx("vaccination_date")] = Value::Date(date);
+    r[schema.idx("kanji_name")] = Value::Str("山田　太郎".into());
+    r[schema.idx("sex")] = Value::Str("M".into());
+    r
+}
+
+#[test]
+fn answer_orders_doses_filters_persons_and_lists_candidates() {
+    let schema = Schema::embedded();
+    let tables = Tables::embedded();
+    let roles = Roles::embedded();
+    let (_, clerk) = roles.get(None).unwrap();
+    let view = View::new(schema, "clerk", clerk, false, false);
+    let records = vec![
+        rec(schema, "r3", "p1", "COVID19", 2, 19000),
+        rec(schema, "r1", "p1", "COVID19", 1, 18950),
+        rec(schema, "r2", "p1", "MR", 1, 10000),
+        rec(schema, "r9", "p2", "COVID19", 1, 18960),
+    ];
+    let q = Query::atena("1").unwrap();
+    let a = answer(
+        schema,
+        tables,
+        &q,
+        &["p1".into()],
+        &records,
+        &BTreeMap::new(),
+        &view,
+    );
+    assert_eq!(a.status, "found");
+    assert_eq!(a.records, 3);
+    assert_eq!(
+        a.covid
+            .iter()
+            .map(|d| d.record_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["r1", "r3"]
+    );
+    assert_eq!(a.routine.len(), 1);
+    assert_eq!(
+        a.person.get("kanji_name").map(String::as_str),
+        Some("山田　太郎")
+    );
+    let text = render_text(schema, &a);
+    assert!(text.contains("接種回") && text.contains("漢字氏名"));
+    let fhir = render_fhir(&a);
+    assert_eq!(fhir["entry"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        fhir["entry"][1]["resource"]["meta"]["profile"][0],
+        JP_IMMUNIZATION
+    );
+    // Two persons for a kana + birth query: candidates only.
+    let q = Query::kana_birth("ヤマダ", "2000-01-01").unwrap();
+    let a = answer(
+        schema,
+        tables,
+        &q,
+        &["p1".into(), "p2".into()],
+        &records,
+        &BTreeMap::new(),
+        &view,
+    );
+    assert_eq!(a.status, "candidates");
+    assert_eq!(a.candidates.len(), 2);
+    assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
+    // health_only sees no name.
+    let (_, h) = roles.get(Some("health_only")).unwrap();
+    let view = View::new(schema, "health_only", h, false, false);
+    let a = answer(
+        schema,
+        tables,
+        &Query::atena("1").unwrap(),
+        &["p1".into()],
+        &records,
+        &BTreeMap::new(),
+        &view,
+    );
+    assert!(!a.person.contains_key("kanji_name"));
+    // Nobody.
+    let a = answer(
+        schema,
+        tables,
+        &Query::atena("1").unwrap(),
+        &["zz".into()],
+        &records,
+        &BTreeMap::new(),
+        &view,
+    );
+    assert_eq!(a.status, "not_found");
+}
+
+/// Twins (same kana and birth date, different 宛名番号) through a real archive: the kana
+/// query gives candidates, each atena query exactly one person, and only the buckets of the
+/// persons are decrypted.
+#[test]
+fn twins_through_a_written_archive_give_candidates() {
+    use crate::archive::{self, crypto::Recipients, store::Store, NewArchive, WriteKeys};
+    let schema = Schema::embedded();
+    let custodian = age::x25519::Identity::generate();
+    let vault = age::x25519::Identity::generate();
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let keys = WriteKeys {
+        custodians: Recipients(vec![custodian.to_public()]),
+        vault: Recipients(vec![vault.to_public()]),
+        signing_public: kp.pk.to_base64(),
+        signing: kp.sk,
+    };
+    let mut records = Vec::new();
+    for (i, atena) in ["1001", "1002", "1003", "1004", "1005", "1006"]
+        .iter()
+        .enumerate()
+    {
+        let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000 + i as i32);
+        let set = |r: &mut Record, k: &str, v: Value| r[schema.idx(k)] = v;
+        set(&mut r, "atena_number", Value::Str(atena.to_string()));
+        set(
+            &mut r,
+            "registry_atena_number",
+            Value::Str(atena.to_string()),
+        );
+        // 1001 and 1002 are twins.
+        set(
+            &mut r,
+            "kana_name",
+            Value::Str(if i < 2 {
+                "ヤマダ　タロウ".into()
+            } else {
+                format!("サトウ　{i}")
+            }),
+        );
+        set(
+            &mut r,
+            "birth_date",
+            Value::Date(if i < 2 { 7000 } else { 7000 + i as i32 }),
+        );
+        for (k, v) in [
+            ("source_kind", "vrs"),
+            ("source_file_id", "f"),
+            ("raw_row_blake3", "x"),
+            ("match_method", "atena"),
+            ("registry_status", "resident"),
+            ("merge_status", "single"),
+            ("retention_class", "covid_special"),
+        ] {
+            set(&mut r, k, Value::Str(v.into()));
+        }
+        set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}")));
+        set(&mut r, "source_line", Value::Int(i as i64 + 2));
+        records.push(r);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let m = archive::write_new(
+        &store,
+        NewArchive {
+            schema,
+            records,
+            quarantine: vec![],
+            review: vec![],
+            accounting: vec![],
+            reconciliation: serde_json::Value::Null,
+            pipeline_toml: String::new(),
+            municipality_code: "131091".into(),
+            buckets: 64,
+            created: "2026-01-01T00:00:00Z".into(),
+        },
+        &keys,
+        &|_| {},
+    )
+    .unwrap();
+    let ids = [custodian];
+    let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
+    let q = Query::KanaBirth(format!("{}:7000", normalise::kana_key("ヤマダ　タロウ")));
+    let persons = reader.resolve(&q);
+    assert_eq!(persons.len(), 2, "twins share the kana + birth key");
+    let buckets: BTreeSet<u16> = persons.iter().map(|p| p.1).collect();
+    let parts = reader.records(&buckets).unwrap();
+    assert!(
+        reader.partitions_decrypted < m.partitions.len() as u64,
+        "only the persons' buckets are decrypted"
+    );
+    let all: Vec<Record> = parts.iter().flat_map(|p| p.iter().cloned()).collect();
+    let hashes: Vec<String> = persons.iter().map(|p| p.0.clone()).collect();
+    let roles = Roles::embedded();
+    let (_, clerk) = roles.get(None).unwrap();
+    let view = View::new(schema, "clerk", clerk, false, false);
+    let a = answer(
+        schema,
+        Tables::embedded(),
+        &q,
+        &hashes,
+        &all,
+        &BTreeMap::new(),
+        &view,
+    );
+    assert_eq!(a.status, "candidates");
+    assert_eq!(a.candidates.len(), 2);
+    assert!(a.covid.is_empty());
+    // Each twin by atena: exactly one person, one record; then by --person.
+    for atena in ["1001", "1002"] {
+        let p = reader.resolve(&Query::atena(atena).unwrap());
+        assert_eq!(p.len(), 1);
+        assert_eq!(reader.resolve(&Query::person(&p[0].0).unwrap()), p);
+    }
+}

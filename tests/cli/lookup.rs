@@ -1,0 +1,411 @@
+//! lookup + audit: answers equal the truth, candidates for ambiguous queries, vault items
+//! only with the vault, no personal data in the audit log, tampering detected, FHIR valid.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::{files_under, personal_values, run_ok, vaxarc, Fixture};
+
+fn lookup(archive: &Path, identities: &[PathBuf], args: &[&str]) -> std::process::Output {
+    let mut c = vaxarc();
+    c.arg("lookup").arg("--archive").arg(archive).args([
+        "--operator",
+        "clerk-7",
+        "--purpose",
+        "certificate",
+    ]);
+    for i in identities {
+        c.arg("--identity").arg(i);
+    }
+    c.args(args);
+    run_ok(&mut c)
+}
+
+type Dose = (String, String, String);
+type Row = BTreeMap<String, String>;
+
+/// The truth's records per person: rows with outcome `record`, merged pairs counted once.
+fn truth(input: &Path) -> (Vec<Row>, BTreeMap<String, Vec<Dose>>) {
+    let read = |name: &str| -> Vec<BTreeMap<String, String>> {
+        let mut rdr = csv::Reader::from_path(input.join("truth").join(name)).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        rdr.records()
+            .map(|r| {
+                h.iter()
+                    .zip(r.unwrap().iter())
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect()
+            })
+            .collect()
+    };
+    let persons = read("persons.csv");
+    let mut by_person: BTreeMap<String, Vec<Dose>> = BTreeMap::new();
+    let mut merged_seen = BTreeSet::new();
+    for r in read("rows.csv") {
+        if r["outcome"] != "record" {
+            continue;
+        }
+        if r["merge"] == "merged" && !merged_seen.insert(r["dose_key"].clone()) {
+            continue; // the absorbed copy of a merged pair
+        }
+        by_person.entry(r["person_id"].clone()).or_default().push((
+            r["vaccination_date"].clone(),
+            r["vaccine_code"].clone(),
+            r["dose_number"].clone(),
+        ));
+    }
+    (persons, by_person)
+}
+
+fn doses_of(answer: &serde_json::Value) -> Vec<Dose> {
+    let dose = |d: &serde_json::Value| {
+        (
+            d["vaccination_date"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            d["vaccine_code"].as_str().unwrap_or_default().to_string(),
+            d["dose_number"]
+                .as_i64()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    let mut out: Vec<Dose> = answer["covid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(dose)
+        .collect();
+    for r in answer["routine"].as_array().unwrap() {
+        for s in r["stages"].as_array().unwrap() {
+            out.extend(s["doses"].as_array().unwrap().iter().map(dose));
+        }
+    }
+    out
+}
+
+#[test]
+fn lookups_return_exactly_the_truths_records() {
+    let f = Fixture::new(250, 31);
+    let (archive, _) = f.migrate("archive");
+    let (persons, records) = truth(&f.input());
+    let id = [f.key("custodian-1.key")];
+    // 20 persons spread over the file, registry residents with records.
+    let picked: Vec<&BTreeMap<String, String>> = persons
+        .iter()
+        .filter(|p| p["in_registry"] == "true" && records.contains_key(&p["person_id"]))
+        .step_by(7)
+        .take(20)
+        .collect();
+    assert_eq!(picked.len(), 20);
+    let mut batch = String::new();
+    let mut checked = 0;
+    for p in &picked {
+        let out = lookup(
+            &archive,
+            &id,
+            &["--atena", &p["atena_number"], "--format", "json"],
+        );
+        let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(a["status"], "found", "person {}", p["person_id"]);
+        let mut got = doses_of(&a);
+        let mut want = records[&p["person_id"]].clone();
+        got.sort();
+        want.sort();
+        assert_eq!(
+            a["records"].as_u64().unwrap() as usize,
+            want.len(),
+            "count for {}",
+            p["person_id"]
+        );
+        assert_eq!(got, want, "records of {}", p["person_id"]);
+        // COVID doses come in certificate order.
+        let covid: Vec<i64> = a["covid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["dose_number"].as_i64())
+            .collect();
+        assert!(covid.windows(2).all(|w| w[0] <= w[1]));
+        batch.push_str(&format!("atena={}\n", p["atena_number"]));
+        checked += 1;
+    }
+    assert_eq!(checked, 20);
+    // Batch mode gives the same answers, one JSON line per query.
+    let file = f.dir.path().join("batch.txt");
+    std::fs::write(&file, &batch).unwrap();
+    let out = lookup(
+        &archive,
+        &id,
+        &["--batch", file.to_str().unwrap(), "--format", "json"],
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    for (a, p) in lines.iter().zip(&picked) {
+        let mut got = doses_of(a);
+        let mut want = records[&p["person_id"]].clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+    // A ticket query finds the same person as the atena query.
+    let p = picked
+        .iter()
+        .find(|p| !p["ticket_number"].is_empty())
+        .unwrap();
+    let by_ticket = lookup(
+        &archive,
+        &id,
+        &[
+            "--ticket",
+            &format!("{}:{}", p["municipality_code"], p["ticket_number"]),
+            "--format",
+            "json",
+        ],
+    );
+    let by_atena = lookup(
+        &archive,
+        &id,
+        &["--atena", &p["atena_number"], "--format", "json"],
+    );
+    let (t, a): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&by_ticket.stdout).unwrap(),
+        serde_json::from_slice(&by_atena.stdout).unwrap(),
+    );
+    assert_eq!(t["persons"], a["persons"]);
+    // Nobody: status not_found, exit 0.
+    let out = lookup(
+        &archive,
+        &id,
+        &["--atena", "99999999999", "--format", "json"],
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["status"], "not_found");
+}
+
+#[test]
+fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_holds_no_personal_data()
+{
+    let f = Fixture::new(120, 41);
+    let (archive, _) = f.migrate("archive");
+    let (persons, records) = truth(&f.input());
+    let p = persons
+        .iter()
+        .find(|p| {
+            p["in_registry"] == "true"
+                && !p["kojin_bango"].is_empty()
+                && records.contains_key(&p["person_id"])
+        })
+        .unwrap();
+    let kojin = p["kojin_bango"].clone();
+    let custodian = f.key("custodian-1.key");
+    let vault = f.key("vault.key");
+    for format in ["text", "json", "fhir"] {
+        for role in ["clerk", "vault_officer"] {
+            for (ids, flag) in [
+                (vec![custodian.clone()], true),
+                (vec![custodian.clone(), vault.clone()], false),
+                (vec![custodian.clone()], false),
+            ] {
+                let mut args = vec![
+                    "--atena",
+                    p["atena_number"].as_str(),
+                    "--format",
+                    format,
+                    "--role",
+                    role,
+                ];
+                if flag {
+                    args.push("--show-vault");
+                }
+                let out = lookup(&archive, &ids, &args);
+                assert!(
+                    !crate::contains(&out.stdout, &kojin),
+                    "個人番号 shown: format {format} role {role} flag {flag} ids {}",
+                    ids.len()
+                );
+            }
+        }
+    }
+    // With the vault identity, the vault role and the flag, it is shown (when archived).
+    let out = lookup(
+        &archive,
+        &[custodian.clone(), vault.clone()],
+        &[
+            "--atena",
+            &p["atena_number"],
+            "--format",
+            "json",
+            "--role",
+            "vault_officer",
+            "--show-vault",
+        ],
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["vault_shown"], true);
+    if let Some(k) = a["person"]["kojin_bango"].as_str() {
+        assert_eq!(k, kojin);
+    }
+    // Search by 個人番号 works without showing it.
+    let out = lookup(
+        &archive,
+        std::slice::from_ref(&custodian),
+        &["--kojin-bango", &kojin, "--format", "json"],
+    );
+    assert!(!crate::contains(&out.stdout, &kojin));
+    // The audit log and checkpoints hold no personal value, and stderr neither.
+    assert!(!crate::contains(&out.stderr, &kojin));
+    let values = personal_values(&f.input());
+    let m = crate::matcher(&values);
+    let mut n = 0;
+    for file in files_under(&archive.join("audit")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            m.find(&bytes).is_none(),
+            "personal value in {}",
+            file.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 3);
+    let log = std::fs::read_to_string(archive.join("audit/log.jsonl")).unwrap();
+    assert!(log.lines().count() >= 20, "every lookup is an entry");
+    assert!(log
+        .lines()
+        .skip(1)
+        .all(|l| l.contains("\"operator\":\"clerk-7\"")));
+}
+
+#[test]
+fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
+    let f = Fixture::new(60, 43);
+    let (archive, _) = f.migrate("archive");
+    let (persons, _) = truth(&f.input());
+    let id = [f.key("custodian-1.key")];
+    for p in persons
+        .iter()
+        .filter(|p| p["in_registry"] == "true")
+        .take(4)
+    {
+        lookup(
+            &archive,
+            &id,
+            &[
+                "--atena",
+                &p["atena_number"],
+                "--format",
+                "json",
+                "--signing-key",
+                f.key("signing.key").to_str().unwrap(),
+            ],
+        );
+    }
+    let verify = |dir: &Path| {
+        let out = vaxarc()
+            .args(["audit", "verify", "--archive"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = verify(&archive);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("5 entries"), "{text}");
+    let log = archive.join("audit/log.jsonl");
+    let good = std::fs::read_to_string(&log).unwrap();
+    // Altered entry.
+    std::fs::write(
+        &log,
+        good.replacen("\"operator\":\"clerk-7\"", "\"operator\":\"someone\"", 1),
+    )
+    .unwrap();
+    let (code, text) = verify(&archive);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("audit/log.jsonl"), "{text}");
+    // Deleted entry (the second lookup).
+    let kept: Vec<&str> = good
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    let (code, text) = verify(&archive);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("audit/log.jsonl:3"), "{text}");
+    // Truncated log.
+    let kept: Vec<&str> = good.lines().take(3).collect();
+    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    let (code, text) = verify(&archive);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("deleted"), "{text}");
+    // Restored, it verifies again; and the archive's own verify ignores audit/.
+    std::fs::write(&log, &good).unwrap();
+    assert_eq!(verify(&archive).0, Some(0));
+    assert!(vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[test]
+fn lookup_fhir_output_validates_with_fhir_resources() {
+    if std::process::Command::new("python3")
+        .args(["-c", "import fhir.resources"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        if std::env::var("CI").is_ok() {
+            panic!("python3 with fhir.resources is required in CI (.ci/run installs it)");
+        }
+        eprintln!("skipped: python3 -m pip install fhir.resources");
+        return;
+    }
+    let f = Fixture::new(60, 47);
+    let (archive, _) = f.migrate("archive");
+    let (persons, _) = truth(&f.input());
+    let id = [f.key("custodian-1.key")];
+    let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
+    let out = lookup(
+        &archive,
+        &id,
+        &["--atena", &p["atena_number"], "--format", "fhir"],
+    );
+    let file = f.dir.path().join("bundle.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let script = r#"
+import json, sys
+from fhir.resources.R4B.bundle import Bundle
+b = Bundle.model_validate(json.load(open(sys.argv[1]))) if hasattr(Bundle, "model_validate") else Bundle.parse_obj(json.load(open(sys.argv[1])))
+kinds = [e.resource.__resource_type__ if hasattr(e.resource, "__resource_type__") else e.resource.resource_type for e in b.entry]
+assert kinds[0] == "Patient", kinds
+assert "Immunization" in kinds, kinds
+for e in b.entry[1:]:
+    assert e.resource.meta.profile[0] == "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Immunization"
+print(len(kinds))
+"#;
+    let v = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "fhir.resources rejected the bundle: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
