@@ -35,6 +35,8 @@ pub struct Summary {
     pub records: u64,
     /// Objects left by an interrupted earlier run and removed first.
     pub removed_stale_objects: u64,
+    /// Wall-clock seconds per stage (ingest, reconcile, write).
+    pub timings: std::collections::BTreeMap<String, f64>,
     /// Every accounting identity holds.
     pub balanced: bool,
 }
@@ -106,11 +108,16 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
         *prev = pos;
         bar.set_position(seen.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta);
     };
+    let mut timings = std::collections::BTreeMap::new();
+    let started = std::time::Instant::now();
     let ingested = ingest::ingest(&pipeline.sources, schema, tables, &on_bytes)?;
+    timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
     bar.finish_and_clear();
 
     let spinner = ctx.printer.spinner("reconcile");
+    let started = std::time::Instant::now();
     let outcome = reconcile::reconcile(schema, ingested.records, &ingested.registry, &ingested.vrs_persons, rules);
+    timings.insert("reconcile".to_string(), started.elapsed().as_secs_f64());
     spinner.finish_and_clear();
 
     // Fill the post-reconciliation accounting.
@@ -154,6 +161,7 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
         signing_public,
     };
     let bar = ctx.printer.spinner("write");
+    let started = std::time::Instant::now();
     let manifest = archive::write_new(
         &store,
         NewArchive {
@@ -172,6 +180,7 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
         &|_| bar.tick(),
     )?;
     bar.finish_and_clear();
+    timings.insert("write".to_string(), started.elapsed().as_secs_f64());
     // Audit: one entry for the migration, and the first signed checkpoint. The manifest
     // is committed already; a failure here is reported, not a failed migration.
     let logged = crate::audit::append(
@@ -203,6 +212,7 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
         partitions: manifest.partitions.len() as u64,
         records: n_records,
         removed_stale_objects: removed,
+        timings,
         balanced,
     })
 }
