@@ -64,6 +64,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt")]
     Lookup(LookupArgs),
     /// Check the archive's audit log and its signed checkpoints.
+    #[command(after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub --json")]
     Audit(AuditArgs),
 }
 

@@ -359,7 +359,9 @@ pub fn partition_path(key: &PartitionKey, id: &str) -> String {
 }
 
 /// Objects a fresh migrate may find left over by an interrupted earlier run.
-pub const STAGING_PREFIXES: &[&str] = &["data/", "vault/", "keys/", "index/", "quarantine/", "review/", manifest::SIGNATURE];
+/// (`audit/` too: a migration appends to the audit log only after its commit, so an
+/// uncommitted folder's audit entries, if any, describe no archive.)
+pub const STAGING_PREFIXES: &[&str] = &["data/", "vault/", "keys/", "index/", "quarantine/", "review/", "audit/", manifest::SIGNATURE];
 
 /// Prepare an empty location for a new archive: refuse an existing archive; remove the
 /// ciphertext objects an interrupted run left (they were never committed); refuse

@@ -106,6 +106,11 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
     }
     // Listed objects.
     let listed: std::collections::BTreeMap<&str, &manifest::FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    if let Some(root) = store.local_root() {
+        for link in symlinks_under(root) {
+            problem(&link, "is a symbolic link; archives hold plain files only (refused, not followed)".into());
+        }
+    }
     let present = store.list()?;
     let present_paths: std::collections::BTreeSet<&str> = present.iter().map(|o| o.path.as_str()).collect();
     for o in &present {
@@ -167,6 +172,27 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
     report.merkle_root = root;
     report.signing_key_id = key_id_of(&m);
     Ok(report)
+}
+
+/// Symbolic links under a local archive root (relative, `/`-separated).
+fn symlinks_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            if meta.file_type().is_symlink() {
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            } else if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The minisign key id (hex, as `minisign` prints it) of the manifest's signing key.

@@ -76,8 +76,12 @@ pub fn detect(choice: EncodingChoice, sample: &[u8]) -> Encoding {
     }
 }
 
-/// Decode one field strictly; `None` when it holds undecodable bytes.
+/// Decode one field strictly; `None` when it holds undecodable bytes. NUL bytes never
+/// stand for text in an export (they are corruption), so they count as undecodable.
 pub fn decode_field(encoding: Encoding, bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    if bytes.contains(&0) {
+        return None;
+    }
     match encoding {
         Encoding::Utf8 | Encoding::Utf8Bom => std::str::from_utf8(bytes)
             .ok()

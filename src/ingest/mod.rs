@@ -27,6 +27,10 @@ use crate::record::{Record, Value};
 use crate::schema::{FieldType, Schema};
 use decode::Encoding;
 
+/// Longest field accepted (bytes); a longer one quarantines its row. No real export has
+/// a 1 MiB name or remark; a hostile file must not make vaxarc carry one into the archive.
+pub const MAX_FIELD_BYTES: usize = 1 << 20;
+
 /// Byte records normalised together; bounds memory per file.
 pub const CHUNK_ROWS: usize = 8192;
 
@@ -42,6 +46,8 @@ pub mod reason {
     pub const MISSING_VACCINE: &str = "missing_vaccine_code";
     /// The row yields none of the layout's person-key groups.
     pub const NO_PERSON_KEY: &str = "no_person_key";
+    /// A field is longer than [`super::MAX_FIELD_BYTES`].
+    pub const FIELD_TOO_LONG: &str = "field_too_long";
 }
 
 /// A row (or one dose group of a VRS row) that could not become a record.
@@ -401,6 +407,9 @@ impl Plan {
         };
         if fields.len() != self.width {
             return whole(quarantine(None, reason::WRONG_COLUMN_COUNT, None, None));
+        }
+        if let Some(i) = fields.iter().position(|f| f.len() > MAX_FIELD_BYTES) {
+            return whole(quarantine(None, reason::FIELD_TOO_LONG, None, Some(i)));
         }
         let mut decoded: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(fields.len());
         for (i, f) in fields.iter().enumerate() {

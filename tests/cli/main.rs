@@ -3,6 +3,7 @@
 
 mod archive;
 mod commands;
+mod hostile;
 mod interop;
 mod report;
 mod purge;
