@@ -4,6 +4,7 @@
 mod archive;
 mod commands;
 mod interop;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
