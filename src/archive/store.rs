@@ -155,7 +155,7 @@ impl Store {
     /// the process's: for tests and embedding.
     pub fn open_with_env(location: &str, vars: &[(String, String)]) -> Result<Store, StoreError> {
         let open_err = |message: String| StoreError::Open {
-            location: location.to_string(),
+            location: display_location(location),
             message,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -192,7 +192,7 @@ impl Store {
         vars: &[(String, String)],
     ) -> Result<Store, StoreError> {
         let open_err = |message: String| StoreError::Open {
-            location: location.to_string(),
+            location: display_location(location),
             message,
         };
         let (bucket, prefix) = parse_s3_location(rest).map_err(open_err)?;
@@ -239,6 +239,8 @@ impl Store {
             Arc::new(PrefixStore::new(s3, prefix.as_str()))
         };
         let api = S3Api::new(&config, &bucket, &prefix, credentials).map_err(open_err)?;
+        // A missing bucket must not read as "no manifest here" (an uncommitted archive).
+        runtime.block_on(api.check_bucket()).map_err(open_err)?;
         Ok(Store {
             inner,
             runtime,
@@ -441,6 +443,21 @@ impl Store {
             });
         };
         self.runtime.block_on(api.deletion_guard())
+    }
+}
+
+/// The location as it may be shown: user info (`s3://KEY:SECRET@bucket/…`, refused
+/// anyway) is cut out.
+fn display_location(location: &str) -> String {
+    match location.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+                None => location.to_string(),
+            }
+        }
+        None => location.to_string(),
     }
 }
 
@@ -1051,6 +1068,33 @@ impl S3Api {
         self.err(path, format!("{operation} failed: HTTP {}{code} (hint: {hint})", status.as_u16()))
     }
 
+    /// `HeadBucket`: the bucket exists and these credentials may use it.
+    async fn check_bucket(&self) -> Result<(), String> {
+        let what = format!("s3://{}", self.bucket);
+        let (status, _) = self
+            .send(&what, reqwest::Method::HEAD, None, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            404 => Err(format!(
+                "bucket `{}` does not exist at this endpoint (hint: check the s3:// location, AWS_ENDPOINT_URL and \
+                 AWS_REGION)",
+                self.bucket
+            )),
+            401 | 403 => Err(format!(
+                "access to bucket `{}` denied (hint: the credentials need `s3:ListBucket` on it, see \
+                 docs/object-storage.md)",
+                self.bucket
+            )),
+            301 => Err(format!(
+                "bucket `{}` is in another region (hint: set AWS_REGION to the bucket's region)",
+                self.bucket
+            )),
+            code => Err(format!("HeadBucket on `{}` answered HTTP {code}", self.bucket)),
+        }
+    }
+
     async fn list_versions(&self, path: &str) -> Result<Vec<ObjectVersion>, StoreError> {
         let key = self.key(path);
         let mut out = Vec::new();
@@ -1262,6 +1306,8 @@ mod tests {
         assert_eq!(parse_s3_location("bucket/a/b/").unwrap(), ("bucket".into(), "a/b".into()));
         assert_eq!(parse_s3_location("bucket").unwrap(), ("bucket".into(), "".into()));
         assert!(parse_s3_location("key:secret@bucket/p").is_err());
+        assert_eq!(display_location("s3://key:secret@bucket/p"), "s3://<redacted>@bucket/p");
+        assert_eq!(display_location("s3://bucket/p"), "s3://bucket/p");
         assert!(parse_s3_location("Bucket/p").is_err());
         assert!(parse_s3_location("bucket/a/../b").is_err());
         let creds = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n[ops]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=E\n";
