@@ -268,7 +268,8 @@ impl Store {
     fn object_err(&self, path: &str, e: object_store::Error) -> StoreError {
         match e {
             object_store::Error::NotFound { .. } => StoreError::NotFound { path: path.into() },
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => {
                 StoreError::AlreadyExists { path: path.into() }
             }
             other => {
@@ -484,9 +485,9 @@ fn parse_s3_location(rest: &str) -> Result<(String, String), String> {
     }
     let prefix = prefix.trim_end_matches('/');
     if !prefix.is_empty()
-        && !prefix.split('/').all(|c| {
-            !c.is_empty() && c != "." && c != ".." && !c.contains(['\\', '\0', '?', '#'])
-        })
+        && !prefix
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\\', '\0', '?', '#']))
     {
         return Err(format!(
             "prefix `{}` must be plain `/`-separated names (no empty, `.` or `..` parts)",
@@ -525,8 +526,12 @@ impl S3Config {
             env_var("AWS_SECRET_ACCESS_KEY"),
         ) {
             (Some(k), Some(s)) => Some((k, s, env_var("AWS_SESSION_TOKEN"))),
-            (Some(_), None) => return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into()),
-            (None, Some(_)) => return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into()),
+            (Some(_), None) => {
+                return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+            }
+            (None, Some(_)) => {
+                return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into())
+            }
             (None, None) => None,
         };
         let home = env_var("HOME").map(std::path::PathBuf::from);
@@ -568,7 +573,8 @@ impl S3Config {
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_string))
                     .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."));
-                let explicit = env_var("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                let explicit =
+                    env_var("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
                 if !loopback && !explicit {
                     return Err(format!(
                         "endpoint `{}` is plain http outside this machine: archive objects and credentials would \
@@ -582,7 +588,10 @@ impl S3Config {
             _ => false,
         };
         if let Some(e) = &endpoint {
-            if reqwest::Url::parse(e).map(|u| !u.username().is_empty() || u.password().is_some()).unwrap_or(true) {
+            if reqwest::Url::parse(e)
+                .map(|u| !u.username().is_empty() || u.password().is_some())
+                .unwrap_or(true)
+            {
                 return Err(format!(
                     "AWS_ENDPOINT_URL `{}` is not a plain URL (no user or password in it)",
                     strip_userinfo(e)
@@ -595,7 +604,11 @@ impl S3Config {
             secrets.push(s.clone());
             secrets.extend(t.clone());
         }
-        for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
             secrets.extend(env_var(name));
         }
         secrets.retain(|s| s.len() >= 4);
@@ -717,7 +730,11 @@ pub fn redact(message: &str, secrets: &[String]) -> String {
             from = body + "<redacted>".len() + close.len();
         }
     }
-    for param in ["X-Amz-Credential=", "X-Amz-Signature=", "X-Amz-Security-Token="] {
+    for param in [
+        "X-Amz-Credential=",
+        "X-Amz-Signature=",
+        "X-Amz-Security-Token=",
+    ] {
         let mut from = 0;
         while let Some(start) = out[from..].find(param).map(|i| i + from) {
             let body = start + param.len();
@@ -753,7 +770,10 @@ fn with_hint(message: &str) -> String {
         "the bucket does not exist (or the endpoint/region is wrong): check the s3:// location and AWS_ENDPOINT_URL"
     } else if message.contains("InvalidAccessKeyId") || message.contains("SignatureDoesNotMatch") {
         "the credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the clock"
-    } else if message.contains("connect") || message.contains("dns") || message.contains("timed out") {
+    } else if message.contains("connect")
+        || message.contains("dns")
+        || message.contains("timed out")
+    {
         "the endpoint is unreachable: check AWS_ENDPOINT_URL / AWS_REGION and the network"
     } else {
         return message.to_string();
@@ -797,7 +817,8 @@ fn hex(bytes: &[u8]) -> String {
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
@@ -832,14 +853,21 @@ fn sign_v4(
     }
     headers.sort();
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed_headers = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
-    let canonical_request =
-        format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_sha256}");
+    let signed_headers = headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let canonical_request = format!(
+        "{method}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_sha256}"
+    );
     let date = &amz_date[..8];
     let scope = format!("{date}/{region}/s3/aws4_request");
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&<sha2::Sha256 as sha2::Digest>::digest(canonical_request.as_bytes()))
+        hex(&<sha2::Sha256 as sha2::Digest>::digest(
+            canonical_request.as_bytes()
+        ))
     );
     let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac_sha256(&k_date, region.as_bytes());
@@ -923,11 +951,18 @@ impl S3Api {
     ) -> Result<S3Api, String> {
         let (origin, host, bucket_path) = match &config.endpoint {
             Some(endpoint) => {
-                let url = reqwest::Url::parse(endpoint)
-                    .map_err(|_| format!("AWS_ENDPOINT_URL `{}` is not a URL", strip_userinfo(endpoint)))?;
-                let host_name = url
-                    .host_str()
-                    .ok_or_else(|| format!("AWS_ENDPOINT_URL `{}` has no host", strip_userinfo(endpoint)))?;
+                let url = reqwest::Url::parse(endpoint).map_err(|_| {
+                    format!(
+                        "AWS_ENDPOINT_URL `{}` is not a URL",
+                        strip_userinfo(endpoint)
+                    )
+                })?;
+                let host_name = url.host_str().ok_or_else(|| {
+                    format!(
+                        "AWS_ENDPOINT_URL `{}` has no host",
+                        strip_userinfo(endpoint)
+                    )
+                })?;
                 let host = match url.port() {
                     Some(p) => format!("{host_name}:{p}"),
                     None => host_name.to_string(),
@@ -995,16 +1030,25 @@ impl S3Api {
             None if self.bucket_path.is_empty() => "/".to_string(),
             None => self.bucket_path.clone(),
         };
-        let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
+        let mut pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+            .collect();
         pairs.sort();
-        let query_string = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        let query_string = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
         let credential = self
             .credentials
             .get_credential()
             .await
             .map_err(|e| self.err(what, format!("no usable credentials: {e}")))?;
         let amz_date = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
             .map_err(|e| self.err(what, e.to_string()))?;
         let headers = sign_v4(
             method.as_str(),
@@ -1031,18 +1075,17 @@ impl S3Api {
         let mut secrets = self.secrets.clone();
         secrets.push(credential.secret_key.clone());
         secrets.extend(credential.token.clone());
-        let response = request.send().await.map_err(|e| {
-            StoreError::Object {
-                path: what.to_string(),
-                message: with_hint(&redact(&format!("{method} s3://{}/{}: {e}", self.bucket, key.unwrap_or("")), &secrets)),
-            }
+        let response = request.send().await.map_err(|e| StoreError::Object {
+            path: what.to_string(),
+            message: with_hint(&redact(
+                &format!("{method} s3://{}/{}: {e}", self.bucket, key.unwrap_or("")),
+                &secrets,
+            )),
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            StoreError::Object {
-                path: what.to_string(),
-                message: redact(&format!("reading the response: {e}"), &secrets),
-            }
+        let body = response.bytes().await.map_err(|e| StoreError::Object {
+            path: what.to_string(),
+            message: redact(&format!("reading the response: {e}"), &secrets),
         })?;
         Ok((status, body))
     }
@@ -1054,9 +1097,20 @@ impl S3Api {
             .unwrap_or_default()
     }
 
-    fn failure(&self, path: &str, operation: &str, action: &str, status: reqwest::StatusCode, body: &[u8]) -> StoreError {
+    fn failure(
+        &self,
+        path: &str,
+        operation: &str,
+        action: &str,
+        status: reqwest::StatusCode,
+        body: &[u8],
+    ) -> StoreError {
         let code = Self::error_code(body);
-        let code = if code.is_empty() { String::new() } else { format!(" {code}") };
+        let code = if code.is_empty() {
+            String::new()
+        } else {
+            format!(" {code}")
+        };
         let hint = if status == reqwest::StatusCode::FORBIDDEN {
             format!(
                 "access denied: the credentials need `{action}` (docs/object-storage.md); on a bucket with object \
@@ -1065,7 +1119,13 @@ impl S3Api {
         } else {
             format!("the server refused {operation}; see docs/object-storage.md")
         };
-        self.err(path, format!("{operation} failed: HTTP {}{code} (hint: {hint})", status.as_u16()))
+        self.err(
+            path,
+            format!(
+                "{operation} failed: HTTP {}{code} (hint: {hint})",
+                status.as_u16()
+            ),
+        )
     }
 
     /// `HeadBucket`: the bucket exists and these credentials may use it.
@@ -1107,27 +1167,51 @@ impl S3Api {
             }
             let (status, body) = self.send(path, reqwest::Method::GET, None, &query).await?;
             if !status.is_success() {
-                return Err(self.failure(path, "ListObjectVersions", "s3:ListBucketVersions", status, &body));
+                return Err(self.failure(
+                    path,
+                    "ListObjectVersions",
+                    "s3:ListBucketVersions",
+                    status,
+                    &body,
+                ));
             }
-            let page: ListVersionsResult = quick_xml::de::from_reader(body.as_ref())
-                .map_err(|e| self.err(path, format!("ListObjectVersions: unreadable answer: {e}")))?;
+            let page: ListVersionsResult =
+                quick_xml::de::from_reader(body.as_ref()).map_err(|e| {
+                    self.err(path, format!("ListObjectVersions: unreadable answer: {e}"))
+                })?;
             let exact = |e: &VersionEntry| e.key == key;
-            out.extend(page.versions.iter().filter(|e| exact(e)).map(|e| ObjectVersion {
-                version_id: e.version_id.clone(),
-                is_latest: e.is_latest,
-                delete_marker: false,
-                size: e.size,
-            }));
-            out.extend(page.delete_markers.iter().filter(|e| exact(e)).map(|e| ObjectVersion {
-                version_id: e.version_id.clone(),
-                is_latest: e.is_latest,
-                delete_marker: true,
-                size: 0,
-            }));
-            match (page.is_truncated, page.next_key_marker, page.next_version_id_marker) {
+            out.extend(
+                page.versions
+                    .iter()
+                    .filter(|e| exact(e))
+                    .map(|e| ObjectVersion {
+                        version_id: e.version_id.clone(),
+                        is_latest: e.is_latest,
+                        delete_marker: false,
+                        size: e.size,
+                    }),
+            );
+            out.extend(
+                page.delete_markers
+                    .iter()
+                    .filter(|e| exact(e))
+                    .map(|e| ObjectVersion {
+                        version_id: e.version_id.clone(),
+                        is_latest: e.is_latest,
+                        delete_marker: true,
+                        size: 0,
+                    }),
+            );
+            match (
+                page.is_truncated,
+                page.next_key_marker,
+                page.next_version_id_marker,
+            ) {
                 (true, Some(k), Some(v)) => markers = Some((k, v)),
                 (true, _, _) => {
-                    return Err(self.err(path, "ListObjectVersions: truncated answer without markers"));
+                    return Err(
+                        self.err(path, "ListObjectVersions: truncated answer without markers")
+                    );
                 }
                 _ => return Ok(out),
             }
@@ -1138,7 +1222,12 @@ impl S3Api {
     async fn delete_version(&self, path: &str, version_id: &str) -> Result<(), StoreError> {
         let key = self.key(path);
         let (status, body) = self
-            .send(path, reqwest::Method::DELETE, Some(&key), &[("versionId", version_id)])
+            .send(
+                path,
+                reqwest::Method::DELETE,
+                Some(&key),
+                &[("versionId", version_id)],
+            )
             .await?;
         if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
             Ok(())
@@ -1156,29 +1245,55 @@ impl S3Api {
     async fn get_version(&self, path: &str, version_id: &str) -> Result<Vec<u8>, StoreError> {
         let key = self.key(path);
         let (status, body) = self
-            .send(path, reqwest::Method::GET, Some(&key), &[("versionId", version_id)])
+            .send(
+                path,
+                reqwest::Method::GET,
+                Some(&key),
+                &[("versionId", version_id)],
+            )
             .await?;
         if status.is_success() {
             return Ok(body.to_vec());
         }
         let code = Self::error_code(&body);
-        if status == reqwest::StatusCode::NOT_FOUND || code == "NoSuchVersion" || code == "NoSuchKey" {
+        if status == reqwest::StatusCode::NOT_FOUND
+            || code == "NoSuchVersion"
+            || code == "NoSuchKey"
+        {
             return Err(StoreError::NotFound { path: path.into() });
         }
-        Err(self.failure(path, &format!("GetObject of version {version_id}"), "s3:GetObjectVersion", status, &body))
+        Err(self.failure(
+            path,
+            &format!("GetObject of version {version_id}"),
+            "s3:GetObjectVersion",
+            status,
+            &body,
+        ))
     }
 
     async fn deletion_guard(&self) -> Result<DeletionPolicy, StoreError> {
         let what = format!("s3://{}", self.bucket);
-        let (status, body) = self.send(&what, reqwest::Method::GET, None, &[("versioning", "")]).await?;
+        let (status, body) = self
+            .send(&what, reqwest::Method::GET, None, &[("versioning", "")])
+            .await?;
         if !status.is_success() {
-            return Err(self.failure(&what, "GetBucketVersioning", "s3:GetBucketVersioning", status, &body));
+            return Err(self.failure(
+                &what,
+                "GetBucketVersioning",
+                "s3:GetBucketVersioning",
+                status,
+                &body,
+            ));
         }
         let v: VersioningConfiguration = if body.iter().all(u8::is_ascii_whitespace) {
             VersioningConfiguration::default()
         } else {
-            quick_xml::de::from_reader(body.as_ref())
-                .map_err(|e| self.err(&what, format!("GetBucketVersioning: unreadable answer: {e}")))?
+            quick_xml::de::from_reader(body.as_ref()).map_err(|e| {
+                self.err(
+                    &what,
+                    format!("GetBucketVersioning: unreadable answer: {e}"),
+                )
+            })?
         };
         let versioning = match v.status.as_deref() {
             Some("Enabled") => Versioning::Enabled,
@@ -1187,10 +1302,18 @@ impl S3Api {
         };
         let mfa_delete = v.mfa_delete.as_deref() == Some("Enabled");
 
-        let (status, body) = self.send(&what, reqwest::Method::GET, None, &[("object-lock", "")]).await?;
+        let (status, body) = self
+            .send(&what, reqwest::Method::GET, None, &[("object-lock", "")])
+            .await?;
         let lock = if status.is_success() {
-            quick_xml::de::from_reader::<_, ObjectLockConfiguration>(body.as_ref())
-                .map_err(|e| self.err(&what, format!("GetObjectLockConfiguration: unreadable answer: {e}")))?
+            quick_xml::de::from_reader::<_, ObjectLockConfiguration>(body.as_ref()).map_err(
+                |e| {
+                    self.err(
+                        &what,
+                        format!("GetObjectLockConfiguration: unreadable answer: {e}"),
+                    )
+                },
+            )?
         } else if status == reqwest::StatusCode::NOT_FOUND
             || Self::error_code(&body) == "ObjectLockConfigurationNotFoundError"
         {
@@ -1279,7 +1402,11 @@ mod tests {
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             None,
         );
-        let auth = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
@@ -1295,7 +1422,13 @@ mod tests {
                    <StringToSign>AWS4 stuff</StringToSign></Error> X-Amz-Credential=AKIDVALUE%2F2013&X-Amz-Signature=abc \
                    secret SECRETKEYVALUE";
         let out = redact(msg, &secrets);
-        for leaked in ["SECRETKEYVALUE", "AKIDVALUE", "AWS4 stuff", "user:pw", "abc "] {
+        for leaked in [
+            "SECRETKEYVALUE",
+            "AKIDVALUE",
+            "AWS4 stuff",
+            "user:pw",
+            "abc ",
+        ] {
             assert!(!out.contains(leaked), "{leaked} in {out}");
         }
         assert!(out.contains("https://host/b/k"), "{out}");
@@ -1303,17 +1436,29 @@ mod tests {
 
     #[test]
     fn locations_and_profiles_parse() {
-        assert_eq!(parse_s3_location("bucket/a/b/").unwrap(), ("bucket".into(), "a/b".into()));
-        assert_eq!(parse_s3_location("bucket").unwrap(), ("bucket".into(), "".into()));
+        assert_eq!(
+            parse_s3_location("bucket/a/b/").unwrap(),
+            ("bucket".into(), "a/b".into())
+        );
+        assert_eq!(
+            parse_s3_location("bucket").unwrap(),
+            ("bucket".into(), "".into())
+        );
         assert!(parse_s3_location("key:secret@bucket/p").is_err());
-        assert_eq!(display_location("s3://key:secret@bucket/p"), "s3://<redacted>@bucket/p");
+        assert_eq!(
+            display_location("s3://key:secret@bucket/p"),
+            "s3://<redacted>@bucket/p"
+        );
         assert_eq!(display_location("s3://bucket/p"), "s3://bucket/p");
         assert!(parse_s3_location("Bucket/p").is_err());
         assert!(parse_s3_location("bucket/a/../b").is_err());
         let creds = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n[ops]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=E\n";
         let config = "[default]\nregion = ap-northeast-1\n[profile ops]\nregion=ap-northeast-3\n";
         let p = Profile::find(creds, config, "ops");
-        assert_eq!(p.static_keys(), Some(("C".into(), "D".into(), Some("E".into()))));
+        assert_eq!(
+            p.static_keys(),
+            Some(("C".into(), "D".into(), Some("E".into())))
+        );
         assert_eq!(p.region.as_deref(), Some("ap-northeast-3"));
         let d = Profile::find(creds, config, "default");
         assert_eq!(d.static_keys(), Some(("A".into(), "B".into(), None)));

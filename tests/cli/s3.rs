@@ -24,28 +24,40 @@ struct Moto {
     port: u16,
 }
 
-/// moto's server, exiting when its stdin closes.
+/// moto's server, exiting when its stdin closes. It serves one request at a time: moto's
+/// threaded server checks `If-None-Match: *` and stores the object in two steps, so two
+/// racing creates could both succeed there (seen here: both writers won in one round of
+/// eight), while S3 guarantees that exactly one does. Serialised, moto gives S3's
+/// guarantee, and the tests check that vaxarc sends the condition and handles the refusal.
 const MOTO: &str = r#"
 import os, sys, threading
 def watch():
     sys.stdin.read()
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+os.environ.setdefault("MOTO_PORT", sys.argv[1])
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
 "#;
 
 impl Moto {
     fn start() -> Moto {
         for _attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
             let mut child = Command::new("python3")
                 .args(["-c", MOTO, &port.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("python3 with moto[server] (pip install 'moto[server]'; .ci/run installs it)");
+                .expect(
+                    "python3 with moto[server] (pip install 'moto[server]'; .ci/run installs it)",
+                );
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(60) {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -109,9 +121,18 @@ impl Moto {
             .env_remove("AWS_PROFILE")
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{prelude}{script}").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{prelude}{script}").as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "boto3 script failed:\n{script}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "boto3 script failed:\n{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -151,11 +172,23 @@ fn verify(moto: &Moto, archive: &str, identities: &[&Path]) -> Output {
 }
 
 fn migrate(moto: &Moto, f: &Fixture, archive: &str) -> Output {
-    moto.vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(archive).arg("--json").output().unwrap()
+    moto.vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(f.pipeline())
+        .arg("--archive")
+        .arg(archive)
+        .arg("--json")
+        .output()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -164,7 +197,16 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     moto.bucket("gov-archive", true);
     let f = Fixture::new(120, 41);
     let archive = "s3://gov-archive/city-131016/vaccination";
-    let out = run_ok(&mut moto.vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(archive).arg("--json"));
+    let out = run_ok(
+        &mut moto
+            .vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(archive)
+            .arg("--json"),
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["balanced"], true);
     assert!(summary["records"].as_u64().unwrap() > 50);
@@ -172,23 +214,41 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     // Everything is under the prefix; nothing outside it.
     let all = moto.versions("gov-archive", "");
     assert!(all.len() > 10);
-    assert!(all.iter().all(|(k, _, _)| k.starts_with("city-131016/vaccination/")), "{all:?}");
-    assert!(all.iter().any(|(k, _, _)| k == "city-131016/vaccination/MANIFEST.json"));
+    assert!(
+        all.iter()
+            .all(|(k, _, _)| k.starts_with("city-131016/vaccination/")),
+        "{all:?}"
+    );
+    assert!(all
+        .iter()
+        .any(|(k, _, _)| k == "city-131016/vaccination/MANIFEST.json"));
 
     // No personal value in any stored object, nor in the output.
     let found = crate::matcher(&personal_values(&f.input()));
     let store = moto.store(archive);
     let objects = store.list().unwrap();
-    assert_eq!(objects.len() + 0, all.len(), "one version per object after a fresh migrate");
+    assert_eq!(
+        objects.len() + 0,
+        all.len(),
+        "one version per object after a fresh migrate"
+    );
     for o in &objects {
-        assert!(found.find(&store.get(&o.path).unwrap()).is_none(), "personal value in {}", o.path);
+        assert!(
+            found.find(&store.get(&o.path).unwrap()).is_none(),
+            "personal value in {}",
+            o.path
+        );
     }
     assert!(found.find(&out.stdout).is_none() && found.find(&out.stderr).is_none());
 
     // verify, shallow and deep.
     let v = verify(&moto, archive, &[]);
     assert!(v.status.success(), "{}", text(&v));
-    let v = verify(&moto, archive, &[&f.key("custodian-1.key"), &f.key("vault.key")]);
+    let v = verify(
+        &moto,
+        archive,
+        &[&f.key("custodian-1.key"), &f.key("vault.key")],
+    );
     assert!(v.status.success(), "{}", text(&v));
     let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     assert!(report["partitions_decrypted"].as_u64().unwrap() > 0);
@@ -198,7 +258,11 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     // A second migrate into a committed archive is refused.
     let again = migrate(&moto, &f, archive);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
-    assert!(text(&again).contains("already holds an archive"), "{}", text(&again));
+    assert!(
+        text(&again).contains("already holds an archive"),
+        "{}",
+        text(&again)
+    );
 
     // A run killed before its commit: every object but the manifest, under another prefix.
     let partial = "s3://gov-archive/city-131016/partial";
@@ -209,12 +273,29 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
         }
     }
     let v = verify(&moto, partial, &[]);
-    assert_eq!(v.status.code(), Some(1), "objects without a manifest must never verify: {}", text(&v));
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "objects without a manifest must never verify: {}",
+        text(&v)
+    );
     assert!(text(&v).contains("MANIFEST.json"));
     // Re-running completes it; the stale objects are gone with every version of them.
-    let out = run_ok(&mut moto.vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(partial).arg("--json"));
+    let out = run_ok(
+        &mut moto
+            .vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(partial)
+            .arg("--json"),
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(s["removed_stale_objects"].as_u64().unwrap(), objects.len() as u64 - 1);
+    assert_eq!(
+        s["removed_stale_objects"].as_u64().unwrap(),
+        objects.len() as u64 - 1
+    );
     let v = verify(&moto, partial, &[&f.key("custodian-2.key")]);
     assert!(v.status.success(), "{}", text(&v));
     let versions = moto.versions("gov-archive", "city-131016/partial/");
@@ -255,11 +336,17 @@ fn s3_two_concurrent_commits_only_one_wins() {
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let won = results.iter().filter(|r| r.is_ok()).count();
-        let lost = results.iter().filter(|r| matches!(r, Err(StoreError::AlreadyExists { .. }))).count();
+        let lost = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::AlreadyExists { .. })))
+            .count();
         assert_eq!((won, lost), (1, 1), "round {round}: {results:?}");
         let winner = results.iter().position(|r| r.is_ok()).unwrap() as u8;
         let stored = moto.store(&location).get("MANIFEST.json").unwrap();
-        assert!(stored.iter().all(|&b| b == b'0' + winner), "round {round}: the stored manifest is the winner's");
+        assert!(
+            stored.iter().all(|&b| b == b'0' + winner),
+            "round {round}: the stored manifest is the winner's"
+        );
     }
 }
 
@@ -281,8 +368,17 @@ fn s3_delete_all_versions_leaves_no_version() {
     let versions = store.list_versions("keys/p1.key.age").unwrap();
     assert_eq!(versions.len(), 5, "{versions:?}");
     assert_eq!(versions.iter().filter(|v| v.delete_marker).count(), 1);
-    let oldest = versions.iter().find(|v| !v.delete_marker && !v.is_latest && v.size == 10).unwrap().version_id.clone();
-    assert_eq!(store.get_version("keys/p1.key.age", &oldest).unwrap().len(), 10, "old versions are readable before");
+    let oldest = versions
+        .iter()
+        .find(|v| !v.delete_marker && !v.is_latest && v.size == 10)
+        .unwrap()
+        .version_id
+        .clone();
+    assert_eq!(
+        store.get_version("keys/p1.key.age", &oldest).unwrap().len(),
+        10,
+        "old versions are readable before"
+    );
 
     let mut deleted = store.delete_all_versions("keys/p1.key.age").unwrap();
     let mut expected: Vec<String> = versions.iter().map(|v| v.version_id.clone()).collect();
@@ -292,17 +388,29 @@ fn s3_delete_all_versions_leaves_no_version() {
 
     // Nothing left, checked by vaxarc and by boto3.
     assert!(store.list_versions("keys/p1.key.age").unwrap().is_empty());
-    let left: Vec<_> = moto.versions("versioned", "archive/keys/p1.key.age").into_iter().filter(|(k, _, _)| k == "archive/keys/p1.key.age").collect();
+    let left: Vec<_> = moto
+        .versions("versioned", "archive/keys/p1.key.age")
+        .into_iter()
+        .filter(|(k, _, _)| k == "archive/keys/p1.key.age")
+        .collect();
     assert!(left.is_empty(), "{left:?}");
-    assert!(matches!(store.get_version("keys/p1.key.age", &oldest), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_version("keys/p1.key.age", &oldest),
+        Err(StoreError::NotFound { .. })
+    ));
     let by_boto = moto.boto(&format!(
         "try:\n    s3.get_object(Bucket='versioned', Key='archive/keys/p1.key.age', VersionId='{oldest}')\n    print('readable')\n\
          except s3.exceptions.ClientError as e:\n    print('gone', e.response['Error']['Code'])\n"
     ));
     assert!(by_boto.starts_with("gone"), "{by_boto}");
-    assert!(store.exists("keys/p1.key.age.bak").unwrap() && store.exists("keys/p10.key.age").unwrap());
+    assert!(
+        store.exists("keys/p1.key.age.bak").unwrap() && store.exists("keys/p10.key.age").unwrap()
+    );
     // Absent: nothing to delete.
-    assert!(store.delete_all_versions("keys/never.key.age").unwrap().is_empty());
+    assert!(store
+        .delete_all_versions("keys/never.key.age")
+        .unwrap()
+        .is_empty());
 
     // A local folder: a plain delete, no version ids.
     let dir = tempfile::tempdir().unwrap();
@@ -334,15 +442,25 @@ fn s3_deletion_guard_reports_versioning_and_object_lock() {
 
     let g = moto.store("s3://locked/x").deletion_guard().unwrap();
     assert!(g.object_lock, "{g:?}");
-    assert_eq!(g.versioning, Versioning::Enabled, "object lock implies versioning");
+    assert_eq!(
+        g.versioning,
+        Versioning::Enabled,
+        "object lock implies versioning"
+    );
     let r = g.default_retention.clone().unwrap();
     assert_eq!((r.mode.as_str(), r.days), ("COMPLIANCE", Some(30)));
     assert!(!g.deletion_allowed());
     let why = g.refusal.unwrap();
-    assert!(why.contains("object lock") && why.contains("COMPLIANCE") && why.contains("30 day"), "{why}");
+    assert!(
+        why.contains("object lock") && why.contains("COMPLIANCE") && why.contains("30 day"),
+        "{why}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let g = Store::open(&dir.path().to_string_lossy()).unwrap().deletion_guard().unwrap();
+    let g = Store::open(&dir.path().to_string_lossy())
+        .unwrap()
+        .deletion_guard()
+        .unwrap();
     assert_eq!(g.versioning, Versioning::NotApplicable);
     assert!(g.deletion_allowed());
 }
@@ -355,20 +473,43 @@ fn s3_errors_name_the_object_and_never_carry_credentials() {
     let out = verify(&moto, "s3://no-such-bucket/archive", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("bucket `no-such-bucket` does not exist"), "a missing bucket is not an uncommitted archive: {t}");
-    assert!(!t.contains(SECRET) && !t.contains(KEY_ID), "credential in output: {t}");
+    assert!(
+        t.contains("bucket `no-such-bucket` does not exist"),
+        "a missing bucket is not an uncommitted archive: {t}"
+    );
+    assert!(
+        !t.contains(SECRET) && !t.contains(KEY_ID),
+        "credential in output: {t}"
+    );
     // Bad locations are refused before any request.
-    for bad in ["s3://Upper_Case/x", "s3://AKIA:secret@bucket/x", "s3://exists/a/../b"] {
+    for bad in [
+        "s3://Upper_Case/x",
+        "s3://AKIA:secret@bucket/x",
+        "s3://exists/a/../b",
+    ] {
         let out = verify(&moto, bad, &[]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
         assert!(!text(&out).contains("secret@"), "{}", text(&out));
     }
     // An endpoint with user info is refused without echoing it.
-    let out = moto.vaxarc().env("AWS_ENDPOINT_URL", format!("http://user:pa55word@127.0.0.1:{}", moto.port)).args(["verify", "--archive", "s3://exists/x"]).output().unwrap();
+    let out = moto
+        .vaxarc()
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://user:pa55word@127.0.0.1:{}", moto.port),
+        )
+        .args(["verify", "--archive", "s3://exists/x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!text(&out).contains("pa55word"), "{}", text(&out));
     // Plain http beyond loopback is refused (no request is made).
-    let out = moto.vaxarc().env("AWS_ENDPOINT_URL", "http://192.0.2.1:9000").args(["verify", "--archive", "s3://exists/x"]).output().unwrap();
+    let out = moto
+        .vaxarc()
+        .env("AWS_ENDPOINT_URL", "http://192.0.2.1:9000")
+        .args(["verify", "--archive", "s3://exists/x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("plain http"), "{}", text(&out));
     // An empty prefix is not a committed archive: verify says so (exit 1).
@@ -384,11 +525,19 @@ fn s3_credentials_from_a_profile() {
     let creds = dir.path().join("credentials");
     std::fs::write(&creds, format!("[default]\naws_access_key_id = nope\n\n[city]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")).unwrap();
     let config = dir.path().join("config");
-    std::fs::write(&config, "[profile city]\nregion = ap-northeast-1\n[profile sso]\nsso_session = x\n").unwrap();
+    std::fs::write(
+        &config,
+        "[profile city]\nregion = ap-northeast-1\n[profile sso]\nsso_session = x\n",
+    )
+    .unwrap();
     let with_profile = |name: &str| {
         let mut c = moto.vaxarc();
-        c.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY").env_remove("AWS_REGION");
-        c.env("AWS_SHARED_CREDENTIALS_FILE", &creds).env("AWS_CONFIG_FILE", &config).env("AWS_PROFILE", name);
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_REGION");
+        c.env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_PROFILE", name);
         c.args(["verify", "--archive", "s3://profiled/empty"]);
         c.output().unwrap()
     };
