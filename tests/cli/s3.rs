@@ -198,8 +198,7 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     let f = Fixture::new(120, 41);
     let archive = "s3://gov-archive/city-131016/vaccination";
     let out = run_ok(
-        &mut moto
-            .vaxarc()
+        moto.vaxarc()
             .arg("migrate")
             .arg("--pipeline")
             .arg(f.pipeline())
@@ -228,7 +227,7 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     let store = moto.store(archive);
     let objects = store.list().unwrap();
     assert_eq!(
-        objects.len() + 0,
+        objects.len(),
         all.len(),
         "one version per object after a fresh migrate"
     );
@@ -282,8 +281,7 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
     assert!(text(&v).contains("MANIFEST.json"));
     // Re-running completes it; the stale objects are gone with every version of them.
     let out = run_ok(
-        &mut moto
-            .vaxarc()
+        moto.vaxarc()
             .arg("migrate")
             .arg("--pipeline")
             .arg(f.pipeline())
