@@ -381,8 +381,10 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
             foreign.path
         )));
     }
+    // Every version: on a versioned bucket a plain delete would keep the uncommitted
+    // ciphertexts and their wrapped keys readable as old versions, out of reach of purge.
     for o in &objects {
-        store.delete(&o.path)?;
+        store.delete_all_versions(&o.path)?;
     }
     Ok(objects.len() as u64)
 }

@@ -8,6 +8,7 @@ mod interop;
 mod report;
 mod purge;
 mod lookup;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
