@@ -59,6 +59,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key")]
     Erase(EraseArgs),
     /// Erasure certificates.
+    #[command(after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub")]
     Certificate(CertificateArgs),
     /// Look up one person's vaccination history (decrypts only the buckets that can hold them).
     #[command(after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt")]
@@ -149,6 +150,7 @@ pub struct CertificateArgs {
 #[derive(Debug, Subcommand)]
 pub enum CertificateAction {
     /// Check a certificate's signature, that every destroyed object is gone, and its roots against history/.
+    #[command(after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub --json")]
     Verify(CertificateVerifyArgs),
 }
 

@@ -155,9 +155,8 @@ pub struct Certificate {
     pub destroyed: Vec<Destroyed>,
     /// Manifest roots before and after.
     pub manifest: Roots,
-    /// Inclusion proof of this erasure's audit-log entry. `null` until the audit log
-    /// (issue 7, lookup branch) lands: it will be filled from
-    /// `audit::append(...) -> AppendReceipt { index, size, root, inclusion_proof }`.
+    /// Inclusion proof of this erasure's audit-log entry (an `audit::AppendReceipt`:
+    /// index, size, root, leaf hash, inclusion proof, the entry line).
     pub audit: Option<serde_json::Value>,
     /// What this certificate does not cover.
     pub not_covered: Vec<String>,
@@ -380,6 +379,29 @@ pub fn verify(
     if cert.format != FORMAT {
         problem(&name, format!("`format` is not {FORMAT}"));
     }
+    // The erasure's audit entry: the proof must verify, and the entry must still be the
+    // log's leaf at that index (a deleted or altered entry breaks this).
+    match cert.audit.as_ref().map(|v| serde_json::from_value::<crate::audit::AppendReceipt>(v.clone())) {
+        None => problem(&name, "carries no audit-log inclusion proof".into()),
+        Some(Err(_)) => problem(&name, "`audit` is not an inclusion receipt".into()),
+        Some(Ok(receipt)) => {
+            if !crate::audit::verify_inclusion(&receipt) {
+                problem(&name, "the audit inclusion proof does not verify".into());
+            }
+            match store.get(crate::audit::LOG) {
+                Ok(log) => {
+                    let line = String::from_utf8_lossy(&log)
+                        .lines()
+                        .nth(receipt.index as usize)
+                        .map(str::to_string);
+                    if line.as_deref() != Some(receipt.entry.as_str()) {
+                        problem(crate::audit::LOG, format!("entry {} differs from the one this certificate proves", receipt.index + 1));
+                    }
+                }
+                Err(e) => problem(crate::audit::LOG, e.to_string()),
+            }
+        }
+    }
     let current = crate::archive::read_manifest(store).ok().map(|(m, _)| m);
     if let Some(m) = &current {
         if m.archive_id != cert.media.archive_id {
@@ -387,6 +409,16 @@ pub fn verify(
         }
     }
     for d in &cert.destroyed {
+        if store.is_object_storage() {
+            match store.list_versions(&d.path) {
+                Ok(v) if !v.is_empty() => problem(
+                    &d.path,
+                    format!("{} version(s) of a destroyed object remain in the bucket", v.len()),
+                ),
+                Ok(_) => {}
+                Err(e) => problem(&d.path, e.to_string()),
+            }
+        }
         match store.exists(&d.path) {
             Ok(true) => problem(
                 &d.path,

@@ -59,6 +59,20 @@ impl Drop for Lock<'_> {
     }
 }
 
+/// Refuse, before anything changes (even the lock), when the storage forbids deleting
+/// objects — object lock or a default retention on the bucket: a purge there could not
+/// destroy anything. A local folder always passes.
+pub fn ensure_deletable(store: &Store) -> Result<(), ArchiveError> {
+    let policy = store.deletion_guard()?;
+    match &policy.refusal {
+        Some(why) => Err(ArchiveError::State(format!(
+            "`{}` does not allow deleting objects, so nothing can be erased: {why}",
+            store.location()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Take the archive's lock, or refuse naming who holds it.
 pub fn acquire_lock<'a>(
     store: &'a Store,
@@ -159,7 +173,8 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
         if stale_history
             || (!listed.contains(o.path.as_str()) && !archive::verify::is_unlisted_ok(&o.path))
         {
-            store.delete(&o.path)?;
+            // Every version: leftovers may hold data a purge meant to destroy.
+            store.delete_all_versions(&o.path)?;
             rec.removed_unlisted.push(o.path);
         }
     }
@@ -268,6 +283,10 @@ pub struct Destroyed {
     pub size: u64,
     /// blake3 of the stored bytes.
     pub blake3: String,
+    /// On a versioned bucket: every version id deleted (all of them, so no old version
+    /// of the object stays readable). Empty on a local folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_ids: Vec<String>,
 }
 
 /// What was applied.
@@ -542,11 +561,12 @@ pub fn apply(
             role: f.role.clone(),
             size: f.size,
             blake3: f.blake3.clone(),
+            version_ids: Vec::new(),
         })
         .collect();
     destroyed.sort_by_key(|d| (!d.role.ends_with("key"), d.path.clone()));
-    for d in &destroyed {
-        store.delete(&d.path)?;
+    for d in &mut destroyed {
+        d.version_ids = store.delete_all_versions(&d.path)?;
     }
     Ok(Applied {
         before: m.clone(),

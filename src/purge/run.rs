@@ -263,6 +263,7 @@ pub fn purge(
     let _lock = if dry_run {
         None
     } else {
+        rewrite::ensure_deletable(store)?;
         Some(rewrite::acquire_lock(
             store,
             "purge",
@@ -380,6 +381,7 @@ pub fn purge(
         &counts,
         signer,
         write,
+        (&secret, &persons),
     )?;
     Ok(out)
 }
@@ -394,6 +396,7 @@ pub fn erase(
     keys: &RunKeys<'_>,
     signer: &Signer<'_>,
 ) -> Result<Outcome, ArchiveError> {
+    rewrite::ensure_deletable(store)?;
     let _lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
     let mut out = Outcome::default();
     let rec = rewrite::recover(store)?;
@@ -472,7 +475,16 @@ pub fn erase(
     request.insert("identifier_kind".into(), kind.to_string());
     let counts = out.erased.clone();
     finish(
-        store, &mut out, applied, v, "erase", request, &counts, signer, write,
+        store,
+        &mut out,
+        applied,
+        v,
+        "erase",
+        request,
+        &counts,
+        signer,
+        write,
+        (&secret, &persons),
     )?;
     Ok(out)
 }
@@ -542,9 +554,31 @@ fn finish(
     counts: &Counts,
     signer: &Signer<'_>,
     write: &WriteKeys,
+    (secret, persons): (&[u8; 32], &BTreeSet<String>),
 ) -> Result<(), ArchiveError> {
     let a = &applied;
     request.insert("operator".into(), signer.operator.to_string());
+    // The audit entry of this erasure (persons as keyed hashes only), then a signed
+    // checkpoint; the certificate carries the entry's inclusion proof.
+    let receipt = crate::audit::append(
+        store,
+        Some(secret),
+        crate::audit::Event {
+            archive_id: a.after.archive_id.clone(),
+            generation: a.after.generation,
+            time: signer.now.to_string(),
+            operator: signer.operator.to_string(),
+            purpose: request.get("reason").cloned().unwrap_or_else(|| kind.to_string()),
+            command: kind.to_string(),
+            persons: persons.iter().cloned().collect(),
+            query: None,
+            result_count: counts.records,
+            outcome: "erased".into(),
+        },
+    )
+    .map_err(|e| ArchiveError::State(format!("cannot append the {kind} to the audit log: {e}")))?;
+    crate::audit::checkpoint(store, &a.after.archive_id, Some(&write.signing))
+        .map_err(|e| ArchiveError::State(format!("cannot write the audit checkpoint: {e}")))?;
     let cert = Certificate {
         format: certificate::FORMAT.into(),
         format_version: 1,
@@ -586,9 +620,7 @@ fn finish(
             generation_after: a.after.generation,
             root_after: a.after.merkle_root.clone(),
         },
-        // Filled by the audit log (issue 7, lookup branch):
-        // `audit::append(...) -> AppendReceipt { index, size, root, inclusion_proof }`.
-        audit: None,
+        audit: Some(serde_json::to_value(&receipt).map_err(|e| ArchiveError::State(e.to_string()))?),
         not_covered: certificate::NOT_COVERED.iter().map(|s| s.to_string()).collect(),
     };
     let (path, _) = certificate::write(store, &cert, &write.signing)?;
