@@ -13,7 +13,10 @@ use vaxarc::reconcile::{self, Rules};
 use vaxarc::schema::Schema;
 
 fn people() -> usize {
-    std::env::var("VAXARC_BENCH_PEOPLE").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
+    std::env::var("VAXARC_BENCH_PEOPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
 }
 
 fn bench(c: &mut Criterion) {
@@ -27,19 +30,30 @@ fn bench(c: &mut Criterion) {
     let schema = Schema::embedded();
     let pipeline = Pipeline::load(&dir.path().join("pipeline.toml"), schema).unwrap();
     let bytes = vaxarc::ingest::total_bytes(&pipeline.sources);
-    let sample = vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap();
+    let sample =
+        vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap();
     let rows: u64 = sample.accounting.iter().map(|a| a.rows_read).sum();
-    eprintln!("{} people: {} source rows, {} bytes, {} dose records", config.people, rows, bytes, sample.records.len());
+    eprintln!(
+        "{} people: {} source rows, {} bytes, {} dose records",
+        config.people,
+        rows,
+        bytes,
+        sample.records.len()
+    );
 
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("ingest+normalise (bytes)", |b| {
-        b.iter(|| vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap())
+        b.iter(|| {
+            vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap()
+        })
     });
     g.throughput(Throughput::Elements(rows));
     g.bench_function("ingest+normalise (rows)", |b| {
-        b.iter(|| vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap())
+        b.iter(|| {
+            vaxarc::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {}).unwrap()
+        })
     });
     g.finish();
 
@@ -49,7 +63,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("reconcile (records)", |b| {
         b.iter_batched(
             || sample.records.clone(),
-            |records| reconcile::reconcile(schema, records, &sample.registry, &sample.vrs_persons, Rules::embedded()),
+            |records| {
+                reconcile::reconcile(
+                    schema,
+                    records,
+                    &sample.registry,
+                    &sample.vrs_persons,
+                    Rules::embedded(),
+                )
+            },
             criterion::BatchSize::LargeInput,
         )
     });

@@ -32,40 +32,64 @@ pub enum Command {
     #[command(after_help = "Example:\n  vaxarc demo --dir ./vaxarc-demo --people 2000")]
     Demo(DemoArgs),
     /// Make an age X25519 identity (and optionally a minisign signing key pair).
-    #[command(after_help = "Example:\n  vaxarc keygen --output keys/custodian-1.key --signing-key keys/signing.key")]
+    #[command(
+        after_help = "Example:\n  vaxarc keygen --output keys/custodian-1.key --signing-key keys/signing.key"
+    )]
     Keygen(KeygenArgs),
     /// Generate synthetic sources with ground truth, or score a run against the truth.
-    #[command(after_help = "Examples:\n  vaxarc testdata --out ./synthetic --people 10000 --seed 7\n  vaxarc testdata score --dir ./synthetic")]
+    #[command(
+        after_help = "Examples:\n  vaxarc testdata --out ./synthetic --people 10000 --seed 7\n  vaxarc testdata score --dir ./synthetic"
+    )]
     Testdata(TestdataArgs),
     /// Normalise values read one per line on stdin (operator's check of a new layout).
-    #[command(after_help = "Example:\n  printf 'R06.09.30\\n平成31年5月1日\\n' | vaxarc normalise --field date")]
+    #[command(
+        after_help = "Example:\n  printf 'R06.09.30\\n平成31年5月1日\\n' | vaxarc normalise --field date"
+    )]
     Normalise(NormaliseArgs),
     /// Ingest, normalise, reconcile and write a new encrypted archive.
-    #[command(after_help = "Example:\n  vaxarc migrate --pipeline ./synthetic/pipeline.toml --archive ./archive --json")]
+    #[command(
+        after_help = "Example:\n  vaxarc migrate --pipeline ./synthetic/pipeline.toml --archive ./archive --json"
+    )]
     Migrate(MigrateArgs),
     /// Check an archive's signature, files, hashes and Merkle root; with identities, decrypt and count.
-    #[command(after_help = "Example:\n  vaxarc verify --archive ./archive --identity keys/custodian-1.key --json")]
+    #[command(
+        after_help = "Example:\n  vaxarc verify --archive ./archive --identity keys/custodian-1.key --json"
+    )]
     Verify(VerifyArgs),
     /// Statistics and reconciliation report (aggregates only, small counts suppressed), as tables, HTML or JSON.
-    #[command(after_help = "Example:\n  vaxarc report --archive ./archive --identity keys/custodian-1.key --html report.html")]
+    #[command(
+        after_help = "Example:\n  vaxarc report --archive ./archive --identity keys/custodian-1.key --html report.html"
+    )]
     Report(ReportArgs),
     /// Re-wrap every object key to a new custodian (and vault) recipient set without touching the data.
-    #[command(after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key")]
+    #[command(
+        after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key"
+    )]
     Rekey(RekeyArgs),
     /// Destroy every record whose retention has expired, with a signed erasure certificate.
-    #[command(after_help = "Example:\n  vaxarc purge --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --as-of 2026-04-01 --operator staff-0042 --registry-update registry-2026-03.csv \\\n    --national-db-submissions submissions.csv --signing-key keys/signing.key")]
+    #[command(
+        after_help = "Example:\n  vaxarc purge --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --as-of 2026-04-01 --operator staff-0042 --registry-update registry-2026-03.csv \\\n    --national-db-submissions submissions.csv --signing-key keys/signing.key"
+    )]
     Purge(PurgeArgs),
     /// Erase one person's records (deletion or correction request), with its own certificate.
-    #[command(after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key")]
+    #[command(
+        after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key"
+    )]
     Erase(EraseArgs),
     /// Erasure certificates.
-    #[command(after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub")]
+    #[command(
+        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub"
+    )]
     Certificate(CertificateArgs),
     /// Look up one person's vaccination history (decrypts only the buckets that can hold them).
-    #[command(after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt")]
+    #[command(
+        after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt"
+    )]
     Lookup(LookupArgs),
     /// Check the archive's audit log and its signed checkpoints.
-    #[command(after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub --json")]
+    #[command(
+        after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub --json"
+    )]
     Audit(AuditArgs),
 }
 
@@ -150,7 +174,9 @@ pub struct CertificateArgs {
 #[derive(Debug, Subcommand)]
 pub enum CertificateAction {
     /// Check a certificate's signature, that every destroyed object is gone, and its roots against history/.
-    #[command(after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub --json")]
+    #[command(
+        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub --json"
+    )]
     Verify(CertificateVerifyArgs),
 }
 
@@ -242,7 +268,9 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
     /// Recompute the log's Merkle tree and check every checkpoint (signature, consistency).
-    #[command(after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub")]
+    #[command(
+        after_help = "Example:\n  vaxarc audit verify --archive ./archive --pubkey keys/signing.pub"
+    )]
     Verify(AuditVerifyArgs),
 }
 

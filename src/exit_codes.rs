@@ -34,8 +34,17 @@ mod tests {
 
     #[test]
     fn merge_keeps_the_worst() {
-        assert_eq!(ExitCode::Success.merge(ExitCode::CheckFailed), ExitCode::CheckFailed);
-        assert_eq!(ExitCode::Error.merge(ExitCode::CheckFailed), ExitCode::Error);
-        assert_eq!(ExitCode::Success.merge(ExitCode::Success), ExitCode::Success);
+        assert_eq!(
+            ExitCode::Success.merge(ExitCode::CheckFailed),
+            ExitCode::CheckFailed
+        );
+        assert_eq!(
+            ExitCode::Error.merge(ExitCode::CheckFailed),
+            ExitCode::Error
+        );
+        assert_eq!(
+            ExitCode::Success.merge(ExitCode::Success),
+            ExitCode::Success
+        );
     }
 }

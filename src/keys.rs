@@ -54,7 +54,8 @@ pub fn write_secret(path: &Path, content: &[u8], force: bool) -> Result<(), KeyE
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_err(path, e))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err(path, e))?;
     }
     f.write_all(content).map_err(|e| io_err(path, e))?;
     f.sync_all().map_err(|e| io_err(path, e))
@@ -101,13 +102,18 @@ pub fn read_secret(path: &Path, allow_insecure: bool) -> Result<String, KeyError
 }
 
 /// Load age identities from files.
-pub fn load_identities(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<age::x25519::Identity>, KeyError> {
+pub fn load_identities(
+    paths: &[PathBuf],
+    allow_insecure: bool,
+) -> Result<Vec<age::x25519::Identity>, KeyError> {
     let mut out = Vec::new();
     for p in paths {
         let text = read_secret(p, allow_insecure)?;
-        let ids = Identities::parse(&p.display().to_string(), &text).map_err(|e| KeyError::Malformed {
-            path: p.clone(),
-            message: e.to_string(),
+        let ids = Identities::parse(&p.display().to_string(), &text).map_err(|e| {
+            KeyError::Malformed {
+                path: p.clone(),
+                message: e.to_string(),
+            }
         })?;
         out.extend(ids.0);
     }
@@ -125,7 +131,12 @@ pub fn load_recipients(what: &str, items: &[String], base: &Path) -> Result<Reci
         }
         let path = base.join(item);
         let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
-        lines.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
+        lines.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
     }
     Recipients::parse(what, &lines).map_err(|e| KeyError::Malformed {
         path: PathBuf::from(what),
@@ -134,7 +145,10 @@ pub fn load_recipients(what: &str, items: &[String], base: &Path) -> Result<Reci
 }
 
 /// Load an unencrypted minisign secret key and derive its public key.
-pub fn load_signing_key(path: &Path, allow_insecure: bool) -> Result<(minisign::SecretKey, String), KeyError> {
+pub fn load_signing_key(
+    path: &Path,
+    allow_insecure: bool,
+) -> Result<(minisign::SecretKey, String), KeyError> {
     let text = read_secret(path, allow_insecure)?;
     let malformed = |m: String| KeyError::Malformed {
         path: path.to_path_buf(),
@@ -150,7 +164,11 @@ pub fn load_signing_key(path: &Path, allow_insecure: bool) -> Result<(minisign::
 /// Load a minisign public key file (`minisign.pub` format) or a bare base64 line.
 pub fn load_public_key(path: &Path) -> Result<minisign::PublicKey, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:")).unwrap_or_default();
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+        .unwrap_or_default();
     minisign::PublicKey::from_base64(line).map_err(|e| KeyError::Malformed {
         path: path.to_path_buf(),
         message: format!("not a minisign public key ({e})"),
@@ -180,10 +198,18 @@ pub struct Generated {
 }
 
 /// Make an identity (and optionally a signing key pair) and write the files.
-pub fn keygen(output: &Path, signing: Option<&Path>, label: Option<&str>, created: &str, force: bool) -> Result<Generated, KeyError> {
+pub fn keygen(
+    output: &Path,
+    signing: Option<&Path>,
+    label: Option<&str>,
+    created: &str,
+    force: bool,
+) -> Result<Generated, KeyError> {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
-    let label_line = label.map(|l| format!("# label: {}\n", l.replace(['\n', '\r'], " "))).unwrap_or_default();
+    let label_line = label
+        .map(|l| format!("# label: {}\n", l.replace(['\n', '\r'], " ")))
+        .unwrap_or_default();
     let text = format!(
         "# created: {created}\n{label_line}# public key: {recipient}\n{}\n",
         identity.to_string().expose_secret()
@@ -200,7 +226,11 @@ pub fn keygen(output: &Path, signing: Option<&Path>, label: Option<&str>, create
         }
     }
     write_secret(output, text.as_bytes(), force)?;
-    write_public(&pub_file, format!("{label_line}{recipient}\n").as_bytes(), force)?;
+    write_public(
+        &pub_file,
+        format!("{label_line}{recipient}\n").as_bytes(),
+        force,
+    )?;
     let mut generated = Generated {
         identity: output.to_path_buf(),
         recipient_file: pub_file,
@@ -210,15 +240,22 @@ pub fn keygen(output: &Path, signing: Option<&Path>, label: Option<&str>, create
         signing_public_key: None,
     };
     if let Some(sk_path) = signing {
-        let kp = minisign::KeyPair::generate_unencrypted_keypair().map_err(|e| KeyError::Malformed {
-            path: sk_path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let comment = format!("vaxarc signing key{}", label.map(|l| format!(" ({l})")).unwrap_or_default());
-        let sk_box = kp.sk.to_box(Some(&comment)).map_err(|e| KeyError::Malformed {
-            path: sk_path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let kp =
+            minisign::KeyPair::generate_unencrypted_keypair().map_err(|e| KeyError::Malformed {
+                path: sk_path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let comment = format!(
+            "vaxarc signing key{}",
+            label.map(|l| format!(" ({l})")).unwrap_or_default()
+        );
+        let sk_box = kp
+            .sk
+            .to_box(Some(&comment))
+            .map_err(|e| KeyError::Malformed {
+                path: sk_path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let pk_box = kp.pk.to_box().map_err(|e| KeyError::Malformed {
             path: sk_path.to_path_buf(),
             message: e.to_string(),
@@ -248,11 +285,22 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             for p in [&id, &sk] {
-                assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600);
+                assert_eq!(
+                    std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
             }
             std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(load_identities(std::slice::from_ref(&id), false), Err(KeyError::Insecure { .. })));
-            assert_eq!(load_identities(std::slice::from_ref(&id), true).unwrap().len(), 1);
+            assert!(matches!(
+                load_identities(std::slice::from_ref(&id), false),
+                Err(KeyError::Insecure { .. })
+            ));
+            assert_eq!(
+                load_identities(std::slice::from_ref(&id), true)
+                    .unwrap()
+                    .len(),
+                1
+            );
         }
         assert!(keygen(&id, None, None, "now", false).is_err());
         let (_, public) = load_signing_key(&sk, false).unwrap();

@@ -18,7 +18,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "vrs-ledger-export",
         include_str!("../schemas/sources/vrs-ledger-export.toml"),
     ),
-    ("vrs-persons", include_str!("../schemas/sources/vrs-persons.toml")),
+    (
+        "vrs-persons",
+        include_str!("../schemas/sources/vrs-persons.toml"),
+    ),
     ("registry", include_str!("../schemas/sources/registry.toml")),
 ];
 
@@ -194,12 +197,13 @@ impl Layout {
         };
         if !self.has_header {
             return Err(invalid(
-                "has_header = false is not supported: columns are located by header name"
-                    .into(),
+                "has_header = false is not supported: columns are located by header name".into(),
             ));
         }
         if !self.delimiter.is_ascii() || !self.quote.is_ascii() {
-            return Err(invalid("delimiter and quote must be ASCII characters".into()));
+            return Err(invalid(
+                "delimiter and quote must be ASCII characters".into(),
+            ));
         }
         let pivot_columns = self.pivot.iter().flat_map(|p| p.column.iter());
         for column in self.column.iter().chain(pivot_columns) {
@@ -233,7 +237,9 @@ impl Layout {
                 return Err(invalid("pivot.groups must be 1..=99".into()));
             }
             if pivot.column.iter().any(|c| !c.header.contains("{n}")) {
-                return Err(invalid("every pivot column header must contain `{n}`".into()));
+                return Err(invalid(
+                    "every pivot column header must contain `{n}`".into(),
+                ));
             }
         }
         if self.kind == SourceKind::VrsLedgerExport && self.pivot.is_none() {
@@ -267,8 +273,13 @@ mod tests {
     #[test]
     fn unknown_field_is_named() {
         let schema = Schema::embedded();
-        let text = BUILTIN[0].1.replace("field = \"phone\"", "field = \"telephone\"");
+        let text = BUILTIN[0]
+            .1
+            .replace("field = \"phone\"", "field = \"telephone\"");
         let err = Layout::from_toml(&text, schema).unwrap_err().to_string();
-        assert!(err.contains("`telephone`") && err.contains("`電話番号`"), "{err}");
+        assert!(
+            err.contains("`telephone`") && err.contains("`電話番号`"),
+            "{err}"
+        );
     }
 }

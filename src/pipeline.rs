@@ -123,7 +123,7 @@ pub enum PipelineError {
     Layout {
         path: PathBuf,
         source_id: String,
-        error: LayoutError,
+        error: Box<LayoutError>,
     },
     /// Some other inconsistency.
     #[error("pipeline `{path}`: {message}")]
@@ -188,7 +188,7 @@ impl Pipeline {
                 PipelineError::Layout {
                     path: path.to_path_buf(),
                     source_id: entry.id.clone(),
-                    error,
+                    error: Box::new(error),
                 }
             })?;
             sources.push(Source {
@@ -253,9 +253,14 @@ mod tests {
     #[test]
     fn parse_error_names_line_and_column() {
         let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = 3\n";
-        let err = Pipeline::parse(text, Path::new("p.toml"), Path::new("."), Schema::embedded())
-            .unwrap_err()
-            .to_string();
+        let err = Pipeline::parse(
+            text,
+            Path::new("p.toml"),
+            Path::new("."),
+            Schema::embedded(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 6"), "{err}");
     }
 

@@ -86,8 +86,7 @@ pub fn days_from_civil(year: i32, month: u8, day: u8) -> Option<i32> {
 
 /// The civil date (year, month, day) for days since 1970-01-01.
 pub fn civil_from_days(days: i32) -> (i32, u8, u8) {
-    let date = time::Date::from_julian_day(days + EPOCH_JULIAN_DAY)
-        .unwrap_or(time::Date::MIN);
+    let date = time::Date::from_julian_day(days + EPOCH_JULIAN_DAY).unwrap_or(time::Date::MIN);
     (date.year(), date.month() as u8, date.day())
 }
 

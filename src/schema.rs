@@ -282,8 +282,14 @@ mod tests {
     #[test]
     fn duplicate_and_missing_fields_are_refused() {
         let dup = "format_version = 1\n[[field]]\nname='a'\nlabel='x'\ntype='utf8'\nnullable=true\nclass='personal'\n[[field]]\nname='a'\nlabel='x'\ntype='utf8'\nnullable=true\nclass='personal'\n";
-        assert!(matches!(Schema::from_toml(dup), Err(SchemaError::Duplicate(_))));
+        assert!(matches!(
+            Schema::from_toml(dup),
+            Err(SchemaError::Duplicate(_))
+        ));
         let missing = "format_version = 1\n[[field]]\nname='a'\nlabel='x'\ntype='utf8'\nnullable=true\nclass='personal'\n";
-        assert!(matches!(Schema::from_toml(missing), Err(SchemaError::Missing(_))));
+        assert!(matches!(
+            Schema::from_toml(missing),
+            Err(SchemaError::Missing(_))
+        ));
     }
 }

@@ -40,10 +40,11 @@ impl Recipients {
     pub fn parse(what: &str, items: &[String]) -> Result<Recipients, CryptoError> {
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let r = age::x25519::Recipient::from_str(item.trim()).map_err(|_| CryptoError::Key {
-                what: what.to_string(),
-                message: format!("entry {} is not an age X25519 recipient (`age1…`)", i + 1),
-            })?;
+            let r =
+                age::x25519::Recipient::from_str(item.trim()).map_err(|_| CryptoError::Key {
+                    what: what.to_string(),
+                    message: format!("entry {} is not an age X25519 recipient (`age1…`)", i + 1),
+                })?;
             out.push(r);
         }
         if out.is_empty() {
@@ -109,13 +110,19 @@ pub fn fresh_identity() -> (age::secrecy::SecretString, age::x25519::Recipient) 
 }
 
 /// Encrypt `plaintext` to recipients.
-pub fn encrypt(what: &str, recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn encrypt(
+    what: &str,
+    recipients: &[age::x25519::Recipient],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut out = Vec::with_capacity(plaintext.len() + 512);
     let mut writer = encrypt_writer(what, recipients, &mut out)?;
-    writer.write_all(plaintext).map_err(|e| CryptoError::Encrypt {
-        what: what.into(),
-        message: e.to_string(),
-    })?;
+    writer
+        .write_all(plaintext)
+        .map_err(|e| CryptoError::Encrypt {
+            what: what.into(),
+            message: e.to_string(),
+        })?;
     writer.finish().map_err(|e| CryptoError::Encrypt {
         what: what.into(),
         message: e.to_string(),
@@ -129,15 +136,18 @@ pub fn encrypt_writer<W: Write>(
     recipients: &[age::x25519::Recipient],
     out: W,
 ) -> Result<age::stream::StreamWriter<W>, CryptoError> {
-    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| CryptoError::Encrypt {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+    encryptor
+        .wrap_output(out)
         .map_err(|e| CryptoError::Encrypt {
             what: what.into(),
             message: e.to_string(),
-        })?;
-    encryptor.wrap_output(out).map_err(|e| CryptoError::Encrypt {
-        what: what.into(),
-        message: e.to_string(),
-    })
+        })
 }
 
 /// Refuse age headers with too many stanzas before handing them to the age crate.
@@ -153,7 +163,9 @@ fn check_header(what: &str, ciphertext: &[u8]) -> Result<(), CryptoError> {
             if stanzas > MAX_STANZAS {
                 return Err(CryptoError::Decrypt {
                     what: what.into(),
-                    message: format!("age header has more than {MAX_STANZAS} recipient stanzas; refused"),
+                    message: format!(
+                        "age header has more than {MAX_STANZAS} recipient stanzas; refused"
+                    ),
                 });
             }
         }
@@ -168,7 +180,11 @@ fn check_header(what: &str, ciphertext: &[u8]) -> Result<(), CryptoError> {
 }
 
 /// Decrypt a whole age ciphertext with any of the identities.
-pub fn decrypt(what: &str, identities: &[age::x25519::Identity], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn decrypt(
+    what: &str,
+    identities: &[age::x25519::Identity],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     check_header(what, ciphertext)?;
     let err = |message: String| CryptoError::Decrypt {
         what: what.into(),
@@ -179,12 +195,18 @@ pub fn decrypt(what: &str, identities: &[age::x25519::Identity], ciphertext: &[u
         .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| err(e.to_string()))?;
     let mut out = Vec::new();
-    reader.read_to_end(&mut out).map_err(|e| err(e.to_string()))?;
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| err(e.to_string()))?;
     Ok(out)
 }
 
 /// Unwrap a wrapped object key: decrypt it, then parse the identity inside.
-pub fn unwrap_key(what: &str, identities: &[age::x25519::Identity], wrapped: &[u8]) -> Result<age::x25519::Identity, CryptoError> {
+pub fn unwrap_key(
+    what: &str,
+    identities: &[age::x25519::Identity],
+    wrapped: &[u8],
+) -> Result<age::x25519::Identity, CryptoError> {
     let plain = decrypt(what, identities, wrapped)?;
     let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::Key {
         what: what.into(),
@@ -198,7 +220,11 @@ pub fn unwrap_key(what: &str, identities: &[age::x25519::Identity], wrapped: &[u
 }
 
 /// Wrap a fresh identity's secret to recipients.
-pub fn wrap_key(what: &str, secret: &age::secrecy::SecretString, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, CryptoError> {
+pub fn wrap_key(
+    what: &str,
+    secret: &age::secrecy::SecretString,
+    recipients: &[age::x25519::Recipient],
+) -> Result<Vec<u8>, CryptoError> {
     let text = format!("{}\n", secret.expose_secret());
     encrypt(what, recipients, text.as_bytes())
 }
@@ -233,7 +259,9 @@ mod tests {
             fake.extend_from_slice(b"-> X25519 AAAA\nAAAA\n");
         }
         fake.extend_from_slice(b"--- AAAA\n");
-        let err = decrypt("x", &[age::x25519::Identity::generate()], &fake).unwrap_err().to_string();
+        let err = decrypt("x", &[age::x25519::Identity::generate()], &fake)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("stanzas"), "{err}");
     }
 }

@@ -140,7 +140,10 @@ pub struct Totals {
 pub fn files_root(files: &[FileEntry]) -> String {
     let mut sorted: Vec<&FileEntry> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let leaves: Vec<merkle::Hash> = sorted.iter().map(|f| merkle::leaf_hash(&f.leaf())).collect();
+    let leaves: Vec<merkle::Hash> = sorted
+        .iter()
+        .map(|f| merkle::leaf_hash(&f.leaf()))
+        .collect();
     merkle::hex(&merkle::root(&leaves))
 }
 
@@ -150,13 +153,24 @@ pub fn sign(
     data: &[u8],
     trusted_comment: &str,
 ) -> Result<String, String> {
-    minisign::sign(None, secret, std::io::Cursor::new(data), Some(trusted_comment), Some("vaxarc signature"))
-        .map(|b| b.into_string())
-        .map_err(|e| e.to_string())
+    minisign::sign(
+        None,
+        secret,
+        std::io::Cursor::new(data),
+        Some(trusted_comment),
+        Some("vaxarc signature"),
+    )
+    .map(|b| b.into_string())
+    .map_err(|e| e.to_string())
 }
 
 /// Verify a `.minisig` text over bytes with a minisign public key.
-pub fn verify_signature(public: &minisign::PublicKey, data: &[u8], signature: &str) -> Result<(), String> {
+pub fn verify_signature(
+    public: &minisign::PublicKey,
+    data: &[u8],
+    signature: &str,
+) -> Result<(), String> {
     let sig = minisign::SignatureBox::from_string(signature).map_err(|e| e.to_string())?;
-    minisign::verify(public, &sig, std::io::Cursor::new(data), true, false, false).map_err(|e| e.to_string())
+    minisign::verify(public, &sig, std::io::Cursor::new(data), true, false, false)
+        .map_err(|e| e.to_string())
 }

@@ -28,7 +28,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, Float64Builder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Float64Builder, StringBuilder, UInt16Builder, UInt32Builder,
+    UInt64Builder,
+};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -168,7 +171,12 @@ pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
 
 /// The lookup identifiers of a record, as (kind, value) pairs.
 pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
-    let get = |name: &str| r[schema.idx(name)].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let get = |name: &str| {
+        r[schema.idx(name)]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let mut out = Vec::new();
     for name in ["atena_number", "registry_atena_number"] {
         if let Some(a) = get(name) {
@@ -182,7 +190,10 @@ pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
         out.push(("ticket", format!("{m}:{t}")));
     }
     if let (Some(k), Some(b)) = (get("kana_name"), r[schema.idx("birth_date")].as_date()) {
-        out.push(("kana_birth", format!("{}:{}", crate::normalise::kana_key(&k), b)));
+        out.push((
+            "kana_birth",
+            format!("{}:{}", crate::normalise::kana_key(&k), b),
+        ));
     }
     out.sort();
     out.dedup();
@@ -194,7 +205,10 @@ pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
 /// deceased person no earlier than 5 years after the day after death; of anyone else,
 /// no known expiry ("open").
 pub fn partition_of(schema: &Schema, r: &Record, bucket: u16) -> PartitionKey {
-    let class = r[schema.idx("retention_class")].as_str().unwrap_or("routine_5y").to_string();
+    let class = r[schema.idx("retention_class")]
+        .as_str()
+        .unwrap_or("routine_5y")
+        .to_string();
     let expiry = if class == "covid_special" {
         let deceased = r[schema.idx("registry_status")].as_str() == Some("deceased");
         match (deceased, r[schema.idx("registry_status_date")].as_date()) {
@@ -254,7 +268,12 @@ pub struct Sealed {
 
 /// Write batches as Parquet straight into an age stream to a fresh identity, and wrap
 /// that identity to `recipients`. No plaintext leaves memory.
-pub fn seal_parquet(what: &str, batches: &[RecordBatch], schema: Arc<ArrowSchema>, recipients: &Recipients) -> Result<Sealed, ArchiveError> {
+pub fn seal_parquet(
+    what: &str,
+    batches: &[RecordBatch],
+    schema: Arc<ArrowSchema>,
+    recipients: &Recipients,
+) -> Result<Sealed, ArchiveError> {
     let (secret, recipient) = crypto::fresh_identity();
     let mut ciphertext = Vec::new();
     let age_writer = crypto::encrypt_writer(what, &[recipient], &mut ciphertext)?;
@@ -262,7 +281,8 @@ pub fn seal_parquet(what: &str, batches: &[RecordBatch], schema: Arc<ArrowSchema
         inner: age_writer,
         hasher: blake3::Hasher::new(),
     };
-    let mut writer = ArrowWriter::try_new(tee, schema, Some(writer_properties())).map_err(pq(what))?;
+    let mut writer =
+        ArrowWriter::try_new(tee, schema, Some(writer_properties())).map_err(pq(what))?;
     for b in batches {
         writer.write(b).map_err(pq(what))?;
     }
@@ -282,7 +302,12 @@ pub fn seal_parquet(what: &str, batches: &[RecordBatch], schema: Arc<ArrowSchema
 }
 
 /// Decrypt an object with its wrapped key and read its Parquet batches.
-pub fn open_parquet(what: &str, ciphertext: &[u8], wrapped_key: &[u8], identities: &[age::x25519::Identity]) -> Result<Vec<RecordBatch>, ArchiveError> {
+pub fn open_parquet(
+    what: &str,
+    ciphertext: &[u8],
+    wrapped_key: &[u8],
+    identities: &[age::x25519::Identity],
+) -> Result<Vec<RecordBatch>, ArchiveError> {
     let key = crypto::unwrap_key(what, identities, wrapped_key)?;
     let plain = crypto::decrypt(what, &[key], ciphertext)?;
     read_parquet(what, plain)
@@ -291,9 +316,10 @@ pub fn open_parquet(what: &str, ciphertext: &[u8], wrapped_key: &[u8], identitie
 /// Read Parquet bytes, refusing footers that declare absurd sizes.
 pub fn read_parquet(what: &str, plain: Vec<u8>) -> Result<Vec<RecordBatch>, ArchiveError> {
     let bytes = bytes::Bytes::from(plain);
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq(what))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(pq(what))?;
     let declared: i64 = builder.metadata().file_metadata().num_rows();
-    if declared < 0 || declared > 1_000_000_000 {
+    if !(0..=1_000_000_000).contains(&declared) {
         return Err(ArchiveError::Parquet {
             what: what.into(),
             message: "footer declares an impossible row count; refused".into(),
@@ -346,7 +372,13 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 pub fn partition_id(archive_id: &str, key: &PartitionKey, generation: u64) -> String {
     let mut h = blake3::Hasher::new();
     h.update(archive_id.as_bytes());
-    h.update(format!("\0{}\0{}\0{}\0{}", key.retention_class, key.expiry, key.bucket, generation).as_bytes());
+    h.update(
+        format!(
+            "\0{}\0{}\0{}\0{}",
+            key.retention_class, key.expiry, key.bucket, generation
+        )
+        .as_bytes(),
+    );
     h.finalize().to_hex()[..16].to_string()
 }
 
@@ -361,7 +393,16 @@ pub fn partition_path(key: &PartitionKey, id: &str) -> String {
 /// Objects a fresh migrate may find left over by an interrupted earlier run.
 /// (`audit/` too: a migration appends to the audit log only after its commit, so an
 /// uncommitted folder's audit entries, if any, describe no archive.)
-pub const STAGING_PREFIXES: &[&str] = &["data/", "vault/", "keys/", "index/", "quarantine/", "review/", "audit/", manifest::SIGNATURE];
+pub const STAGING_PREFIXES: &[&str] = &[
+    "data/",
+    "vault/",
+    "keys/",
+    "index/",
+    "quarantine/",
+    "review/",
+    "audit/",
+    manifest::SIGNATURE,
+];
 
 /// Prepare an empty location for a new archive: refuse an existing archive; remove the
 /// ciphertext objects an interrupted run left (they were never committed); refuse
@@ -374,7 +415,10 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
         )));
     }
     let objects = store.list()?;
-    if let Some(foreign) = objects.iter().find(|o| !STAGING_PREFIXES.iter().any(|p| o.path.starts_with(p))) {
+    if let Some(foreign) = objects
+        .iter()
+        .find(|o| !STAGING_PREFIXES.iter().any(|p| o.path.starts_with(p)))
+    {
         return Err(ArchiveError::State(format!(
             "`{}` is not empty and not an interrupted vaxarc archive (found `{}`); choose an empty folder",
             store.location(),
@@ -389,11 +433,19 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
     Ok(objects.len() as u64)
 }
 
+/// A sealed partition and its objects: (path, role, bytes).
+type SealedPartition = (Partition, Vec<(String, String, Vec<u8>)>);
+
 /// Progress of a write.
 pub type OnObject<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Write a new archive and commit it (manifest last, conditional create).
-pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_object: OnObject<'_>) -> Result<Manifest, ArchiveError> {
+pub fn write_new(
+    store: &Store,
+    input: NewArchive<'_>,
+    keys: &WriteKeys,
+    on_object: OnObject<'_>,
+) -> Result<Manifest, ArchiveError> {
     let schema = input.schema;
     let archive_id = hex32(&random_bytes::<32>())[..32].to_string();
     let secret = derive_index_secret(input.schema, &input.records, &input.pipeline_toml);
@@ -414,9 +466,17 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
     for r in &records {
         let ph = r[person_hash_idx].as_str().unwrap_or_default().to_string();
         let bucket = bucket_of(&ph, buckets);
-        groups.entry(partition_of(schema, r, bucket)).or_default().push(r);
+        groups
+            .entry(partition_of(schema, r, bucket))
+            .or_default()
+            .push(r);
         for (kind, value) in identifiers(schema, r) {
-            index.insert((kind.to_string(), keyed_hash(&secret, kind, &value), ph.clone(), bucket));
+            index.insert((
+                kind.to_string(),
+                keyed_hash(&secret, kind, &value),
+                ph.clone(),
+                bucket,
+            ));
         }
     }
 
@@ -428,24 +488,32 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
     vault_idx.extend(&vault_pos);
     let vault_schema = schema.arrow_schema(|c| c == Class::NumberVault);
     let vault_schema = {
-        let mut fields = vec![Arc::new(ArrowField::new("record_id", DataType::Utf8, false))];
+        let mut fields = vec![Arc::new(ArrowField::new(
+            "record_id",
+            DataType::Utf8,
+            false,
+        ))];
         fields.extend(vault_schema.fields().iter().cloned());
         Arc::new(ArrowSchema::new(fields))
     };
 
     // Seal partitions in parallel.
     let keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
-    let sealed: Vec<Result<(Partition, Vec<(String, String, Vec<u8>)>), ArchiveError>> = keyed
+    let sealed: Vec<Result<SealedPartition, ArchiveError>> = keyed
         .par_iter()
         .map(|(key, rows)| {
             let id = partition_id(&archive_id, key, generation);
             let path = partition_path(key, &id);
             let mut batches = Vec::new();
             for chunk in rows.chunks(ROW_GROUP_ROWS) {
-                batches.push(batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| ArchiveError::Parquet {
-                    what: path.clone(),
-                    message: e.to_string(),
-                })?);
+                batches.push(
+                    batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
+                        |e| ArchiveError::Parquet {
+                            what: path.clone(),
+                            message: e.to_string(),
+                        },
+                    )?,
+                );
             }
             let data = seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
             let key_path = format!("keys/{id}.key.age");
@@ -461,10 +529,11 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
             let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
             if !vault_rows.is_empty() {
                 let vpath = format!("vault/{id}.parquet.age");
-                let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows).map_err(|e| ArchiveError::Parquet {
-                    what: vpath.clone(),
-                    message: e.to_string(),
-                })?;
+                let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
+                    .map_err(|e| ArchiveError::Parquet {
+                        what: vpath.clone(),
+                        message: e.to_string(),
+                    })?;
                 let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
                 let vkey = format!("keys/{id}.vault.key.age");
                 objects.push((vpath.clone(), "vault".into(), v.ciphertext));
@@ -515,25 +584,61 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
 
     // The index hash key, wrapped to the custodians.
     let secret_text = age::secrecy::SecretString::from(hex32(&secret));
-    let wrapped_secret = crypto::encrypt(INDEX_SECRET, &keys.custodians.0, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&secret_text)).as_bytes())?;
-    put(INDEX_SECRET.to_string(), "index-secret".into(), wrapped_secret)?;
+    let wrapped_secret = crypto::encrypt(
+        INDEX_SECRET,
+        &keys.custodians.0,
+        format!(
+            "{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&secret_text)
+        )
+        .as_bytes(),
+    )?;
+    put(
+        INDEX_SECRET.to_string(),
+        "index-secret".into(),
+        wrapped_secret,
+    )?;
 
     // Index.
     let index_id = format!("{}-g{generation}", &archive_id[..16]);
     let (index_batch, index_schema) = index_batch(&index);
     let sealed_index = seal_parquet("index", &[index_batch], index_schema, &keys.custodians)?;
-    put(format!("index/{index_id}.parquet.age"), "index".into(), sealed_index.ciphertext)?;
-    put(format!("keys/{index_id}.index.key.age"), "index-key".into(), sealed_index.wrapped_key)?;
+    put(
+        format!("index/{index_id}.parquet.age"),
+        "index".into(),
+        sealed_index.ciphertext,
+    )?;
+    put(
+        format!("keys/{index_id}.index.key.age"),
+        "index-key".into(),
+        sealed_index.wrapped_key,
+    )?;
 
     // Quarantine and review lists (personal data: encrypted like partitions).
     let (qb, qs) = quarantine_batch(&input.quarantine);
     let sq = seal_parquet("quarantine", &[qb], qs, &keys.custodians)?;
-    put(format!("quarantine/{index_id}.parquet.age"), "quarantine".into(), sq.ciphertext)?;
-    put(format!("keys/{index_id}.quarantine.key.age"), "quarantine-key".into(), sq.wrapped_key)?;
+    put(
+        format!("quarantine/{index_id}.parquet.age"),
+        "quarantine".into(),
+        sq.ciphertext,
+    )?;
+    put(
+        format!("keys/{index_id}.quarantine.key.age"),
+        "quarantine-key".into(),
+        sq.wrapped_key,
+    )?;
     let (rb, rs) = review_batch(&input.review);
     let sr = seal_parquet("review", &[rb], rs, &keys.custodians)?;
-    put(format!("review/{index_id}.parquet.age"), "review".into(), sr.ciphertext)?;
-    put(format!("keys/{index_id}.review.key.age"), "review-key".into(), sr.wrapped_key)?;
+    put(
+        format!("review/{index_id}.parquet.age"),
+        "review".into(),
+        sr.ciphertext,
+    )?;
+    put(
+        format!("keys/{index_id}.review.key.age"),
+        "review-key".into(),
+        sr.wrapped_key,
+    )?;
 
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let totals = manifest::Totals {
@@ -541,7 +646,12 @@ pub fn write_new(store: &Store, input: NewArchive<'_>, keys: &WriteKeys, on_obje
         records: records.len() as u64,
         merged: input.accounting.iter().map(|a| a.records_merged).sum(),
         quarantined: input.quarantine.len() as u64,
-        review: input.review.iter().map(|r| &r.0).collect::<std::collections::BTreeSet<_>>().len() as u64,
+        review: input
+            .review
+            .iter()
+            .map(|r| &r.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64,
     };
     let merkle_root = manifest::files_root(&files);
     let manifest = Manifest {
@@ -585,8 +695,12 @@ pub fn commit(store: &Store, manifest: &Manifest, keys: &WriteKeys) -> Result<()
 
 /// The manifest's bytes and their minisign signature (trusted comment: archive id,
 /// generation, Merkle root).
-pub fn sign_manifest(manifest: &Manifest, keys: &WriteKeys) -> Result<(Vec<u8>, String), ArchiveError> {
-    let text = serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
+pub fn sign_manifest(
+    manifest: &Manifest,
+    keys: &WriteKeys,
+) -> Result<(Vec<u8>, String), ArchiveError> {
+    let text =
+        serde_json::to_vec_pretty(manifest).map_err(|e| ArchiveError::Manifest(e.to_string()))?;
     let sig = sign_manifest_bytes(manifest, &text, &keys.signing)?;
     Ok((text, sig))
 }
@@ -604,30 +718,50 @@ pub fn commit_replace(store: &Store, text: &[u8], signature: &str) -> Result<(),
 }
 
 /// The `.minisig` text of a manifest's bytes, with the trusted comment [`commit`] uses.
-pub fn sign_manifest_bytes(manifest: &Manifest, text: &[u8], signing: &minisign::SecretKey) -> Result<String, ArchiveError> {
+pub fn sign_manifest_bytes(
+    manifest: &Manifest,
+    text: &[u8],
+    signing: &minisign::SecretKey,
+) -> Result<String, ArchiveError> {
     let comment = format!(
         "vaxarc manifest archive={} generation={} root={}",
         manifest.archive_id, manifest.generation, manifest.merkle_root
     );
-    manifest::sign(signing, text, &comment).map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
+    manifest::sign(signing, text, &comment)
+        .map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
 }
 
-fn index_batch(index: &std::collections::BTreeSet<(String, String, String, u16)>) -> (RecordBatch, Arc<ArrowSchema>) {
+fn index_batch(
+    index: &std::collections::BTreeSet<(String, String, String, u16)>,
+) -> (RecordBatch, Arc<ArrowSchema>) {
     let schema = Arc::new(ArrowSchema::new(vec![
         ArrowField::new("kind", DataType::Utf8, false),
         ArrowField::new("key_hash", DataType::Utf8, false),
         ArrowField::new("person_hash", DataType::Utf8, false),
         ArrowField::new("bucket", DataType::UInt16, false),
     ]));
-    let (mut k, mut h, mut p, mut b) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), UInt16Builder::new());
+    let (mut k, mut h, mut p, mut b) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        UInt16Builder::new(),
+    );
     for (kind, hash, person, bucket) in index {
         k.append_value(kind);
         h.append_value(hash);
         p.append_value(person);
         b.append_value(*bucket);
     }
-    let cols: Vec<ArrayRef> = vec![Arc::new(k.finish()), Arc::new(h.finish()), Arc::new(p.finish()), Arc::new(b.finish())];
-    (RecordBatch::try_new(schema.clone(), cols).expect("index columns match"), schema)
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(k.finish()),
+        Arc::new(h.finish()),
+        Arc::new(p.finish()),
+        Arc::new(b.finish()),
+    ];
+    (
+        RecordBatch::try_new(schema.clone(), cols).expect("index columns match"),
+        schema,
+    )
 }
 
 fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
@@ -665,7 +799,10 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
         Arc::new(c.finish()),
         Arc::new(raw.finish()),
     ];
-    (RecordBatch::try_new(schema.clone(), cols).expect("quarantine columns match"), schema)
+    (
+        RecordBatch::try_new(schema.clone(), cols).expect("quarantine columns match"),
+        schema,
+    )
 }
 
 fn review_batch(review: &[(String, String, f64)]) -> (RecordBatch, Arc<ArrowSchema>) {
@@ -674,14 +811,25 @@ fn review_batch(review: &[(String, String, f64)]) -> (RecordBatch, Arc<ArrowSche
         ArrowField::new("candidate_atena_number", DataType::Utf8, false),
         ArrowField::new("score", DataType::Float64, false),
     ]));
-    let (mut a, mut b, mut c) = (StringBuilder::new(), StringBuilder::new(), Float64Builder::new());
+    let (mut a, mut b, mut c) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+    );
     for (id, cand, score) in review {
         a.append_value(id);
         b.append_value(cand);
         c.append_value(*score);
     }
-    let cols: Vec<ArrayRef> = vec![Arc::new(a.finish()), Arc::new(b.finish()), Arc::new(c.finish())];
-    (RecordBatch::try_new(schema.clone(), cols).expect("review columns match"), schema)
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(a.finish()),
+        Arc::new(b.finish()),
+        Arc::new(c.finish()),
+    ];
+    (
+        RecordBatch::try_new(schema.clone(), cols).expect("review columns match"),
+        schema,
+    )
 }
 
 /// Read and parse the manifest (no signature check: see [`verify`]).
@@ -690,24 +838,44 @@ pub fn read_manifest(store: &Store) -> Result<(Manifest, Vec<u8>), ArchiveError>
     if bytes.len() > 512 * 1024 * 1024 {
         return Err(ArchiveError::Manifest("larger than 512 MiB".into()));
     }
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Manifest(format!("line {}, column {}: {}", e.line(), e.column(), e.classify_name())))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        ArchiveError::Manifest(format!(
+            "line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            e.classify_name()
+        ))
+    })?;
     if m.format != manifest::FORMAT {
-        return Err(ArchiveError::Manifest("`format` is not vaxarc-archive".into()));
+        return Err(ArchiveError::Manifest(
+            "`format` is not vaxarc-archive".into(),
+        ));
     }
     for f in &m.files {
         if !verify::safe_object_path(&f.path) {
-            return Err(ArchiveError::Manifest(format!("object path `{}` is not a safe relative path; refused", f.path.escape_default())));
+            return Err(ArchiveError::Manifest(format!(
+                "object path `{}` is not a safe relative path; refused",
+                f.path.escape_default()
+            )));
         }
     }
     Ok((m, bytes))
 }
 
 /// Decrypt one partition's records (plain columns; vault columns stay Null).
-pub fn read_partition(store: &Store, schema: &Schema, p: &Partition, identities: &[age::x25519::Identity]) -> Result<Vec<Record>, ArchiveError> {
+pub fn read_partition(
+    store: &Store,
+    schema: &Schema,
+    p: &Partition,
+    identities: &[age::x25519::Identity],
+) -> Result<Vec<Record>, ArchiveError> {
     let ct = store.get(&p.file)?;
     let key = store.get(&p.key)?;
     let batches = open_parquet(&p.file, &ct, &key, identities)?;
-    Ok(batches.iter().flat_map(|b| batch::from_batch(schema, b)).collect())
+    Ok(batches
+        .iter()
+        .flat_map(|b| batch::from_batch(schema, b))
+        .collect())
 }
 
 trait ClassifyName {

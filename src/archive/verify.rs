@@ -54,7 +54,9 @@ pub fn safe_object_path(path: &str) -> bool {
         && !path.starts_with('/')
         && !path.contains('\\')
         && !path.contains('\0')
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// Objects that live beside the listed files and are checked by other commands.
@@ -69,7 +71,12 @@ pub fn is_unlisted_ok(path: &str) -> bool {
 
 /// Verify an archive. `pinned_key` (a minisign public key) overrides the key in the
 /// manifest; identities (custodian, and vault if given) enable the deep checks.
-pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::PublicKey>, identities: &[age::x25519::Identity]) -> Result<Report, ArchiveError> {
+pub fn verify(
+    store: &Store,
+    schema: &Schema,
+    pinned_key: Option<&minisign::PublicKey>,
+    identities: &[age::x25519::Identity],
+) -> Result<Report, ArchiveError> {
     let mut report = Report::default();
     let mut problem = |path: &str, what: String| {
         report.problems.push(Problem {
@@ -83,7 +90,9 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
             let mut r = Report::default();
             r.problems.push(Problem {
                 path: manifest::MANIFEST.into(),
-                problem: "missing: this is not a committed archive (an interrupted run leaves none)".into(),
+                problem:
+                    "missing: this is not a committed archive (an interrupted run leaves none)"
+                        .into(),
             });
             return Ok(r);
         }
@@ -98,21 +107,32 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
         (Ok(k), Ok(sig)) => {
             let sig = String::from_utf8_lossy(&sig).to_string();
             if let Err(e) = manifest::verify_signature(&k, &bytes, &sig) {
-                problem(manifest::SIGNATURE, format!("signature does not verify: {e}"));
+                problem(
+                    manifest::SIGNATURE,
+                    format!("signature does not verify: {e}"),
+                );
             }
         }
-        (Err(e), _) => problem(manifest::MANIFEST, format!("signing public key unusable: {e}")),
+        (Err(e), _) => problem(
+            manifest::MANIFEST,
+            format!("signing public key unusable: {e}"),
+        ),
         (_, Err(_)) => problem(manifest::SIGNATURE, "missing".into()),
     }
     // Listed objects.
-    let listed: std::collections::BTreeMap<&str, &manifest::FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let listed: std::collections::BTreeMap<&str, &manifest::FileEntry> =
+        m.files.iter().map(|f| (f.path.as_str(), f)).collect();
     if let Some(root) = store.local_root() {
         for link in symlinks_under(root) {
-            problem(&link, "is a symbolic link; archives hold plain files only (refused, not followed)".into());
+            problem(
+                &link,
+                "is a symbolic link; archives hold plain files only (refused, not followed)".into(),
+            );
         }
     }
     let present = store.list()?;
-    let present_paths: std::collections::BTreeSet<&str> = present.iter().map(|o| o.path.as_str()).collect();
+    let present_paths: std::collections::BTreeSet<&str> =
+        present.iter().map(|o| o.path.as_str()).collect();
     for o in &present {
         if !listed.contains_key(o.path.as_str()) && !is_unlisted_ok(&o.path) {
             problem(&o.path, "not listed in the manifest".into());
@@ -126,7 +146,10 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
         match store.get(&f.path) {
             Ok(data) => {
                 if data.len() as u64 != f.size {
-                    problem(&f.path, format!("size {} differs from the manifest's {}", data.len(), f.size));
+                    problem(
+                        &f.path,
+                        format!("size {} differs from the manifest's {}", data.len(), f.size),
+                    );
                 } else if blake3::hash(&data).to_hex().as_str() != f.blake3 {
                     problem(&f.path, "blake3 differs from the manifest".into());
                 }
@@ -137,10 +160,21 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
     }
     let root = manifest::files_root(&m.files);
     if root != m.merkle_root {
-        problem(manifest::MANIFEST, "Merkle root does not match the file list".into());
+        problem(
+            manifest::MANIFEST,
+            "Merkle root does not match the file list".into(),
+        );
     }
     for p in &m.partitions {
-        for path in [Some(&p.file), Some(&p.key), p.vault_file.as_ref(), p.vault_key.as_ref()].into_iter().flatten() {
+        for path in [
+            Some(&p.file),
+            Some(&p.key),
+            p.vault_file.as_ref(),
+            p.vault_key.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if !listed.contains_key(path.as_str()) {
                 problem(path, "named by a partition but not in the file list".into());
             }
@@ -148,7 +182,12 @@ pub fn verify(store: &Store, schema: &Schema, pinned_key: Option<&minisign::Publ
     }
     // Deep checks.
     if !identities.is_empty() {
-        let plain_fields: Vec<&str> = schema.fields.iter().filter(|f| f.class != Class::NumberVault).map(|f| f.name.as_str()).collect();
+        let plain_fields: Vec<&str> = schema
+            .fields
+            .iter()
+            .filter(|f| f.class != Class::NumberVault)
+            .map(|f| f.name.as_str())
+            .collect();
         for p in &m.partitions {
             match deep_partition(store, p, identities, &plain_fields) {
                 Ok(Some(rows)) => {
@@ -179,10 +218,14 @@ fn symlinks_under(root: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.file_type().is_symlink() {
                 let rel = path.strip_prefix(root).unwrap_or(&path);
                 out.push(rel.to_string_lossy().replace('\\', "/"));
@@ -206,12 +249,22 @@ pub fn key_id_of(m: &Manifest) -> String {
         .unwrap_or_default()
 }
 
-fn deep_partition(store: &Store, p: &manifest::Partition, ids: &[age::x25519::Identity], plain_fields: &[&str]) -> Result<Option<u64>, String> {
+fn deep_partition(
+    store: &Store,
+    p: &manifest::Partition,
+    ids: &[age::x25519::Identity],
+    plain_fields: &[&str],
+) -> Result<Option<u64>, String> {
     let key = store.get(&p.key).map_err(|e| e.to_string())?;
     let identity = match super::crypto::unwrap_key(&p.key, ids, &key) {
         Ok(i) => i,
         // None of the given identities is a custodian of this partition.
-        Err(_) => return Err(format!("cannot unwrap `{}` with the given identities", p.key)),
+        Err(_) => {
+            return Err(format!(
+                "cannot unwrap `{}` with the given identities",
+                p.key
+            ))
+        }
     };
     let ct = store.get(&p.file).map_err(|e| e.to_string())?;
     let plain = super::crypto::decrypt(&p.file, &[identity], &ct).map_err(|e| e.to_string())?;
@@ -224,15 +277,30 @@ fn deep_partition(store: &Store, p: &manifest::Partition, ids: &[age::x25519::Id
         return Err(format!("holds {rows} rows; the manifest says {}", p.rows));
     }
     if let Some(b) = batches.first() {
-        let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
-        if names.iter().map(String::as_str).ne(plain_fields.iter().copied()) {
+        let names: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if names
+            .iter()
+            .map(String::as_str)
+            .ne(plain_fields.iter().copied())
+        {
             return Err("columns differ from the canonical schema".into());
         }
     }
     Ok(Some(rows))
 }
 
-fn deep_vault(store: &Store, file: &str, key: &str, p: &manifest::Partition, ids: &[age::x25519::Identity]) -> Result<bool, String> {
+fn deep_vault(
+    store: &Store,
+    file: &str,
+    key: &str,
+    p: &manifest::Partition,
+    ids: &[age::x25519::Identity],
+) -> Result<bool, String> {
     let wrapped = store.get(key).map_err(|e| e.to_string())?;
     let Ok(identity) = super::crypto::unwrap_key(key, ids, &wrapped) else {
         // No vault identity given: the vault object is checked by hash only.
@@ -246,7 +314,10 @@ fn deep_vault(store: &Store, file: &str, key: &str, p: &manifest::Partition, ids
     let batches = super::read_parquet(file, plain).map_err(|e| e.to_string())?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     if rows != p.vault_rows {
-        return Err(format!("holds {rows} rows; the manifest says {}", p.vault_rows));
+        return Err(format!(
+            "holds {rows} rows; the manifest says {}",
+            p.vault_rows
+        ));
     }
     Ok(true)
 }
@@ -257,7 +328,9 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        assert!(safe_object_path("data/class=x/expiry=2030/bucket=01/a.parquet.age"));
+        assert!(safe_object_path(
+            "data/class=x/expiry=2030/bucket=01/a.parquet.age"
+        ));
         for bad in ["../x", "/etc/passwd", "a/../b", "a//b", "", "a\\b", "./a"] {
             assert!(!safe_object_path(bad), "{bad}");
         }

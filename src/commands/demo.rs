@@ -30,25 +30,55 @@ pub fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         ..Config::default()
     };
-    ctx.printer.note(&format!("generating synthetic sources for {} people ...", args.people));
+    ctx.printer.note(&format!(
+        "generating synthetic sources for {} people ...",
+        args.people
+    ));
     let spinner = ctx.printer.spinner("generate");
     generate::generate(&config, &input)?;
     spinner.finish_and_clear();
     let keys = input.join("keys");
     let created = super::now_rfc3339();
     for (name, label, signing) in [
-        ("custodian-1", "DEMO KEY - custodian 1 - not for real data", true),
-        ("custodian-2", "DEMO KEY - custodian 2 - not for real data", false),
-        ("vault", "DEMO KEY - vault (個人番号) - not for real data", false),
+        (
+            "custodian-1",
+            "DEMO KEY - custodian 1 - not for real data",
+            true,
+        ),
+        (
+            "custodian-2",
+            "DEMO KEY - custodian 2 - not for real data",
+            false,
+        ),
+        (
+            "vault",
+            "DEMO KEY - vault (個人番号) - not for real data",
+            false,
+        ),
     ] {
         let signing_path = keys.join("signing.key");
-        crate::keys::keygen(&keys.join(format!("{name}.key")), signing.then_some(signing_path.as_path()), Some(label), &created, false)?;
+        crate::keys::keygen(
+            &keys.join(format!("{name}.key")),
+            signing.then_some(signing_path.as_path()),
+            Some(label),
+            &created,
+            false,
+        )?;
     }
     let archive_dir = dir.join("archive");
     ctx.printer.note("migrating ...");
-    let summary = migrate::migrate(&input.join("pipeline.toml"), &archive_dir.to_string_lossy(), None, ctx)?;
-    ctx.printer.note("verifying with custodian-1 and vault identities ...");
-    let identities = crate::keys::load_identities(&[keys.join("custodian-1.key"), keys.join("vault.key")], ctx.allow_insecure_identity)?;
+    let summary = migrate::migrate(
+        &input.join("pipeline.toml"),
+        &archive_dir.to_string_lossy(),
+        None,
+        ctx,
+    )?;
+    ctx.printer
+        .note("verifying with custodian-1 and vault identities ...");
+    let identities = crate::keys::load_identities(
+        &[keys.join("custodian-1.key"), keys.join("vault.key")],
+        ctx.allow_insecure_identity,
+    )?;
     let store = Store::open(&archive_dir.to_string_lossy())?;
     let report = verify::verify(&store, Schema::embedded(), None, &identities)?;
     if args.json {
@@ -68,10 +98,20 @@ pub fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", migrate::render(&summary));
         println!();
-        print!("{}", super::verify::render(&report, &archive_dir.display().to_string()));
-        println!("\ndemo folder: {} (synthetic sources and DEMO keys in input/, archive in archive/)", dir.display());
+        print!(
+            "{}",
+            super::verify::render(&report, &archive_dir.display().to_string())
+        );
+        println!(
+            "\ndemo folder: {} (synthetic sources and DEMO keys in input/, archive in archive/)",
+            dir.display()
+        );
     }
-    Ok(if report.ok() { ExitCode::Success } else { ExitCode::CheckFailed })
+    Ok(if report.ok() {
+        ExitCode::Success
+    } else {
+        ExitCode::CheckFailed
+    })
 }
 
 /// A demo folder may be replaced only if absent, empty, or made by an earlier demo.
@@ -88,7 +128,10 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(refuse(
-        format!("`{}` exists and was not made by `vaxarc demo`", dir.display()),
+        format!(
+            "`{}` exists and was not made by `vaxarc demo`",
+            dir.display()
+        ),
         "choose another folder with --dir",
     ))
 }

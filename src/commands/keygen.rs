@@ -6,14 +6,28 @@ use crate::exit_codes::ExitCode;
 
 /// `vaxarc keygen`: the recipient (public) is printed; secrets only go to 0600 files.
 pub fn run(args: KeygenArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
-    let g = crate::keys::keygen(&args.output, args.signing_key.as_deref(), args.label.as_deref(), &now_rfc3339(), args.force)?;
+    let g = crate::keys::keygen(
+        &args.output,
+        args.signing_key.as_deref(),
+        args.label.as_deref(),
+        &now_rfc3339(),
+        args.force,
+    )?;
     if args.json {
         print_json(&g)?;
     } else {
         println!("{}", g.recipient);
-        eprintln!("identity written to `{}` (mode 0600); recipient to `{}`", g.identity.display(), g.recipient_file.display());
+        eprintln!(
+            "identity written to `{}` (mode 0600); recipient to `{}`",
+            g.identity.display(),
+            g.recipient_file.display()
+        );
         if let (Some(sk), Some(pk)) = (&g.signing_key, &g.signing_public_key_file) {
-            eprintln!("minisign secret key written to `{}` (mode 0600); public key to `{}`", sk.display(), pk.display());
+            eprintln!(
+                "minisign secret key written to `{}` (mode 0600); public key to `{}`",
+                sk.display(),
+                pk.display()
+            );
         }
     }
     Ok(ExitCode::Success)

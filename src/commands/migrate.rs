@@ -43,7 +43,12 @@ pub struct Summary {
 
 /// `vaxarc migrate`.
 pub fn run(args: MigrateArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let summary = migrate(&args.pipeline, &args.archive, args.signing_key.as_deref(), ctx)?;
+    let summary = migrate(
+        &args.pipeline,
+        &args.archive,
+        args.signing_key.as_deref(),
+        ctx,
+    )?;
     if args.json {
         print_json(&summary)?;
     } else {
@@ -53,14 +58,27 @@ pub fn run(args: MigrateArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 /// Run a migration (shared with `demo`).
-pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&Path>, ctx: &Context) -> anyhow::Result<Summary> {
+pub fn migrate(
+    pipeline_path: &Path,
+    location: &str,
+    signing_override: Option<&Path>,
+    ctx: &Context,
+) -> anyhow::Result<Summary> {
     let schema = Schema::embedded();
     let tables = Tables::embedded();
     let pipeline = Pipeline::load(pipeline_path, schema)?;
     // Every key is loaded before any work starts: a missing key is a refusal, not a
     // half-done run.
-    let custodians = crate::keys::load_recipients("archive.custodians", &pipeline.file.archive.custodians, &pipeline.base)?;
-    let vault = crate::keys::load_recipients("archive.vault", &pipeline.file.archive.vault, &pipeline.base)?;
+    let custodians = crate::keys::load_recipients(
+        "archive.custodians",
+        &pipeline.file.archive.custodians,
+        &pipeline.base,
+    )?;
+    let vault = crate::keys::load_recipients(
+        "archive.vault",
+        &pipeline.file.archive.vault,
+        &pipeline.base,
+    )?;
     let signing_path = match (signing_override, &pipeline.file.archive.signing_key) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(p)) => pipeline.resolve(p),
@@ -71,13 +89,24 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
             ))
         }
     };
-    let (signing, signing_public) = crate::keys::load_signing_key(&signing_path, ctx.allow_insecure_identity)?;
+    let (signing, signing_public) =
+        crate::keys::load_signing_key(&signing_path, ctx.allow_insecure_identity)?;
     let rules_owned;
     let rules = match &pipeline.file.reconcile.rules {
         Some(p) => {
             let path = pipeline.resolve(p);
-            let text = std::fs::read_to_string(&path).map_err(|e| refuse(format!("cannot read match rules `{}`: {e}", path.display()), "fix `reconcile.rules` in the pipeline"))?;
-            rules_owned = Rules::from_toml(&text).map_err(|e| refuse(format!("match rules `{}`: {e}", path.display()), "see docs/reconcile.md for the rules format"))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                refuse(
+                    format!("cannot read match rules `{}`: {e}", path.display()),
+                    "fix `reconcile.rules` in the pipeline",
+                )
+            })?;
+            rules_owned = Rules::from_toml(&text).map_err(|e| {
+                refuse(
+                    format!("match rules `{}`: {e}", path.display()),
+                    "see docs/reconcile.md for the rules format",
+                )
+            })?;
             &rules_owned
         }
         None => Rules::embedded(),
@@ -93,13 +122,16 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
     let store = Store::open(location)?;
     let removed = archive::prepare_new(&store)?;
     if removed > 0 {
-        ctx.printer.note(&format!("removed {removed} objects left by an interrupted earlier run (never committed)"));
+        ctx.printer.note(&format!(
+            "removed {removed} objects left by an interrupted earlier run (never committed)"
+        ));
     }
 
     let total = ingest::total_bytes(&pipeline.sources);
     let bar = ctx.printer.bar("ingest", total, true);
     let seen = std::sync::atomic::AtomicU64::new(0);
-    let last: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, u64>> = Default::default();
+    let last: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, u64>> =
+        Default::default();
     let on_bytes = |pos: u64| {
         // Positions are per file; advance by the difference per thread's current file.
         let mut map = last.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +148,13 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
 
     let spinner = ctx.printer.spinner("reconcile");
     let started = std::time::Instant::now();
-    let outcome = reconcile::reconcile(schema, ingested.records, &ingested.registry, &ingested.vrs_persons, rules);
+    let outcome = reconcile::reconcile(
+        schema,
+        ingested.records,
+        &ingested.registry,
+        &ingested.vrs_persons,
+        rules,
+    );
     timings.insert("reconcile".to_string(), started.elapsed().as_secs_f64());
     spinner.finish_and_clear();
 
@@ -149,7 +187,11 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
     let review: Vec<(String, String, f64)> = outcome
         .review
         .iter()
-        .flat_map(|r| r.candidates.iter().map(move |(a, s)| (r.record_id.clone(), a.clone(), *s)))
+        .flat_map(|r| {
+            r.candidates
+                .iter()
+                .map(move |(a, s)| (r.record_id.clone(), a.clone(), *s))
+        })
         .collect();
     let stats = outcome.stats;
     let records = outcome.records;
@@ -173,7 +215,11 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
             reconciliation: serde_json::to_value(&stats)?,
             pipeline_toml: pipeline.text.clone(),
             municipality_code: pipeline.file.municipality_code.clone(),
-            buckets: pipeline.file.archive.buckets.unwrap_or(archive::DEFAULT_BUCKETS),
+            buckets: pipeline
+                .file
+                .archive
+                .buckets
+                .unwrap_or(archive::DEFAULT_BUCKETS),
             created: now_rfc3339(),
         },
         &keys,
@@ -200,7 +246,9 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
     )
     .and_then(|_| crate::audit::checkpoint(&store, &manifest.archive_id, Some(&keys.signing)));
     if let Err(e) = logged {
-        ctx.printer.note(&format!("warning: the archive is committed but its audit entry could not be written: {e}"));
+        ctx.printer.note(&format!(
+            "warning: the archive is committed but its audit entry could not be written: {e}"
+        ));
     }
     Ok(Summary {
         archive: location.to_string(),
@@ -220,7 +268,10 @@ pub fn migrate(pipeline_path: &Path, location: &str, signing_override: Option<&P
 /// Aligned text tables of a summary.
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
-    out.push_str(&format!("archive {} committed: {} records in {} partitions, Merkle root {}\n\n", s.archive, s.records, s.partitions, s.merkle_root));
+    out.push_str(&format!(
+        "archive {} committed: {} records in {} partitions, Merkle root {}\n\n",
+        s.archive, s.records, s.partitions, s.merkle_root
+    ));
     out.push_str(&render_accounting(&s.accounting));
     out.push('\n');
     out.push_str("reconciliation (照合結果)\n");
@@ -230,9 +281,18 @@ pub fn render(s: &Summary) -> String {
     for (k, v) in &s.reconciliation.by_status {
         out.push_str(&format!("  status {k:<18} {v:>10}\n"));
     }
-    out.push_str(&format!("  {:<25} {:>10}\n", "merged rows", s.reconciliation.merged_rows));
-    out.push_str(&format!("  {:<25} {:>10}\n", "conflicts", s.reconciliation.conflicts));
-    out.push_str(&format!("  {:<25} {:>10}\n", "awaiting review", s.reconciliation.review));
+    out.push_str(&format!(
+        "  {:<25} {:>10}\n",
+        "merged rows", s.reconciliation.merged_rows
+    ));
+    out.push_str(&format!(
+        "  {:<25} {:>10}\n",
+        "conflicts", s.reconciliation.conflicts
+    ));
+    out.push_str(&format!(
+        "  {:<25} {:>10}\n",
+        "awaiting review", s.reconciliation.review
+    ));
     if !s.quarantine_by_reason.is_empty() {
         out.push_str("\nquarantine by reason (隔離理由)\n");
         for (k, v) in &s.quarantine_by_reason {
@@ -246,7 +306,15 @@ pub fn render(s: &Summary) -> String {
 pub fn render_accounting(accounting: &[FileAccounting]) -> String {
     let mut out = format!(
         "{:<22} {:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
-        "source (入力)", "kind", "rows", "records", "archived", "merged", "quarant.", "persons", "balanced"
+        "source (入力)",
+        "kind",
+        "rows",
+        "records",
+        "archived",
+        "merged",
+        "quarant.",
+        "persons",
+        "balanced"
     );
     for a in accounting {
         out.push_str(&format!(

@@ -1,16 +1,16 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
-pub mod certificate;
 pub mod audit;
+pub mod certificate;
 pub mod demo;
 pub mod erase;
 pub mod keygen;
 pub mod lookup;
 pub mod migrate;
 pub mod normalise;
+pub mod purge;
 pub mod rekey;
 pub mod report;
-pub mod purge;
 pub mod testdata;
 pub mod verify;
 
@@ -54,7 +54,10 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -95,8 +98,12 @@ pub fn hint_for(err: &anyhow::Error) -> String {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             return h.hint.clone();
         }
-        if cause.downcast_ref::<crate::pipeline::PipelineError>().is_some() {
-            return "fix the pipeline file at the place named; `docs/pipeline.md` lists every key".into();
+        if cause
+            .downcast_ref::<crate::pipeline::PipelineError>()
+            .is_some()
+        {
+            return "fix the pipeline file at the place named; `docs/pipeline.md` lists every key"
+                .into();
         }
         if let Some(e) = cause.downcast_ref::<crate::ingest::IngestError>() {
             return match e {
@@ -108,32 +115,48 @@ pub fn hint_for(err: &anyhow::Error) -> String {
         }
         if let Some(e) = cause.downcast_ref::<crate::keys::KeyError>() {
             return match e {
-                crate::keys::KeyError::Insecure { .. } => "run `chmod 600` on the identity file, or pass --allow-insecure-identity".into(),
+                crate::keys::KeyError::Insecure { .. } => {
+                    "run `chmod 600` on the identity file, or pass --allow-insecure-identity".into()
+                }
                 _ => "check the key file path; make keys with `vaxarc keygen`".into(),
             };
         }
         if let Some(e) = cause.downcast_ref::<crate::audit::AuditError>() {
             return match e {
-                crate::audit::AuditError::NoSecret => "pass a custodian identity with --identity".into(),
+                crate::audit::AuditError::NoSecret => {
+                    "pass a custodian identity with --identity".into()
+                }
                 _ => "run `vaxarc audit verify --archive DIR`; see docs/audit.md".into(),
             };
         }
-        if cause.downcast_ref::<crate::archive::crypto::CryptoError>().is_some() {
+        if cause
+            .downcast_ref::<crate::archive::crypto::CryptoError>()
+            .is_some()
+        {
             return "pass the identity of a custodian (or vault holder) of this archive with --identity".into();
         }
-        if cause.downcast_ref::<crate::archive::store::StoreError>().is_some() {
+        if cause
+            .downcast_ref::<crate::archive::store::StoreError>()
+            .is_some()
+        {
             return "check the --archive location and that it is reachable and writable".into();
         }
         if cause.downcast_ref::<crate::report::ReportError>().is_some() {
             return "the report could not aggregate the decrypted records; run `vaxarc verify --identity` on the archive and report the message".into();
         }
-        if let Some(crate::archive::ArchiveError::State(m)) = cause.downcast_ref::<crate::archive::ArchiveError>() {
+        if let Some(crate::archive::ArchiveError::State(m)) =
+            cause.downcast_ref::<crate::archive::ArchiveError>()
+        {
             if m.contains("is locked") {
                 return "wait for the running purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into();
             }
         }
-        if cause.downcast_ref::<crate::archive::ArchiveError>().is_some() {
-            return "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)".into();
+        if cause
+            .downcast_ref::<crate::archive::ArchiveError>()
+            .is_some()
+        {
+            return "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)"
+                .into();
         }
     }
     "see `vaxarc --help` and docs/cli.md".into()

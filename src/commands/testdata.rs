@@ -15,12 +15,25 @@ pub fn run(args: TestdataArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         return run_score(score, ctx);
     }
     let Some(out) = args.out else {
-        return Err(refuse("`vaxarc testdata` needs --out DIR (or the `score` subcommand)", "e.g. `vaxarc testdata --out ./synthetic --people 10000`"));
+        return Err(refuse(
+            "`vaxarc testdata` needs --out DIR (or the `score` subcommand)",
+            "e.g. `vaxarc testdata --out ./synthetic --people 10000`",
+        ));
     };
     let mut config = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| refuse(format!("cannot read `{}`: {e}", p.display()), "check the --config path"))?;
-            Config::from_toml(&text).map_err(|e| refuse(format!("generator config `{}`: {e}", p.display()), "see docs/generator.md for the keys"))?
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                refuse(
+                    format!("cannot read `{}`: {e}", p.display()),
+                    "check the --config path",
+                )
+            })?;
+            Config::from_toml(&text).map_err(|e| {
+                refuse(
+                    format!("generator config `{}`: {e}", p.display()),
+                    "see docs/generator.md for the keys",
+                )
+            })?
         }
         None => Config::default(),
     };
@@ -32,9 +45,18 @@ pub fn run(args: TestdataArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&summary)?;
     } else {
-        println!("wrote {} people, {} dose records in {} files to `{}`", summary.people, summary.records, summary.files.len(), out.display());
+        println!(
+            "wrote {} people, {} dose records in {} files to `{}`",
+            summary.people,
+            summary.records,
+            summary.files.len(),
+            out.display()
+        );
         for f in &summary.files {
-            println!("  {:<22} {:>9} rows {:>12} bytes  {}", f.id, f.rows, f.bytes, f.encoding);
+            println!(
+                "  {:<22} {:>9} rows {:>12} bytes  {}",
+                f.id, f.rows, f.bytes, f.encoding
+            );
         }
     }
     Ok(ExitCode::Success)
@@ -47,7 +69,13 @@ fn run_score(args: ScoreArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let ingested = crate::ingest::ingest(&pipeline.sources, schema, Tables::embedded(), &|_| {})?;
     spinner.finish_and_clear();
     let spinner = ctx.printer.spinner("reconcile");
-    let outcome = reconcile::reconcile(schema, ingested.records, &ingested.registry, &ingested.vrs_persons, Rules::embedded());
+    let outcome = reconcile::reconcile(
+        schema,
+        ingested.records,
+        &ingested.registry,
+        &ingested.vrs_persons,
+        Rules::embedded(),
+    );
     spinner.finish_and_clear();
     let quality = reconcile::score(&outcome, schema, &args.dir.join("truth"))?;
     if args.json {

@@ -10,7 +10,11 @@ use crate::schema::Schema;
 /// `vaxarc verify`.
 pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
-    let pinned = args.pubkey.as_deref().map(crate::keys::load_public_key).transpose()?;
+    let pinned = args
+        .pubkey
+        .as_deref()
+        .map(crate::keys::load_public_key)
+        .transpose()?;
     let store = Store::open(&args.archive)?;
     let report = verify::verify(&store, Schema::embedded(), pinned.as_ref(), &identities)?;
     log_verify(&store, &args, &report, &identities, ctx);
@@ -21,11 +25,18 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             #[serde(flatten)]
             report: &'a verify::Report,
         }
-        print_json(&Out { ok: report.ok(), report: &report })?;
+        print_json(&Out {
+            ok: report.ok(),
+            report: &report,
+        })?;
     } else {
         print!("{}", render(&report, &args.archive));
     }
-    Ok(if report.ok() { ExitCode::Success } else { ExitCode::CheckFailed })
+    Ok(if report.ok() {
+        ExitCode::Success
+    } else {
+        ExitCode::CheckFailed
+    })
 }
 
 /// Text rendering.
@@ -43,7 +54,10 @@ pub fn render(r: &verify::Report, location: &str) -> String {
             ));
         }
     } else {
-        out.push_str(&format!("archive {location} does NOT verify: {} problems\n", r.problems.len()));
+        out.push_str(&format!(
+            "archive {location} does NOT verify: {} problems\n",
+            r.problems.len()
+        ));
         for p in &r.problems {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));
         }
@@ -53,14 +67,26 @@ pub fn render(r: &verify::Report, location: &str) -> String {
 
 /// Append the verify entry to the audit log and write a checkpoint. Best effort: a
 /// read-only or broken archive still gets its report (a note says the entry is missing).
-fn log_verify(store: &Store, args: &VerifyArgs, report: &verify::Report, identities: &[age::x25519::Identity], ctx: &Context) {
+fn log_verify(
+    store: &Store,
+    args: &VerifyArgs,
+    report: &verify::Report,
+    identities: &[age::x25519::Identity],
+    ctx: &Context,
+) {
     let Ok((manifest, _)) = crate::archive::read_manifest(store) else {
         return;
     };
-    let signer = match args.signing_key.as_deref().map(|p| crate::keys::load_signing_key(p, ctx.allow_insecure_identity)).transpose() {
+    let signer = match args
+        .signing_key
+        .as_deref()
+        .map(|p| crate::keys::load_signing_key(p, ctx.allow_insecure_identity))
+        .transpose()
+    {
         Ok(s) => s.map(|k| k.0),
         Err(e) => {
-            ctx.printer.note(&format!("warning: audit checkpoint not signed: {e}"));
+            ctx.printer
+                .note(&format!("warning: audit checkpoint not signed: {e}"));
             None
         }
     };
@@ -71,13 +97,24 @@ fn log_verify(store: &Store, args: &VerifyArgs, report: &verify::Report, identit
         time: super::now_rfc3339(),
         operator: args.operator.clone(),
         purpose: args.purpose.clone(),
-        command: if args.identity.is_empty() { "verify".into() } else { "verify-deep".into() },
+        command: if args.identity.is_empty() {
+            "verify".into()
+        } else {
+            "verify-deep".into()
+        },
         result_count: report.problems.len() as u64,
-        outcome: if report.ok() { "ok".into() } else { "problems".into() },
+        outcome: if report.ok() {
+            "ok".into()
+        } else {
+            "problems".into()
+        },
         ..Default::default()
     };
-    let r = crate::audit::append(store, None, event).and_then(|_| crate::audit::checkpoint(store, &manifest.archive_id, signer.as_ref()));
+    let r = crate::audit::append(store, None, event)
+        .and_then(|_| crate::audit::checkpoint(store, &manifest.archive_id, signer.as_ref()));
     if let Err(e) = r {
-        ctx.printer.note(&format!("warning: verify could not be logged in the audit log: {e}"));
+        ctx.printer.note(&format!(
+            "warning: verify could not be logged in the audit log: {e}"
+        ));
     }
 }

@@ -45,42 +45,81 @@ fn every_row_normalises_to_the_truth_or_is_quarantined_with_its_reason() {
     let dose_idx = schema.idx("dose_number");
     let kind_idx = schema.idx("source_kind");
     let mut produced: HashMap<(String, String, String), &crate::record::Record> = HashMap::new();
-    let kinds: HashMap<&str, crate::layout::SourceKind> = pipeline.sources.iter().map(|s| (s.id.as_str(), s.layout.kind)).collect();
-    for r in out.records.iter().chain(&out.registry).chain(&out.vrs_persons) {
+    let kinds: HashMap<&str, crate::layout::SourceKind> = pipeline
+        .sources
+        .iter()
+        .map(|s| (s.id.as_str(), s.layout.kind))
+        .collect();
+    for r in out
+        .records
+        .iter()
+        .chain(&out.registry)
+        .chain(&out.vrs_persons)
+    {
         let file = r[file_idx].as_str().unwrap().to_string();
         let line = r[line_idx].as_int().unwrap().to_string();
         let dose = if r[kind_idx].as_str() == Some("vrs-ledger-export") {
-            r[dose_idx].as_int().map(|d| d.to_string()).unwrap_or_default()
+            r[dose_idx]
+                .as_int()
+                .map(|d| d.to_string())
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        assert!(produced.insert((file, line, dose), r).is_none(), "two records for one source unit");
+        assert!(
+            produced.insert((file, line, dose), r).is_none(),
+            "two records for one source unit"
+        );
     }
     let quarantined: HashMap<(String, String, String), &str> = out
         .quarantine
         .iter()
-        .map(|q| ((q.file_id.clone(), q.line.to_string(), q.dose.map(|d| d.to_string()).unwrap_or_default()), q.reason.as_str()))
+        .map(|q| {
+            (
+                (
+                    q.file_id.clone(),
+                    q.line.to_string(),
+                    q.dose.map(|d| d.to_string()).unwrap_or_default(),
+                ),
+                q.reason.as_str(),
+            )
+        })
         .collect();
 
     let mut rdr = csv::Reader::from_path(dir.path().join("truth/rows.csv")).unwrap();
     let headers = rdr.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (c_file, c_line, c_dose, c_outcome, c_reason, c_flags) = (col("file_id"), col("line"), col("dose"), col("outcome"), col("reason"), col("flags"));
+    let (c_file, c_line, c_dose, c_outcome, c_reason, c_flags) = (
+        col("file_id"),
+        col("line"),
+        col("dose"),
+        col("outcome"),
+        col("reason"),
+        col("flags"),
+    );
     let (mut checked_values, mut checked_quarantine, mut units) = (0usize, 0usize, 0usize);
     let mut disagreements = Vec::new();
     for row in rdr.records() {
         let row = row.unwrap();
         units += 1;
-        let key = (row[c_file].to_string(), row[c_line].to_string(), row[c_dose].to_string());
+        let key = (
+            row[c_file].to_string(),
+            row[c_line].to_string(),
+            row[c_dose].to_string(),
+        );
         let here = format!("{}:{} dose {:?}", key.0, key.1, key.2);
         match &row[c_outcome] {
-            "quarantined" => {
-                match quarantined.get(&key) {
-                    Some(reason) if *reason == &row[c_reason] => checked_quarantine += 1,
-                    Some(reason) => disagreements.push(format!("{here}: quarantined as {reason}, truth says {}", &row[c_reason])),
-                    None => disagreements.push(format!("{here}: not quarantined, truth says {}", &row[c_reason])),
-                }
-            }
+            "quarantined" => match quarantined.get(&key) {
+                Some(reason) if *reason == &row[c_reason] => checked_quarantine += 1,
+                Some(reason) => disagreements.push(format!(
+                    "{here}: quarantined as {reason}, truth says {}",
+                    &row[c_reason]
+                )),
+                None => disagreements.push(format!(
+                    "{here}: not quarantined, truth says {}",
+                    &row[c_reason]
+                )),
+            },
             _ => {
                 let Some(record) = produced.get(&key) else {
                     let why = quarantined.get(&key).copied().unwrap_or("missing");
@@ -90,18 +129,34 @@ fn every_row_normalises_to_the_truth_or_is_quarantined_with_its_reason() {
                 let is_person = !kinds[key.0.as_str()].produces_records();
                 for name in COMPARED {
                     // Person rows carry no dose fields.
-                    if is_person && matches!(*name, "vaccine_code" | "stage" | "dose_number" | "vaccination_date" | "lot_number" | "manufacturer_code") {
+                    if is_person
+                        && matches!(
+                            *name,
+                            "vaccine_code"
+                                | "stage"
+                                | "dose_number"
+                                | "vaccination_date"
+                                | "lot_number"
+                                | "manufacturer_code"
+                        )
+                    {
                         continue;
                     }
                     let expected = &row[col(name)];
                     let value = &record[schema.idx(name)];
-                    let got = if value.is_null() { String::new() } else { render(value) };
+                    let got = if value.is_null() {
+                        String::new()
+                    } else {
+                        render(value)
+                    };
                     if got != expected {
                         disagreements.push(format!("{here}: field {name} differs"));
                     }
                     checked_values += 1;
                 }
-                let flags = record[schema.idx("normalisation_flags")].as_str().unwrap_or("");
+                let flags = record[schema.idx("normalisation_flags")]
+                    .as_str()
+                    .unwrap_or("");
                 for flag in row[c_flags].split(';').filter(|f| !f.is_empty()) {
                     if !flags.split(';').any(|f| f.starts_with(flag)) {
                         disagreements.push(format!("{here}: flag {flag} missing"));
@@ -111,7 +166,19 @@ fn every_row_normalises_to_the_truth_or_is_quarantined_with_its_reason() {
         }
     }
     // Nothing produced or quarantined that the truth does not know.
-    assert_eq!(produced.len() + quarantined.len(), units, "ingest produced units the truth does not list");
-    assert!(disagreements.is_empty(), "{} disagreements, first: {:#?}", disagreements.len(), &disagreements[..disagreements.len().min(15)]);
-    assert!(checked_quarantine > 5 && checked_values > 10_000, "{checked_quarantine} {checked_values}");
+    assert_eq!(
+        produced.len() + quarantined.len(),
+        units,
+        "ingest produced units the truth does not list"
+    );
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements, first: {:#?}",
+        disagreements.len(),
+        &disagreements[..disagreements.len().min(15)]
+    );
+    assert!(
+        checked_quarantine > 5 && checked_values > 10_000,
+        "{checked_quarantine} {checked_values}"
+    );
 }

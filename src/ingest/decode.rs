@@ -90,7 +90,9 @@ pub fn decode_field(encoding: Encoding, bytes: &[u8]) -> Option<std::borrow::Cow
             if bytes.is_ascii() {
                 // ASCII is identical in CP932 (0x5C stays a backslash in CP932 data
                 // exchanged as Windows-31J; encoding_rs agrees).
-                return std::str::from_utf8(bytes).ok().map(std::borrow::Cow::Borrowed);
+                return std::str::from_utf8(bytes)
+                    .ok()
+                    .map(std::borrow::Cow::Borrowed);
             }
             encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes)
         }
@@ -103,8 +105,14 @@ mod tests {
 
     #[test]
     fn detects_bom_utf8_and_cp932() {
-        assert_eq!(detect(EncodingChoice::Auto, b"\xEF\xBB\xBFa,b\n"), Encoding::Utf8Bom);
-        assert_eq!(detect(EncodingChoice::Auto, "宛名,氏名\n".as_bytes()), Encoding::Utf8);
+        assert_eq!(
+            detect(EncodingChoice::Auto, b"\xEF\xBB\xBFa,b\n"),
+            Encoding::Utf8Bom
+        );
+        assert_eq!(
+            detect(EncodingChoice::Auto, "宛名,氏名\n".as_bytes()),
+            Encoding::Utf8
+        );
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("宛名番号,氏名\n品川,太郎\n");
         assert_eq!(detect(EncodingChoice::Auto, &sjis), Encoding::Cp932);
         assert_eq!(detect(EncodingChoice::Auto, b"a,b\n1,2\n"), Encoding::Utf8);

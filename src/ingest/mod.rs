@@ -125,7 +125,8 @@ pub struct FileAccounting {
 impl FileAccounting {
     /// The accounting identities hold.
     pub fn balanced(&self) -> bool {
-        let rows = self.rows_read == self.rows_loaded + self.rows_without_doses + self.rows_quarantined;
+        let rows =
+            self.rows_read == self.rows_loaded + self.rows_without_doses + self.rows_quarantined;
         let groups = self.kind != SourceKind::VrsLedgerExport.as_str()
             || self.dose_groups == self.records + self.dose_groups_quarantined;
         let merged = self.records_archived == 0 && self.records_merged == 0
@@ -287,31 +288,36 @@ impl Plan {
         let unused = header.iter().filter(|h| !used.contains(*h)).count() as u64;
         let mut missing = Vec::new();
         let required: Vec<&str> = layout.require.iter().map(String::as_str).collect();
-        let mut compile = |c: &Column, header_text: String| -> Result<Option<Mapping>, IngestError> {
-            match position.get(&header_text) {
-                Some(&column) => Ok(Some(Mapping {
-                    column,
-                    field: schema.idx(&c.field),
-                    field_name: c.field.clone(),
-                    kind: c.normaliser.parse().unwrap_or(Kind::Text),
-                    on_reject: c.on_reject.unwrap_or_else(|| default_on_reject(&c.normaliser)),
-                })),
-                None if required.contains(&c.field.as_str()) && !layout.constants.contains_key(&c.field) => {
-                    Err(IngestError::MissingHeader {
-                        id: source.id.clone(),
-                        path: source.path.clone(),
-                        header: header_text,
-                        layout: layout.id.clone(),
-                    })
-                }
-                None => {
-                    if !missing.contains(&header_text) {
-                        missing.push(header_text);
+        let mut compile =
+            |c: &Column, header_text: String| -> Result<Option<Mapping>, IngestError> {
+                match position.get(&header_text) {
+                    Some(&column) => Ok(Some(Mapping {
+                        column,
+                        field: schema.idx(&c.field),
+                        field_name: c.field.clone(),
+                        kind: c.normaliser.parse().unwrap_or(Kind::Text),
+                        on_reject: c
+                            .on_reject
+                            .unwrap_or_else(|| default_on_reject(&c.normaliser)),
+                    })),
+                    None if required.contains(&c.field.as_str())
+                        && !layout.constants.contains_key(&c.field) =>
+                    {
+                        Err(IngestError::MissingHeader {
+                            id: source.id.clone(),
+                            path: source.path.clone(),
+                            header: header_text,
+                            layout: layout.id.clone(),
+                        })
                     }
-                    Ok(None)
+                    None => {
+                        if !missing.contains(&header_text) {
+                            missing.push(header_text);
+                        }
+                        Ok(None)
+                    }
                 }
-            }
-        };
+            };
         let mut row = Vec::new();
         for c in &layout.column {
             if let Some(m) = compile(c, c.header.clone())? {
@@ -389,17 +395,18 @@ impl Plan {
     /// The pure core: one row's raw fields → records or quarantine.
     pub fn row(&self, fields: &[&[u8]], line: u64, tables: &Tables) -> RowResult {
         let raw_hash = row_hash(fields);
-        let quarantine = |dose: Option<u16>, reason: &str, mapping: Option<&Mapping>, column: Option<usize>| {
-            QuarantineEntry {
-                file_id: self.file_id.clone(),
-                line,
-                dose,
-                reason: reason.to_string(),
-                field: mapping.map(|m| m.field_name.clone()),
-                column: column.or(mapping.map(|m| m.column)).map(|c| c as u32 + 1),
-                raw: fields.join(&[self.delimiter][..]),
-            }
-        };
+        let quarantine =
+            |dose: Option<u16>, reason: &str, mapping: Option<&Mapping>, column: Option<usize>| {
+                QuarantineEntry {
+                    file_id: self.file_id.clone(),
+                    line,
+                    dose,
+                    reason: reason.to_string(),
+                    field: mapping.map(|m| m.field_name.clone()),
+                    column: column.or(mapping.map(|m| m.column)).map(|c| c as u32 + 1),
+                    raw: fields.join(&[self.delimiter][..]),
+                }
+            };
         let whole = |q: QuarantineEntry| RowResult {
             records: Vec::new(),
             quarantine: vec![q],
@@ -453,12 +460,23 @@ impl Plan {
             let mut group_flags = flags.clone();
             record[self.idx.dose_number] = Value::Int(dose as i64);
             if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables) {
-                result.quarantine.push(quarantine(Some(dose), r, Some(m), None));
+                result
+                    .quarantine
+                    .push(quarantine(Some(dose), r, Some(m), None));
                 continue;
             }
-            match self.finish(&mut record, group_flags, line, Some(dose), &raw_hash, tables) {
+            match self.finish(
+                &mut record,
+                group_flags,
+                line,
+                Some(dose),
+                &raw_hash,
+                tables,
+            ) {
                 Ok(()) => result.records.push(record),
-                Err(r) => result.quarantine.push(quarantine(Some(dose), r, None, None)),
+                Err(r) => result
+                    .quarantine
+                    .push(quarantine(Some(dose), r, None, None)),
             }
         }
         result
@@ -504,7 +522,10 @@ impl Plan {
         }
         if self.kind.produces_records() {
             if record[idx.age].is_null() {
-                if let (Some(b), Some(v)) = (record[idx.birth_date].as_date(), record[idx.vaccination_date].as_date()) {
+                if let (Some(b), Some(v)) = (
+                    record[idx.birth_date].as_date(),
+                    record[idx.vaccination_date].as_date(),
+                ) {
                     record[idx.age] = Value::Int(age_on(b, v) as i64);
                 }
             }
@@ -636,7 +657,10 @@ impl<R: Read> Read for LineTracker<R> {
 }
 
 /// The physical line of a record that csv reports at byte `reported`.
-fn line_of(starts: &std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>, reported: u64) -> u64 {
+fn line_of(
+    starts: &std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>,
+    reported: u64,
+) -> u64 {
     let mut starts = starts.borrow_mut();
     while let Some(&(offset, line)) = starts.front() {
         if offset >= reported {
@@ -671,7 +695,8 @@ pub fn read_file(
         .map_err(io)?;
     let encoding = decode::detect(source.layout.encoding, &sample);
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> = Default::default();
+    let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> =
+        Default::default();
     let rest = LineTracker {
         inner: std::io::Cursor::new(sample).chain(file),
         offset: 0,
@@ -701,7 +726,10 @@ pub fn read_file(
         }
     };
     let mut header_record = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut header_record).map_err(csv_err)? {
+    if !reader
+        .read_byte_record(&mut header_record)
+        .map_err(csv_err)?
+    {
         return Err(IngestError::Empty {
             id: source.id.clone(),
             path: source.path.clone(),
@@ -710,13 +738,18 @@ pub fn read_file(
     line_of(&starts, header_record.position().map_or(0, |p| p.byte()));
     let mut header = Vec::with_capacity(header_record.len());
     for (i, f) in header_record.iter().enumerate() {
-        let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
-        let text = decode::decode_field(encoding, f).ok_or_else(|| IngestError::HeaderEncoding {
-            id: source.id.clone(),
-            path: source.path.clone(),
-            column: i + 1,
-            encoding: encoding.as_str(),
-        })?;
+        let f = if i == 0 {
+            f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+        } else {
+            f
+        };
+        let text =
+            decode::decode_field(encoding, f).ok_or_else(|| IngestError::HeaderEncoding {
+                id: source.id.clone(),
+                path: source.path.clone(),
+                column: i + 1,
+                encoding: encoding.as_str(),
+            })?;
         header.push(text.trim().trim_matches('\u{3000}').to_string());
     }
     let (plan, missing_headers, unused_headers) = Plan::new(source, schema, encoding, &header)?;
@@ -753,7 +786,8 @@ pub fn read_file(
             .collect();
         for r in results {
             accounting.rows_read += 1;
-            let whole_row_quarantined = r.records.is_empty() && r.quarantine.iter().any(|q| q.dose.is_none());
+            let whole_row_quarantined =
+                r.records.is_empty() && r.quarantine.iter().any(|q| q.dose.is_none());
             if whole_row_quarantined {
                 accounting.rows_quarantined += 1;
             } else if r.records.is_empty() && r.groups == 0 {
@@ -762,7 +796,8 @@ pub fn read_file(
                 accounting.rows_loaded += 1;
             }
             accounting.dose_groups += r.groups;
-            accounting.dose_groups_quarantined += r.quarantine.iter().filter(|q| q.dose.is_some()).count() as u64;
+            accounting.dose_groups_quarantined +=
+                r.quarantine.iter().filter(|q| q.dose.is_some()).count() as u64;
             if plan.kind.produces_records() {
                 accounting.records += r.records.len() as u64;
             } else {
@@ -837,9 +872,13 @@ mod tests {
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
         let s = source(dir.path(), "l.csv", &sjis, "ledger");
         let schema = Schema::embedded();
-        let (records, quarantine, acc) = read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        let (records, quarantine, acc) =
+            read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
         assert!(quarantine.is_empty(), "{quarantine:?}");
-        let lines: Vec<i64> = records.iter().map(|r| r[schema.idx("source_line")].as_int().unwrap()).collect();
+        let lines: Vec<i64> = records
+            .iter()
+            .map(|r| r[schema.idx("source_line")].as_int().unwrap())
+            .collect();
         assert_eq!(lines, vec![2, 4, 6]);
         assert_eq!(acc.encoding, "cp932");
         assert!(acc.balanced());
@@ -848,12 +887,19 @@ mod tests {
     #[test]
     fn bad_rows_are_quarantined_with_reason_and_accounted() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = "宛名番号,接種名称,接種日\n1,MR,2020/01/05\n2,MR\n3,MR,2023/02/30\n4,MR,\n5,MR,".as_bytes().to_vec();
+        let mut bytes =
+            "宛名番号,接種名称,接種日\n1,MR,2020/01/05\n2,MR\n3,MR,2023/02/30\n4,MR,\n5,MR,"
+                .as_bytes()
+                .to_vec();
         bytes.extend_from_slice(b"2020/01/0\xFF\n,MR,2020/01/05\n");
         let s = source(dir.path(), "q.csv", &bytes, "ledger");
-        let (records, quarantine, acc) = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        let (records, quarantine, acc) =
+            read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
         assert_eq!(records.len(), 1);
-        let reasons: Vec<(u64, &str)> = quarantine.iter().map(|q| (q.line, q.reason.as_str())).collect();
+        let reasons: Vec<(u64, &str)> = quarantine
+            .iter()
+            .map(|q| (q.line, q.reason.as_str()))
+            .collect();
         assert_eq!(
             reasons,
             vec![
@@ -869,7 +915,10 @@ mod tests {
         assert!(acc.balanced());
         // The quarantine entry names the field and column, never the value.
         let shown = format!("{:?}", quarantine[1]);
-        assert!(shown.contains("vaccination_date") && !shown.contains("2023"), "{shown}");
+        assert!(
+            shown.contains("vaccination_date") && !shown.contains("2023"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -877,7 +926,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut header = vec!["個別宛名番号".to_string()];
         for n in 1..=7 {
-            for c in ["接種履歴登録日時", "接種日", "券番号", "接種自治体コード", "接種会場名", "接種医師名", "ワクチンメーカー", "ワクチンロット番号"] {
+            for c in [
+                "接種履歴登録日時",
+                "接種日",
+                "券番号",
+                "接種自治体コード",
+                "接種会場名",
+                "接種医師名",
+                "ワクチンメーカー",
+                "ワクチンロット番号",
+            ] {
                 header.push(format!("{n}回目{c}"));
             }
         }
@@ -896,29 +954,54 @@ mod tests {
         dose(2, &mut row1, "20210722");
         dose(3, &mut row1, "20230230");
         let row2 = vec![String::new(); header.len()];
-        let text = format!("{}\n{}\n{}\n", header.join(","), row1.join(","), row2.join(","));
+        let text = format!(
+            "{}\n{}\n{}\n",
+            header.join(","),
+            row1.join(","),
+            row2.join(",")
+        );
         let s = source(dir.path(), "v.csv", text.as_bytes(), "vrs-ledger-export");
         let schema = Schema::embedded();
-        let (records, quarantine, acc) = read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        let (records, quarantine, acc) =
+            read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(quarantine.len(), 1);
         assert_eq!(quarantine[0].dose, Some(3));
         assert_eq!(acc.dose_groups, 3);
         assert_eq!(acc.rows_without_doses, 1);
         assert!(acc.balanced());
-        let doses: Vec<i64> = records.iter().map(|r| r[schema.idx("dose_number")].as_int().unwrap()).collect();
+        let doses: Vec<i64> = records
+            .iter()
+            .map(|r| r[schema.idx("dose_number")].as_int().unwrap())
+            .collect();
         assert_eq!(doses, vec![1, 2]);
-        assert_eq!(records[0][schema.idx("vaccine_code")].as_str(), Some("COVID19"));
-        assert_eq!(records[0][schema.idx("manufacturer_code")].as_str(), Some("PFIZER"));
+        assert_eq!(
+            records[0][schema.idx("vaccine_code")].as_str(),
+            Some("COVID19")
+        );
+        assert_eq!(
+            records[0][schema.idx("manufacturer_code")].as_str(),
+            Some("PFIZER")
+        );
     }
 
     #[test]
     fn missing_required_header_is_a_one_line_error() {
         let dir = tempfile::tempdir().unwrap();
-        let s = source(dir.path(), "h.csv", "宛名番号,接種名称\n1,MR\n".as_bytes(), "ledger");
-        let err = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap_err().to_string();
+        let s = source(
+            dir.path(),
+            "h.csv",
+            "宛名番号,接種名称\n1,MR\n".as_bytes(),
+            "ledger",
+        );
+        let err = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`接種日`") && err.contains("line 1"), "{err}");
         let e = source(dir.path(), "e.csv", b"", "ledger");
-        assert!(matches!(read_file(&e, Schema::embedded(), Tables::embedded(), &|_| {}), Err(IngestError::Empty { .. })));
+        assert!(matches!(
+            read_file(&e, Schema::embedded(), Tables::embedded(), &|_| {}),
+            Err(IngestError::Empty { .. })
+        ));
     }
 }

@@ -381,7 +381,11 @@ pub fn verify(
     }
     // The erasure's audit entry: the proof must verify, and the entry must still be the
     // log's leaf at that index (a deleted or altered entry breaks this).
-    match cert.audit.as_ref().map(|v| serde_json::from_value::<crate::audit::AppendReceipt>(v.clone())) {
+    match cert
+        .audit
+        .as_ref()
+        .map(|v| serde_json::from_value::<crate::audit::AppendReceipt>(v.clone()))
+    {
         None => problem(&name, "carries no audit-log inclusion proof".into()),
         Some(Err(_)) => problem(&name, "`audit` is not an inclusion receipt".into()),
         Some(Ok(receipt)) => {
@@ -395,7 +399,13 @@ pub fn verify(
                         .nth(receipt.index as usize)
                         .map(str::to_string);
                     if line.as_deref() != Some(receipt.entry.as_str()) {
-                        problem(crate::audit::LOG, format!("entry {} differs from the one this certificate proves", receipt.index + 1));
+                        problem(
+                            crate::audit::LOG,
+                            format!(
+                                "entry {} differs from the one this certificate proves",
+                                receipt.index + 1
+                            ),
+                        );
                     }
                 }
                 Err(e) => problem(crate::audit::LOG, e.to_string()),
@@ -413,7 +423,10 @@ pub fn verify(
             match store.list_versions(&d.path) {
                 Ok(v) if !v.is_empty() => problem(
                     &d.path,
-                    format!("{} version(s) of a destroyed object remain in the bucket", v.len()),
+                    format!(
+                        "{} version(s) of a destroyed object remain in the bucket",
+                        v.len()
+                    ),
                 ),
                 Ok(_) => {}
                 Err(e) => problem(&d.path, e.to_string()),

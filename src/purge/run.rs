@@ -568,7 +568,10 @@ fn finish(
             generation: a.after.generation,
             time: signer.now.to_string(),
             operator: signer.operator.to_string(),
-            purpose: request.get("reason").cloned().unwrap_or_else(|| kind.to_string()),
+            purpose: request
+                .get("reason")
+                .cloned()
+                .unwrap_or_else(|| kind.to_string()),
             command: kind.to_string(),
             persons: persons.iter().cloned().collect(),
             query: None,

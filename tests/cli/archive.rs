@@ -23,26 +23,46 @@ fn archive_holds_no_plaintext_personal_data_and_output_neither() {
     let f = Fixture::new(200, 5);
     let (archive, out) = f.migrate("archive");
     let values = personal_values(&f.input());
-    assert!(values.len() > 300, "too few values to scan: {}", values.len());
+    assert!(
+        values.len() > 300,
+        "too few values to scan: {}",
+        values.len()
+    );
     let found = crate::matcher(&values);
     // Positive control: the scanner does find the values where they are in clear.
-    assert!(found.find(&std::fs::read(f.input().join("truth/persons.csv")).unwrap()).is_some());
+    assert!(found
+        .find(&std::fs::read(f.input().join("truth/persons.csv")).unwrap())
+        .is_some());
     let mut scanned = 0;
     for file in files_under(&archive) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(found.find(&bytes).is_none(), "a personal value appears in plaintext in {}", file.display());
+        assert!(
+            found.find(&bytes).is_none(),
+            "a personal value appears in plaintext in {}",
+            file.display()
+        );
         scanned += 1;
     }
     assert!(scanned > 10);
     // No temporary or staging files left beside the archive.
     for file in files_under(f.dir.path()) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        assert!(!name.starts_with('.') && !name.contains("#"), "stray file {}", file.display());
+        assert!(
+            !name.starts_with('.') && !name.contains("#"),
+            "stray file {}",
+            file.display()
+        );
     }
-    assert!(found.find(&out.stdout).is_none() && found.find(&out.stderr).is_none(), "personal value in migrate output");
+    assert!(
+        found.find(&out.stdout).is_none() && found.find(&out.stderr).is_none(),
+        "personal value in migrate output"
+    );
     let v = verify(&archive, &[&f.key("custodian-1.key"), &f.key("vault.key")]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
-    assert!(found.find(&v.stdout).is_none() && found.find(&v.stderr).is_none(), "personal value in verify output");
+    assert!(
+        found.find(&v.stdout).is_none() && found.find(&v.stderr).is_none(),
+        "personal value in verify output"
+    );
 }
 
 #[test]
@@ -55,19 +75,40 @@ fn accounting_adds_up_and_is_in_the_manifest() {
     let mut records = 0;
     for a in m["accounting"].as_array().unwrap() {
         let n = |k: &str| a[k].as_u64().unwrap();
-        assert_eq!(n("rows_read"), n("rows_loaded") + n("rows_without_doses") + n("rows_quarantined"), "{a}");
+        assert_eq!(
+            n("rows_read"),
+            n("rows_loaded") + n("rows_without_doses") + n("rows_quarantined"),
+            "{a}"
+        );
         if n("records") > 0 {
-            assert_eq!(n("records"), n("records_archived") + n("records_merged"), "{a}");
+            assert_eq!(
+                n("records"),
+                n("records_archived") + n("records_merged"),
+                "{a}"
+            );
         }
         records += n("records_archived");
     }
     assert_eq!(records, m["totals"]["records"].as_u64().unwrap());
-    let rows: u64 = m["partitions"].as_array().unwrap().iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    let rows: u64 = m["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["rows"].as_u64().unwrap())
+        .sum();
     assert_eq!(rows, records);
     // The truth's quarantined rows are exactly the quarantined count.
     let mut rdr = csv::Reader::from_path(f.input().join("truth/rows.csv")).unwrap();
-    let outcome = rdr.headers().unwrap().iter().position(|h| h == "outcome").unwrap();
-    let expected = rdr.records().filter(|r| &r.as_ref().unwrap()[outcome] == "quarantined").count() as u64;
+    let outcome = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "outcome")
+        .unwrap();
+    let expected = rdr
+        .records()
+        .filter(|r| &r.as_ref().unwrap()[outcome] == "quarantined")
+        .count() as u64;
     assert_eq!(m["totals"]["quarantined"].as_u64().unwrap(), expected);
 }
 
@@ -81,16 +122,38 @@ fn two_runs_give_equal_plaintext_and_different_ciphertext() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| format!("{} {} {} {} {}", p["retention_class"], p["expiry"], p["bucket"], p["rows"], p["plaintext_blake3"]))
+            .map(|p| {
+                format!(
+                    "{} {} {} {} {}",
+                    p["retention_class"],
+                    p["expiry"],
+                    p["bucket"],
+                    p["rows"],
+                    p["plaintext_blake3"]
+                )
+            })
             .collect();
         v.sort();
         v
     };
     let (ma, mb) = (manifest(&a), manifest(&b));
     assert_eq!(key(&ma), key(&mb));
-    let ca: Vec<&str> = ma["files"].as_array().unwrap().iter().map(|f| f["blake3"].as_str().unwrap()).collect();
-    let cb: Vec<&str> = mb["files"].as_array().unwrap().iter().map(|f| f["blake3"].as_str().unwrap()).collect();
-    assert!(ca.iter().all(|h| !cb.contains(h)), "ciphertexts must differ between runs");
+    let ca: Vec<&str> = ma["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["blake3"].as_str().unwrap())
+        .collect();
+    let cb: Vec<&str> = mb["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["blake3"].as_str().unwrap())
+        .collect();
+    assert!(
+        ca.iter().all(|h| !cb.contains(h)),
+        "ciphertexts must differ between runs"
+    );
 }
 
 #[test]
@@ -101,7 +164,9 @@ fn verify_detects_every_kind_of_tampering_and_names_the_file() {
     let m = manifest(&archive);
     let mut by_role = std::collections::BTreeMap::new();
     for file in m["files"].as_array().unwrap() {
-        by_role.entry(file["role"].as_str().unwrap().to_string()).or_insert(file["path"].as_str().unwrap().to_string());
+        by_role
+            .entry(file["role"].as_str().unwrap().to_string())
+            .or_insert(file["path"].as_str().unwrap().to_string());
     }
     let mut targets: Vec<String> = by_role.values().cloned().collect();
     targets.push("MANIFEST.json".into());
@@ -126,10 +191,25 @@ fn verify_detects_every_kind_of_tampering_and_names_the_file() {
         bytes[at] ^= 0x01;
         std::fs::write(&p, bytes).unwrap();
         let out = verify(&dst, &[]);
-        assert_ne!(out.status.code(), Some(0), "flipped byte in {target} not detected");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let named = if target.starts_with("MANIFEST.json") { "MANIFEST.json".to_string() } else { target.clone() };
-        assert!(text.contains(&named), "verify did not name {target}: {text}");
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "flipped byte in {target} not detected"
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let named = if target.starts_with("MANIFEST.json") {
+            "MANIFEST.json".to_string()
+        } else {
+            target.clone()
+        };
+        assert!(
+            text.contains(&named),
+            "verify did not name {target}: {text}"
+        );
         // Delete it.
         if !target.starts_with("MANIFEST") {
             let dst = copy(&format!("del{i}"));
@@ -146,7 +226,9 @@ fn verify_detects_every_kind_of_tampering_and_names_the_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("data/extra.parquet.age"));
     // The untouched archive verifies.
-    assert!(verify(&archive, &[&f.key("custodian-2.key")]).status.success());
+    assert!(verify(&archive, &[&f.key("custodian-2.key")])
+        .status
+        .success());
 }
 
 #[test]
@@ -159,7 +241,14 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot unwrap"));
     // A second migrate into a committed archive is refused.
-    let out = vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(&archive).output().unwrap();
+    let out = vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(f.pipeline())
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds an archive"));
     // Simulate a run killed before its commit: objects without a manifest.
@@ -174,13 +263,30 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
         std::fs::copy(&file, &to).unwrap();
     }
     let out = verify(&partial, &[]);
-    assert_eq!(out.status.code(), Some(1), "an uncommitted archive must not verify");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an uncommitted archive must not verify"
+    );
     // Re-running completes it, without duplicates.
-    let out = run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(&partial).arg("--json"));
+    let out = run_ok(
+        vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(&partial)
+            .arg("--json"),
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(s["removed_stale_objects"].as_u64().unwrap() > 0);
-    assert!(verify(&partial, &[&f.key("custodian-1.key")]).status.success());
-    assert_eq!(manifest(&partial)["totals"]["records"], manifest(&archive)["totals"]["records"]);
+    assert!(verify(&partial, &[&f.key("custodian-1.key")])
+        .status
+        .success());
+    assert_eq!(
+        manifest(&partial)["totals"]["records"],
+        manifest(&archive)["totals"]["records"]
+    );
 }
 
 #[cfg(unix)]
@@ -194,8 +300,19 @@ fn identity_files_readable_by_others_are_refused() {
     let out = verify(&archive, &[&key]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("readable by group or others") && err.contains("chmod 600"), "{err}");
-    let ok = vaxarc().arg("--allow-insecure-identity").arg("verify").arg("--archive").arg(&archive).arg("--identity").arg(&key).output().unwrap();
+    assert!(
+        err.contains("readable by group or others") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let ok = vaxarc()
+        .arg("--allow-insecure-identity")
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(ok.status.success());
 }
 
@@ -205,7 +322,12 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
     let (reference, _) = f.migrate("reference");
     let plain = |archive: &Path| {
         let m = manifest(archive);
-        let mut v: Vec<String> = m["partitions"].as_array().unwrap().iter().map(|p| format!("{} {}", p["rows"], p["plaintext_blake3"])).collect();
+        let mut v: Vec<String> = m["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["rows"], p["plaintext_blake3"]))
+            .collect();
         v.sort();
         v
     };
@@ -234,11 +356,25 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
             assert!(verify(&archive, &[]).status.success());
         } else {
             if archive.exists() {
-                assert_eq!(verify(&archive, &[]).status.code(), Some(1), "an interrupted archive must not verify");
+                assert_eq!(
+                    verify(&archive, &[]).status.code(),
+                    Some(1),
+                    "an interrupted archive must not verify"
+                );
             }
-            run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(&archive).arg("--quiet"));
+            run_ok(
+                vaxarc()
+                    .arg("migrate")
+                    .arg("--pipeline")
+                    .arg(f.pipeline())
+                    .arg("--archive")
+                    .arg(&archive)
+                    .arg("--quiet"),
+            );
         }
-        assert!(verify(&archive, &[&f.key("custodian-1.key")]).status.success());
+        assert!(verify(&archive, &[&f.key("custodian-1.key")])
+            .status
+            .success());
         assert_eq!(plain(&archive), expected, "kill point {i}");
     }
 }

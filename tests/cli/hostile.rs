@@ -6,15 +6,31 @@ use std::path::{Path, PathBuf};
 use crate::{run_ok, vaxarc};
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/malformed").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/malformed")
+        .join(name)
 }
 
 /// Keys and a one-source pipeline for `source` in a fresh folder.
 fn pipeline_for(dir: &Path, source: &Path) -> PathBuf {
     let keys = dir.join("keys");
-    run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("c1.key")).arg("--signing-key").arg(keys.join("signing.key")));
-    run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("c2.key")));
-    run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("vault.key")));
+    run_ok(
+        vaxarc()
+            .args(["keygen", "--output"])
+            .arg(keys.join("c1.key"))
+            .arg("--signing-key")
+            .arg(keys.join("signing.key")),
+    );
+    run_ok(
+        vaxarc()
+            .args(["keygen", "--output"])
+            .arg(keys.join("c2.key")),
+    );
+    run_ok(
+        vaxarc()
+            .args(["keygen", "--output"])
+            .arg(keys.join("vault.key")),
+    );
     let p = dir.join("pipeline.toml");
     std::fs::write(
         &p,
@@ -31,10 +47,26 @@ fn pipeline_for(dir: &Path, source: &Path) -> PathBuf {
 fn migrate(source: &Path) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline_for(dir.path(), source);
-    let out = vaxarc().arg("migrate").arg("--pipeline").arg(&p).arg("--archive").arg(dir.path().join("archive")).arg("--json").output().unwrap();
+    let out = vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(&p)
+        .arg("--archive")
+        .arg(dir.path().join("archive"))
+        .arg("--json")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic on {}: {stderr}", source.display());
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    assert!(
+        !stderr.contains("panicked"),
+        "panic on {}: {stderr}",
+        source.display()
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
 }
 
 fn reasons(stdout: &str) -> serde_json::Value {
@@ -92,25 +124,51 @@ fn hostile_manifests_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline_for(dir.path(), &corpus("header-only.csv"));
     let archive = dir.path().join("archive");
-    run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(&p).arg("--archive").arg(&archive).arg("--quiet"));
+    run_ok(
+        vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(&p)
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--quiet"),
+    );
     let manifest = archive.join("MANIFEST.json");
     let original = std::fs::read_to_string(&manifest).unwrap();
     let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
     for bad in ["../../etc/passwd", "/etc/passwd", "data/../../x"] {
         m["files"][0]["path"] = serde_json::Value::String(bad.into());
         std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-        let out = vaxarc().arg("verify").arg("--archive").arg(&archive).output().unwrap();
+        let out = vaxarc()
+            .arg("verify")
+            .arg("--archive")
+            .arg(&archive)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not a safe relative path"), "{err}");
     }
     std::fs::write(&manifest, &original).unwrap();
-    assert!(vaxarc().arg("verify").arg("--archive").arg(&archive).output().unwrap().status.success());
+    assert!(vaxarc()
+        .arg("verify")
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap()
+        .status
+        .success());
     // A symlink inside the archive is reported, not followed.
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink("/etc/hostname", archive.join("data-link")).unwrap();
-        let out = vaxarc().arg("verify").arg("--archive").arg(&archive).arg("--json").output().unwrap();
+        let out = vaxarc()
+            .arg("verify")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--json")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stdout).contains("data-link"));
     }

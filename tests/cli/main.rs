@@ -5,9 +5,9 @@ mod archive;
 mod commands;
 mod hostile;
 mod interop;
-mod report;
-mod purge;
 mod lookup;
+mod purge;
+mod report;
 mod s3;
 
 use std::path::{Path, PathBuf};
@@ -50,11 +50,30 @@ impl Fixture {
     pub fn new(people: usize, seed: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("input");
-        run_ok(vaxarc().args(["testdata", "--out"]).arg(&input).args(["--people", &people.to_string(), "--seed", &seed.to_string()]));
+        run_ok(vaxarc().args(["testdata", "--out"]).arg(&input).args([
+            "--people",
+            &people.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ]));
         let keys = input.join("keys");
-        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("custodian-1.key")).arg("--signing-key").arg(keys.join("signing.key")));
-        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("custodian-2.key")));
-        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join("vault.key")));
+        run_ok(
+            vaxarc()
+                .args(["keygen", "--output"])
+                .arg(keys.join("custodian-1.key"))
+                .arg("--signing-key")
+                .arg(keys.join("signing.key")),
+        );
+        run_ok(
+            vaxarc()
+                .args(["keygen", "--output"])
+                .arg(keys.join("custodian-2.key")),
+        );
+        run_ok(
+            vaxarc()
+                .args(["keygen", "--output"])
+                .arg(keys.join("vault.key")),
+        );
         Fixture { dir }
     }
 
@@ -73,7 +92,15 @@ impl Fixture {
     /// Migrate into `name` under the fixture folder; returns (archive path, output).
     pub fn migrate(&self, name: &str) -> (PathBuf, Output) {
         let archive = self.dir.path().join(name);
-        let out = run_ok(vaxarc().arg("migrate").arg("--pipeline").arg(self.pipeline()).arg("--archive").arg(&archive).arg("--json"));
+        let out = run_ok(
+            vaxarc()
+                .arg("migrate")
+                .arg("--pipeline")
+                .arg(self.pipeline())
+                .arg("--archive")
+                .arg(&archive)
+                .arg("--json"),
+        );
         (archive, out)
     }
 }
@@ -87,7 +114,16 @@ pub fn personal_values(input: &Path) -> Vec<String> {
     for row in rdr.records() {
         let row = row.unwrap();
         for (h, v) in headers.iter().zip(row.iter()) {
-            if matches!(h, "kanji_name" | "kana_name" | "atena_number" | "kojin_bango" | "ticket_number" | "integrated_atena_number") && v.chars().count() >= 4 {
+            if matches!(
+                h,
+                "kanji_name"
+                    | "kana_name"
+                    | "atena_number"
+                    | "kojin_bango"
+                    | "ticket_number"
+                    | "integrated_atena_number"
+            ) && v.chars().count() >= 4
+            {
                 out.insert(v.to_string());
                 // Also each part of a name.
                 for part in v.split('\u{3000}').filter(|p| p.chars().count() >= 3) {

@@ -395,9 +395,15 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
     );
     assert_eq!(cj["sanitization"]["method_type"], "Purge");
     // The purge's audit-log entry, with its inclusion proof.
-    assert_eq!(cj["audit"]["index"].as_u64(), Some(cj["audit"]["size"].as_u64().unwrap() - 1));
+    assert_eq!(
+        cj["audit"]["index"].as_u64(),
+        Some(cj["audit"]["size"].as_u64().unwrap() - 1)
+    );
     assert!(cj["audit"]["inclusion_proof"].is_array());
-    assert!(cj["audit"]["entry"].as_str().unwrap().contains("\"command\":\"purge\""));
+    assert!(cj["audit"]["entry"]
+        .as_str()
+        .unwrap()
+        .contains("\"command\":\"purge\""));
     assert!(cj["destroyed"]
         .as_array()
         .unwrap()
@@ -528,20 +534,41 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
         .arg(&archive)
         .arg("--identity")
         .arg(f.key("custodian-1.key"))
-        .args(["--operator", "op", "--purpose", "証明書交付", "--format", "json", "--atena", atena])
+        .args([
+            "--operator",
+            "op",
+            "--purpose",
+            "証明書交付",
+            "--format",
+            "json",
+            "--atena",
+            atena,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&lookup.stdout);
-    assert!(lookup.status.success(), "{}", String::from_utf8_lossy(&lookup.stderr));
+    assert!(
+        lookup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lookup.stderr)
+    );
     let found: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(found["status"], "not_found", "{found}");
-    assert!(found["persons"].as_array().is_none_or(|p| p.is_empty()), "{found}");
+    assert!(
+        found["persons"].as_array().is_none_or(|p| p.is_empty()),
+        "{found}"
+    );
     assert!(erased.iter().all(|id| !text.contains(id.as_str())));
     // The certificate's audit receipt is in the log, and a deleted log entry is caught.
     let log = archive.join("audit/log.jsonl");
     let original = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = original.lines().collect();
-    let shortened: String = lines.iter().enumerate().filter(|(i, _)| *i != 0).map(|(_, l)| format!("{l}\n")).collect();
+    let shortened: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 0)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
     std::fs::write(&log, shortened).unwrap();
     assert_eq!(cert_verify(&f, &archive, &cert).status.code(), Some(1));
     std::fs::write(&log, original).unwrap();

@@ -303,7 +303,12 @@ fn s3_migrate_verify_and_interrupted_rerun_on_a_versioned_bucket() {
         .into_iter()
         .filter(|(k, _, _)| !k.starts_with("city-131016/partial/audit/"))
         .collect();
-    let current: Vec<_> = target.list().unwrap().into_iter().filter(|o| !o.path.starts_with("audit/")).collect();
+    let current: Vec<_> = target
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.path.starts_with("audit/"))
+        .collect();
     assert_eq!(
         versions.len(),
         current.len(),
@@ -575,10 +580,28 @@ fn s3_erase_deletes_every_version_and_a_locked_bucket_refuses_purge() {
     moto.bucket("gov-archive", true);
     let f = Fixture::new(80, 43);
     let archive = "s3://gov-archive/erase";
-    run_ok(moto.vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(archive).arg("--quiet"));
+    run_ok(
+        moto.vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(archive)
+            .arg("--quiet"),
+    );
     let out = run_ok(
         moto.vaxarc()
-            .args(["erase", "--archive", archive, "--operator", "op-1", "--reason", "deletion request", "--json", "--atena"])
+            .args([
+                "erase",
+                "--archive",
+                archive,
+                "--operator",
+                "op-1",
+                "--reason",
+                "deletion request",
+                "--json",
+                "--atena",
+            ])
             .arg(some_atena(&f))
             .arg("--identity")
             .arg(f.key("custodian-1.key"))
@@ -588,7 +611,10 @@ fn s3_erase_deletes_every_version_and_a_locked_bucket_refuses_purge() {
             .arg(f.key("signing.key")),
     );
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(outcome["erased"]["records"].as_u64().unwrap() > 0, "{outcome}");
+    assert!(
+        outcome["erased"]["records"].as_u64().unwrap() > 0,
+        "{outcome}"
+    );
     assert_eq!(outcome["verification"]["passed"], true, "{outcome}");
     // The certificate (stored in the bucket) names every destroyed object's versions,
     // and no version of any of them remains.
@@ -605,17 +631,35 @@ fn s3_erase_deletes_every_version_and_a_locked_bucket_refuses_purge() {
     }
     assert!(cert["audit"]["inclusion_proof"].is_array(), "{cert}");
     // The archive still verifies over S3.
-    assert!(verify(&moto, archive, &[&f.key("custodian-1.key")]).status.success());
+    assert!(verify(&moto, archive, &[&f.key("custodian-1.key")])
+        .status
+        .success());
 
     // A bucket with object lock: purge refuses before changing anything.
     let script = "s3.create_bucket(Bucket='locked', CreateBucketConfiguration={'LocationConstraint': 'ap-northeast-1'}, ObjectLockEnabledForBucket=True)\n";
     moto.boto(script);
     let locked = "s3://locked/a";
-    run_ok(moto.vaxarc().arg("migrate").arg("--pipeline").arg(f.pipeline()).arg("--archive").arg(locked).arg("--quiet"));
+    run_ok(
+        moto.vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(locked)
+            .arg("--quiet"),
+    );
     let before = moto.versions("locked", "");
     let out = moto
         .vaxarc()
-        .args(["purge", "--archive", locked, "--as-of", "2040-01-01", "--operator", "op-1"])
+        .args([
+            "purge",
+            "--archive",
+            locked,
+            "--as-of",
+            "2040-01-01",
+            "--operator",
+            "op-1",
+        ])
         .arg("--identity")
         .arg(f.key("custodian-1.key"))
         .arg("--identity")
@@ -625,7 +669,15 @@ fn s3_erase_deletes_every_version_and_a_locked_bucket_refuses_purge() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("does not allow deleting"), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not allow deleting"),
+        "{}",
+        text(&out)
+    );
     let after = moto.versions("locked", "");
-    assert_eq!(before.len(), after.len(), "the refused purge changed the bucket");
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "the refused purge changed the bucket"
+    );
 }
