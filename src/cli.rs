@@ -366,6 +366,9 @@ pub struct NormaliseArgs {
     /// Normaliser kind: date, datetime, name_kanji, name_kana, kojin_bango, municipality_code, ...
     #[arg(long)]
     pub field: String,
+    /// Print one JSON object (`{"field", "results": [{"value", "flag", "reject"}]}`) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -72,8 +72,10 @@ pub fn run(args: EraseArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         identities: &identities,
         write: Some(&write),
     };
-    let out = run::erase(&store, schema, kind, &value, &args.reason, &keys, &signer)
-        .map_err(super::purge::hinted)?;
+    let spinner = ctx.printer.spinner("erase");
+    let out = run::erase(&store, schema, kind, &value, &args.reason, &keys, &signer);
+    spinner.finish_and_clear();
+    let out = out.map_err(super::purge::hinted)?;
     if args.json {
         print_json(&out)?;
     } else {

@@ -165,8 +165,9 @@ pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let spinner = ctx
         .printer
         .spinner(if args.dry_run { "evaluate" } else { "purge" });
-    let out = run::purge(&store, schema, &req, &keys, &signer, args.dry_run).map_err(hinted)?;
+    let out = run::purge(&store, schema, &req, &keys, &signer, args.dry_run);
     spinner.finish_and_clear();
+    let out = out.map_err(hinted)?;
     if args.json {
         print_json(&out)?;
     } else {

@@ -16,7 +16,14 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .map(crate::keys::load_public_key)
         .transpose()?;
     let store = Store::open(&args.archive)?;
-    let report = verify::verify(&store, Schema::embedded(), pinned.as_ref(), &identities)?;
+    let spinner = ctx.printer.spinner(if identities.is_empty() {
+        "verify"
+    } else {
+        "decrypt+verify"
+    });
+    let report = verify::verify(&store, Schema::embedded(), pinned.as_ref(), &identities);
+    spinner.finish_and_clear();
+    let report = report?;
     log_verify(&store, &args, &report, &identities, ctx);
     if args.json {
         #[derive(serde::Serialize)]

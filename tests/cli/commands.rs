@@ -32,6 +32,36 @@ fn normalise_prints_values_flags_and_rejects() {
 }
 
 #[test]
+fn normalise_json_is_one_object() {
+    use std::io::Write;
+    let mut child = vaxarc()
+        .args(["normalise", "--field", "kojin_bango", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"123456789018\n123456789019\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"][0]["value"], "123456789018");
+    assert_eq!(v["results"][1]["flag"], "invalid_check_digit");
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn normalise_refuses_unknown_kind_with_hint() {
     let out = vaxarc()
         .args(["normalise", "--field", "nonsense"])

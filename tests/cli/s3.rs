@@ -681,3 +681,129 @@ fn s3_erase_deletes_every_version_and_a_locked_bucket_refuses_purge() {
         "the refused purge changed the bucket"
     );
 }
+
+#[test]
+fn s3_lookup_purge_and_a_killed_migrate_on_a_versioned_bucket() {
+    let moto = Moto::start();
+    moto.bucket("gov-archive", true);
+    let f = Fixture::new(120, 44);
+    let archive = "s3://gov-archive/full";
+    run_ok(
+        moto.vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(archive)
+            .arg("--quiet"),
+    );
+    // Lookup over S3.
+    let out = run_ok(
+        moto.vaxarc()
+            .args([
+                "lookup",
+                "--archive",
+                archive,
+                "--operator",
+                "op-1",
+                "--purpose",
+                "証明書交付",
+                "--format",
+                "json",
+                "--atena",
+            ])
+            .arg(some_atena(&f))
+            .arg("--identity")
+            .arg(f.key("custodian-1.key")),
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], "found", "{answer}");
+    assert!(answer["records"].as_u64().unwrap() > 0);
+    // Purge over S3: every destroyed object loses every version.
+    let out = run_ok(
+        moto.vaxarc()
+            .args([
+                "purge",
+                "--archive",
+                archive,
+                "--as-of",
+                "2028-07-15",
+                "--operator",
+                "op-1",
+                "--json",
+            ])
+            .arg("--identity")
+            .arg(f.key("custodian-1.key"))
+            .arg("--identity")
+            .arg(f.key("vault.key"))
+            .arg("--signing-key")
+            .arg(f.key("signing.key")),
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        outcome["erased"]["records"].as_u64().unwrap() > 0,
+        "{outcome}"
+    );
+    assert_eq!(outcome["verification"]["passed"], true);
+    let store = moto.store(archive);
+    let cert: serde_json::Value =
+        serde_json::from_slice(&store.get(outcome["certificate"].as_str().unwrap()).unwrap())
+            .unwrap();
+    for d in cert["destroyed"].as_array().unwrap() {
+        let path = d["path"].as_str().unwrap();
+        assert!(
+            moto.versions("gov-archive", &format!("full/{path}"))
+                .is_empty(),
+            "{path}"
+        );
+    }
+    assert!(verify(&moto, archive, &[&f.key("custodian-1.key")])
+        .status
+        .success());
+
+    // A migrate killed mid-run over S3 never verifies, and a re-run completes it.
+    let killed = "s3://gov-archive/killed";
+    let started = std::time::Instant::now();
+    run_ok(
+        moto.vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg("s3://gov-archive/timing")
+            .arg("--quiet"),
+    );
+    let full = started.elapsed();
+    let mut child = moto
+        .vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(f.pipeline())
+        .arg("--archive")
+        .arg(killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(full / 2);
+    let _ = child.kill();
+    let _ = child.wait();
+    let committed = !moto
+        .versions("gov-archive", "killed/MANIFEST.json")
+        .is_empty();
+    if !committed {
+        assert_eq!(verify(&moto, killed, &[]).status.code(), Some(1));
+        run_ok(
+            moto.vaxarc()
+                .arg("migrate")
+                .arg("--pipeline")
+                .arg(f.pipeline())
+                .arg("--archive")
+                .arg(killed)
+                .arg("--quiet"),
+        );
+    }
+    assert!(verify(&moto, killed, &[&f.key("custodian-1.key")])
+        .status
+        .success());
+}
