@@ -522,6 +522,19 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     verify_ok(&f, &archive);
     let cert = archive.join("certificates/000002-erase.json");
     assert!(cert_verify(&f, &archive, &cert).status.success());
+    // The certificate's signature verifies with the standard minisign CLI too.
+    let status = std::process::Command::new("minisign")
+        .arg("-Vm")
+        .arg(&cert)
+        .arg("-p")
+        .arg(f.key("signing.pub"))
+        .arg("-q")
+        .status()
+        .expect("minisign is installed by .ci/run");
+    assert!(
+        status.success(),
+        "minisign -V rejected the erasure certificate"
+    );
 
     // No key left in the archive opens any object holding an erased record id.
     let (found, opened) = recoverable(&f, &archive, &erased);
