@@ -832,6 +832,43 @@ fn review_batch(review: &[(String, String, f64)]) -> (RecordBatch, Arc<ArrowSche
     )
 }
 
+/// `history/<generation, 6 digits>/<name>`: where purge, erase and rekey keep each
+/// generation's manifest and signature (and a staged commit).
+pub fn history_path(generation: u64, name: &str) -> String {
+    format!("history/{generation:06}/{name}")
+}
+
+/// Complete a replacing commit (purge, erase, rekey) that was killed between writing the
+/// new signature and the new manifest: the signature then matches the staged manifest in
+/// `history/<generation + 1>/`, which is put in place. Returns whether it rolled forward;
+/// refuses when the signature does not match and no staged commit explains it.
+pub fn roll_forward_interrupted_commit(store: &Store) -> Result<bool, ArchiveError> {
+    let (m, bytes) = read_manifest(store)?;
+    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
+        .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
+    let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
+    if manifest::verify_signature(&public, &bytes, &sig).is_ok() {
+        return Ok(false);
+    }
+    let next = m.generation + 1;
+    let staged = store.get(&history_path(next, manifest::MANIFEST)).ok();
+    let staged_sig = store
+        .get(&history_path(next, manifest::SIGNATURE))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    match (staged, staged_sig) {
+        (Some(text), Some(s)) if s == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
+            store.put(manifest::MANIFEST, text)?;
+            Ok(true)
+        }
+        _ => Err(ArchiveError::State(format!(
+            "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to change the archive",
+            manifest::SIGNATURE,
+            manifest::MANIFEST
+        ))),
+    }
+}
+
 /// Read and parse the manifest (no signature check: see [`verify`]).
 pub fn read_manifest(store: &Store) -> Result<(Manifest, Vec<u8>), ArchiveError> {
     let bytes = store.get(manifest::MANIFEST)?;

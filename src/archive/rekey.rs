@@ -54,10 +54,7 @@ pub const VAULT_KEY_ROLE: &str = "vault-key";
 /// The archive's lock object (shared with purge and erase).
 pub const LOCK: &str = "LOCK";
 
-/// `history/<generation, 6 digits>/<name>`.
-pub fn history_path(generation: u64, name: &str) -> String {
-    format!("history/{generation:06}/{name}")
-}
+pub use super::history_path;
 
 /// The new name of a wrapped key in generation `generation`:
 /// `keys/<stem>[.g<N>].key.age` → `keys/<stem>.g<generation>.key.age`.
@@ -132,32 +129,10 @@ fn lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>, ArchiveError> {
 
 /// Complete or clean up an interrupted rekey (call with the lock held).
 pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
-    let mut rec = Recovery::default();
-    let (m, bytes) = read_manifest(store)?;
-    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
-        .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
-    let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
-    if manifest::verify_signature(&public, &bytes, &sig).is_err() {
-        let next = m.generation + 1;
-        let staged = store.get(&history_path(next, manifest::MANIFEST)).ok();
-        let staged_sig = store
-            .get(&history_path(next, manifest::SIGNATURE))
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok());
-        match (staged, staged_sig) {
-            (Some(text), Some(s)) if s == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
-                store.put(manifest::MANIFEST, text)?;
-                rec.rolled_forward = true;
-            }
-            _ => {
-                return Err(ArchiveError::State(format!(
-                    "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to change the archive",
-                    manifest::SIGNATURE,
-                    manifest::MANIFEST
-                )))
-            }
-        }
-    }
+    let mut rec = Recovery {
+        rolled_forward: super::roll_forward_interrupted_commit(store)?,
+        ..Recovery::default()
+    };
     let (m, _) = read_manifest(store)?;
     let staged_secret = history_path(m.generation, INDEX_SECRET);
     if let Some(entry) = m.files.iter().find(|f| f.path == INDEX_SECRET) {
@@ -184,7 +159,7 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
             .is_some_and(|g| g > m.generation);
         let unlisted = !listed.contains(o.path.as_str()) && !super::verify::is_unlisted_ok(&o.path);
         if (later_history || unlisted || o.path == staged_secret) && o.path != LOCK {
-            store.delete(&o.path)?;
+            store.delete_all_versions(&o.path)?;
             rec.removed_unlisted += 1;
         }
     }
@@ -318,10 +293,11 @@ pub fn rekey(
     // After the commit: the index hash key in place, old wrappings destroyed.
     if let Some(s) = staged_secret {
         store.put(INDEX_SECRET, s)?;
-        store.delete(&history_path(generation, INDEX_SECRET))?;
+        store.delete_all_versions(&history_path(generation, INDEX_SECRET))?;
     }
     for old in renamed.keys() {
-        store.delete(old)?;
+        // Every version: an old wrapped key must not stay readable by a departed custodian.
+        store.delete_all_versions(old)?;
         outcome.old_keys_deleted += 1;
     }
     outcome.generation = generation;

@@ -115,12 +115,12 @@ pub fn acquire_lock<'a>(
 
 /// `history/<generation>/MANIFEST.json` (6 digits, so paths sort by generation).
 pub fn history_manifest(generation: u64) -> String {
-    format!("history/{generation:06}/{}", manifest::MANIFEST)
+    archive::history_path(generation, manifest::MANIFEST)
 }
 
 /// `history/<generation>/MANIFEST.json.minisig`.
 pub fn history_signature(generation: u64) -> String {
-    format!("history/{generation:06}/{}", manifest::SIGNATURE)
+    archive::history_path(generation, manifest::SIGNATURE)
 }
 
 /// What recovery did.
@@ -134,33 +134,11 @@ pub struct Recovery {
 
 /// Complete or clean up an interrupted purge or erase (call with the lock held).
 pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
-    let mut rec = Recovery::default();
-    let (m, bytes) = archive::read_manifest(store)?;
-    let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
-        .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
-    let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
-    if manifest::verify_signature(&public, &bytes, &sig).is_err() {
-        // Killed between the signature and the manifest: the new manifest waits in history.
-        let next = m.generation + 1;
-        let staged = store.get(&history_manifest(next)).ok();
-        let staged_sig = store
-            .get(&history_signature(next))
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok());
-        match (staged, staged_sig) {
-            (Some(text), Some(ssig)) if ssig == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
-                store.put(manifest::MANIFEST, text)?;
-                rec.rolled_forward = true;
-            }
-            _ => {
-                return Err(ArchiveError::State(format!(
-                    "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to change the archive",
-                    manifest::SIGNATURE,
-                    manifest::MANIFEST
-                )))
-            }
-        }
-    }
+    // Killed between the signature and the manifest: the new manifest waits in history.
+    let mut rec = Recovery {
+        rolled_forward: archive::roll_forward_interrupted_commit(store)?,
+        ..Recovery::default()
+    };
     let (m, _) = archive::read_manifest(store)?;
     let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     for o in store.list()? {
