@@ -378,3 +378,141 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
         assert_eq!(plain(&archive), expected, "kill point {i}");
     }
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+#[cfg(target_os = "linux")]
+struct Tmpfs(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Tmpfs {
+    /// Mount; `None` when this process may not mount (not root): the test then says so.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        assert!(
+            ok || !root,
+            "running as root but could not mount a tmpfs for the full-disk test"
+        );
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "remount: {}; mounts: {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string("/proc/mounts")
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("tmp"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_gives_a_clear_error_and_leaves_the_previous_state() {
+    let f = Fixture::new(150, 61);
+    let Some(disk) = Tmpfs::mount(&f.dir.path().join("small"), "200k") else {
+        eprintln!("skipped: not root, cannot mount a tmpfs");
+        return;
+    };
+    // Migrate onto a disk too small for the archive: one-line error, nothing committed.
+    let archive = disk.0.join("archive");
+    let out = vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(f.pipeline())
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("space") && err.contains("hint:"), "{err}");
+    assert!(!archive.join("MANIFEST.json").exists());
+
+    // A purge that runs out of space leaves the committed archive as it was.
+    disk.resize("64m");
+    std::fs::remove_dir_all(&archive).unwrap();
+    run_ok(
+        vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--quiet"),
+    );
+    let before = std::fs::read(archive.join("MANIFEST.json")).unwrap();
+    // Room for a few more small objects, not for the purge's rewrite (tmpfs counts pages).
+    let df = std::process::Command::new("df")
+        .args(["--output=used", "-k"])
+        .arg(&disk.0)
+        .output()
+        .unwrap();
+    let used_k: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    disk.resize(&format!("{}k", used_k + 48));
+    let out = vaxarc()
+        .arg("purge")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"))
+        .args(["--as-of", "2028-07-15", "--operator", "op"])
+        .arg("--signing-key")
+        .arg(f.key("signing.key"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("space"), "{err}");
+    assert_eq!(
+        std::fs::read(archive.join("MANIFEST.json")).unwrap(),
+        before,
+        "the committed manifest changed"
+    );
+    let v = verify(&archive, &[]);
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    for p in report["problems"].as_array().unwrap() {
+        assert!(p["problem"].as_str().unwrap().contains("not listed"), "{p}");
+    }
+}
