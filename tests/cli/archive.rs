@@ -336,7 +336,7 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
     let started = std::time::Instant::now();
     f.migrate("timing");
     let full = started.elapsed();
-    for i in 0..6u32 {
+    for i in 0..crate::KILL_POINTS {
         let archive = f.dir.path().join(format!("killed{i}"));
         let mut child = vaxarc()
             .arg("migrate")
@@ -348,7 +348,7 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full * (i + 1) / 7);
+        std::thread::sleep(crate::kill_point(full, i));
         let _ = child.kill(); // SIGKILL on unix
         let _ = child.wait();
         if archive.join("MANIFEST.json").exists() {

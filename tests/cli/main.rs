@@ -135,6 +135,18 @@ pub fn personal_values(input: &Path) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// How many kill -9 points each crash test tries (issue 10: 20 per command).
+pub const KILL_POINTS: u32 = 20;
+
+/// The i-th of [`KILL_POINTS`] kill times over a run that takes `full`: spread over the
+/// whole run with a deterministic jitter, so different phases (ingest, sealing, the
+/// commit, cleanup) are hit.
+pub fn kill_point(full: std::time::Duration, i: u32) -> std::time::Duration {
+    let jitter = (i.wrapping_mul(2_654_435_761) >> 8) % 1000; // 0..1000 per mille of one slot
+    let slot = full / (KILL_POINTS + 1);
+    slot * (i + 1) + slot * jitter / 1000 - slot / 2
+}
+
 /// Every file under a folder, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -668,14 +668,14 @@ fn killed_purges_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
         expected.len() < before_count,
         "the purge must erase something for this test to mean anything"
     );
-    for i in 0..6u32 {
+    for i in 0..crate::KILL_POINTS {
         let (archive, _) = f.migrate(&format!("killed{i}"));
         let mut child = purge_cmd(&f, &archive, &[])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full * (i + 1) / 7);
+        std::thread::sleep(crate::kill_point(full, i));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         // The committed state is intact: every problem verify reports is a leftover of
@@ -697,6 +697,90 @@ fn killed_purges_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
         // The operator removes the stale lock (docs/purge.md) and runs the purge again.
         let _ = std::fs::remove_file(archive.join("LOCK"));
         run_ok(&mut purge_cmd(&f, &archive, &[]));
+        verify_ok(&f, &archive);
+        let got: BTreeSet<String> = records(&archive, &f.key("custodian-1.key"))
+            .into_keys()
+            .collect();
+        assert_eq!(got, expected, "kill point {i}");
+    }
+}
+
+#[test]
+fn killed_erasures_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
+    let f = Fixture::new(150, 53);
+    let (reference, _) = f.migrate("reference");
+    let schema = Schema::embedded();
+    let all = records(&reference, &f.key("custodian-1.key"));
+    let ra = schema.idx("registry_atena_number");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in all.values() {
+        if let Value::Str(a) = &r[ra] {
+            *counts.entry(a.clone()).or_default() += 1;
+        }
+    }
+    let atena = counts.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
+    let erase = |archive: &Path| {
+        let mut c = vaxarc();
+        c.arg("erase")
+            .arg("--archive")
+            .arg(archive)
+            .arg("--identity")
+            .arg(f.key("custodian-1.key"))
+            .arg("--identity")
+            .arg(f.key("vault.key"))
+            .args([
+                "--operator",
+                "op",
+                "--reason",
+                "deletion request",
+                "--atena",
+                &atena,
+                "--quiet",
+            ])
+            .arg("--signing-key")
+            .arg(f.key("signing.key"));
+        c
+    };
+    let started = std::time::Instant::now();
+    run_ok(&mut erase(&reference));
+    let full = started.elapsed();
+    let expected: BTreeSet<String> = records(&reference, &f.key("custodian-1.key"))
+        .into_keys()
+        .collect();
+    assert!(expected.len() < all.len());
+    for i in 0..crate::KILL_POINTS {
+        let (archive, _) = f.migrate(&format!("killed{i}"));
+        let mut child = erase(&archive)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(crate::kill_point(full, i));
+        let _ = child.kill();
+        let _ = child.wait();
+        let v = vaxarc()
+            .arg("verify")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+        for p in report["problems"].as_array().unwrap() {
+            assert!(
+                p["problem"].as_str().unwrap().contains("not listed"),
+                "kill point {i}: {p}"
+            );
+        }
+        let _ = std::fs::remove_file(archive.join("LOCK"));
+        let again = erase(&archive).output().unwrap();
+        if !again.status.success() {
+            // The killed run had committed: the re-run cleans up and finds nobody left.
+            assert!(
+                String::from_utf8_lossy(&again.stderr).contains("no person"),
+                "kill point {i}"
+            );
+        }
         verify_ok(&f, &archive);
         let got: BTreeSet<String> = records(&archive, &f.key("custodian-1.key"))
             .into_keys()
