@@ -5,6 +5,7 @@ mod archive;
 mod commands;
 mod hostile;
 mod interop;
+mod leaks;
 mod lookup;
 mod purge;
 mod report;
