@@ -59,6 +59,10 @@ const PUT_THREADS: usize = 8;
 
 /// Sealed objects waiting for a put thread; bounds the ciphertext held in memory.
 const PUT_QUEUE: usize = 16;
+
+/// Records whose index entries are computed together (bounds the entries held before
+/// they are deduplicated).
+const INDEX_CHUNK: usize = 1 << 16;
 /// Object path of the wrapped index hash key.
 pub const INDEX_SECRET: &str = "keys/index-hmac.key.age";
 
@@ -466,38 +470,41 @@ pub fn write_new(
         let h = keyed_hash(&secret, "person", &person_key(schema, r));
         r[person_hash_idx] = Value::Str(h);
     });
-    // Partition key and index entries per record, in parallel (pure); then grouped in
-    // record order, so every partition lists its rows in the same order as before.
-    let per_record: Vec<(PartitionKey, Vec<IndexEntry>)> = records
-        .par_iter()
-        .map(|r| {
-            let ph = r[person_hash_idx].as_str().unwrap_or_default();
-            let bucket = bucket_of(ph, buckets);
-            let entries = identifiers(schema, r)
-                .into_iter()
-                .map(|(kind, value)| {
-                    (
-                        kind.to_string(),
-                        keyed_hash(&secret, kind, &value),
-                        ph.to_string(),
-                        bucket,
-                    )
-                })
-                .collect();
-            (partition_of(schema, r, bucket), entries)
-        })
-        .collect();
+    // Partition key and index entries per record, in parallel (pure), a chunk of records
+    // at a time; grouped in record order, so every partition lists its rows in the same
+    // order as before. Every (identifier, person) pair: one identifier can fit several
+    // persons (twins share kana and birth date; an unlinked record keeps its own person
+    // key). A set keeps only distinct entries (a person's records repeat them); sorted
+    // afterwards: the same rows in the same order as the BTreeSet it replaces.
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    // Every (identifier, person) pair: one identifier can fit several persons (twins
-    // share kana and birth date; an unlinked record keeps its own person key). Sorted
-    // and deduplicated: the same set, in the same order, as a BTreeSet.
-    let mut index: Vec<IndexEntry> = Vec::new();
-    for (r, (key, entries)) in records.iter().zip(per_record) {
-        groups.entry(key).or_default().push(r);
-        index.extend(entries);
+    let mut distinct: std::collections::HashSet<IndexEntry> = Default::default();
+    for chunk in records.chunks(INDEX_CHUNK) {
+        let per_record: Vec<(PartitionKey, Vec<IndexEntry>)> = chunk
+            .par_iter()
+            .map(|r| {
+                let ph = r[person_hash_idx].as_str().unwrap_or_default();
+                let bucket = bucket_of(ph, buckets);
+                let entries = identifiers(schema, r)
+                    .into_iter()
+                    .map(|(kind, value)| {
+                        (
+                            kind.to_string(),
+                            keyed_hash(&secret, kind, &value),
+                            ph.to_string(),
+                            bucket,
+                        )
+                    })
+                    .collect();
+                (partition_of(schema, r, bucket), entries)
+            })
+            .collect();
+        for (r, (key, entries)) in chunk.iter().zip(per_record) {
+            groups.entry(key).or_default().push(r);
+            distinct.extend(entries);
+        }
     }
+    let mut index: Vec<IndexEntry> = distinct.into_iter().collect();
     index.par_sort_unstable();
-    index.dedup();
 
     let plain_idx = schema.indices(|c| c != Class::NumberVault);
     let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
