@@ -523,63 +523,64 @@ pub fn write_new(
         Arc::new(ArrowSchema::new(fields))
     };
 
-    let seal_partition = |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
-        let id = partition_id(&archive_id, key, generation);
-        let path = partition_path(key, &id);
-        let mut batches = Vec::new();
-        for chunk in rows.chunks(ROW_GROUP_ROWS) {
-            batches.push(
-                batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
-                    |e| ArchiveError::Parquet {
-                        what: path.clone(),
+    let seal_partition =
+        |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
+            let id = partition_id(&archive_id, key, generation);
+            let path = partition_path(key, &id);
+            let mut batches = Vec::new();
+            for chunk in rows.chunks(ROW_GROUP_ROWS) {
+                batches.push(
+                    batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
+                        |e| ArchiveError::Parquet {
+                            what: path.clone(),
+                            message: e.to_string(),
+                        },
+                    )?,
+                );
+            }
+            let data = seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+            let key_path = format!("keys/{id}.key.age");
+            let mut objects = vec![
+                (path.clone(), "partition".to_string(), data.ciphertext),
+                (key_path.clone(), "key".to_string(), data.wrapped_key),
+            ];
+            let vault_rows: Vec<&Record> = rows
+                .iter()
+                .copied()
+                .filter(|r| vault_pos.iter().any(|&i| !r[i].is_null()))
+                .collect();
+            let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
+            if !vault_rows.is_empty() {
+                let vpath = format!("vault/{id}.parquet.age");
+                let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
+                    .map_err(|e| ArchiveError::Parquet {
+                        what: vpath.clone(),
                         message: e.to_string(),
-                    },
-                )?,
-            );
-        }
-        let data = seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
-        let key_path = format!("keys/{id}.key.age");
-        let mut objects = vec![
-            (path.clone(), "partition".to_string(), data.ciphertext),
-            (key_path.clone(), "key".to_string(), data.wrapped_key),
-        ];
-        let vault_rows: Vec<&Record> = rows
-            .iter()
-            .copied()
-            .filter(|r| vault_pos.iter().any(|&i| !r[i].is_null()))
-            .collect();
-        let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
-        if !vault_rows.is_empty() {
-            let vpath = format!("vault/{id}.parquet.age");
-            let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
-                .map_err(|e| ArchiveError::Parquet {
-                    what: vpath.clone(),
-                    message: e.to_string(),
-                })?;
-            let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
-            let vkey = format!("keys/{id}.vault.key.age");
-            objects.push((vpath.clone(), "vault".into(), v.ciphertext));
-            objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
-            vault_file = Some(vpath);
-            vault_key = Some(vkey);
-            vault_hash = Some(v.plaintext_blake3);
-        }
-        let partition = Partition {
-            id,
-            retention_class: key.retention_class.clone(),
-            expiry: key.expiry.clone(),
-            bucket: key.bucket,
-            rows: rows.len() as u64,
-            vault_rows: vault_rows.len() as u64,
-            file: path,
-            key: key_path,
-            vault_file,
-            vault_key,
-            plaintext_blake3: data.plaintext_blake3,
-            vault_plaintext_blake3: vault_hash,
+                    })?;
+                let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
+                let vkey = format!("keys/{id}.vault.key.age");
+                objects.push((vpath.clone(), "vault".into(), v.ciphertext));
+                objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
+                vault_file = Some(vpath);
+                vault_key = Some(vkey);
+                vault_hash = Some(v.plaintext_blake3);
+            }
+            let partition = Partition {
+                id,
+                retention_class: key.retention_class.clone(),
+                expiry: key.expiry.clone(),
+                bucket: key.bucket,
+                rows: rows.len() as u64,
+                vault_rows: vault_rows.len() as u64,
+                file: path,
+                key: key_path,
+                vault_file,
+                vault_key,
+                plaintext_blake3: data.plaintext_blake3,
+                vault_plaintext_blake3: vault_hash,
+            };
+            Ok((partition, objects))
         };
-        Ok((partition, objects))
-    };
 
     // Seal partitions in parallel; put workers store each partition's objects as soon
     // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,

@@ -200,7 +200,12 @@ fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
     fn borrowed<'a>(
         f: &Fields,
         r: &'a Record,
-    ) -> (Option<&'a str>, Option<&'a str>, Option<i64>, Option<&'a str>) {
+    ) -> (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<i64>,
+        Option<&'a str>,
+    ) {
         (
             r[f.record_id].as_str(),
             r[f.source_file_id].as_str(),
