@@ -52,6 +52,17 @@ pub const DEFAULT_BUCKETS: u16 = 16;
 pub const ZSTD_LEVEL: i32 = 3;
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Threads storing sealed objects while partitions are still being sealed (a put waits
+/// on fsync or the network, not the CPU).
+const PUT_THREADS: usize = 8;
+
+/// Sealed objects waiting for a put thread; bounds the ciphertext held in memory.
+const PUT_QUEUE: usize = 16;
+
+/// Records whose index entries are computed together (bounds the entries held before
+/// they are deduplicated).
+const INDEX_CHUNK: usize = 1 << 16;
 /// Object path of the wrapped index hash key.
 pub const INDEX_SECRET: &str = "keys/index-hmac.key.age";
 
@@ -459,26 +470,41 @@ pub fn write_new(
         let h = keyed_hash(&secret, "person", &person_key(schema, r));
         r[person_hash_idx] = Value::Str(h);
     });
+    // Partition key and index entries per record, in parallel (pure), a chunk of records
+    // at a time; grouped in record order, so every partition lists its rows in the same
+    // order as before. Every (identifier, person) pair: one identifier can fit several
+    // persons (twins share kana and birth date; an unlinked record keeps its own person
+    // key). A set keeps only distinct entries (a person's records repeat them); sorted
+    // afterwards: the same rows in the same order as the BTreeSet it replaces.
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    // Every (identifier, person) pair: one identifier can fit several persons (twins
-    // share kana and birth date; an unlinked record keeps its own person key).
-    let mut index: std::collections::BTreeSet<(String, String, String, u16)> = Default::default();
-    for r in &records {
-        let ph = r[person_hash_idx].as_str().unwrap_or_default().to_string();
-        let bucket = bucket_of(&ph, buckets);
-        groups
-            .entry(partition_of(schema, r, bucket))
-            .or_default()
-            .push(r);
-        for (kind, value) in identifiers(schema, r) {
-            index.insert((
-                kind.to_string(),
-                keyed_hash(&secret, kind, &value),
-                ph.clone(),
-                bucket,
-            ));
+    let mut distinct: std::collections::HashSet<IndexEntry> = Default::default();
+    for chunk in records.chunks(INDEX_CHUNK) {
+        let per_record: Vec<(PartitionKey, Vec<IndexEntry>)> = chunk
+            .par_iter()
+            .map(|r| {
+                let ph = r[person_hash_idx].as_str().unwrap_or_default();
+                let bucket = bucket_of(ph, buckets);
+                let entries = identifiers(schema, r)
+                    .into_iter()
+                    .map(|(kind, value)| {
+                        (
+                            kind.to_string(),
+                            keyed_hash(&secret, kind, &value),
+                            ph.to_string(),
+                            bucket,
+                        )
+                    })
+                    .collect();
+                (partition_of(schema, r, bucket), entries)
+            })
+            .collect();
+        for (r, (key, entries)) in chunk.iter().zip(per_record) {
+            groups.entry(key).or_default().push(r);
+            distinct.extend(entries);
         }
     }
+    let mut index: Vec<IndexEntry> = distinct.into_iter().collect();
+    index.par_sort_unstable();
 
     let plain_idx = schema.indices(|c| c != Class::NumberVault);
     let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
@@ -497,11 +523,8 @@ pub fn write_new(
         Arc::new(ArrowSchema::new(fields))
     };
 
-    // Seal partitions in parallel.
-    let keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
-    let sealed: Vec<Result<SealedPartition, ArchiveError>> = keyed
-        .par_iter()
-        .map(|(key, rows)| {
+    let seal_partition =
+        |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
             let id = partition_id(&archive_id, key, generation);
             let path = partition_path(key, &id);
             let mut batches = Vec::new();
@@ -557,11 +580,76 @@ pub fn write_new(
                 vault_plaintext_blake3: vault_hash,
             };
             Ok((partition, objects))
-        })
-        .collect();
+        };
+
+    // Seal partitions in parallel; put workers store each partition's objects as soon
+    // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,
+    // and a ciphertext is freed once stored instead of waiting for every partition).
+    let keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
+    let rx = std::sync::Mutex::new(rx);
+    let put_worker = || {
+        let mut entries = Vec::new();
+        let mut failed: Option<ArchiveError> = None;
+        loop {
+            let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            let Ok((path, role, data)) = next else { break };
+            // After a failure, drain the queue without storing more (nothing commits).
+            if failed.is_some() {
+                continue;
+            }
+            let entry = FileEntry {
+                blake3: blake3::hash(&data).to_hex().to_string(),
+                size: data.len() as u64,
+                path: path.clone(),
+                role,
+            };
+            match store.put(&path, data) {
+                Ok(()) => {
+                    entries.push(entry);
+                    on_object(1);
+                }
+                Err(e) => failed = Some(e.into()),
+            }
+        }
+        (entries, failed)
+    };
+    let (sealed, put_results) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
+        let tx = tx;
+        let sealed: Vec<Result<Partition, ArchiveError>> = keyed
+            .par_iter()
+            .map(|(key, rows)| -> Result<Partition, ArchiveError> {
+                let (partition, objects) = seal_partition(key, rows)?;
+                for object in objects {
+                    // The workers never hang up before the sender is dropped.
+                    let _ = tx.send(object);
+                }
+                Ok(partition)
+            })
+            .collect();
+        drop(tx);
+        let results: Vec<_> = workers
+            .into_iter()
+            .map(|w| w.join().expect("put worker panicked"))
+            .collect();
+        (sealed, results)
+    });
+    drop(keyed);
+    let n_records = records.len() as u64;
+    drop(records);
 
     let mut files = Vec::new();
     let mut partitions = Vec::new();
+    for s in sealed {
+        partitions.push(s?);
+    }
+    for (entries, failed) in put_results {
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        files.extend(entries);
+    }
     let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
         let entry = FileEntry {
             blake3: blake3::hash(&data).to_hex().to_string(),
@@ -574,13 +662,6 @@ pub fn write_new(
         on_object(1);
         Ok(())
     };
-    for s in sealed {
-        let (partition, objects) = s?;
-        for (path, role, data) in objects {
-            put(path, role, data)?;
-        }
-        partitions.push(partition);
-    }
 
     // The index hash key, wrapped to the custodians.
     let secret_text = age::secrecy::SecretString::from(hex32(&secret));
@@ -643,7 +724,7 @@ pub fn write_new(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let totals = manifest::Totals {
         rows_read: input.accounting.iter().map(|a| a.rows_read).sum(),
-        records: records.len() as u64,
+        records: n_records,
         merged: input.accounting.iter().map(|a| a.records_merged).sum(),
         quarantined: input.quarantine.len() as u64,
         review: input
@@ -731,9 +812,10 @@ pub fn sign_manifest_bytes(
         .map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
 }
 
-fn index_batch(
-    index: &std::collections::BTreeSet<(String, String, String, u16)>,
-) -> (RecordBatch, Arc<ArrowSchema>) {
+/// One index row: identifier kind, keyed hash of the identifier, person hash, bucket.
+type IndexEntry = (String, String, String, u16);
+
+fn index_batch(index: &[IndexEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
     let schema = Arc::new(ArrowSchema::new(vec![
         ArrowField::new("kind", DataType::Utf8, false),
         ArrowField::new("key_hash", DataType::Utf8, false),

@@ -148,7 +148,8 @@ pub(crate) fn merge(
             .entry(v)
             .or_default()
             .push(provenance(f, &records[l]));
-        let absorbed = records[l].clone();
+        // An absorbed row is dropped below and read nowhere else: move it, not clone it.
+        let absorbed = std::mem::take(&mut records[l]);
         let survivor = &mut records[v];
         for (i, value) in absorbed.iter().enumerate() {
             if survivor[i].is_null() && !value.is_null() && !keep_idx.contains(&i) {

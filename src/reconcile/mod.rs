@@ -196,15 +196,24 @@ impl Fields {
 
 /// Total, deterministic record order: `record_id`, then provenance, then all values.
 fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
-    let key = |r: &Record| {
+    // Borrowed keys: the same order as owned strings, without allocating per comparison.
+    fn borrowed<'a>(
+        f: &Fields,
+        r: &'a Record,
+    ) -> (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<i64>,
+        Option<&'a str>,
+    ) {
         (
-            r[f.record_id].as_str().map(str::to_string),
-            r[f.source_file_id].as_str().map(str::to_string),
+            r[f.record_id].as_str(),
+            r[f.source_file_id].as_str(),
             r[f.source_line].as_int(),
-            r[f.raw_row_blake3].as_str().map(str::to_string),
+            r[f.raw_row_blake3].as_str(),
         )
-    };
-    key(a).cmp(&key(b)).then_with(|| {
+    }
+    borrowed(f, a).cmp(&borrowed(f, b)).then_with(|| {
         a.iter()
             .zip(b)
             .map(|(x, y)| x.partial_cmp(y).unwrap_or(Ordering::Equal))
