@@ -807,3 +807,119 @@ fn s3_lookup_purge_and_a_killed_migrate_on_a_versioned_bucket() {
         .status
         .success());
 }
+
+#[test]
+fn s3_killed_purges_and_erasures_rerun_to_the_same_result() {
+    let moto = Moto::start();
+    moto.bucket("gov-archive", true);
+    let f = Fixture::new(80, 45);
+    let atena = some_atena(&f);
+    let id = |c: &mut Command| {
+        c.arg("--identity")
+            .arg(f.key("custodian-1.key"))
+            .arg("--identity")
+            .arg(f.key("vault.key"))
+            .arg("--signing-key")
+            .arg(f.key("signing.key"));
+    };
+    let purge = |archive: &str| {
+        let mut c = moto.vaxarc();
+        c.args([
+            "purge",
+            "--archive",
+            archive,
+            "--as-of",
+            "2028-07-15",
+            "--operator",
+            "op",
+            "--quiet",
+        ]);
+        id(&mut c);
+        c
+    };
+    let erase = |archive: &str| {
+        let mut c = moto.vaxarc();
+        c.args([
+            "erase",
+            "--archive",
+            archive,
+            "--operator",
+            "op",
+            "--reason",
+            "request",
+            "--quiet",
+            "--atena",
+            &atena,
+        ]);
+        id(&mut c);
+        c
+    };
+    let records = |archive: &str| -> u64 {
+        let m: serde_json::Value =
+            serde_json::from_slice(&moto.store(archive).get("MANIFEST.json").unwrap()).unwrap();
+        m["totals"]["records"].as_u64().unwrap()
+    };
+    for (name, command) in [
+        ("purge", &purge as &dyn Fn(&str) -> Command),
+        ("erase", &erase),
+    ] {
+        let reference = format!("s3://gov-archive/{name}-reference");
+        run_ok(
+            moto.vaxarc()
+                .arg("migrate")
+                .arg("--pipeline")
+                .arg(f.pipeline())
+                .arg("--archive")
+                .arg(&reference)
+                .arg("--quiet"),
+        );
+        let started = Instant::now();
+        run_ok(&mut command(&reference));
+        let full = started.elapsed();
+        let expected = records(&reference);
+        for i in 0..3u32 {
+            let archive = format!("s3://gov-archive/{name}-killed{i}");
+            run_ok(
+                moto.vaxarc()
+                    .arg("migrate")
+                    .arg("--pipeline")
+                    .arg(f.pipeline())
+                    .arg("--archive")
+                    .arg(&archive)
+                    .arg("--quiet"),
+            );
+            let mut child = command(&archive)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(crate::kill_point(full, i * 7 + 3));
+            let _ = child.kill();
+            let _ = child.wait();
+            let v = verify(&moto, &archive, &[]);
+            let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+            for p in report["problems"].as_array().unwrap() {
+                assert!(
+                    p["problem"].as_str().unwrap().contains("not listed"),
+                    "{name} kill {i}: {p}"
+                );
+            }
+            moto.store(&archive).delete("LOCK").unwrap();
+            let again = command(&archive).output().unwrap();
+            if !again.status.success() {
+                assert!(
+                    name == "erase" && text(&again).contains("no person"),
+                    "{name} kill {i}: {}",
+                    text(&again)
+                );
+            }
+            assert!(
+                verify(&moto, &archive, &[&f.key("custodian-1.key")])
+                    .status
+                    .success(),
+                "{name} kill {i}"
+            );
+            assert_eq!(records(&archive), expected, "{name} kill {i}");
+        }
+    }
+}
