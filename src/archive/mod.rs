@@ -133,6 +133,9 @@ pub struct NewArchive<'a> {
     pub buckets: u16,
     /// RFC 3339 UTC time of the run (from the shell).
     pub created: String,
+    /// Residents of the registry extract by birth date (days since 1970-01-01, count):
+    /// aggregates only, for the report's 未接種者数; stored encrypted.
+    pub resident_births: Vec<(i32, u64)>,
 }
 
 /// Key of the partition a record belongs to.
@@ -410,6 +413,7 @@ pub const STAGING_PREFIXES: &[&str] = &[
     "keys/",
     "index/",
     "quarantine/",
+    "registry/",
     "review/",
     "audit/",
     manifest::SIGNATURE,
@@ -721,6 +725,20 @@ pub fn write_new(
         sr.wrapped_key,
     )?;
 
+    // The registry summary (residents by birth date; no names or numbers), encrypted.
+    let (gb, gs) = registry_summary_batch(&input.resident_births);
+    let sg = seal_parquet("registry summary", &[gb], gs, &keys.custodians)?;
+    put(
+        format!("registry/{index_id}.parquet.age"),
+        "registry-summary".into(),
+        sg.ciphertext,
+    )?;
+    put(
+        format!("keys/{index_id}.registry.key.age"),
+        "registry-key".into(),
+        sg.wrapped_key,
+    )?;
+
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let totals = manifest::Totals {
         rows_read: input.accounting.iter().map(|a| a.rows_read).sum(),
@@ -883,6 +901,25 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
     ];
     (
         RecordBatch::try_new(schema.clone(), cols).expect("quarantine columns match"),
+        schema,
+    )
+}
+
+/// Columns `birth_date` (date32) and `residents` (uint64).
+fn registry_summary_batch(rows: &[(i32, u64)]) -> (RecordBatch, Arc<ArrowSchema>) {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("birth_date", DataType::Date32, false),
+        ArrowField::new("residents", DataType::UInt64, false),
+    ]));
+    let mut d = arrow::array::Date32Builder::new();
+    let mut n = UInt64Builder::new();
+    for (day, count) in rows {
+        d.append_value(*day);
+        n.append_value(*count);
+    }
+    let cols: Vec<ArrayRef> = vec![Arc::new(d.finish()), Arc::new(n.finish())];
+    (
+        RecordBatch::try_new(schema.clone(), cols).expect("registry summary columns match"),
         schema,
     )
 }

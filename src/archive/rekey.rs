@@ -47,6 +47,7 @@ pub const CUSTODIAN_KEY_ROLES: &[&str] = &[
     "index-key",
     "quarantine-key",
     "review-key",
+    "registry-key",
     "index-secret",
 ];
 /// Role re-wrapped to the vault recipients (only when new ones are given).

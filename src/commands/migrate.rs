@@ -193,6 +193,15 @@ pub fn migrate(
                 .map(move |(a, s)| (r.record_id.clone(), a.clone(), *s))
         })
         .collect();
+    // Residents by birth date, for the report's 未接種者数 (aggregates only).
+    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
+    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
+    for r in &ingested.registry {
+        if let (Some("resident"), Some(b)) = (r[status_idx].as_str(), r[birth_idx].as_date()) {
+            *births.entry(b).or_default() += 1;
+        }
+    }
+    let resident_births: Vec<(i32, u64)> = births.into_iter().collect();
     let stats = outcome.stats;
     let records = outcome.records;
     let n_records = records.len() as u64;
@@ -221,6 +230,7 @@ pub fn migrate(
                 .buckets
                 .unwrap_or(archive::DEFAULT_BUCKETS),
             created: now_rfc3339(),
+            resident_births,
         },
         &keys,
         &|_| bar.tick(),

@@ -77,7 +77,9 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             )
         })?;
     let spinner = ctx.printer.spinner("aggregate");
+    let births = read_registry_summary(&store, &manifest, &identities)?;
     let r = report::build(&report::Input {
+        resident_births: births.as_deref(),
         manifest: &manifest,
         facts: &facts,
         quarantine: &quarantine,
@@ -97,6 +99,52 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         print!("{}", render::text(&r));
     }
     Ok(ExitCode::Success)
+}
+
+/// Residents by birth date from the archive's registry summary, if it has one.
+fn read_registry_summary(
+    store: &Store,
+    m: &archive::manifest::Manifest,
+    identities: &[age::x25519::Identity],
+) -> anyhow::Result<Option<Vec<(i32, u64)>>> {
+    let object = m.files.iter().find(|f| f.role == "registry-summary");
+    let key = m.files.iter().find(|f| f.role == "registry-key");
+    let (Some(object), Some(key)) = (object, key) else {
+        return Ok(None);
+    };
+    let batches = archive::open_parquet(
+        &object.path,
+        &store.get(&object.path)?,
+        &store.get(&key.path)?,
+        identities,
+    )?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let bad = || {
+            anyhow::anyhow!(
+                "registry summary `{}` does not have the expected columns",
+                object.path
+            )
+        };
+        let days = b
+            .column_by_name("birth_date")
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<arrow::array::Date32Array>()
+                    .cloned()
+            })
+            .ok_or_else(bad)?;
+        let counts = b
+            .column_by_name("residents")
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<arrow::array::UInt64Array>()
+                    .cloned()
+            })
+            .ok_or_else(bad)?;
+        out.extend((0..b.num_rows()).map(|i| (days.value(i), counts.value(i))));
+    }
+    Ok(Some(out))
 }
 
 /// The quarantine rows' source file and reason (the raw bytes are never kept).

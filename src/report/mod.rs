@@ -12,11 +12,12 @@
 //! [`Count::suppressed`] before it is stored, so no renderer can show it.
 //!
 //! Limitations (also printed in every report, see [`LIMITATIONS`]):
-//! - The archive holds no copy of the resident registry, only the records linked to it.
-//!   The target population of 未接種者数 is therefore the residents *known to the
-//!   archive* (persons with at least one archived record, registry status `resident`),
-//!   not the whole registry: a resident with no vaccination record at all is not
-//!   counted. The registry's row count is shown beside it from the accounting.
+//! - The target population of 未接種者数 comes from the archive's encrypted registry
+//!   summary (residents of the registry extract by birth date, written by migrate): every
+//!   resident in the target ages, recorded or not. Archives written before the summary
+//!   existed fall back to the residents *known to the archive* (persons with at least one
+//!   archived record), an undercount. The summary is as of migration: moves and deaths
+//!   since then are not reflected.
 //! - Legal holds are not modelled yet (issue 6); the retention outlook shows expiry by
 //!   partition under the rules of migration time.
 //! - Totals are shown; with small cells suppressed, a suppressed cell may sometimes be
@@ -39,7 +40,7 @@ pub const DEFAULT_SUPPRESS_BELOW: u64 = 10;
 
 /// The limitations every report states.
 pub const LIMITATIONS: &[&str] = &[
-    "未接種者数: the archive holds no copy of the resident registry; the target population is the residents known to the archive (persons with at least one archived record whose registry status is resident), so residents with no record at all are not counted / 住民基本台帳の写しは保存していないため、対象者は記録のある住民に限られます",
+    "未接種者数: the target population is the residents of the registry extract used at migration (an encrypted summary by birth date; archives without it count only residents with a record); moves and deaths since migration are not reflected / 対象者は移行時の住民基本台帳の住民（生年月日別の集計）です",
     "retention: legal holds are not modelled yet (issue 6); expiry is shown per partition under the rules applied at migration / 訴訟ホールド等の保存延長は未反映です",
     "suppression: counts from 1 to one below the threshold are shown as <N; totals are not adjusted, so a suppressed cell can sometimes be derived from a total / 少数の秘匿は合計値を調整しません",
 ];
@@ -160,6 +161,9 @@ pub struct Input<'a> {
     pub as_of: i32,
     /// Suppression threshold.
     pub suppress_below: u64,
+    /// Residents of the registry extract by birth date (days, count), from the archive's
+    /// encrypted registry summary; `None` for archives written before it existed.
+    pub resident_births: Option<&'a [(i32, u64)]>,
 }
 
 /// People vaccinated: one group.
@@ -636,6 +640,19 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
                         with += 1;
                     }
                 }
+            }
+            // With the registry summary the target population is every resident of the
+            // registry extract in the target ages, recorded or not.
+            if let Some(births) = input.resident_births {
+                target = births
+                    .iter()
+                    .filter(|(b, _)| {
+                        let age = age_on(*b, input.as_of);
+                        age >= from && age < to
+                    })
+                    .map(|(_, n)| n)
+                    .sum::<u64>()
+                    .max(with);
             }
             UnvaccinatedRow {
                 vaccine: v.code.clone(),

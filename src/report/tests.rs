@@ -77,6 +77,7 @@ fn report(facts: &[Fact], below: u64) -> Report {
         3
     ];
     build(&Input {
+        resident_births: None,
         manifest: &m,
         facts,
         quarantine: &q,

@@ -585,3 +585,67 @@ fn report_rekey_recovers_leftovers_of_a_run_killed_before_its_commit() {
             .arg(keys.join("n2.key")),
     );
 }
+
+/// 未接種者数's target population counts every resident of the registry extract in the
+/// target ages (from the archive's registry summary), checked against the truth files.
+#[test]
+fn report_unvaccinated_target_population_comes_from_the_registry() {
+    let f = crate::Fixture::new(400, 81);
+    let (archive, _) = f.migrate("archive");
+    let out = crate::run_ok(
+        crate::vaxarc()
+            .arg("report")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(f.key("custodian-1.key"))
+            .args(["--json", "--suppress-below", "1"]),
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let as_of = r["as_of"].as_str().unwrap().to_string();
+    let ymd = |s: &str| -> (i32, u32, u32) {
+        let p: Vec<&str> = s.split('-').collect();
+        (
+            p[0].parse().unwrap(),
+            p[1].parse().unwrap(),
+            p[2].parse().unwrap(),
+        )
+    };
+    let (ay, am, ad) = ymd(&as_of);
+    let mut rdr = csv::Reader::from_path(f.input().join("truth/persons.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (inreg, status, birth) = (
+        col("in_registry"),
+        col("registry_status"),
+        col("birth_date"),
+    );
+    let residents: Vec<i32> = rdr
+        .records()
+        .flatten()
+        .filter(|x| &x[inreg] == "true" && &x[status] == "resident")
+        .map(|x| {
+            let (y, m, d) = ymd(&x[birth]);
+            ay - y - i32::from((am, ad) < (m, d))
+        })
+        .collect();
+    let mut checked = 0;
+    for row in r["unvaccinated"].as_array().unwrap() {
+        let ages = row["target_ages"].as_array().unwrap();
+        let (from, to) = (
+            ages[0].as_i64().unwrap() as i32,
+            ages[1].as_i64().unwrap() as i32,
+        );
+        let expected = residents.iter().filter(|a| **a >= from && **a < to).count() as u64;
+        assert_eq!(
+            row["target_population"]["value"].as_u64(),
+            Some(expected),
+            "{row}"
+        );
+        checked += u64::from(expected > 0);
+    }
+    assert!(
+        checked >= 3,
+        "too few vaccines with a target population to mean anything"
+    );
+}
