@@ -151,7 +151,7 @@ pub fn encrypt_writer<W: Write>(
 }
 
 /// Refuse age headers with too many stanzas before handing them to the age crate.
-fn check_header(what: &str, ciphertext: &[u8]) -> Result<(), CryptoError> {
+pub(crate) fn check_header(what: &str, ciphertext: &[u8]) -> Result<(), CryptoError> {
     let head = &ciphertext[..ciphertext.len().min(64 * 1024)];
     let mut stanzas = 0usize;
     for line in head.split(|&b| b == b'\n') {

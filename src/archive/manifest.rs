@@ -94,6 +94,10 @@ pub struct Manifest {
     pub signing_public_key: String,
     /// Number of person buckets.
     pub buckets: u16,
+    /// Number of index shards (`index/<id>/<ssss>.parquet.age`); 1 in archives written
+    /// before the index was sharded (one `index/<id>.parquet.age`).
+    #[serde(default = "one")]
+    pub index_shards: u32,
     /// `schemas/record.toml` as used.
     pub schema_toml: String,
     /// The pipeline file as written.
@@ -110,6 +114,10 @@ pub struct Manifest {
     pub totals: Totals,
     /// Merkle root over `files` (hex).
     pub merkle_root: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Program identity.

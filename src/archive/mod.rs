@@ -10,7 +10,8 @@
 //! keys/<id>.key.age              wrapped age identity of object <id>
 //! data/class=<c>/expiry=<y>/bucket=<bb>/<id>.parquet.age
 //! vault/<id>.parquet.age
-//! index/<id>.parquet.age         keyed hashes of identifiers -> person hash, bucket
+//! index/<id>/<ssss>.parquet.age  index shards: keyed hashes of identifiers -> person
+//!                                hash, bucket (see [`index`])
 //! keys/index-hmac.key.age        the secret hash key, wrapped to the custodians
 //! quarantine/<id>.parquet.age, review/<id>.parquet.age
 //! ```
@@ -19,8 +20,10 @@
 
 pub mod batch;
 pub mod crypto;
+pub mod index;
 pub mod manifest;
 pub mod rekey;
+pub mod seek;
 pub mod store;
 pub mod verify;
 
@@ -50,8 +53,12 @@ use store::{Store, StoreError};
 pub const DEFAULT_BUCKETS: u16 = 16;
 /// zstd level of the Parquet pages.
 pub const ZSTD_LEVEL: i32 = 3;
-/// Rows per Parquet row group.
+/// Rows per Parquet row group (index, quarantine, review and summary objects).
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per row group of a record partition: partitions are sorted by `person_hash`, and
+/// each row group carries min/max statistics and a bloom filter of `person_hash`, so a
+/// lookup decrypts and decodes only the row groups that can hold a person.
+pub const PARTITION_ROW_GROUP_ROWS: usize = 1024;
 
 /// Threads storing sealed objects while partitions are still being sealed (a put waits
 /// on fsync or the network, not the CPU).
@@ -253,6 +260,22 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Writer properties of record partitions: [`writer_properties`] with row groups of
+/// [`PARTITION_ROW_GROUP_ROWS`] and a bloom filter on `person_hash`.
+pub fn partition_properties() -> WriterProperties {
+    let ph = parquet::schema::types::ColumnPath::from("person_hash");
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(PARTITION_ROW_GROUP_ROWS))
+        .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
+        .set_column_bloom_filter_enabled(ph.clone(), true)
+        .set_column_bloom_filter_max_ndv(ph.clone(), PARTITION_ROW_GROUP_ROWS as u64)
+        .set_column_bloom_filter_fpp(ph, 0.01)
+        .build()
+}
+
 /// Writes into the age stream while hashing the plaintext.
 struct HashingWriter<W: Write> {
     inner: W,
@@ -288,15 +311,44 @@ pub fn seal_parquet(
     schema: Arc<ArrowSchema>,
     recipients: &Recipients,
 ) -> Result<Sealed, ArchiveError> {
+    seal_parquet_with(what, batches, schema, recipients, writer_properties())
+}
+
+/// [`seal_parquet`] with other writer properties (partitions: [`partition_properties`]).
+pub fn seal_parquet_with(
+    what: &str,
+    batches: &[RecordBatch],
+    schema: Arc<ArrowSchema>,
+    recipients: &Recipients,
+    props: WriterProperties,
+) -> Result<Sealed, ArchiveError> {
     let (secret, recipient) = crypto::fresh_identity();
+    let (ciphertext, plaintext_blake3) = seal_parquet_to(what, batches, schema, &recipient, props)?;
+    let wrapped_key = crypto::wrap_key(what, &secret, &recipients.0)?;
+    Ok(Sealed {
+        ciphertext,
+        wrapped_key,
+        plaintext_blake3,
+    })
+}
+
+/// Write batches as Parquet straight into an age stream to `recipient`: the ciphertext
+/// and the blake3 of the Parquet plaintext.
+pub fn seal_parquet_to(
+    what: &str,
+    batches: &[RecordBatch],
+    schema: Arc<ArrowSchema>,
+    recipient: &age::x25519::Recipient,
+    props: WriterProperties,
+) -> Result<(Vec<u8>, String), ArchiveError> {
     let mut ciphertext = Vec::new();
-    let age_writer = crypto::encrypt_writer(what, &[recipient], &mut ciphertext)?;
+    let age_writer =
+        crypto::encrypt_writer(what, std::slice::from_ref(recipient), &mut ciphertext)?;
     let tee = HashingWriter {
         inner: age_writer,
         hasher: blake3::Hasher::new(),
     };
-    let mut writer =
-        ArrowWriter::try_new(tee, schema, Some(writer_properties())).map_err(pq(what))?;
+    let mut writer = ArrowWriter::try_new(tee, schema, Some(props)).map_err(pq(what))?;
     for b in batches {
         writer.write(b).map_err(pq(what))?;
     }
@@ -307,12 +359,7 @@ pub fn seal_parquet(
         what: what.into(),
         message: e.to_string(),
     })?;
-    let wrapped_key = crypto::wrap_key(what, &secret, &recipients.0)?;
-    Ok(Sealed {
-        ciphertext,
-        wrapped_key,
-        plaintext_blake3,
-    })
+    Ok((ciphertext, plaintext_blake3))
 }
 
 /// Decrypt an object with its wrapped key and read its Parquet batches.
@@ -481,9 +528,9 @@ pub fn write_new(
     // key). A set keeps only distinct entries (a person's records repeat them); sorted
     // afterwards: the same rows in the same order as the BTreeSet it replaces.
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    let mut distinct: std::collections::HashSet<IndexEntry> = Default::default();
+    let mut distinct: std::collections::HashSet<index::IndexEntry> = Default::default();
     for chunk in records.chunks(INDEX_CHUNK) {
-        let per_record: Vec<(PartitionKey, Vec<IndexEntry>)> = chunk
+        let per_record: Vec<(PartitionKey, Vec<index::IndexEntry>)> = chunk
             .par_iter()
             .map(|r| {
                 let ph = r[person_hash_idx].as_str().unwrap_or_default();
@@ -507,7 +554,7 @@ pub fn write_new(
             distinct.extend(entries);
         }
     }
-    let mut index: Vec<IndexEntry> = distinct.into_iter().collect();
+    let mut index: Vec<index::IndexEntry> = distinct.into_iter().collect();
     index.par_sort_unstable();
 
     let plain_idx = schema.indices(|c| c != Class::NumberVault);
@@ -532,7 +579,7 @@ pub fn write_new(
             let id = partition_id(&archive_id, key, generation);
             let path = partition_path(key, &id);
             let mut batches = Vec::new();
-            for chunk in rows.chunks(ROW_GROUP_ROWS) {
+            for chunk in rows.chunks(PARTITION_ROW_GROUP_ROWS) {
                 batches.push(
                     batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
                         |e| ArchiveError::Parquet {
@@ -542,7 +589,13 @@ pub fn write_new(
                     )?,
                 );
             }
-            let data = seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+            let data = seal_parquet_with(
+                &path,
+                &batches,
+                plain_schema.clone(),
+                &keys.custodians,
+                partition_properties(),
+            )?;
             let key_path = format!("keys/{id}.key.age");
             let mut objects = vec![
                 (path.clone(), "partition".to_string(), data.ciphertext),
@@ -589,7 +642,16 @@ pub fn write_new(
     // Seal partitions in parallel; put workers store each partition's objects as soon
     // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,
     // and a ciphertext is freed once stored instead of waiting for every partition).
-    let keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
+    // Each partition sorted by person hash (stable: record order within a person), so
+    // row-group statistics and bloom filters narrow a lookup to a row group or two.
+    let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
+    keyed.par_iter_mut().for_each(|(_, rows)| {
+        rows.sort_by(|a, b| {
+            a[person_hash_idx]
+                .as_str()
+                .cmp(&b[person_hash_idx].as_str())
+        })
+    });
     let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
     let rx = std::sync::Mutex::new(rx);
     let put_worker = || {
@@ -684,20 +746,13 @@ pub fn write_new(
         wrapped_secret,
     )?;
 
-    // Index.
+    // Index shards and their wrapped identity.
     let index_id = format!("{}-g{generation}", &archive_id[..16]);
-    let (index_batch, index_schema) = index_batch(&index);
-    let sealed_index = seal_parquet("index", &[index_batch], index_schema, &keys.custodians)?;
-    put(
-        format!("index/{index_id}.parquet.age"),
-        "index".into(),
-        sealed_index.ciphertext,
-    )?;
-    put(
-        format!("keys/{index_id}.index.key.age"),
-        "index-key".into(),
-        sealed_index.wrapped_key,
-    )?;
+    let index_shards = index::shards_for(index.len());
+    for (path, role, data) in index::seal(&index, index_shards, &index_id, &keys.custodians)? {
+        put(path, role, data)?;
+    }
+    drop(index);
 
     // Quarantine and review lists (personal data: encrypted like partitions).
     let (qb, qs) = quarantine_batch(&input.quarantine);
@@ -769,6 +824,7 @@ pub fn write_new(
         vault_recipients: keys.vault.to_strings(),
         signing_public_key: keys.signing_public.clone(),
         buckets,
+        index_shards,
         schema_toml: crate::schema::RECORD_TOML.to_string(),
         pipeline_toml: input.pipeline_toml,
         accounting: input.accounting,
@@ -828,40 +884,6 @@ pub fn sign_manifest_bytes(
     );
     manifest::sign(signing, text, &comment)
         .map_err(|e| ArchiveError::State(format!("cannot sign the manifest: {e}")))
-}
-
-/// One index row: identifier kind, keyed hash of the identifier, person hash, bucket.
-type IndexEntry = (String, String, String, u16);
-
-fn index_batch(index: &[IndexEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
-    let schema = Arc::new(ArrowSchema::new(vec![
-        ArrowField::new("kind", DataType::Utf8, false),
-        ArrowField::new("key_hash", DataType::Utf8, false),
-        ArrowField::new("person_hash", DataType::Utf8, false),
-        ArrowField::new("bucket", DataType::UInt16, false),
-    ]));
-    let (mut k, mut h, mut p, mut b) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        UInt16Builder::new(),
-    );
-    for (kind, hash, person, bucket) in index {
-        k.append_value(kind);
-        h.append_value(hash);
-        p.append_value(person);
-        b.append_value(*bucket);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(k.finish()),
-        Arc::new(h.finish()),
-        Arc::new(p.finish()),
-        Arc::new(b.finish()),
-    ];
-    (
-        RecordBatch::try_new(schema.clone(), cols).expect("index columns match"),
-        schema,
-    )
 }
 
 fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {

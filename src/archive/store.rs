@@ -126,10 +126,104 @@ impl DeletionPolicy {
     }
 }
 
+/// Bytes a [`Ranged`] reader fetches at a time.
+pub const RANGE_BLOCK: u64 = 256 * 1024;
+/// Blocks a [`Ranged`] reader keeps.
+const RANGE_CACHE: usize = 4;
+
+/// An object read by ranges (see [`Store::ranged`]). Owns handles to the store, so it
+/// can outlive the borrow that made it.
+pub struct Ranged {
+    inner: Arc<dyn ObjectStore>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    location: ObjectPath,
+    len: u64,
+    pos: u64,
+    /// (block number, bytes), most recently used last.
+    blocks: Vec<(u64, Bytes)>,
+    /// Bytes fetched so far.
+    pub fetched: u64,
+}
+
+impl std::fmt::Debug for Ranged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ranged({})", self.location)
+    }
+}
+
+impl Ranged {
+    /// Size of the object.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty object.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn block(&mut self, n: u64) -> std::io::Result<Bytes> {
+        if let Some(i) = self.blocks.iter().position(|(b, _)| *b == n) {
+            let hit = self.blocks.remove(i);
+            let bytes = hit.1.clone();
+            self.blocks.push(hit);
+            return Ok(bytes);
+        }
+        let start = n * RANGE_BLOCK;
+        let end = (start + RANGE_BLOCK).min(self.len);
+        let bytes = self
+            .runtime
+            .block_on(self.inner.get_range(&self.location, start..end))
+            .map_err(|e| std::io::Error::other(format!("`{}`: {e}", self.location)))?;
+        if bytes.len() as u64 != end - start {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("`{}` is shorter than listed", self.location),
+            ));
+        }
+        self.fetched += bytes.len() as u64;
+        if self.blocks.len() >= RANGE_CACHE {
+            self.blocks.remove(0);
+        }
+        self.blocks.push((n, bytes.clone()));
+        Ok(bytes)
+    }
+}
+
+impl std::io::Read for Ranged {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.pos / RANGE_BLOCK;
+        let block = self.block(n)?;
+        let off = (self.pos - n * RANGE_BLOCK) as usize;
+        let take = (block.len() - off).min(buf.len());
+        buf[..take].copy_from_slice(&block[off..off + take]);
+        self.pos += take as u64;
+        Ok(take)
+    }
+}
+
+impl std::io::Seek for Ranged {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match pos {
+            std::io::SeekFrom::Start(o) => Some(o),
+            std::io::SeekFrom::End(o) => self.len.checked_add_signed(o),
+            std::io::SeekFrom::Current(o) => self.pos.checked_add_signed(o),
+        };
+        let target = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 /// An archive location.
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
-    runtime: tokio::runtime::Runtime,
+    runtime: Arc<tokio::runtime::Runtime>,
     location: String,
     local_root: Option<std::path::PathBuf>,
     s3: Option<S3Api>,
@@ -178,7 +272,7 @@ impl Store {
             .with_fsync(true);
         Ok(Store {
             inner: Arc::new(fs),
-            runtime,
+            runtime: Arc::new(runtime),
             location: location.to_string(),
             local_root: Some(root),
             s3: None,
@@ -243,7 +337,7 @@ impl Store {
         runtime.block_on(api.check_bucket()).map_err(open_err)?;
         Ok(Store {
             inner,
-            runtime,
+            runtime: Arc::new(runtime),
             location: location.to_string(),
             local_root: None,
             s3: Some(api),
@@ -323,6 +417,25 @@ impl Store {
             })
             .map(|b| b.to_vec())
             .map_err(|e| self.object_err(path, e))
+    }
+
+    /// An object opened for ranged reads ([`Ranged`]: `Read + Seek`, fetching blocks of
+    /// [`RANGE_BLOCK`] bytes on demand), for reading part of a large object.
+    pub fn ranged(&self, path: &str) -> Result<Ranged, StoreError> {
+        let location = ObjectPath::from(path);
+        let meta = self
+            .runtime
+            .block_on(self.inner.head(&location))
+            .map_err(|e| self.object_err(path, e))?;
+        Ok(Ranged {
+            inner: self.inner.clone(),
+            runtime: self.runtime.clone(),
+            location,
+            len: meta.size,
+            pos: 0,
+            blocks: Vec::new(),
+            fetched: 0,
+        })
     }
 
     /// Whether an object exists.

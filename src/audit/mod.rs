@@ -236,7 +236,8 @@ pub fn append_all(
     }
     store.put(LOG, log.to_bytes())?;
     let leaves = log.leaves();
-    let root = merkle::hex(&merkle::root(&leaves));
+    let mut tree = merkle::Tree::new(&leaves);
+    let root = merkle::hex(&tree.root());
     let size = leaves.len() as u64;
     Ok((first..size)
         .map(|i| AppendReceipt {
@@ -244,7 +245,8 @@ pub fn append_all(
             size,
             root: root.clone(),
             leaf_hash: merkle::hex(&leaves[i as usize]),
-            inclusion_proof: merkle::inclusion_proof(&leaves, i as usize)
+            inclusion_proof: tree
+                .inclusion_proof(i as usize)
                 .iter()
                 .map(merkle::hex)
                 .collect(),

@@ -45,20 +45,10 @@ fn answer_one(
             "use a role defined in pipelines/roles.toml",
         )
     })?;
-    let persons = reader.resolve(q);
+    let persons = reader.resolve(q)?;
     let buckets: BTreeSet<u16> = persons.iter().map(|p| p.1).collect();
+    let records = reader.person_records(&persons)?;
     let hashes: Vec<String> = persons.into_iter().map(|p| p.0).collect();
-    let parts = reader.records(&buckets)?;
-    let ph = schema.idx("person_hash");
-    let wanted: HashSet<&str> = hashes.iter().map(String::as_str).collect();
-    let records: Vec<crate::record::Record> = parts
-        .iter()
-        .flat_map(|p| {
-            p.iter()
-                .filter(|r| r[ph].as_str().is_some_and(|h| wanted.contains(h)))
-                .cloned()
-        })
-        .collect();
     let mut vault = Default::default();
     if show_vault && View::role_wants_vault(schema, r) && !records.is_empty() {
         let rid = schema.idx("record_id");
@@ -219,14 +209,18 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             queries.push((i + 1, Query::parse_line(line)));
         }
-        // Decrypt every needed partition once: all buckets first.
-        let buckets: BTreeSet<u16> = queries
+        // Every index shard, then every person, once: grouped, so each partition's
+        // footer is read once and each of its row groups decoded once for the batch.
+        let valid: Vec<&Query> = queries
             .iter()
             .filter_map(|(_, q)| q.as_ref().ok())
-            .flat_map(|q| reader.resolve(q))
-            .map(|p| p.1)
             .collect();
-        reader.records(&buckets)?;
+        reader.load_shards(&valid)?;
+        let mut persons = Vec::new();
+        for q in &valid {
+            persons.extend(reader.resolve(q)?);
+        }
+        reader.load_persons(&persons)?;
         for (line, q) in &queries {
             match q {
                 Ok(q) => {
@@ -263,11 +257,13 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     audit::append_all(&store, Some(&secret), events)?;
     let cp = audit::checkpoint(&store, &archive_id, signer.as_ref())?;
     ctx.printer.note(&format!(
-        "{n} lookup(s) logged in audit/log.jsonl (checkpoint {}, {}); {} partitions decrypted of {}",
+        "{n} lookup(s) logged in audit/log.jsonl (checkpoint {}, {}); {} of {} partitions and {} of {} index shards read",
         cp.size,
         if cp.signed { "signed" } else { "unsigned: pass --signing-key to sign" },
         reader.partitions_decrypted,
-        reader.manifest.partitions.len()
+        reader.manifest.partitions.len(),
+        reader.shards_decrypted,
+        reader.manifest.index_shards
     ));
     Ok(ExitCode::Success)
 }

@@ -1,13 +1,17 @@
-//! The I/O shell of lookups: decrypt the hash key and the current index, then only the
-//! partitions (and vault objects) of the buckets that can hold the persons asked for.
-//! Every partition is decrypted at most once per [`Reader`] (batch mode).
+//! The I/O shell of lookups: decrypt the hash key, then for each query the one index
+//! shard its keyed hash falls in, then in the person's bucket only the row groups of
+//! each partition that can hold the person (see [`crate::archive::seek`]). Shards,
+//! opened partitions and each person's records are kept for the life of a [`Reader`]
+//! (batch mode).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray, UInt16Array};
+use rayon::prelude::*;
 
-use crate::archive::manifest::{Manifest, Partition};
+use crate::archive::index::{self, IndexEntry};
+use crate::archive::manifest::{FileEntry, Manifest, Partition};
+use crate::archive::seek::OpenPartition;
 use crate::archive::store::Store;
 use crate::archive::{self, crypto, ArchiveError, INDEX_SECRET};
 use crate::record::Record;
@@ -25,12 +29,21 @@ pub struct Reader<'a> {
     secret: [u8; 32],
     identities: &'a [age::x25519::Identity],
     schema: &'a Schema,
-    /// (kind, key_hash) → persons.
-    index: HashMap<(String, String), Vec<(String, u16)>>,
-    partitions: HashMap<String, Arc<Vec<Record>>>,
+    /// Index shard objects, in shard order, and the index identity (unwrapped when a
+    /// shard is first needed).
+    shard_files: Vec<FileEntry>,
+    index_key: FileEntry,
+    index_identity: Option<age::x25519::Identity>,
+    /// Shards read so far.
+    shards: HashMap<u32, Arc<Vec<IndexEntry>>>,
+    opened: HashMap<String, Arc<OpenPartition>>,
+    /// Records of each person read so far.
+    by_person: HashMap<String, Arc<Vec<Record>>>,
     vaults: HashMap<String, Arc<Vec<Record>>>,
-    /// Partitions decrypted so far.
+    /// Partitions opened so far (footer read; only matching row groups decrypted).
     pub partitions_decrypted: u64,
+    /// Index shards decrypted so far.
+    pub shards_decrypted: u64,
     /// Whether a vault object could be opened with the identities given (None: not tried).
     pub vault_open: Option<bool>,
 }
@@ -55,7 +68,7 @@ pub fn read_secret(
 }
 
 impl<'a> Reader<'a> {
-    /// Open: manifest, hash key and index (no partition yet).
+    /// Open: manifest and hash key (no index shard or partition yet).
     pub fn open(
         store: &'a Store,
         schema: &'a Schema,
@@ -63,65 +76,22 @@ impl<'a> Reader<'a> {
     ) -> Result<Reader<'a>, ArchiveError> {
         let (manifest, _) = archive::read_manifest(store)?;
         let secret = read_secret(store, identities)?;
-        let find = |role: &str| {
-            manifest
-                .files
-                .iter()
-                .find(|f| f.role == role)
-                .map(|f| f.path.clone())
-                .ok_or_else(|| ArchiveError::Manifest(format!("no object with role `{role}`")))
-        };
-        let (index_path, key_path) = (find("index")?, find("index-key")?);
-        let batches = archive::open_parquet(
-            &index_path,
-            &store.get(&index_path)?,
-            &store.get(&key_path)?,
-            identities,
-        )?;
-        let mut index: HashMap<(String, String), Vec<(String, u16)>> = HashMap::new();
-        for b in &batches {
-            let col = |name: &str| {
-                b.column_by_name(name).ok_or_else(|| ArchiveError::Parquet {
-                    what: index_path.clone(),
-                    message: format!("no column `{name}`"),
-                })
-            };
-            let (k, h, p, bu) = (
-                col("kind")?,
-                col("key_hash")?,
-                col("person_hash")?,
-                col("bucket")?,
-            );
-            let (Some(k), Some(h), Some(p), Some(bu)) = (
-                k.as_any().downcast_ref::<StringArray>(),
-                h.as_any().downcast_ref::<StringArray>(),
-                p.as_any().downcast_ref::<StringArray>(),
-                bu.as_any().downcast_ref::<UInt16Array>(),
-            ) else {
-                return Err(ArchiveError::Parquet {
-                    what: index_path.clone(),
-                    message: "index columns have unexpected types".into(),
-                });
-            };
-            for i in 0..b.num_rows() {
-                if k.is_valid(i) && h.is_valid(i) && p.is_valid(i) && bu.is_valid(i) {
-                    index
-                        .entry((k.value(i).to_string(), h.value(i).to_string()))
-                        .or_default()
-                        .push((p.value(i).to_string(), bu.value(i)));
-                }
-            }
-        }
+        let (shard_files, index_key) = index::files(&manifest)?;
         Ok(Reader {
             store,
             manifest,
             secret,
             identities,
             schema,
-            index,
-            partitions: HashMap::new(),
+            shard_files,
+            index_key,
+            index_identity: None,
+            shards: HashMap::new(),
+            opened: HashMap::new(),
+            by_person: HashMap::new(),
             vaults: HashMap::new(),
             partitions_decrypted: 0,
+            shards_decrypted: 0,
             vault_open: None,
         })
     }
@@ -131,24 +101,64 @@ impl<'a> Reader<'a> {
         &self.secret
     }
 
+    fn index_identity(&mut self) -> Result<age::x25519::Identity, ArchiveError> {
+        if self.index_identity.is_none() {
+            let wrapped = self.store.get(&self.index_key.path)?;
+            self.index_identity = Some(crypto::unwrap_key(
+                &self.index_key.path,
+                self.identities,
+                &wrapped,
+            )?);
+        }
+        Ok(self.index_identity.clone().expect("set above"))
+    }
+
+    /// Read the index shards these queries fall in (each once; in parallel).
+    pub fn load_shards(&mut self, queries: &[&Query]) -> Result<(), ArchiveError> {
+        let n = self.shard_files.len() as u32;
+        let wanted: BTreeSet<u32> = queries
+            .iter()
+            .filter(|q| !matches!(q, Query::Person(_)))
+            .map(|q| index::shard_of(&archive::keyed_hash(&self.secret, q.kind(), q.value()), n))
+            .filter(|s| !self.shards.contains_key(s))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let id = self.index_identity()?;
+        let (store, files) = (self.store, &self.shard_files);
+        let read: Vec<(u32, Result<Vec<IndexEntry>, ArchiveError>)> = wanted
+            .into_par_iter()
+            .map(|s| (s, index::read_shard(store, &files[s as usize].path, &id)))
+            .collect();
+        for (s, rows) in read {
+            self.shards.insert(s, Arc::new(rows?));
+            self.shards_decrypted += 1;
+        }
+        Ok(())
+    }
+
     /// Persons (person hash, bucket) the query fits, sorted.
-    pub fn resolve(&self, q: &Query) -> Vec<(String, u16)> {
+    pub fn resolve(&mut self, q: &Query) -> Result<Vec<(String, u16)>, ArchiveError> {
         let mut out: Vec<(String, u16)> = match q {
             Query::Person(h) => {
                 let b = archive::bucket_of(h, self.manifest.buckets);
                 vec![(h.clone(), b)]
             }
             _ => {
+                self.load_shards(&[q])?;
                 let kh = archive::keyed_hash(&self.secret, q.kind(), q.value());
-                self.index
-                    .get(&(q.kind().to_string(), kh))
-                    .cloned()
-                    .unwrap_or_default()
+                let s = index::shard_of(&kh, self.shard_files.len() as u32);
+                self.shards[&s]
+                    .iter()
+                    .filter(|e| e.0 == q.kind() && e.1 == kh)
+                    .map(|e| (e.2.clone(), e.3))
+                    .collect()
             }
         };
         out.sort();
         out.dedup();
-        out
+        Ok(out)
     }
 
     fn partitions_of(&self, buckets: &BTreeSet<u16>) -> Vec<Partition> {
@@ -160,21 +170,75 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    /// Records of the buckets given (whole partitions, decrypted once each).
-    pub fn records(
-        &mut self,
-        buckets: &BTreeSet<u16>,
-    ) -> Result<Vec<Arc<Vec<Record>>>, ArchiveError> {
-        let mut out = Vec::new();
-        for p in self.partitions_of(buckets) {
-            if !self.partitions.contains_key(&p.id) {
-                let rs = archive::read_partition(self.store, self.schema, &p, self.identities)?;
-                self.partitions_decrypted += 1;
-                self.partitions.insert(p.id.clone(), Arc::new(rs));
-            }
-            out.push(self.partitions[&p.id].clone());
+    /// Read the records of these persons: in each partition of their buckets, once,
+    /// the row groups that can hold any of them (partitions in parallel).
+    pub fn load_persons(&mut self, persons: &[(String, u16)]) -> Result<(), ArchiveError> {
+        let todo: BTreeMap<String, u16> = persons
+            .iter()
+            .filter(|p| !self.by_person.contains_key(&p.0))
+            .cloned()
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
         }
-        Ok(out)
+        let buckets: BTreeSet<u16> = todo.values().copied().collect();
+        let work: Vec<(Partition, BTreeSet<String>)> = self
+            .partitions_of(&buckets)
+            .into_iter()
+            .map(|p| {
+                let wanted = todo
+                    .iter()
+                    .filter(|(_, b)| **b == p.bucket)
+                    .map(|(h, _)| h.clone())
+                    .collect();
+                (p, wanted)
+            })
+            .collect();
+        let (store, schema, ids, opened) = (self.store, self.schema, self.identities, &self.opened);
+        let read: Vec<Result<(String, Option<Arc<OpenPartition>>, Vec<Record>), ArchiveError>> =
+            work.par_iter()
+                .map(|(p, wanted)| {
+                    let (part, fresh) = match opened.get(&p.id) {
+                        Some(o) => (o.clone(), None),
+                        None => {
+                            let o = Arc::new(OpenPartition::open(store, p, ids)?);
+                            (o.clone(), Some(o))
+                        }
+                    };
+                    Ok((p.id.clone(), fresh, part.records_of(schema, wanted)?))
+                })
+                .collect();
+        let ph = self.schema.idx("person_hash");
+        let mut found: HashMap<String, Vec<Record>> =
+            todo.keys().map(|h| (h.clone(), Vec::new())).collect();
+        for r in read {
+            let (id, fresh, records) = r?;
+            if let Some(o) = fresh {
+                self.opened.insert(id, o);
+                self.partitions_decrypted += 1;
+            }
+            for rec in records {
+                if let Some(list) = rec[ph].as_str().and_then(|h| found.get_mut(h)) {
+                    list.push(rec);
+                }
+            }
+        }
+        for (h, list) in found {
+            self.by_person.insert(h, Arc::new(list));
+        }
+        Ok(())
+    }
+
+    /// The records of these persons, in partition order (reads what is not loaded yet).
+    pub fn person_records(
+        &mut self,
+        persons: &[(String, u16)],
+    ) -> Result<Vec<Record>, ArchiveError> {
+        self.load_persons(persons)?;
+        Ok(persons
+            .iter()
+            .flat_map(|p| self.by_person[&p.0].iter().cloned())
+            .collect())
     }
 
     /// Vault rows (record id → row) of the buckets given, when a vault identity opens

@@ -225,15 +225,13 @@ fn twins_through_a_written_archive_give_candidates() {
     let ids = [custodian];
     let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
     let q = Query::KanaBirth(format!("{}:7000", normalise::kana_key("ヤマダ　タロウ")));
-    let persons = reader.resolve(&q);
+    let persons = reader.resolve(&q).unwrap();
     assert_eq!(persons.len(), 2, "twins share the kana + birth key");
-    let buckets: BTreeSet<u16> = persons.iter().map(|p| p.1).collect();
-    let parts = reader.records(&buckets).unwrap();
+    let all: Vec<Record> = reader.person_records(&persons).unwrap();
     assert!(
         reader.partitions_decrypted < m.partitions.len() as u64,
         "only the persons' buckets are decrypted"
     );
-    let all: Vec<Record> = parts.iter().flat_map(|p| p.iter().cloned()).collect();
     let hashes: Vec<String> = persons.iter().map(|p| p.0.clone()).collect();
     let roles = Roles::embedded();
     let (_, clerk) = roles.get(None).unwrap();
@@ -252,8 +250,9 @@ fn twins_through_a_written_archive_give_candidates() {
     assert!(a.covid.is_empty());
     // Each twin by atena: exactly one person, one record; then by --person.
     for atena in ["1001", "1002"] {
-        let p = reader.resolve(&Query::atena(atena).unwrap());
+        let p = reader.resolve(&Query::atena(atena).unwrap()).unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(reader.resolve(&Query::person(&p[0].0).unwrap()), p);
+        assert_eq!(reader.resolve(&Query::person(&p[0].0).unwrap()).unwrap(), p);
+        assert_eq!(reader.person_records(&p).unwrap().len(), 1);
     }
 }

@@ -24,6 +24,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::index::{self, IndexEntry};
 use crate::archive::manifest::{self, FileEntry, Manifest, Partition};
 use crate::archive::store::{Store, StoreError};
 use crate::archive::{self, batch, crypto, ArchiveError, PartitionKey, WriteKeys};
@@ -194,49 +195,16 @@ pub fn read_secret(
     Ok(out)
 }
 
-/// The current index: its file entries (index, key) and rows.
+/// The current index: its objects (shards and key) and rows.
 pub fn read_index(
     store: &Store,
     m: &Manifest,
     identities: &[age::x25519::Identity],
-) -> Result<(FileEntry, FileEntry, Vec<RecordBatch>), ArchiveError> {
-    let find = |role: &str| {
-        m.files
-            .iter()
-            .find(|f| f.role == role)
-            .cloned()
-            .ok_or_else(|| ArchiveError::State(format!("the manifest lists no `{role}` object")))
-    };
-    let (file, key) = (find("index")?, find("index-key")?);
-    let batches = archive::open_parquet(
-        &file.path,
-        &store.get(&file.path)?,
-        &store.get(&key.path)?,
-        identities,
-    )?;
-    Ok((file, key, batches))
-}
-
-/// (kind, key_hash) → person_hash of index batches.
-pub fn index_entries(batches: &[RecordBatch]) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for b in batches {
-        let col = |name: &str| {
-            b.column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-        };
-        let (Some(k), Some(h), Some(p)) = (col("kind"), col("key_hash"), col("person_hash")) else {
-            continue;
-        };
-        for i in 0..b.num_rows() {
-            out.push((
-                k.value(i).to_string(),
-                h.value(i).to_string(),
-                p.value(i).to_string(),
-            ));
-        }
-    }
-    out
+) -> Result<(Vec<FileEntry>, Vec<IndexEntry>), ArchiveError> {
+    let (mut files, key) = index::files(m)?;
+    let rows = index::read_all(store, m, identities)?;
+    files.push(key);
+    Ok((files, rows))
 }
 
 /// One change to apply: survivors of every affected partition, persons to drop from the index.
@@ -282,7 +250,7 @@ pub struct Applied {
     /// Index rows removed.
     pub index_rows_removed: u64,
     /// The new index (for the post-purge lookup check).
-    pub index: Vec<RecordBatch>,
+    pub index: Vec<IndexEntry>,
 }
 
 fn vault_schema(schema: &Schema) -> Arc<ArrowSchema> {
@@ -407,7 +375,7 @@ pub fn apply(
         let path = archive::partition_path(&key, &id);
         let refs: Vec<&Record> = survivors.iter().collect();
         let mut batches = Vec::new();
-        for chunk in refs.chunks(archive::ROW_GROUP_ROWS) {
+        for chunk in refs.chunks(archive::PARTITION_ROW_GROUP_ROWS) {
             batches.push(
                 batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| {
                     ArchiveError::Parquet {
@@ -417,8 +385,13 @@ pub fn apply(
                 })?,
             );
         }
-        let sealed =
-            archive::seal_parquet(&path, &batches, plain_schema.clone(), &keys.custodians)?;
+        let sealed = archive::seal_parquet_with(
+            &path,
+            &batches,
+            plain_schema.clone(),
+            &keys.custodians,
+            archive::partition_properties(),
+        )?;
         let key_path = format!("keys/{id}.key.age");
         put(path.clone(), "partition", sealed.ciphertext)?;
         put(key_path.clone(), "key", sealed.wrapped_key)?;
@@ -457,44 +430,25 @@ pub fn apply(
         });
     }
 
-    // The index without the removed persons.
-    let (index_file, index_key, old_index) = read_index(store, m, identities)?;
-    let mut index = old_index.clone();
-    let mut index_rows_removed = 0;
-    if !change.removed_persons.is_empty() {
-        let before: u64 = old_index.iter().map(|b| b.num_rows() as u64).sum();
-        let (kept, n) = keep_rows(&index_file.path, &old_index, "person_hash", |v| {
-            !change.removed_persons.contains(v)
-        })?;
-        index_rows_removed = before - n;
-        if index_rows_removed > 0 {
-            let index_schema = old_index
-                .first()
-                .map(|b| b.schema())
-                .ok_or_else(|| ArchiveError::State("the index is empty".into()))?;
-            let kept = if kept.is_empty() {
-                vec![RecordBatch::new_empty(index_schema.clone())]
-            } else {
-                kept
-            };
-            let sealed = archive::seal_parquet("index", &kept, index_schema, &keys.custodians)?;
-            let index_id = format!(
-                "{}-g{generation}",
-                &m.archive_id[..16.min(m.archive_id.len())]
-            );
-            put(
-                format!("index/{index_id}.parquet.age"),
-                "index",
-                sealed.ciphertext,
-            )?;
-            put(
-                format!("keys/{index_id}.index.key.age"),
-                "index-key",
-                sealed.wrapped_key,
-            )?;
-            gone.insert(index_file.path.clone());
-            gone.insert(index_key.path.clone());
-            index = kept;
+    // The index without the removed persons (every shard rewritten under a new key).
+    let (index_files, old_index) = read_index(store, m, identities)?;
+    let before = old_index.len() as u64;
+    let index: Vec<IndexEntry> = old_index
+        .into_iter()
+        .filter(|e| !change.removed_persons.contains(&e.2))
+        .collect();
+    let index_rows_removed = before - index.len() as u64;
+    let index_shards = m.index_shards.max(1);
+    if index_rows_removed > 0 {
+        let index_id = format!(
+            "{}-g{generation}",
+            &m.archive_id[..16.min(m.archive_id.len())]
+        );
+        for (path, role, data) in index::seal(&index, index_shards, &index_id, &keys.custodians)? {
+            put(path, &role, data)?;
+        }
+        for f in &index_files {
+            gone.insert(f.path.clone());
         }
     }
 
@@ -508,6 +462,7 @@ pub fn apply(
         version: env!("CARGO_PKG_VERSION").into(),
     };
     after.partitions = partitions;
+    after.index_shards = index_shards;
     after.files = m
         .files
         .iter()

@@ -405,10 +405,10 @@ pub fn erase(
     let (m, _) = archive::read_manifest(store)?;
     let secret = rewrite::read_secret(store, keys.identities)?;
     let hash = archive::keyed_hash(&secret, kind, value);
-    let (_, _, index) = rewrite::read_index(store, &m, keys.identities)?;
-    let Some(person) = rewrite::index_entries(&index)
+    let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
+    let Some(person) = index
         .into_iter()
-        .find(|(k, h, _)| k == kind && *h == hash)
+        .find(|(k, h, _, _)| k == kind && *h == hash)
         .map(|e| e.2)
     else {
         return Err(ArchiveError::State(format!(
@@ -510,9 +510,10 @@ fn post_check(
         v.records_scanned += records.len() as u64;
         v.expired_records_remaining += records.iter().filter(|r| should_be_gone(r)).count() as u64;
     }
-    let index: BTreeMap<(String, String), String> = rewrite::index_entries(&applied.index)
-        .into_iter()
-        .map(|(k, h, p)| ((k, h), p))
+    let index: BTreeMap<(&str, &str), &str> = applied
+        .index
+        .iter()
+        .map(|(k, h, p, _)| ((k.as_str(), h.as_str()), p.as_str()))
         .collect();
     let ph = schema.idx("person_hash");
     let mut asked = BTreeSet::new();
@@ -527,9 +528,13 @@ fn post_check(
     v.lookups_attempted = asked.len() as u64;
     v.lookups_found = asked
         .iter()
-        .filter(|k| index.get(*k).is_some_and(|p| persons.contains(p)))
+        .filter(|(k, h)| {
+            index
+                .get(&(k.as_str(), h.as_str()))
+                .is_some_and(|p| persons.contains(*p))
+        })
         .count() as u64;
-    v.lookups_found += index.values().filter(|p| persons.contains(*p)).count() as u64;
+    v.lookups_found += index.values().filter(|p| persons.contains(**p)).count() as u64;
     for d in &applied.destroyed {
         if store.exists(&d.path)? {
             v.destroyed_objects_present += 1;

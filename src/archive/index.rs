@@ -1,0 +1,254 @@
+//! The lookup index, sharded by keyed hash.
+//!
+//! One row per distinct (identifier kind, keyed hash of the identifier, person hash,
+//! bucket). The rows are split into `index_shards` shards (a power of two) by the first
+//! 32 bits of the keyed hash ([`shard_of`]), so a lookup decrypts one small shard
+//! instead of an index that grows with the archive. Every shard of a generation is an
+//! age file to one fresh identity, wrapped once to the custodians
+//! (`keys/<index id>.index.key.age`); shard `s` is `index/<index id>/<ssss>.parquet.age`.
+//! An archive written before sharding has one index object: shard 0 of 1.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder, UInt16Array, UInt16Builder};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema};
+use arrow::record_batch::RecordBatch;
+use rayon::prelude::*;
+
+use super::crypto::{self, Recipients};
+use super::manifest::{FileEntry, Manifest};
+use super::store::Store;
+use super::ArchiveError;
+
+/// One index row: identifier kind, keyed hash of the identifier, person hash, bucket.
+pub type IndexEntry = (String, String, String, u16);
+
+/// Index rows a shard holds at most on average (the writer picks the shard count).
+pub const SHARD_ENTRIES: usize = 8192;
+/// Upper bound of the shard count (keeps the manifest small).
+pub const MAX_SHARDS: u32 = 1024;
+
+/// Role of an index shard object in the manifest.
+pub const ROLE: &str = "index";
+/// Role of the wrapped index identity.
+pub const KEY_ROLE: &str = "index-key";
+
+/// Shard count for `entries` rows: the smallest power of two giving at most
+/// [`SHARD_ENTRIES`] rows per shard, at most [`MAX_SHARDS`].
+pub fn shards_for(entries: usize) -> u32 {
+    let want = entries.div_ceil(SHARD_ENTRIES).max(1);
+    (want.next_power_of_two() as u64).min(MAX_SHARDS as u64) as u32
+}
+
+/// Shard of a keyed hash (hex): its first 32 bits modulo the shard count.
+pub fn shard_of(key_hash: &str, shards: u32) -> u32 {
+    let prefix = u32::from_str_radix(&key_hash[..8.min(key_hash.len())], 16).unwrap_or(0);
+    prefix % shards.max(1)
+}
+
+/// Object path of shard `shard` of index `index_id`.
+pub fn shard_path(index_id: &str, shard: u32) -> String {
+    format!("index/{index_id}/{shard:04}.parquet.age")
+}
+
+/// Object path of the wrapped identity of index `index_id`.
+pub fn key_path(index_id: &str) -> String {
+    format!("keys/{index_id}.index.key.age")
+}
+
+/// Arrow schema of an index shard.
+pub fn arrow_schema() -> Arc<ArrowSchema> {
+    Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("kind", DataType::Utf8, false),
+        ArrowField::new("key_hash", DataType::Utf8, false),
+        ArrowField::new("person_hash", DataType::Utf8, false),
+        ArrowField::new("bucket", DataType::UInt16, false),
+    ]))
+}
+
+fn batch_of(rows: &[&IndexEntry]) -> RecordBatch {
+    let (mut k, mut h, mut p, mut b) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        UInt16Builder::new(),
+    );
+    for (kind, hash, person, bucket) in rows {
+        k.append_value(kind);
+        h.append_value(hash);
+        p.append_value(person);
+        b.append_value(*bucket);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(k.finish()),
+        Arc::new(h.finish()),
+        Arc::new(p.finish()),
+        Arc::new(b.finish()),
+    ];
+    RecordBatch::try_new(arrow_schema(), cols).expect("index columns match")
+}
+
+/// Seal a sorted index as `shards` shard objects (empty shards included, so shard `s`
+/// always exists) and the wrapped identity: `(path, role, bytes)`, shards in order, the
+/// key last. Rows keep their order within a shard.
+pub fn seal(
+    index: &[IndexEntry],
+    shards: u32,
+    index_id: &str,
+    custodians: &Recipients,
+) -> Result<Vec<(String, String, Vec<u8>)>, ArchiveError> {
+    let shards = shards.max(1);
+    let mut by_shard: Vec<Vec<&IndexEntry>> = vec![Vec::new(); shards as usize];
+    for e in index {
+        by_shard[shard_of(&e.1, shards) as usize].push(e);
+    }
+    let (secret, recipient) = crypto::fresh_identity();
+    let sealed: Vec<Result<(String, String, Vec<u8>), ArchiveError>> = by_shard
+        .par_iter()
+        .enumerate()
+        .map(|(s, rows)| {
+            let path = shard_path(index_id, s as u32);
+            let (ciphertext, _) = super::seal_parquet_to(
+                &path,
+                &[batch_of(rows)],
+                arrow_schema(),
+                &recipient,
+                super::writer_properties(),
+            )?;
+            Ok((path, ROLE.to_string(), ciphertext))
+        })
+        .collect();
+    let mut out = sealed.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let wrapped = crypto::wrap_key("index", &secret, &custodians.0)?;
+    out.push((key_path(index_id), KEY_ROLE.to_string(), wrapped));
+    Ok(out)
+}
+
+/// The index objects of a manifest: shard entries in shard order, and the key entry.
+/// Refuses a manifest whose shard objects do not match its `index_shards`.
+pub fn files(m: &Manifest) -> Result<(Vec<FileEntry>, FileEntry), ArchiveError> {
+    let mut shards: Vec<FileEntry> = m.files.iter().filter(|f| f.role == ROLE).cloned().collect();
+    shards.sort_by(|a, b| a.path.cmp(&b.path));
+    if shards.len() != m.index_shards.max(1) as usize {
+        return Err(ArchiveError::Manifest(format!(
+            "the manifest lists {} index objects but `index_shards` is {}",
+            shards.len(),
+            m.index_shards
+        )));
+    }
+    let key = m
+        .files
+        .iter()
+        .find(|f| f.role == KEY_ROLE)
+        .cloned()
+        .ok_or_else(|| ArchiveError::Manifest(format!("no object with role `{KEY_ROLE}`")))?;
+    Ok((shards, key))
+}
+
+/// The index identity (unwrapped with a custodian identity).
+pub fn identity(
+    store: &Store,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+) -> Result<age::x25519::Identity, ArchiveError> {
+    let (_, key) = files(m)?;
+    Ok(crypto::unwrap_key(
+        &key.path,
+        identities,
+        &store.get(&key.path)?,
+    )?)
+}
+
+/// Rows of one shard object.
+pub fn read_shard(
+    store: &Store,
+    path: &str,
+    identity: &age::x25519::Identity,
+) -> Result<Vec<IndexEntry>, ArchiveError> {
+    let plain = crypto::decrypt(path, std::slice::from_ref(identity), &store.get(path)?)?;
+    rows(path, &super::read_parquet(path, plain)?)
+}
+
+/// Every row of the index, in shard order.
+pub fn read_all(
+    store: &Store,
+    m: &Manifest,
+    identities: &[age::x25519::Identity],
+) -> Result<Vec<IndexEntry>, ArchiveError> {
+    let (shards, _) = files(m)?;
+    let id = identity(store, m, identities)?;
+    let parts: Vec<Result<Vec<IndexEntry>, ArchiveError>> = shards
+        .par_iter()
+        .map(|f| read_shard(store, &f.path, &id))
+        .collect();
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
+/// The rows of decoded index batches.
+pub fn rows(what: &str, batches: &[RecordBatch]) -> Result<Vec<IndexEntry>, ArchiveError> {
+    let mut out = Vec::new();
+    for b in batches {
+        let bad = |message: String| ArchiveError::Parquet {
+            what: what.into(),
+            message,
+        };
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| bad(format!("no column `{name}`")))
+        };
+        let (k, h, p, bu) = (
+            col("kind")?,
+            col("key_hash")?,
+            col("person_hash")?,
+            col("bucket")?,
+        );
+        let (Some(k), Some(h), Some(p), Some(bu)) = (
+            k.as_any().downcast_ref::<StringArray>(),
+            h.as_any().downcast_ref::<StringArray>(),
+            p.as_any().downcast_ref::<StringArray>(),
+            bu.as_any().downcast_ref::<UInt16Array>(),
+        ) else {
+            return Err(bad("index columns have unexpected types".into()));
+        };
+        for i in 0..b.num_rows() {
+            if k.is_valid(i) && h.is_valid(i) && p.is_valid(i) && bu.is_valid(i) {
+                out.push((
+                    k.value(i).to_string(),
+                    h.value(i).to_string(),
+                    p.value(i).to_string(),
+                    bu.value(i),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_counts_are_powers_of_two_and_bounded() {
+        assert_eq!(shards_for(0), 1);
+        assert_eq!(shards_for(SHARD_ENTRIES), 1);
+        assert_eq!(shards_for(SHARD_ENTRIES + 1), 2);
+        assert_eq!(shards_for(5 * SHARD_ENTRIES), 8);
+        assert_eq!(shards_for(usize::MAX / 2), MAX_SHARDS);
+        for n in [1, 7, 100_000, 3_300_000] {
+            assert!(shards_for(n).is_power_of_two());
+        }
+    }
+
+    #[test]
+    fn shard_of_uses_the_hash_prefix() {
+        assert_eq!(shard_of("00000005ff", 4), 1);
+        assert_eq!(shard_of("ffffffff00", 1), 0);
+        assert_eq!(shard_of("0000000a", 8), 2);
+        assert_eq!(shard_path("abcd-g1", 7), "index/abcd-g1/0007.parquet.age");
+    }
+}
