@@ -7,13 +7,18 @@
 # For each size: generate synthetic sources, then time and measure peak RSS of
 #   - vaxarc migrate (ingest, normalise, reconcile, encrypt, manifest)
 #   - python-polars: scan_csv(...).sink_parquet(zstd) for every source file (UTF-8 copies)
+#   - DuckDB: COPY (SELECT * FROM read_csv(...)) TO parquet (zstd), same UTF-8 copies
 #   - cat and b3sum over the same bytes (the machine's floor)
-# Needs: a release build, python3 with polars (pip install polars), GNU time (/usr/bin/time).
+# and prints one Markdown table row per size for docs/performance.md.
+# Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
+# b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(250000)
 command -v /usr/bin/time >/dev/null || { echo "install GNU time: apt-get install time" >&2; exit 2; }
 python3 -c 'import polars' 2>/dev/null || python3 -m pip install -q polars
+python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q duckdb
+command -v b3sum >/dev/null || cargo install --quiet b3sum || true
 cargo build --release --quiet
 bin=target/release/vaxarc
 work=${BENCH_DIR:-$(mktemp -d /tmp/vaxarc-bench.XXXXXX)}
@@ -26,7 +31,9 @@ measure() { # label, command...
   local secs=${out% *} kb=${out#* }
   printf '%-28s %9.2f s %9.0f MiB\n' "$label" "$secs" "$((kb / 1024))"
   echo "$secs" > "$work/last-secs"
+  echo "$((kb / 1024))" > "$work/last-mib"
 }
+table=()
 
 for people in "${sizes[@]}"; do
   d="$work/p$people"
@@ -58,9 +65,14 @@ open(sys.argv[2], "w", encoding="utf-8", newline="").write(text)
 PY
   done
   measure "cat (floor)" sh -c "cat $d/input/sources/*/*.csv > /dev/null"
-  command -v b3sum >/dev/null && measure "b3sum (floor)" sh -c "b3sum $d/input/sources/*/*.csv"
+  csecs=$(cat "$work/last-secs")
+  bsecs=n/a
+  if command -v b3sum >/dev/null; then
+    measure "b3sum (floor)" sh -c "b3sum $d/input/sources/*/*.csv"
+    bsecs=$(cat "$work/last-secs")
+  fi
   measure "vaxarc migrate" "$bin" migrate --pipeline "$d/input/pipeline.toml" --archive "$d/archive" --quiet
-  vsecs=$(cat "$work/last-secs")
+  vsecs=$(cat "$work/last-secs"); vmib=$(cat "$work/last-mib")
   measure "polars scan_csv→parquet" python3 - "$d/utf8" "$d/polars" <<'PY'
 import sys, os, glob, polars as pl
 os.makedirs(sys.argv[2], exist_ok=True)
@@ -68,6 +80,22 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
     out = os.path.join(sys.argv[2], os.path.basename(f) + ".parquet")
     pl.scan_csv(f, infer_schema=False, truncate_ragged_lines=True).sink_parquet(out, compression="zstd")
 PY
-  psecs=$(cat "$work/last-secs")
-  python3 -c "print(f'vaxarc/polars time ratio: {float($vsecs)/max(float($psecs),1e-9):.2f}')"
+  psecs=$(cat "$work/last-secs"); pmib=$(cat "$work/last-mib")
+  measure "duckdb COPY→parquet" python3 - "$d/utf8" "$d/duckdb" <<'PY'
+import sys, os, glob, duckdb
+os.makedirs(sys.argv[2], exist_ok=True)
+con = duckdb.connect()
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
+    out = os.path.join(sys.argv[2], os.path.basename(f) + ".parquet")
+    con.execute(f"COPY (SELECT * FROM read_csv('{f}', all_varchar=true, null_padding=true)) "
+                f"TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+PY
+  dsecs=$(cat "$work/last-secs"); dmib=$(cat "$work/last-mib")
+  ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")
+  echo "vaxarc/polars time ratio: $ratio"
+  table+=("| $people | $rows | $bytes | $vsecs s | $vmib MiB | $psecs s | $pmib MiB | $dsecs s | $dmib MiB | $ratio | $csecs s | $bsecs s |")
 done
+echo
+echo "| people | source rows | bytes | vaxarc migrate | peak RSS | polars | peak RSS | DuckDB | peak RSS | vaxarc/polars | cat | b3sum |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${table[@]}"

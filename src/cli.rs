@@ -66,6 +66,11 @@ pub enum Command {
         after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key"
     )]
     Rekey(RekeyArgs),
+    /// Catalogue several archives (id, municipality, generation, Merkle root) from their signed manifests; check it against an earlier catalogue.
+    #[command(
+        after_help = "Examples:\n  vaxarc catalogue s3://gov-archive/131091/vaccination s3://gov-archive/131105/vaccination --out catalogue.json\n  vaxarc catalogue ./archives/* --previous catalogue.json --json"
+    )]
+    Catalogue(CatalogueArgs),
     /// Destroy every record whose retention has expired, with a signed erasure certificate.
     #[command(
         after_help = "Example:\n  vaxarc purge --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --as-of 2026-04-01 --operator staff-0042 --registry-update registry-2026-03.csv \\\n    --national-db-submissions submissions.csv --signing-key keys/signing.key"
@@ -433,6 +438,23 @@ pub struct ReportArgs {
     #[arg(long)]
     pub force: bool,
     /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogueArgs {
+    /// Archive locations (folders or s3://bucket/prefix).
+    #[arg(required = true)]
+    pub archives: Vec<String>,
+    /// An earlier catalogue (from --out) to check against: missing, replaced or rolled-back
+    /// archives and broken histories are reported and the exit code is 1.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Write the catalogue (JSON) to this file, for the next --previous.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

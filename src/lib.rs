@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod audit;
+pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod exit_codes;

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+pub use compact_str::CompactString;
+
 /// A canonical record: one [`Value`] per field of the schema, in schema order
 /// (see [`crate::schema::Schema::idx`]). Registry and VRS person rows use the same
 /// shape, with the fields their layout does not fill left [`Value::Null`].
@@ -17,8 +19,9 @@ pub type Record = Vec<Value>;
 pub enum Value {
     /// No value.
     Null,
-    /// Text, NFC/NFKC-normalised as the field's normaliser decides.
-    Str(String),
+    /// Text, NFC/NFKC-normalised as the field's normaliser decides. Inline up to 24
+    /// bytes (most codes, numbers, dates and kana names: no heap allocation).
+    Str(CompactString),
     /// An integer (int16/int32/int64 columns).
     Int(i64),
     /// A float (float64 columns).

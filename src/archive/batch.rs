@@ -116,7 +116,7 @@ pub fn from_batch(schema: &Schema, batch: &RecordBatch) -> Vec<Record> {
                 }
             };
         }
-        fill!(StringArray, |v: &str| Value::Str(v.to_string()));
+        fill!(StringArray, |v: &str| Value::Str(v.into()));
         fill!(Int16Array, |v: i16| Value::Int(v as i64));
         fill!(Int32Array, |v: i32| Value::Int(v as i64));
         fill!(Int64Array, Value::Int);

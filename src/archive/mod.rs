@@ -519,7 +519,7 @@ pub fn write_new(
     let mut records = input.records;
     records.par_iter_mut().for_each(|r| {
         let h = keyed_hash(&secret, "person", &person_key(schema, r));
-        r[person_hash_idx] = Value::Str(h);
+        r[person_hash_idx] = Value::Str(h.into());
     });
     // Partition key and index entries per record, in parallel (pure), a chunk of records
     // at a time; grouped in record order, so every partition lists its rows in the same

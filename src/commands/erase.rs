@@ -13,7 +13,7 @@ use crate::schema::Schema;
 fn canonical(kind: Kind, raw: &str, what: &str) -> anyhow::Result<String> {
     match normalise(kind, raw, Tables::embedded()) {
         Ok(n) => match n.value {
-            Value::Str(s) if !s.is_empty() => Ok(s),
+            Value::Str(s) if !s.is_empty() => Ok(s.into()),
             _ => Err(refuse(
                 format!("{what} is not valid"),
                 "check the number (the value is not echoed)",

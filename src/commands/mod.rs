@@ -1,6 +1,7 @@
 //! One module per command; each exposes `run(args, &Context) -> anyhow::Result<ExitCode>`.
 
 pub mod audit;
+pub mod catalogue;
 pub mod certificate;
 pub mod demo;
 pub mod erase;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a, &ctx),
         Command::Report(a) => report::run(a, &ctx),
         Command::Rekey(a) => rekey::run(a, &ctx),
+        Command::Catalogue(a) => catalogue::run(a, &ctx),
         Command::Purge(a) => purge::run(a, &ctx),
         Command::Erase(a) => erase::run(a, &ctx),
         Command::Certificate(a) => certificate::run(a, &ctx),

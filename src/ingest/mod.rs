@@ -349,7 +349,7 @@ impl Plan {
                     FieldType::Int16 | FieldType::Int32 | FieldType::Int64 => {
                         v.parse().map(Value::Int).unwrap_or(Value::Null)
                     }
-                    _ => Value::Str(v.clone()),
+                    _ => Value::Str(v.clone().into()),
                 };
                 (i, value)
             })
@@ -512,13 +512,13 @@ impl Plan {
             return Err(reason::NO_PERSON_KEY);
         }
         let idx = &self.idx;
-        record[idx.record_id] = Value::Str(record_id(&self.file_id, line, dose));
-        record[idx.source_kind] = Value::Str(self.kind.as_str().to_string());
-        record[idx.source_file_id] = Value::Str(self.file_id.clone());
+        record[idx.record_id] = Value::Str(record_id(&self.file_id, line, dose).into());
+        record[idx.source_kind] = Value::Str(self.kind.as_str().into());
+        record[idx.source_file_id] = Value::Str(self.file_id.as_str().into());
         record[idx.source_line] = Value::Int(line as i64);
-        record[idx.raw_row_blake3] = Value::Str(raw_hash.to_string());
+        record[idx.raw_row_blake3] = Value::Str(raw_hash.into());
         if !flags.is_empty() {
-            record[idx.flags] = Value::Str(flags);
+            record[idx.flags] = Value::Str(flags.into());
         }
         if self.kind.produces_records() {
             if record[idx.age].is_null() {

@@ -8,7 +8,7 @@ use super::text::{compact, nfkc};
 use super::{Flag, Normalised, Reject, Tables};
 
 fn s(v: &str) -> Normalised {
-    Normalised::ok(Value::Str(v.to_string()))
+    Normalised::ok(Value::Str(v.into()))
 }
 
 /// `sex` → `"M"` / `"F"` / `"U"`; anything else is rejected.
@@ -133,7 +133,7 @@ pub(crate) fn flag(raw: &str) -> Normalised {
 
 /// `lot`: NFKC, trimmed, ASCII uppercase.
 pub(crate) fn lot(raw: &str) -> Normalised {
-    Normalised::ok(Value::Str(nfkc(raw).trim().to_ascii_uppercase()))
+    Normalised::ok(Value::Str(nfkc(raw).trim().to_ascii_uppercase().into()))
 }
 
 /// `romaji`: NFKC, ASCII uppercase, whitespace runs → one space, trimmed.
@@ -147,14 +147,14 @@ pub(crate) fn romaji(raw: &str) -> Normalised {
         out.push_str(part);
     }
     out.make_ascii_uppercase();
-    Normalised::ok(Value::Str(out))
+    Normalised::ok(Value::Str(out.into()))
 }
 
 /// `passport`: NFKC, whitespace removed, ASCII uppercase; 6–12 ASCII letters/digits.
 pub(crate) fn passport(raw: &str) -> Normalised {
     let k = compact(raw).to_ascii_uppercase();
     if (6..=12).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Normalised::ok(Value::Str(k))
+        Normalised::ok(Value::Str(k.into()))
     } else {
         Normalised::null_flagged(Flag::InvalidValue)
     }

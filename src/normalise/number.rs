@@ -62,7 +62,7 @@ pub(crate) fn kojin_bango(raw: &str) -> Normalised {
     match digits_only(raw, &mut buf) {
         Ok(d) if d.len() == 12 => {
             if kojin_bango_check_digit(&d[..11]) == d[11] {
-                Normalised::ok(Value::Str(digits_to_string(d)))
+                Normalised::ok(Value::Str(digits_to_string(d).into()))
             } else {
                 Normalised::null_flagged(Flag::InvalidCheckDigit)
             }
@@ -78,7 +78,7 @@ pub(crate) fn municipality_code(raw: &str) -> Normalised {
     match digits_only(raw, &mut buf) {
         Ok(d) if d.len() == 6 => {
             if municipality_check_digit(&d[..5]) == d[5] {
-                Normalised::ok(Value::Str(digits_to_string(d)))
+                Normalised::ok(Value::Str(digits_to_string(d).into()))
             } else {
                 Normalised::null_flagged(Flag::InvalidCheckDigit)
             }
@@ -86,7 +86,7 @@ pub(crate) fn municipality_code(raw: &str) -> Normalised {
         Ok(d) if d.len() == 5 => {
             let mut s = digits_to_string(d);
             s.push(char::from(b'0' + municipality_check_digit(d)));
-            Normalised::ok(Value::Str(s))
+            Normalised::ok(Value::Str(s.into()))
         }
         _ => Normalised::null_flagged(Flag::MalformedNumber),
     }
@@ -96,11 +96,11 @@ pub(crate) fn municipality_code(raw: &str) -> Normalised {
 pub(crate) fn ticket_number(raw: &str) -> Normalised {
     let mut buf = [0u8; 16];
     match digits_only(raw, &mut buf) {
-        Ok(d) if d.len() == 10 => Normalised::ok(Value::Str(digits_to_string(d))),
+        Ok(d) if d.len() == 10 => Normalised::ok(Value::Str(digits_to_string(d).into())),
         Ok(d) if (1..10).contains(&d.len()) => {
             let mut s = "0".repeat(10 - d.len());
             s.push_str(&digits_to_string(d));
-            Normalised::flagged(Value::Str(s), Flag::PaddedTicket)
+            Normalised::flagged(Value::Str(s.into()), Flag::PaddedTicket)
         }
         _ => Normalised::null_flagged(Flag::MalformedNumber),
     }
@@ -114,9 +114,9 @@ pub(crate) fn atena(raw: &str) -> Normalised {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let stripped = s.trim_start_matches('0');
         let out = if stripped.is_empty() { "0" } else { stripped };
-        Normalised::ok(Value::Str(out.to_string()))
+        Normalised::ok(Value::Str(out.into()))
     } else {
-        Normalised::ok(Value::Str(s.to_ascii_uppercase()))
+        Normalised::ok(Value::Str(s.to_ascii_uppercase().into()))
     }
 }
 
@@ -146,7 +146,7 @@ pub(crate) fn postal_code(raw: &str) -> Normalised {
     out.extend(d[..3].iter().map(|&b| char::from(b)));
     out.push('-');
     out.extend(d[3..].iter().map(|&b| char::from(b)));
-    Normalised::ok(Value::Str(out))
+    Normalised::ok(Value::Str(out.into()))
 }
 
 /// `phone`: digits separated by dashes, parentheses or spaces → digits joined by single
@@ -173,7 +173,7 @@ pub(crate) fn phone(raw: &str) -> Normalised {
     if !(10..=11).contains(&digits) {
         return Normalised::null_flagged(Flag::InvalidValue);
     }
-    Normalised::ok(Value::Str(out))
+    Normalised::ok(Value::Str(out.into()))
 }
 
 /// `integer`: optional sign and ASCII digits (after NFKC) → `Int`.

@@ -57,7 +57,7 @@ pub(crate) fn add_conflict(f: &Fields, r: &mut Record, name: &str) {
             .position(|o| o == c)
             .unwrap_or(CONFLICT_ORDER.len())
     });
-    r[f.conflicts] = Value::Str(set.join(";"));
+    r[f.conflicts] = Value::Str(set.join(";").into());
 }
 
 /// Order of names in the conflicts field.
@@ -164,7 +164,7 @@ pub(crate) fn merge(
     }
     for (v, mut list) in provenance_of {
         list.sort();
-        records[v][f.merged_provenance] = Value::Str(list.join(";"));
+        records[v][f.merged_provenance] = Value::Str(list.join(";").into());
     }
     let mut merged_rows = 0;
     let mut out = Vec::with_capacity(records.len());
@@ -173,7 +173,7 @@ pub(crate) fn merge(
             merged_rows += 1;
             continue;
         }
-        r[f.merge_status] = Value::Str(status[i].to_string());
+        r[f.merge_status] = Value::Str(status[i].into());
         out.push(r);
     }
     (out, merged_rows)

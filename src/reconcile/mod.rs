@@ -316,7 +316,7 @@ pub fn reconcile(
     let mut review = Vec::new();
     for (r, l) in records.iter_mut().zip(&links) {
         stats.suspicious_keys += u64::from(l.suspicious);
-        r[f.match_method] = Value::Str(l.method.as_str().to_string());
+        r[f.match_method] = Value::Str(l.method.as_str().into());
         r[f.match_score] = match l.method {
             Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
             _ => Value::Null,
@@ -328,7 +328,7 @@ pub fn reconcile(
                 r[f.registry_atena_number] = person[f.atena_number].clone();
                 r[f.registry_status] = match &person[f.registry_status] {
                     Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
-                    _ => Value::Str(DEFAULT_REGISTRY_STATUS.to_string()),
+                    _ => Value::Str(DEFAULT_REGISTRY_STATUS.into()),
                 };
                 r[f.registry_status_date] = person[f.registry_status_date].clone();
                 for c in person_conflicts(&f, r, person) {
@@ -337,7 +337,7 @@ pub fn reconcile(
             }
             None => {
                 r[f.registry_atena_number] = Value::Null;
-                r[f.registry_status] = Value::Str("unlinked".to_string());
+                r[f.registry_status] = Value::Str("unlinked".into());
                 r[f.registry_status_date] = Value::Null;
             }
         }
