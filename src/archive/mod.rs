@@ -261,7 +261,8 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Writer properties of record partitions: [`writer_properties`] with row groups of
-/// [`PARTITION_ROW_GROUP_ROWS`] and a bloom filter on `person_hash`.
+/// [`PARTITION_ROW_GROUP_ROWS`], and min/max statistics and a bloom filter on
+/// `person_hash` only.
 pub fn partition_properties() -> WriterProperties {
     let ph = parquet::schema::types::ColumnPath::from("person_hash");
     WriterProperties::builder()
@@ -272,7 +273,11 @@ pub fn partition_properties() -> WriterProperties {
         .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
         .set_column_bloom_filter_enabled(ph.clone(), true)
         .set_column_bloom_filter_max_ndv(ph.clone(), PARTITION_ROW_GROUP_ROWS as u64)
-        .set_column_bloom_filter_fpp(ph, 0.01)
+        .set_column_bloom_filter_fpp(ph.clone(), 0.01)
+        // Statistics only where a reader prunes on them: a footer with min/max for every
+        // column of every 1,024-row group costs a lookup more to parse than it saves.
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+        .set_column_statistics_enabled(ph, parquet::file::properties::EnabledStatistics::Chunk)
         .build()
 }
 

@@ -10,6 +10,7 @@ mod lookup;
 mod purge;
 mod report;
 mod s3;
+mod scaling;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -463,7 +463,7 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     let mut by_atena: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
     for r in before.values() {
         if let Value::Str(a) = &r[ra] {
-            by_atena.entry(a.clone()).or_default().push(r);
+            by_atena.entry(a.to_string()).or_default().push(r);
         }
     }
     let (atena, recs) = by_atena.iter().max_by_key(|(_, v)| v.len()).unwrap();
@@ -715,7 +715,7 @@ fn killed_erasures_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in all.values() {
         if let Value::Str(a) = &r[ra] {
-            *counts.entry(a.clone()).or_default() += 1;
+            *counts.entry(a.to_string()).or_default() += 1;
         }
     }
     let atena = counts.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
