@@ -88,9 +88,29 @@ fn batch_of(rows: &[&IndexEntry]) -> RecordBatch {
     RecordBatch::try_new(arrow_schema(), cols).expect("index columns match")
 }
 
-/// Seal a sorted index as `shards` shard objects (empty shards included, so shard `s`
+/// Rows per row group of a shard: a lookup reads the footer, then the one row group
+/// whose `key_hash` statistics admit the key.
+pub const SHARD_ROW_GROUP_ROWS: usize = 1024;
+
+/// Writer properties of a shard: [`super::writer_properties`] with row groups of
+/// [`SHARD_ROW_GROUP_ROWS`] and min/max statistics on `key_hash` only.
+pub fn shard_properties() -> parquet::file::properties::WriterProperties {
+    use parquet::file::properties::EnabledStatistics;
+    use parquet::schema::types::ColumnPath;
+    parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(
+            parquet::basic::ZstdLevel::try_new(super::ZSTD_LEVEL).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(SHARD_ROW_GROUP_ROWS))
+        .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from("key_hash"), EnabledStatistics::Chunk)
+        .build()
+}
+
+/// Seal an index as `shards` shard objects (empty shards included, so shard `s`
 /// always exists) and the wrapped identity: `(path, role, bytes)`, shards in order, the
-/// key last. Rows keep their order within a shard.
+/// key last. A shard's rows are sorted by (`key_hash`, `kind`, `person_hash`).
 pub fn seal(
     index: &[IndexEntry],
     shards: u32,
@@ -102,18 +122,27 @@ pub fn seal(
     for e in index {
         by_shard[shard_of(&e.1, shards) as usize].push(e);
     }
+    // Sorted by key hash (then kind, person), so row groups cover disjoint key ranges.
+    by_shard.par_iter_mut().for_each(|rows| {
+        rows.sort_unstable_by(|a, b| (&a.1, &a.0, &a.2, a.3).cmp(&(&b.1, &b.0, &b.2, b.3)))
+    });
     let (secret, recipient) = crypto::fresh_identity();
     let sealed: Vec<Result<(String, String, Vec<u8>), ArchiveError>> = by_shard
         .par_iter()
         .enumerate()
         .map(|(s, rows)| {
             let path = shard_path(index_id, s as u32);
+            let batches: Vec<RecordBatch> = if rows.is_empty() {
+                vec![batch_of(&[])]
+            } else {
+                rows.chunks(SHARD_ROW_GROUP_ROWS).map(batch_of).collect()
+            };
             let (ciphertext, _) = super::seal_parquet_to(
                 &path,
-                &[batch_of(rows)],
+                &batches,
                 arrow_schema(),
                 &recipient,
-                super::writer_properties(),
+                shard_properties(),
             )?;
             Ok((path, ROLE.to_string(), ciphertext))
         })
@@ -157,6 +186,22 @@ pub fn identity(
         identities,
         &store.get(&key.path)?,
     )?)
+}
+
+/// The rows of shard object `path` whose key hash is one of `keys`, reading only the row
+/// groups that can hold them.
+pub fn read_keys(
+    store: &Store,
+    path: &str,
+    identity: &age::x25519::Identity,
+    keys: &std::collections::BTreeSet<String>,
+) -> Result<Vec<IndexEntry>, ArchiveError> {
+    let shard = super::seek::OpenParquet::open(store, path, identity)?;
+    let batches = shard.rows_where("key_hash", keys)?;
+    Ok(rows(path, &batches)?
+        .into_iter()
+        .filter(|e| keys.contains(&e.1))
+        .collect())
 }
 
 /// Rows of one shard object.

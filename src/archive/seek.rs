@@ -14,6 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -33,12 +34,48 @@ use crate::schema::Schema;
 
 type Stream = age::stream::StreamReader<Ranged>;
 
+/// age's plaintext chunk size.
+const AGE_CHUNK: u64 = 64 * 1024;
+/// Decrypted chunks an [`AgeChunks`] keeps: Parquet's readers hop between the column
+/// chunks of a row group (one skip or read per column per selected run of rows), and
+/// each hop to another age chunk would decrypt it again.
+const CHUNK_CACHE: usize = 32;
+
 /// The plaintext of an age object as a Parquet [`ChunkReader`]: seeks decrypt only the
-/// chunks they touch. Cheap to clone (shared reader).
+/// chunks they touch, each once while it stays in a small cache. Cheap to clone (shared
+/// reader).
 #[derive(Clone)]
 pub struct AgeChunks {
-    inner: Arc<Mutex<Stream>>,
+    inner: Arc<Mutex<Cached>>,
     len: u64,
+}
+
+/// The stream and its most recently used decrypted chunks (most recent last).
+struct Cached {
+    stream: Stream,
+    chunks: Vec<(u64, Arc<Vec<u8>>)>,
+}
+
+impl Cached {
+    fn chunk(&mut self, n: u64, len: u64) -> std::io::Result<Arc<Vec<u8>>> {
+        if let Some(i) = self.chunks.iter().position(|(c, _)| *c == n) {
+            let hit = self.chunks.remove(i);
+            let bytes = hit.1.clone();
+            self.chunks.push(hit);
+            return Ok(bytes);
+        }
+        let start = n * AGE_CHUNK;
+        let size = AGE_CHUNK.min(len.saturating_sub(start)) as usize;
+        self.stream.seek(SeekFrom::Start(start))?;
+        let mut buf = vec![0u8; size];
+        self.stream.read_exact(&mut buf)?;
+        let bytes = Arc::new(buf);
+        if self.chunks.len() >= CHUNK_CACHE {
+            self.chunks.remove(0);
+        }
+        self.chunks.push((n, bytes.clone()));
+        Ok(bytes)
+    }
 }
 
 impl AgeChunks {
@@ -70,15 +107,29 @@ impl AgeChunks {
             .seek(SeekFrom::End(0))
             .map_err(|e| err(e.to_string()))?;
         Ok(AgeChunks {
-            inner: Arc::new(Mutex::new(stream)),
+            inner: Arc::new(Mutex::new(Cached {
+                stream,
+                chunks: Vec::new(),
+            })),
             len,
         })
     }
 
+    /// Read from plaintext offset `start` into `buf`, at most to the end of one chunk.
     fn read_at(&self, start: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.seek(SeekFrom::Start(start))?;
-        s.read(buf)
+        if start >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = start / AGE_CHUNK;
+        let chunk = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .chunk(n, self.len)?;
+        let off = (start - n * AGE_CHUNK) as usize;
+        let take = (chunk.len() - off).min(buf.len());
+        buf[..take].copy_from_slice(&chunk[off..off + take]);
+        Ok(take)
     }
 }
 
@@ -121,57 +172,68 @@ impl ChunkReader for AgeChunks {
                 "range past the end of the object".into(),
             ));
         }
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.seek(SeekFrom::Start(start))?;
         let mut buf = vec![0u8; length];
-        s.read_exact(&mut buf)?;
+        let mut done = 0;
+        while done < length {
+            let n = self.read_at(start + done as u64, &mut buf[done..])?;
+            if n == 0 {
+                return Err(parquet::errors::ParquetError::EOF("short read".into()));
+            }
+            done += n;
+        }
         Ok(buf.into())
     }
 }
 
-/// A partition opened for person lookups: its key unwrapped, its footer read.
-pub struct OpenPartition {
+/// An age-encrypted Parquet object opened for reading part of it: its footer read,
+/// row groups chosen by the statistics (and bloom filter) of one text column.
+pub struct OpenParquet {
     what: String,
     chunks: AgeChunks,
     meta: ArrowReaderMetadata,
-    person_col: Option<usize>,
 }
 
-impl OpenPartition {
-    /// Open partition `p` (its wrapped key unwrapped with a custodian identity).
+impl OpenParquet {
+    /// Open object `path` with its identity (already unwrapped).
     pub fn open(
         store: &Store,
-        p: &Partition,
-        identities: &[age::x25519::Identity],
-    ) -> Result<OpenPartition, ArchiveError> {
-        let key = crypto::unwrap_key(&p.key, identities, &store.get(&p.key)?)?;
-        let chunks = AgeChunks::open(store, &p.file, &key)?;
+        path: &str,
+        identity: &age::x25519::Identity,
+    ) -> Result<OpenParquet, ArchiveError> {
+        let chunks = AgeChunks::open(store, path, identity)?;
         let meta =
-            ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(pq(&p.file))?;
+            ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(pq(path))?;
         let declared = meta.metadata().file_metadata().num_rows();
         if !(0..=1_000_000_000).contains(&declared) {
             return Err(ArchiveError::Parquet {
-                what: p.file.clone(),
+                what: path.into(),
                 message: "footer declares an impossible row count; refused".into(),
             });
         }
-        let person_col = meta
-            .parquet_schema()
-            .columns()
-            .iter()
-            .position(|c| c.path().string() == "person_hash");
-        Ok(OpenPartition {
-            what: p.file.clone(),
+        Ok(OpenParquet {
+            what: path.into(),
             chunks,
             meta,
-            person_col,
         })
     }
 
-    /// Row groups that can hold one of `persons`: by `person_hash` min/max statistics,
-    /// then by its bloom filter. Without statistics or filter a row group is kept.
-    pub fn row_groups(&self, persons: &BTreeSet<String>) -> Result<Vec<usize>, ArchiveError> {
-        let Some(col) = self.person_col else {
+    fn column(&self, name: &str) -> Option<usize> {
+        self.meta
+            .parquet_schema()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == name)
+    }
+
+    /// Row groups that can hold one of `values` in text column `column`: by its min/max
+    /// statistics, then by its bloom filter when there is one. Without statistics or
+    /// filter a row group is kept.
+    pub fn row_groups(
+        &self,
+        column: &str,
+        values: &BTreeSet<String>,
+    ) -> Result<Vec<usize>, ArchiveError> {
+        let Some(col) = self.column(column) else {
             return Ok((0..self.meta.metadata().num_row_groups()).collect());
         };
         let mut out = Vec::new();
@@ -179,22 +241,39 @@ impl OpenPartition {
             let chunk = rg.column(col);
             let in_range: Vec<&String> = match chunk.statistics() {
                 Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
-                    (Some(min), Some(max)) => persons
-                        .iter()
-                        .filter(|p| p.as_bytes() >= min.data() && p.as_bytes() <= max.data())
-                        .collect(),
-                    _ => persons.iter().collect(),
+                    (Some(min), Some(max)) => {
+                        match (
+                            std::str::from_utf8(min.data()),
+                            std::str::from_utf8(max.data()),
+                        ) {
+                            (Ok(lo), Ok(hi)) if lo <= hi => values
+                                .range::<str, _>((
+                                    std::ops::Bound::Included(lo),
+                                    std::ops::Bound::Included(hi),
+                                ))
+                                .collect(),
+                            _ => values
+                                .iter()
+                                .filter(|v| {
+                                    v.as_bytes() >= min.data() && v.as_bytes() <= max.data()
+                                })
+                                .collect(),
+                        }
+                    }
+                    _ => values.iter().collect(),
                 },
-                _ => persons.iter().collect(),
+                _ => values.iter().collect(),
             };
             if in_range.is_empty() {
                 continue;
             }
-            let bloom =
-                Sbbf::read_from_column_chunk(chunk, &self.chunks).map_err(pq(&self.what))?;
-            if let Some(bloom) = bloom {
-                if !in_range.iter().any(|p| bloom.check(p.as_str())) {
-                    continue;
+            if chunk.bloom_filter_offset().is_some() {
+                let bloom =
+                    Sbbf::read_from_column_chunk(chunk, &self.chunks).map_err(pq(&self.what))?;
+                if let Some(bloom) = bloom {
+                    if !in_range.iter().any(|v| bloom.check(v.as_str())) {
+                        continue;
+                    }
                 }
             }
             out.push(i);
@@ -202,13 +281,14 @@ impl OpenPartition {
         Ok(out)
     }
 
-    /// The records of `persons` in this partition (plain columns; vault columns Null).
-    pub fn records_of(
+    /// The rows whose text column `column` is one of `values`, reading only the row
+    /// groups that can hold them.
+    pub fn rows_where(
         &self,
-        schema: &Schema,
-        persons: &BTreeSet<String>,
-    ) -> Result<Vec<Record>, ArchiveError> {
-        let groups = self.row_groups(persons)?;
+        column: &str,
+        values: &BTreeSet<String>,
+    ) -> Result<Vec<RecordBatch>, ArchiveError> {
+        let groups = self.row_groups(column, values)?;
         if groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -218,8 +298,8 @@ impl OpenPartition {
         )
         .with_row_groups(groups)
         .with_batch_size(8192);
-        if let Some(col) = self.person_col {
-            let wanted: Arc<BTreeSet<String>> = Arc::new(persons.clone());
+        if let Some(col) = self.column(column) {
+            let wanted: Arc<BTreeSet<String>> = Arc::new(values.clone());
             let mask = ProjectionMask::leaves(self.meta.parquet_schema(), [col]);
             let predicate = ArrowPredicateFn::new(mask, move |batch| {
                 let hashes = batch
@@ -227,7 +307,7 @@ impl OpenPartition {
                     .as_any()
                     .downcast_ref::<StringArray>()
                     .ok_or_else(|| {
-                        arrow::error::ArrowError::SchemaError("person_hash is not text".into())
+                        arrow::error::ArrowError::SchemaError("filter column is not text".into())
                     })?;
                 Ok(hashes
                     .iter()
@@ -237,20 +317,43 @@ impl OpenPartition {
             builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
         }
         let reader = builder.build().map_err(pq(&self.what))?;
-        let ph = schema.idx("person_hash");
-        let mut out = Vec::new();
-        for b in reader {
-            let b = b.map_err(|e| ArchiveError::Parquet {
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ArchiveError::Parquet {
                 what: self.what.clone(),
                 message: e.to_string(),
-            })?;
-            out.extend(
-                super::batch::from_batch(schema, &b)
-                    .into_iter()
-                    .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h))),
-            );
-        }
-        Ok(out)
+            })
+    }
+}
+
+/// A partition opened for person lookups: its key unwrapped, its footer read.
+pub struct OpenPartition(OpenParquet);
+
+impl OpenPartition {
+    /// Open partition `p` (its wrapped key unwrapped with a custodian identity).
+    pub fn open(
+        store: &Store,
+        p: &Partition,
+        identities: &[age::x25519::Identity],
+    ) -> Result<OpenPartition, ArchiveError> {
+        let key = crypto::unwrap_key(&p.key, identities, &store.get(&p.key)?)?;
+        Ok(OpenPartition(OpenParquet::open(store, &p.file, &key)?))
+    }
+
+    /// The records of `persons` in this partition (plain columns; vault columns Null).
+    pub fn records_of(
+        &self,
+        schema: &Schema,
+        persons: &BTreeSet<String>,
+    ) -> Result<Vec<Record>, ArchiveError> {
+        let ph = schema.idx("person_hash");
+        Ok(self
+            .0
+            .rows_where("person_hash", persons)?
+            .iter()
+            .flat_map(|b| super::batch::from_batch(schema, b))
+            .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h)))
+            .collect())
     }
 }
 

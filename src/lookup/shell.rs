@@ -34,8 +34,8 @@ pub struct Reader<'a> {
     shard_files: Vec<FileEntry>,
     index_key: FileEntry,
     index_identity: Option<age::x25519::Identity>,
-    /// Shards read so far.
-    shards: HashMap<u32, Arc<Vec<IndexEntry>>>,
+    /// Index rows of each key hash looked up so far.
+    keys: HashMap<String, Vec<IndexEntry>>,
     opened: HashMap<String, Arc<OpenPartition>>,
     /// Records of each person read so far.
     by_person: HashMap<String, Arc<Vec<Record>>>,
@@ -86,7 +86,7 @@ impl<'a> Reader<'a> {
             shard_files,
             index_key,
             index_identity: None,
-            shards: HashMap::new(),
+            keys: HashMap::new(),
             opened: HashMap::new(),
             by_person: HashMap::new(),
             vaults: HashMap::new(),
@@ -113,27 +113,39 @@ impl<'a> Reader<'a> {
         Ok(self.index_identity.clone().expect("set above"))
     }
 
-    /// Read the index shards these queries fall in (each once; in parallel).
+    /// Read the index rows of these queries: per shard, once, only the row groups that
+    /// can hold their key hashes (shards in parallel).
     pub fn load_shards(&mut self, queries: &[&Query]) -> Result<(), ArchiveError> {
         let n = self.shard_files.len() as u32;
-        let wanted: BTreeSet<u32> = queries
-            .iter()
-            .filter(|q| !matches!(q, Query::Person(_)))
-            .map(|q| index::shard_of(&archive::keyed_hash(&self.secret, q.kind(), q.value()), n))
-            .filter(|s| !self.shards.contains_key(s))
-            .collect();
+        let mut wanted: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        for q in queries.iter().filter(|q| !matches!(q, Query::Person(_))) {
+            let kh = archive::keyed_hash(&self.secret, q.kind(), q.value());
+            if !self.keys.contains_key(&kh) {
+                wanted
+                    .entry(index::shard_of(&kh, n))
+                    .or_default()
+                    .insert(kh);
+            }
+        }
         if wanted.is_empty() {
             return Ok(());
         }
         let id = self.index_identity()?;
         let (store, files) = (self.store, &self.shard_files);
-        let read: Vec<(u32, Result<Vec<IndexEntry>, ArchiveError>)> = wanted
-            .into_par_iter()
-            .map(|s| (s, index::read_shard(store, &files[s as usize].path, &id)))
+        let read: Vec<Result<Vec<IndexEntry>, ArchiveError>> = wanted
+            .par_iter()
+            .map(|(s, keys)| index::read_keys(store, &files[*s as usize].path, &id, keys))
             .collect();
-        for (s, rows) in read {
-            self.shards.insert(s, Arc::new(rows?));
+        for keys in wanted.values() {
+            for k in keys {
+                self.keys.insert(k.clone(), Vec::new());
+            }
+        }
+        for rows in read {
             self.shards_decrypted += 1;
+            for e in rows? {
+                self.keys.entry(e.1.clone()).or_default().push(e);
+            }
         }
         Ok(())
     }
@@ -148,10 +160,9 @@ impl<'a> Reader<'a> {
             _ => {
                 self.load_shards(&[q])?;
                 let kh = archive::keyed_hash(&self.secret, q.kind(), q.value());
-                let s = index::shard_of(&kh, self.shard_files.len() as u32);
-                self.shards[&s]
+                self.keys[&kh]
                     .iter()
-                    .filter(|e| e.0 == q.kind() && e.1 == kh)
+                    .filter(|e| e.0 == q.kind())
                     .map(|e| (e.2.clone(), e.3))
                     .collect()
             }
