@@ -197,7 +197,7 @@ pub fn read_keys(
     keys: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<IndexEntry>, ArchiveError> {
     let shard = super::seek::OpenParquet::open(store, path, identity)?;
-    let batches = shard.rows_where("key_hash", keys)?;
+    let batches = shard.rows_where("key_hash", keys, None)?;
     Ok(rows(path, &batches)?
         .into_iter()
         .filter(|e| keys.contains(&e.1))

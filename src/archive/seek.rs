@@ -154,13 +154,17 @@ impl Read for AgeRead {
 }
 
 impl ChunkReader for AgeChunks {
-    type T = AgeRead;
+    // Buffered: Parquet reads page headers (thrift) a few bytes at a time.
+    type T = std::io::BufReader<AgeRead>;
 
-    fn get_read(&self, start: u64) -> parquet::errors::Result<AgeRead> {
-        Ok(AgeRead {
-            chunks: self.clone(),
-            pos: start,
-        })
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::with_capacity(
+            4096,
+            AgeRead {
+                chunks: self.clone(),
+                pos: start,
+            },
+        ))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
@@ -282,11 +286,13 @@ impl OpenParquet {
     }
 
     /// The rows whose text column `column` is one of `values`, reading only the row
-    /// groups that can hold them.
+    /// groups that can hold them, and of them only the columns in `columns` (all when
+    /// None; `column` always).
     pub fn rows_where(
         &self,
         column: &str,
         values: &BTreeSet<String>,
+        columns: Option<&BTreeSet<String>>,
     ) -> Result<Vec<RecordBatch>, ArchiveError> {
         let groups = self.row_groups(column, values)?;
         if groups.is_empty() {
@@ -298,6 +304,20 @@ impl OpenParquet {
         )
         .with_row_groups(groups)
         .with_batch_size(8192);
+        if let Some(cols) = columns {
+            let descr = self.meta.parquet_schema();
+            let leaves: Vec<usize> = descr
+                .columns()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    let name = c.path().string();
+                    name == column || cols.contains(&name)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            builder = builder.with_projection(ProjectionMask::leaves(descr, leaves));
+        }
         if let Some(col) = self.column(column) {
             let wanted: Arc<BTreeSet<String>> = Arc::new(values.clone());
             let mask = ProjectionMask::leaves(self.meta.parquet_schema(), [col]);
@@ -340,16 +360,18 @@ impl OpenPartition {
         Ok(OpenPartition(OpenParquet::open(store, &p.file, &key)?))
     }
 
-    /// The records of `persons` in this partition (plain columns; vault columns Null).
+    /// The records of `persons` in this partition (plain columns; vault columns Null;
+    /// with `columns`, only those filled, the others Null).
     pub fn records_of(
         &self,
         schema: &Schema,
         persons: &BTreeSet<String>,
+        columns: Option<&BTreeSet<String>>,
     ) -> Result<Vec<Record>, ArchiveError> {
         let ph = schema.idx("person_hash");
         Ok(self
             .0
-            .rows_where("person_hash", persons)?
+            .rows_where("person_hash", persons, columns)?
             .iter()
             .flat_map(|b| super::batch::from_batch(schema, b))
             .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h)))
@@ -365,7 +387,7 @@ pub fn read_persons(
     identities: &[age::x25519::Identity],
     persons: &BTreeSet<String>,
 ) -> Result<Vec<Record>, ArchiveError> {
-    OpenPartition::open(store, p, identities)?.records_of(schema, persons)
+    OpenPartition::open(store, p, identities)?.records_of(schema, persons, None)
 }
 
 #[cfg(test)]

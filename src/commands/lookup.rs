@@ -182,6 +182,9 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
     let store = Store::open(&args.archive)?;
     let mut reader = Reader::open(&store, schema, &identities)?;
+    if let Some((_, r)) = roles.get(args.role.as_deref()) {
+        reader.set_columns(lookup::columns_for(r));
+    }
     let mut events = Vec::new();
     if let Some(q) = single {
         let a = answer_one(

@@ -279,6 +279,31 @@ impl View {
 }
 
 /// Person items shown in the `person` block, in this order.
+/// Fields [`answer`] reads directly (not only through the role's items): with the role's
+/// items, the columns a lookup decodes ([`columns_for`]).
+pub const ANSWER_FIELDS: [&str; 9] = [
+    "person_hash",
+    "record_id",
+    "registry_atena_number",
+    "vaccine_code",
+    "dose_number",
+    "vaccination_date",
+    "stage",
+    "municipality_code",
+    "registry_status",
+];
+
+/// The record columns a lookup for `role` needs: [`ANSWER_FIELDS`], [`PERSON_ITEMS`] and
+/// the role's items. Other columns are never decoded.
+pub fn columns_for(role: &Role) -> BTreeSet<String> {
+    ANSWER_FIELDS
+        .iter()
+        .chain(PERSON_ITEMS.iter())
+        .map(|s| s.to_string())
+        .chain(role.items.iter().cloned())
+        .collect()
+}
+
 pub const PERSON_ITEMS: [&str; 14] = [
     "kanji_name",
     "kana_name",

@@ -37,6 +37,8 @@ pub struct Reader<'a> {
     /// Index rows of each key hash looked up so far.
     keys: HashMap<String, Vec<IndexEntry>>,
     opened: HashMap<String, Arc<OpenPartition>>,
+    /// Record columns to decode (None: all).
+    columns: Option<BTreeSet<String>>,
     /// Records of each person read so far.
     by_person: HashMap<String, Arc<Vec<Record>>>,
     vaults: HashMap<String, Arc<Vec<Record>>>,
@@ -88,12 +90,18 @@ impl<'a> Reader<'a> {
             index_identity: None,
             keys: HashMap::new(),
             opened: HashMap::new(),
+            columns: None,
             by_person: HashMap::new(),
             vaults: HashMap::new(),
             partitions_decrypted: 0,
             shards_decrypted: 0,
             vault_open: None,
         })
+    }
+
+    /// Decode only these record columns (the others stay Null): set before reading.
+    pub fn set_columns(&mut self, columns: BTreeSet<String>) {
+        self.columns = Some(columns);
     }
 
     /// The hash key (for audit entries).
@@ -206,6 +214,7 @@ impl<'a> Reader<'a> {
             })
             .collect();
         let (store, schema, ids, opened) = (self.store, self.schema, self.identities, &self.opened);
+        let columns = self.columns.as_ref();
         let read: Vec<Result<(String, Option<Arc<OpenPartition>>, Vec<Record>), ArchiveError>> =
             work.par_iter()
                 .map(|(p, wanted)| {
@@ -216,7 +225,11 @@ impl<'a> Reader<'a> {
                             (o.clone(), Some(o))
                         }
                     };
-                    Ok((p.id.clone(), fresh, part.records_of(schema, wanted)?))
+                    Ok((
+                        p.id.clone(),
+                        fresh,
+                        part.records_of(schema, wanted, columns)?,
+                    ))
                 })
                 .collect();
         let ph = self.schema.idx("person_hash");
