@@ -23,6 +23,9 @@ use super::ArchiveError;
 /// One index row: identifier kind, keyed hash of the identifier, person hash, bucket.
 pub type IndexEntry = (String, String, String, u16);
 
+/// An object to store: (path, role, bytes).
+pub type Object = (String, String, Vec<u8>);
+
 /// Index rows a shard holds at most on average (the writer picks the shard count).
 pub const SHARD_ENTRIES: usize = 8192;
 /// Upper bound of the shard count (keeps the manifest small).
@@ -116,7 +119,7 @@ pub fn seal(
     shards: u32,
     index_id: &str,
     custodians: &Recipients,
-) -> Result<Vec<(String, String, Vec<u8>)>, ArchiveError> {
+) -> Result<Vec<Object>, ArchiveError> {
     let shards = shards.max(1);
     let mut by_shard: Vec<Vec<&IndexEntry>> = vec![Vec::new(); shards as usize];
     for e in index {
@@ -127,7 +130,7 @@ pub fn seal(
         rows.sort_unstable_by(|a, b| (&a.1, &a.0, &a.2, a.3).cmp(&(&b.1, &b.0, &b.2, b.3)))
     });
     let (secret, recipient) = crypto::fresh_identity();
-    let sealed: Vec<Result<(String, String, Vec<u8>), ArchiveError>> = by_shard
+    let sealed: Vec<Result<Object, ArchiveError>> = by_shard
         .par_iter()
         .enumerate()
         .map(|(s, rows)| {

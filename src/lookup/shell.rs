@@ -215,23 +215,24 @@ impl<'a> Reader<'a> {
             .collect();
         let (store, schema, ids, opened) = (self.store, self.schema, self.identities, &self.opened);
         let columns = self.columns.as_ref();
-        let read: Vec<Result<(String, Option<Arc<OpenPartition>>, Vec<Record>), ArchiveError>> =
-            work.par_iter()
-                .map(|(p, wanted)| {
-                    let (part, fresh) = match opened.get(&p.id) {
-                        Some(o) => (o.clone(), None),
-                        None => {
-                            let o = Arc::new(OpenPartition::open(store, p, ids)?);
-                            (o.clone(), Some(o))
-                        }
-                    };
-                    Ok((
-                        p.id.clone(),
-                        fresh,
-                        part.records_of(schema, wanted, columns)?,
-                    ))
-                })
-                .collect();
+        type Read = (String, Option<Arc<OpenPartition>>, Vec<Record>);
+        let read: Vec<Result<Read, ArchiveError>> = work
+            .par_iter()
+            .map(|(p, wanted)| {
+                let (part, fresh) = match opened.get(&p.id) {
+                    Some(o) => (o.clone(), None),
+                    None => {
+                        let o = Arc::new(OpenPartition::open(store, p, ids)?);
+                        (o.clone(), Some(o))
+                    }
+                };
+                Ok((
+                    p.id.clone(),
+                    fresh,
+                    part.records_of(schema, wanted, columns)?,
+                ))
+            })
+            .collect();
         let ph = self.schema.idx("person_hash");
         let mut found: HashMap<String, Vec<Record>> =
             todo.keys().map(|h| (h.clone(), Vec::new())).collect();

@@ -165,12 +165,8 @@ fn twins_through_a_written_archive_give_candidates() {
     {
         let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000 + i as i32);
         let set = |r: &mut Record, k: &str, v: Value| r[schema.idx(k)] = v;
-        set(&mut r, "atena_number", Value::Str(atena.to_string()));
-        set(
-            &mut r,
-            "registry_atena_number",
-            Value::Str(atena.to_string()),
-        );
+        set(&mut r, "atena_number", Value::Str((*atena).into()));
+        set(&mut r, "registry_atena_number", Value::Str((*atena).into()));
         // 1001 and 1002 are twins.
         set(
             &mut r,
@@ -178,7 +174,7 @@ fn twins_through_a_written_archive_give_candidates() {
             Value::Str(if i < 2 {
                 "ヤマダ　タロウ".into()
             } else {
-                format!("サトウ　{i}")
+                format!("サトウ　{i}").into()
             }),
         );
         set(
@@ -197,7 +193,7 @@ fn twins_through_a_written_archive_give_candidates() {
         ] {
             set(&mut r, k, Value::Str(v.into()));
         }
-        set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}")));
+        set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}").into()));
         set(&mut r, "source_line", Value::Int(i as i64 + 2));
         records.push(r);
     }

@@ -18,7 +18,7 @@ fn d(y: i32, m: u8, dd: u8) -> Value {
 }
 
 fn str_v(s: &str) -> Value {
-    Value::Str(s.to_string())
+    Value::Str(s.into())
 }
 
 #[track_caller]

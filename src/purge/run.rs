@@ -89,6 +89,24 @@ pub struct Outcome {
     pub certificate: Option<String>,
     /// Post-erasure verification.
     pub verification: Option<Verification>,
+    /// Wall seconds per phase (`purge` only): evaluate (decrypt the candidate partitions
+    /// and decide every record), apply (rewrite, drop, index, commit, destroy), verify
+    /// (the post-erasure check and the certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<PurgeTimings>,
+}
+
+/// Wall seconds of the phases of a purge.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PurgeTimings {
+    /// Decrypting candidates and deciding.
+    pub evaluate: f64,
+    /// Writing the new generation and destroying the old objects.
+    pub apply: f64,
+    /// Post-erasure verification and the certificate.
+    pub verify: f64,
+    /// Records written again in rewritten partitions.
+    pub records_rewritten: u64,
 }
 
 /// Keys and identities of a changing run.
@@ -275,6 +293,8 @@ pub fn purge(
         dry_run,
         ..Outcome::default()
     };
+    let clock = std::time::Instant::now();
+    let mut timings = PurgeTimings::default();
     if !dry_run {
         let rec = rewrite::recover(store)?;
         out.recovered_objects = rec.removed_unlisted.len() as u64;
@@ -348,6 +368,8 @@ pub fn purge(
         .filter_map(|r| r[schema.idx("record_id")].as_str().map(str::to_string))
         .collect();
     let persons = change.removed_persons.clone();
+    timings.records_rewritten = change.survivors.values().map(|v| v.len() as u64).sum();
+    timings.evaluate = clock.elapsed().as_secs_f64();
     let applied = rewrite::apply(
         store,
         schema,
@@ -357,6 +379,7 @@ pub fn purge(
         change,
         signer.now,
     )?;
+    timings.apply = clock.elapsed().as_secs_f64() - timings.evaluate;
     let v = post_check(
         store,
         schema,
@@ -383,6 +406,8 @@ pub fn purge(
         write,
         (&secret, &persons),
     )?;
+    timings.verify = clock.elapsed().as_secs_f64() - timings.evaluate - timings.apply;
+    out.timings = Some(timings);
     Ok(out)
 }
 

@@ -10,7 +10,7 @@ fn schema() -> &'static Schema {
 }
 
 fn s(v: &str) -> Value {
-    Value::Str(v.to_string())
+    Value::Str(v.into())
 }
 
 fn date(y: i32, m: u8, d: u8) -> Value {
