@@ -106,6 +106,7 @@ pub fn shard_properties() -> parquet::file::properties::WriterProperties {
         ))
         .set_max_row_group_row_count(Some(SHARD_ROW_GROUP_ROWS))
         .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
+        .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_column_statistics_enabled(ColumnPath::from("key_hash"), EnabledStatistics::Chunk)
         .build()

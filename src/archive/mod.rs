@@ -274,6 +274,7 @@ pub fn partition_properties() -> WriterProperties {
         .set_column_bloom_filter_enabled(ph.clone(), true)
         .set_column_bloom_filter_max_ndv(ph.clone(), PARTITION_ROW_GROUP_ROWS as u64)
         .set_column_bloom_filter_fpp(ph.clone(), 0.01)
+        .set_dictionary_enabled(false)
         // Statistics only where a reader prunes on them: a footer with min/max for every
         // column of every 1,024-row group costs a lookup more to parse than it saves.
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
