@@ -13,6 +13,8 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod exit_codes;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generate;
 pub mod ingest;
 pub mod keys;

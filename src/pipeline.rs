@@ -151,6 +151,18 @@ impl Pipeline {
         base: &Path,
         schema: &Schema,
     ) -> Result<Pipeline, PipelineError> {
+        Pipeline::parse_with(text, path, base, schema, &|p| std::fs::read_to_string(p))
+    }
+
+    /// [`Pipeline::parse`] with the reader of layout files given: the fuzz target
+    /// (`vaxarc::fuzz::pipeline`) supplies layout text without touching the filesystem.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        schema: &Schema,
+        read_layout: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Pipeline, PipelineError> {
         let file: PipelineFile = toml::from_str(text).map_err(|e| {
             let location = e
                 .span()
@@ -184,13 +196,14 @@ impl Pipeline {
             if !seen.insert(entry.id.clone()) {
                 return Err(invalid(format!("source id `{}` is used twice", entry.id)));
             }
-            let layout = resolve_layout(&entry.layout, base, schema).map_err(|error| {
-                PipelineError::Layout {
-                    path: path.to_path_buf(),
-                    source_id: entry.id.clone(),
-                    error: Box::new(error),
-                }
-            })?;
+            let layout =
+                resolve_layout(&entry.layout, base, schema, read_layout).map_err(|error| {
+                    PipelineError::Layout {
+                        path: path.to_path_buf(),
+                        source_id: entry.id.clone(),
+                        error: Box::new(error),
+                    }
+                })?;
             sources.push(Source {
                 id: entry.id.clone(),
                 path: base.join(&entry.path),
@@ -218,12 +231,17 @@ impl Pipeline {
     }
 }
 
-fn resolve_layout(spec: &str, base: &Path, schema: &Schema) -> Result<Layout, LayoutError> {
+fn resolve_layout(
+    spec: &str,
+    base: &Path,
+    schema: &Schema,
+    read_layout: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Layout, LayoutError> {
     if crate::layout::BUILTIN.iter().any(|(id, _)| *id == spec) {
         return Layout::builtin(spec, schema);
     }
     let path = base.join(spec);
-    let text = std::fs::read_to_string(&path)
+    let text = read_layout(&path)
         .map_err(|e| LayoutError::Toml(format!("cannot read `{}`: {e}", path.display())))?;
     Layout::from_toml(&text, schema)
 }

@@ -675,13 +675,17 @@ fn line_of(
 /// Progress callback: bytes read so far in one file.
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 
+/// What [`read_file`] and [`read_bytes`] return: records (or person rows), quarantined
+/// rows and the file's accounting.
+pub type FileResult = (Vec<Record>, Vec<QuarantineEntry>, FileAccounting);
+
 /// The I/O shell: read one source file completely.
 pub fn read_file(
     source: &Source,
     schema: &Schema,
     tables: &Tables,
     on_bytes: OnBytes<'_>,
-) -> Result<(Vec<Record>, Vec<QuarantineEntry>, FileAccounting), IngestError> {
+) -> Result<FileResult, IngestError> {
     let io = |source_err: std::io::Error| IngestError::Io {
         id: source.id.clone(),
         path: source.path.clone(),
@@ -693,12 +697,54 @@ pub fn read_file(
         .take(decode::DETECT_SAMPLE_BYTES as u64)
         .read_to_end(&mut sample)
         .map_err(io)?;
-    let encoding = decode::detect(source.layout.encoding, &sample);
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_stream(source, schema, tables, sample, file, bytes_total, on_bytes)
+}
+
+/// [`read_file`] over bytes already in memory (`source.path` is only used in
+/// messages): the same decoding, splitting, line numbers, quarantine and accounting.
+/// The fuzz targets (`vaxarc::fuzz`) go through here.
+pub fn read_bytes(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    bytes: &[u8],
+    on_bytes: OnBytes<'_>,
+) -> Result<FileResult, IngestError> {
+    let split = bytes.len().min(decode::DETECT_SAMPLE_BYTES);
+    let (sample, rest) = bytes.split_at(split);
+    read_stream(
+        source,
+        schema,
+        tables,
+        sample.to_vec(),
+        rest,
+        bytes.len() as u64,
+        on_bytes,
+    )
+}
+
+/// The shared body of [`read_file`] and [`read_bytes`]: `sample` is the first
+/// [`decode::DETECT_SAMPLE_BYTES`] of the file (or all of it), `rest` what follows.
+fn read_stream(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    sample: Vec<u8>,
+    rest: impl Read,
+    bytes_total: u64,
+    on_bytes: OnBytes<'_>,
+) -> Result<FileResult, IngestError> {
+    let io = |source_err: std::io::Error| IngestError::Io {
+        id: source.id.clone(),
+        path: source.path.clone(),
+        source: source_err,
+    };
+    let encoding = decode::detect(source.layout.encoding, &sample);
     let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> =
         Default::default();
     let rest = LineTracker {
-        inner: std::io::Cursor::new(sample).chain(file),
+        inner: std::io::Cursor::new(sample).chain(rest),
         offset: 0,
         line: 1,
         at_line_start: true,
