@@ -629,11 +629,17 @@ pub fn record_id(file_id: &str, line: u64, dose: Option<u16>) -> String {
 /// through it, where every line that starts with content begins; a record's line is
 /// the first such line at or after the position csv reports. Memory is bounded by the
 /// csv reader's read-ahead.
+///
+/// Lines end where csv ends records: at LF, CRLF, or a CR alone. Counting only LF made
+/// every record after a lone CR (old Mac exports, a stray CR in a hand-edited file)
+/// take the line number of the next line, and the last one line 0 (found by fuzzing).
 struct LineTracker<R> {
     inner: R,
     offset: u64,
     line: u64,
     at_line_start: bool,
+    /// The previous byte was a CR: the line ended there unless an LF follows.
+    after_cr: bool,
     starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>>,
 }
 
@@ -642,6 +648,11 @@ impl<R: Read> Read for LineTracker<R> {
         let n = self.inner.read(buf)?;
         let mut starts = self.starts.borrow_mut();
         for (i, &b) in buf[..n].iter().enumerate() {
+            if self.after_cr && b != b'\n' {
+                self.line += 1;
+                self.at_line_start = true;
+            }
+            self.after_cr = b == b'\r';
             if self.at_line_start && b != b'\r' && b != b'\n' {
                 starts.push_back((self.offset + i as u64, self.line));
             }
@@ -748,6 +759,7 @@ fn read_stream(
         offset: 0,
         line: 1,
         at_line_start: true,
+        after_cr: false,
         starts: starts.clone(),
     };
     let mut reader = csv::ReaderBuilder::new()
@@ -927,6 +939,26 @@ mod tests {
             .collect();
         assert_eq!(lines, vec![2, 4, 6]);
         assert_eq!(acc.encoding, "cp932");
+        assert!(acc.balanced());
+    }
+
+    /// Found by fuzzing (`testdata/fuzz/corpus/csv_ledger/regression-lone-cr.csv`): csv
+    /// ends a record at a CR alone, so the line count must too, or every later record
+    /// gets the next line's number and the last one line 0.
+    #[test]
+    fn a_lone_cr_ends_a_line_as_it_ends_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "宛名番号,接種名称,接種日\r1,MR,2020/01/05\r\r2,MR,2020/01/06\n3,MR,2020/01/07\r\n4,MR,2020/01/08\r";
+        let s = source(dir.path(), "cr.csv", text.as_bytes(), "ledger");
+        let schema = Schema::embedded();
+        let (records, quarantine, acc) =
+            read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        assert!(quarantine.is_empty(), "{quarantine:?}");
+        let lines: Vec<i64> = records
+            .iter()
+            .map(|r| r[schema.idx("source_line")].as_int().unwrap())
+            .collect();
+        assert_eq!(lines, vec![2, 4, 5, 6]);
         assert!(acc.balanced());
     }
 
