@@ -334,8 +334,12 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// Every target, by name, for the seed-corpus test and `testdata/fuzz/run.sh`.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+/// A target body.
+pub type Target = fn(&[u8]);
+
+/// Every target, by name (the names of `testdata/fuzz/fuzz_targets/`), for the
+/// seed-corpus test.
+pub const TARGETS: [(&str, Target); 8] = [
     ("csv_ledger", csv_ledger),
     ("csv_vrs_ledger_export", csv_vrs_ledger_export),
     ("csv_vrs_persons", csv_vrs_persons),
