@@ -14,6 +14,8 @@ pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod exit_codes;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generate;
 pub mod ingest;
 pub mod keys;

@@ -151,6 +151,18 @@ impl Pipeline {
         base: &Path,
         schema: &Schema,
     ) -> Result<Pipeline, PipelineError> {
+        Pipeline::parse_with(text, path, base, schema, &|p| std::fs::read_to_string(p))
+    }
+
+    /// [`Pipeline::parse`] with the reader of layout files given: the fuzz target
+    /// (`vaxarc::fuzz::pipeline`) supplies layout text without touching the filesystem.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        schema: &Schema,
+        read_layout: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Pipeline, PipelineError> {
         let file: PipelineFile = toml::from_str(text).map_err(|e| {
             let location = e
                 .span()
@@ -172,6 +184,13 @@ impl Pipeline {
         if file.sources.is_empty() {
             return Err(invalid("has no [[source]]".into()));
         }
+        // Paths and recipients end up in one-line messages and logs: a control character
+        // (a newline) in one would split or forge a line (found by fuzzing).
+        if let Some(key) = control_character_in(&file) {
+            return Err(invalid(format!(
+                "`{key}` holds a control character; paths and recipients must be plain text"
+            )));
+        }
         let mut seen = std::collections::BTreeSet::new();
         let mut sources = Vec::new();
         for entry in &file.sources {
@@ -184,13 +203,14 @@ impl Pipeline {
             if !seen.insert(entry.id.clone()) {
                 return Err(invalid(format!("source id `{}` is used twice", entry.id)));
             }
-            let layout = resolve_layout(&entry.layout, base, schema).map_err(|error| {
-                PipelineError::Layout {
-                    path: path.to_path_buf(),
-                    source_id: entry.id.clone(),
-                    error: Box::new(error),
-                }
-            })?;
+            let layout =
+                resolve_layout(&entry.layout, base, schema, read_layout).map_err(|error| {
+                    PipelineError::Layout {
+                        path: path.to_path_buf(),
+                        source_id: entry.id.clone(),
+                        error: Box::new(error),
+                    }
+                })?;
             sources.push(Source {
                 id: entry.id.clone(),
                 path: base.join(&entry.path),
@@ -218,14 +238,50 @@ impl Pipeline {
     }
 }
 
-fn resolve_layout(spec: &str, base: &Path, schema: &Schema) -> Result<Layout, LayoutError> {
+fn resolve_layout(
+    spec: &str,
+    base: &Path,
+    schema: &Schema,
+    read_layout: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Layout, LayoutError> {
     if crate::layout::BUILTIN.iter().any(|(id, _)| *id == spec) {
         return Layout::builtin(spec, schema);
     }
     let path = base.join(spec);
-    let text = std::fs::read_to_string(&path)
+    let text = read_layout(&path)
         .map_err(|e| LayoutError::Toml(format!("cannot read `{}`: {e}", path.display())))?;
     Layout::from_toml(&text, schema)
+}
+
+/// The first key whose value (a path or a recipient) holds a control character.
+fn control_character_in(file: &PipelineFile) -> Option<&'static str> {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    let bad_path = |p: &Path| bad(&p.to_string_lossy());
+    let checks: [(&'static str, bool); 7] = [
+        (
+            "source.path",
+            file.sources.iter().any(|s| bad_path(&s.path)),
+        ),
+        ("source.layout", file.sources.iter().any(|s| bad(&s.layout))),
+        (
+            "archive.custodians",
+            file.archive.custodians.iter().any(|c| bad(c)),
+        ),
+        ("archive.vault", file.archive.vault.iter().any(|c| bad(c))),
+        (
+            "archive.signing_key",
+            file.archive.signing_key.as_deref().is_some_and(bad_path),
+        ),
+        (
+            "reconcile.rules",
+            file.reconcile.rules.as_deref().is_some_and(bad_path),
+        ),
+        (
+            "retention.policy",
+            file.retention.policy.as_deref().is_some_and(bad_path),
+        ),
+    ];
+    checks.into_iter().find(|(_, b)| *b).map(|(k, _)| k)
 }
 
 /// Ids appear in file names and manifests: keep them to a safe alphabet.
@@ -262,6 +318,25 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("line 6"), "{err}");
+    }
+
+    /// Found by fuzzing (`testdata/fuzz/corpus/pipeline/regression-newline-in-path`): a
+    /// source path with a newline made the read error two lines.
+    #[test]
+    fn control_characters_in_paths_are_refused() {
+        let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = \"a\\nb.csv\"\n";
+        let err = Pipeline::parse(
+            text,
+            Path::new("p.toml"),
+            Path::new("."),
+            Schema::embedded(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`source.path` holds a control character") && !err.contains('\n'),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1019,10 +1019,17 @@ pub fn roll_forward_interrupted_commit(store: &Store) -> Result<bool, ArchiveErr
 /// Read and parse the manifest (no signature check: see [`verify`]).
 pub fn read_manifest(store: &Store) -> Result<(Manifest, Vec<u8>), ArchiveError> {
     let bytes = store.get(manifest::MANIFEST)?;
+    let m = parse_manifest(&bytes)?;
+    Ok((m, bytes))
+}
+
+/// Parse and check manifest bytes (no signature check): the format, and that every
+/// listed path is a safe relative path. Errors give the line and column, never text.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
     if bytes.len() > 512 * 1024 * 1024 {
         return Err(ArchiveError::Manifest("larger than 512 MiB".into()));
     }
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
         ArchiveError::Manifest(format!(
             "line {}, column {}: {}",
             e.line(),
@@ -1043,7 +1050,7 @@ pub fn read_manifest(store: &Store) -> Result<(Manifest, Vec<u8>), ArchiveError>
             )));
         }
     }
-    Ok((m, bytes))
+    Ok(m)
 }
 
 /// Decrypt one partition's records (plain columns; vault columns stay Null).

@@ -629,11 +629,17 @@ pub fn record_id(file_id: &str, line: u64, dose: Option<u16>) -> String {
 /// through it, where every line that starts with content begins; a record's line is
 /// the first such line at or after the position csv reports. Memory is bounded by the
 /// csv reader's read-ahead.
+///
+/// Lines end where csv ends records: at LF, CRLF, or a CR alone. Counting only LF made
+/// every record after a lone CR (old Mac exports, a stray CR in a hand-edited file)
+/// take the line number of the next line, and the last one line 0 (found by fuzzing).
 struct LineTracker<R> {
     inner: R,
     offset: u64,
     line: u64,
     at_line_start: bool,
+    /// The previous byte was a CR: the line ended there unless an LF follows.
+    after_cr: bool,
     starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>>,
 }
 
@@ -642,6 +648,11 @@ impl<R: Read> Read for LineTracker<R> {
         let n = self.inner.read(buf)?;
         let mut starts = self.starts.borrow_mut();
         for (i, &b) in buf[..n].iter().enumerate() {
+            if self.after_cr && b != b'\n' {
+                self.line += 1;
+                self.at_line_start = true;
+            }
+            self.after_cr = b == b'\r';
             if self.at_line_start && b != b'\r' && b != b'\n' {
                 starts.push_back((self.offset + i as u64, self.line));
             }
@@ -675,13 +686,17 @@ fn line_of(
 /// Progress callback: bytes read so far in one file.
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 
+/// What [`read_file`] and [`read_bytes`] return: records (or person rows), quarantined
+/// rows and the file's accounting.
+pub type FileResult = (Vec<Record>, Vec<QuarantineEntry>, FileAccounting);
+
 /// The I/O shell: read one source file completely.
 pub fn read_file(
     source: &Source,
     schema: &Schema,
     tables: &Tables,
     on_bytes: OnBytes<'_>,
-) -> Result<(Vec<Record>, Vec<QuarantineEntry>, FileAccounting), IngestError> {
+) -> Result<FileResult, IngestError> {
     let io = |source_err: std::io::Error| IngestError::Io {
         id: source.id.clone(),
         path: source.path.clone(),
@@ -693,15 +708,58 @@ pub fn read_file(
         .take(decode::DETECT_SAMPLE_BYTES as u64)
         .read_to_end(&mut sample)
         .map_err(io)?;
-    let encoding = decode::detect(source.layout.encoding, &sample);
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_stream(source, schema, tables, sample, file, bytes_total, on_bytes)
+}
+
+/// [`read_file`] over bytes already in memory (`source.path` is only used in
+/// messages): the same decoding, splitting, line numbers, quarantine and accounting.
+/// The fuzz targets (`vaxarc::fuzz`) go through here.
+pub fn read_bytes(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    bytes: &[u8],
+    on_bytes: OnBytes<'_>,
+) -> Result<FileResult, IngestError> {
+    let split = bytes.len().min(decode::DETECT_SAMPLE_BYTES);
+    let (sample, rest) = bytes.split_at(split);
+    read_stream(
+        source,
+        schema,
+        tables,
+        sample.to_vec(),
+        rest,
+        bytes.len() as u64,
+        on_bytes,
+    )
+}
+
+/// The shared body of [`read_file`] and [`read_bytes`]: `sample` is the first
+/// [`decode::DETECT_SAMPLE_BYTES`] of the file (or all of it), `rest` what follows.
+fn read_stream(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    sample: Vec<u8>,
+    rest: impl Read,
+    bytes_total: u64,
+    on_bytes: OnBytes<'_>,
+) -> Result<FileResult, IngestError> {
+    let io = |source_err: std::io::Error| IngestError::Io {
+        id: source.id.clone(),
+        path: source.path.clone(),
+        source: source_err,
+    };
+    let encoding = decode::detect(source.layout.encoding, &sample);
     let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> =
         Default::default();
     let rest = LineTracker {
-        inner: std::io::Cursor::new(sample).chain(file),
+        inner: std::io::Cursor::new(sample).chain(rest),
         offset: 0,
         line: 1,
         at_line_start: true,
+        after_cr: false,
         starts: starts.clone(),
     };
     let mut reader = csv::ReaderBuilder::new()
@@ -881,6 +939,26 @@ mod tests {
             .collect();
         assert_eq!(lines, vec![2, 4, 6]);
         assert_eq!(acc.encoding, "cp932");
+        assert!(acc.balanced());
+    }
+
+    /// Found by fuzzing (`testdata/fuzz/corpus/csv_ledger/regression-lone-cr.csv`): csv
+    /// ends a record at a CR alone, so the line count must too, or every later record
+    /// gets the next line's number and the last one line 0.
+    #[test]
+    fn a_lone_cr_ends_a_line_as_it_ends_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "宛名番号,接種名称,接種日\r1,MR,2020/01/05\r\r2,MR,2020/01/06\n3,MR,2020/01/07\r\n4,MR,2020/01/08\r";
+        let s = source(dir.path(), "cr.csv", text.as_bytes(), "ledger");
+        let schema = Schema::embedded();
+        let (records, quarantine, acc) =
+            read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        assert!(quarantine.is_empty(), "{quarantine:?}");
+        let lines: Vec<i64> = records
+            .iter()
+            .map(|r| r[schema.idx("source_line")].as_int().unwrap())
+            .collect();
+        assert_eq!(lines, vec![2, 4, 5, 6]);
         assert!(acc.balanced());
     }
 

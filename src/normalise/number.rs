@@ -225,7 +225,10 @@ pub(crate) fn dose_volume(raw: &str) -> Normalised {
         all_digits(int)
             && frac.is_none_or(|f| !f.is_empty() && all_digits(f))
             && !(int.is_empty() && frac.is_none())
-            && int.len() + frac.map_or(0, str::len) <= 12
+            // At most 12 digits, not counting leading zeros of the integer part: the
+            // rendered form of `.123451234567` is `0.123451234567`, which must normalise
+            // back to the same value (found by fuzzing).
+            && int.trim_start_matches('0').len() + frac.map_or(0, str::len) <= 12
     };
     match num.parse::<f64>() {
         Ok(v) if valid && v.is_finite() => Normalised::ok(Value::Float(v)),

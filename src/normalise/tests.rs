@@ -656,6 +656,10 @@ fn integers_and_volumes() {
         ("1", 1.0),
         (".5", 0.5),
         ("0.5\u{3396}", 0.5), // ㎖
+        // twelve digits after a leading zero that render adds (found by fuzzing)
+        (".123451234567", 0.123451234567),
+        ("0.123451234567", 0.123451234567),
+        ("0000.5", 0.5),
     ] {
         ok(Kind::DoseVolume, raw, Value::Float(v));
     }
