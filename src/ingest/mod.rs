@@ -327,14 +327,22 @@ impl Plan {
         let mut groups = Vec::new();
         if let Some(pivot) = &layout.pivot {
             for n in 1..=pivot.groups {
+                // A later dose group with none of its headers is simply not in this export
+                // (older VRS exports stop at dose 2 or 3): skip it, required fields and all.
+                // The first group, or a group with some of its headers, must be complete.
+                let absent = pivot
+                    .column
+                    .iter()
+                    .all(|c| !position.contains_key(&c.header.replace("{n}", &n.to_string())));
+                if n > 1 && absent {
+                    continue;
+                }
                 let mut group = Vec::new();
                 for c in &pivot.column {
                     if let Some(m) = compile(c, c.header.replace("{n}", &n.to_string()))? {
                         group.push(m);
                     }
                 }
-                // A group whose headers are all absent is simply not in this export
-                // (older VRS exports stop at dose 2).
                 if !group.is_empty() {
                     groups.push(group);
                 }
@@ -1061,6 +1069,60 @@ mod tests {
             records[0][schema.idx("manufacturer_code")].as_str(),
             Some("PFIZER")
         );
+    }
+
+    #[test]
+    fn vrs_exports_that_stop_at_an_earlier_dose_are_read_and_a_partial_group_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cols = [
+            "接種履歴登録日時",
+            "接種日",
+            "券番号",
+            "接種自治体コード",
+            "接種会場名",
+            "接種医師名",
+            "ワクチンメーカー",
+            "ワクチンロット番号",
+        ];
+        let header = |doses: usize| {
+            let mut h = vec!["個別宛名番号".to_string()];
+            for n in 1..=doses {
+                h.extend(cols.iter().map(|c| format!("{n}回目{c}")));
+            }
+            h
+        };
+        // Doses 1 and 2 only: read, one record per dose.
+        let h = header(2);
+        let mut row = vec![String::new(); h.len()];
+        row[0] = "123".into();
+        for (n, date) in [(1, "20210701"), (2, "20210722")] {
+            let b = 1 + (n - 1) * 8;
+            row[b] = format!("{date}101010");
+            row[b + 1] = date.into();
+            row[b + 2] = "1234567890".into();
+            row[b + 3] = "131091".into();
+            row[b + 6] = "ファイザー".into();
+        }
+        let text = format!("{}\n{}\n", h.join(","), row.join(","));
+        let s = source(dir.path(), "two.csv", text.as_bytes(), "vrs-ledger-export");
+        let (records, quarantine, acc) =
+            read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!((records.len(), quarantine.len()), (2, 0), "{quarantine:?}");
+        assert!(acc.balanced());
+        // Dose 3 present but without its 接種日: refused, naming the header.
+        let mut h3 = header(3);
+        h3.retain(|c| c != "3回目接種日");
+        let text = format!("{}\n", h3.join(","));
+        let s = source(
+            dir.path(),
+            "partial.csv",
+            text.as_bytes(),
+            "vrs-ledger-export",
+        );
+        let err = read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`3回目接種日`"), "{err}");
     }
 
     #[test]
