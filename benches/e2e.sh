@@ -87,8 +87,12 @@ os.makedirs(sys.argv[2], exist_ok=True)
 con = duckdb.connect()
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
     out = os.path.join(sys.argv[2], os.path.basename(f) + ".parquet")
-    con.execute(f"COPY (SELECT * FROM read_csv('{f}', all_varchar=true, null_padding=true)) "
-                f"TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+    # The synthetic exports are dirty on purpose (ragged rows, quoted line breaks, mojibake):
+    # DuckDB's sniffer gives up on them, null_padding with quoted newlines needs its serial
+    # reader, and lines it cannot parse are skipped (ignore_errors) — it does less than vaxarc.
+    con.execute(f"COPY (SELECT * FROM read_csv('{f}', delim=',', quote='\"', escape='\"', "
+                f"header=true, all_varchar=true, null_padding=true, parallel=false, "
+                f"ignore_errors=true)) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
 PY
   dsecs=$(cat "$work/last-secs"); dmib=$(cat "$work/last-mib")
   ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")

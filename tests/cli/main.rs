@@ -42,6 +42,22 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Demo keys of a generated input folder: `keys/custodian-1.key` with `keys/signing.key`,
+/// `keys/custodian-2.key`, `keys/vault.key` (the names its pipeline expects).
+pub fn make_keys(input: &Path) {
+    let keys = input.join("keys");
+    run_ok(
+        vaxarc()
+            .args(["keygen", "--output"])
+            .arg(keys.join("custodian-1.key"))
+            .arg("--signing-key")
+            .arg(keys.join("signing.key")),
+    );
+    for name in ["custodian-2.key", "vault.key"] {
+        run_ok(vaxarc().args(["keygen", "--output"]).arg(keys.join(name)));
+    }
+}
+
 /// A generated input set with demo keys, shared shape for tests.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -58,24 +74,7 @@ impl Fixture {
             "--seed",
             &seed.to_string(),
         ]));
-        let keys = input.join("keys");
-        run_ok(
-            vaxarc()
-                .args(["keygen", "--output"])
-                .arg(keys.join("custodian-1.key"))
-                .arg("--signing-key")
-                .arg(keys.join("signing.key")),
-        );
-        run_ok(
-            vaxarc()
-                .args(["keygen", "--output"])
-                .arg(keys.join("custodian-2.key")),
-        );
-        run_ok(
-            vaxarc()
-                .args(["keygen", "--output"])
-                .arg(keys.join("vault.key")),
-        );
+        make_keys(&input);
         Fixture { dir }
     }
 

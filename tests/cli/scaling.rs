@@ -4,31 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{run_ok, vaxarc};
+use crate::{make_keys, run_ok, vaxarc};
 
 /// Municipality codes (valid check digits): 港区, 品川区, 目黒区.
 const CODES: [&str; 3] = ["131032", "131091", "131105"];
-
-fn keys(input: &Path) {
-    let k = input.join("keys");
-    run_ok(
-        vaxarc()
-            .args(["keygen", "--output"])
-            .arg(k.join("custodian-1.key"))
-            .arg("--signing-key")
-            .arg(k.join("signing.key")),
-    );
-    run_ok(
-        vaxarc()
-            .args(["keygen", "--output"])
-            .arg(k.join("custodian-2.key")),
-    );
-    run_ok(
-        vaxarc()
-            .args(["keygen", "--output"])
-            .arg(k.join("vault.key")),
-    );
-}
 
 fn catalogue(
     args: &[&Path],
@@ -79,7 +58,7 @@ fn municipalities_migrate_in_parallel_and_the_catalogue_checks_them() {
                 ])
                 .arg(&cfg),
         );
-        keys(&input);
+        make_keys(&input);
         inputs.push(input);
     }
     // The shards run at once, as a scheduler's array job would run them.
