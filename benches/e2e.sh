@@ -37,7 +37,7 @@ table=()
 
 for people in "${sizes[@]}"; do
   d="$work/p$people"
-  rm -rf "$d"
+  rm -rf "$d" && mkdir -p "$d"
   echo "== $people people =="
   measure "generate" "$bin" testdata --out "$d/input" --people "$people" --quiet
   for k in custodian-1 custodian-2 vault; do
