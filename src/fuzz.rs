@@ -87,7 +87,7 @@ fn check_accounting(
     records: usize,
     quarantine: &[ingest::QuarantineEntry],
 ) {
-    assert!(accounting.balanced(), "accounting does not balance");
+    assert!(accounting.balanced(), "accounting does not balance {accounting:?}");
     let produced = if source.layout.kind.produces_records() {
         accounting.records
     } else {

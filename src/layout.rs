@@ -236,6 +236,9 @@ impl Layout {
             if pivot.groups == 0 || pivot.groups > 99 {
                 return Err(invalid("pivot.groups must be 1..=99".into()));
             }
+            if pivot.column.is_empty() {
+                return Err(invalid("a [pivot] needs at least one [[pivot.column]]".into()));
+            }
             if pivot.column.iter().any(|c| !c.header.contains("{n}")) {
                 return Err(invalid(
                     "every pivot column header must contain `{n}`".into(),

@@ -216,7 +216,9 @@ pub struct Plan {
     width: usize,
     delimiter: u8,
     row: Vec<Mapping>,
-    groups: Vec<Vec<Mapping>>,
+    /// Pivot dose groups found in the header: (dose number, mappings). Empty for a
+    /// layout without a pivot; never empty for one with (see [`Plan::new`]).
+    groups: Vec<(u16, Vec<Mapping>)>,
     constants: Vec<(usize, Value)>,
     require: Vec<usize>,
     require_any: Vec<Vec<usize>>,
@@ -344,8 +346,22 @@ impl Plan {
                     }
                 }
                 if !group.is_empty() {
-                    groups.push(group);
+                    groups.push((n as u16, group));
                 }
+            }
+            // A pivot layout whose dose groups are all absent is not this export: every
+            // row would yield no record. Refuse the file rather than load nothing.
+            if groups.is_empty() {
+                return Err(IngestError::MissingHeader {
+                    id: source.id.clone(),
+                    path: source.path.clone(),
+                    header: pivot
+                        .column
+                        .first()
+                        .map(|c| c.header.replace("{n}", "1"))
+                        .unwrap_or_default(),
+                    layout: layout.id.clone(),
+                });
             }
         }
         let constants = layout
@@ -458,8 +474,8 @@ impl Plan {
             quarantine: Vec::new(),
             groups: 0,
         };
-        for (g, group) in self.groups.iter().enumerate() {
-            let dose = (g + 1) as u16;
+        for (dose, group) in &self.groups {
+            let dose = *dose;
             if group.iter().all(|m| decoded[m.column].trim().is_empty()) {
                 continue;
             }
@@ -1123,6 +1139,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`3回目接種日`"), "{err}");
+        // Doses 1 and 3 with dose 2's columns absent: each record keeps its own dose number.
+        let mut h13 = header(3);
+        h13.retain(|c| !c.starts_with("2回目"));
+        let mut row = vec![String::new(); h13.len()];
+        row[0] = "123".into();
+        for (g, date) in [(0, "20210701"), (1, "20211222")] {
+            let b = 1 + g * 8;
+            row[b] = format!("{date}101010");
+            row[b + 1] = date.into();
+            row[b + 2] = "1234567890".into();
+            row[b + 3] = "131091".into();
+            row[b + 6] = "ファイザー".into();
+        }
+        let text = format!("{}\n{}\n", h13.join(","), row.join(","));
+        let s = source(dir.path(), "gap.csv", text.as_bytes(), "vrs-ledger-export");
+        let (records, quarantine, acc) =
+            read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!((records.len(), quarantine.len()), (2, 0), "{quarantine:?}");
+        assert!(acc.balanced());
+        let schema = Schema::embedded();
+        let doses: Vec<_> = records
+            .iter()
+            .map(|r| r[schema.idx("dose_number")].as_int())
+            .collect();
+        assert_eq!(doses, [Some(1), Some(3)]);
     }
 
     #[test]
