@@ -87,7 +87,7 @@ fn check_accounting(
     records: usize,
     quarantine: &[ingest::QuarantineEntry],
 ) {
-    assert!(accounting.balanced(), "accounting does not balance {accounting:?}");
+    assert!(accounting.balanced(), "accounting does not balance");
     let produced = if source.layout.kind.produces_records() {
         accounting.records
     } else {
