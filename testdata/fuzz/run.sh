@@ -25,6 +25,9 @@ sanitizer=${SANITIZER:-none}
 timeout_s=${TIMEOUT:-10}
 rss_mb=${RSS_LIMIT_MB:-2048}
 max_time=${MAX_TIME:-0}
+# One rayon worker: a fuzz input is one small chunk, and waking a pool per input cost ~20 %
+# of the executions (docs/fuzzing.md). Override with RAYON_NUM_THREADS=N.
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
 command -v rustup >/dev/null && { rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal; }
 cargo fuzz --version >/dev/null 2>&1 || nice -n 19 cargo install cargo-fuzz --locked
