@@ -45,7 +45,7 @@ max_len() {
   esac
 }
 
-stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)-$$
 logs=testdata/fuzz/runs/$stamp
 mkdir -p "$logs"
 table="$logs/results.md"
