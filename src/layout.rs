@@ -237,7 +237,9 @@ impl Layout {
                 return Err(invalid("pivot.groups must be 1..=99".into()));
             }
             if pivot.column.is_empty() {
-                return Err(invalid("a [pivot] needs at least one [[pivot.column]]".into()));
+                return Err(invalid(
+                    "a [pivot] needs at least one [[pivot.column]]".into(),
+                ));
             }
             if pivot.column.iter().any(|c| !c.header.contains("{n}")) {
                 return Err(invalid(

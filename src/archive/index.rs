@@ -91,25 +91,16 @@ fn batch_of(rows: &[&IndexEntry]) -> RecordBatch {
     RecordBatch::try_new(arrow_schema(), cols).expect("index columns match")
 }
 
-/// Rows per row group of a shard: a lookup reads the footer, then the one row group
-/// whose `key_hash` statistics admit the key.
-pub const SHARD_ROW_GROUP_ROWS: usize = 1024;
+/// Rows per row group of a shard (a shard is one row group unless the index is huge):
+/// a lookup reads the footer and page index, then the one page whose `key_hash`
+/// statistics admit the key, column by column.
+pub const SHARD_ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// Writer properties of a shard: [`super::writer_properties`] with row groups of
-/// [`SHARD_ROW_GROUP_ROWS`] and min/max statistics on `key_hash` only.
+/// Writer properties of a shard: [`super::lookup_properties`] sorted by `key_hash`
+/// (statistics on `key_hash` only, no bloom filter: a shard holds the keys of its hash
+/// range, so a present key is the common case).
 pub fn shard_properties() -> parquet::file::properties::WriterProperties {
-    use parquet::file::properties::EnabledStatistics;
-    use parquet::schema::types::ColumnPath;
-    parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(
-            parquet::basic::ZstdLevel::try_new(super::ZSTD_LEVEL).unwrap_or_default(),
-        ))
-        .set_max_row_group_row_count(Some(SHARD_ROW_GROUP_ROWS))
-        .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
-        .set_dictionary_enabled(false)
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_column_statistics_enabled(ColumnPath::from("key_hash"), EnabledStatistics::Chunk)
-        .build()
+    super::lookup_properties("key_hash", SHARD_ROW_GROUP_ROWS, false)
 }
 
 /// Seal an index as `shards` shard objects (empty shards included, so shard `s`
@@ -139,7 +130,7 @@ pub fn seal(
             let batches: Vec<RecordBatch> = if rows.is_empty() {
                 vec![batch_of(&[])]
             } else {
-                rows.chunks(SHARD_ROW_GROUP_ROWS).map(batch_of).collect()
+                rows.chunks(8192).map(batch_of).collect()
             };
             let (ciphertext, _) = super::seal_parquet_to(
                 &path,

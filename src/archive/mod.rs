@@ -55,10 +55,16 @@ pub const DEFAULT_BUCKETS: u16 = 16;
 pub const ZSTD_LEVEL: i32 = 3;
 /// Rows per Parquet row group (index, quarantine, review and summary objects).
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
-/// Rows per row group of a record partition: partitions are sorted by `person_hash`, and
-/// each row group carries min/max statistics and a bloom filter of `person_hash`, so a
-/// lookup decrypts and decodes only the row groups that can hold a person.
-pub const PARTITION_ROW_GROUP_ROWS: usize = 1024;
+/// Rows per row group of a record partition (most partitions are one row group):
+/// partitions are sorted by `person_hash`, and each row group carries min/max statistics
+/// and a bloom filter of `person_hash`, so a lookup skips the row groups that cannot hold
+/// a person.
+pub const PARTITION_ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per data page of a record partition or index shard. Pages carry min/max statistics
+/// of the sort column (the column index) and every column an offset index, so a lookup
+/// decrypts and decodes only the pages that can hold the person or key, column by column.
+/// Small pages cost size (more headers, shorter zstd frames); large pages cost decoding.
+pub const LOOKUP_PAGE_ROWS: usize = 512;
 
 /// Threads storing sealed objects while partitions are still being sealed (a put waits
 /// on fsync or the network, not the CPU).
@@ -261,25 +267,40 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Writer properties of record partitions: [`writer_properties`] with row groups of
-/// [`PARTITION_ROW_GROUP_ROWS`], and min/max statistics and a bloom filter on
-/// `person_hash` only.
+/// [`PARTITION_ROW_GROUP_ROWS`], data pages of [`LOOKUP_PAGE_ROWS`], min/max statistics
+/// (row group and page) and a bloom filter on `person_hash` only.
 pub fn partition_properties() -> WriterProperties {
-    let ph = parquet::schema::types::ColumnPath::from("person_hash");
-    WriterProperties::builder()
+    lookup_properties("person_hash", PARTITION_ROW_GROUP_ROWS, true)
+}
+
+/// Writer properties of an object read by lookups, sorted by `column`: row groups of at
+/// most `row_group_rows`, pages of [`LOOKUP_PAGE_ROWS`] with an offset index (every
+/// column) and min/max statistics of `column` only (row group and page: the column
+/// index), optionally a bloom filter of `column`; no dictionary pages (nearly every
+/// column is near-unique, and reading any page would decode the dictionary first).
+pub fn lookup_properties(column: &str, row_group_rows: usize, bloom: bool) -> WriterProperties {
+    use parquet::file::properties::EnabledStatistics;
+    let col = parquet::schema::types::ColumnPath::from(column);
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
         ))
-        .set_max_row_group_row_count(Some(PARTITION_ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_data_page_row_count_limit(LOOKUP_PAGE_ROWS)
+        .set_write_batch_size(LOOKUP_PAGE_ROWS)
         .set_created_by(format!("vaxarc {}", env!("CARGO_PKG_VERSION")))
-        .set_column_bloom_filter_enabled(ph.clone(), true)
-        .set_column_bloom_filter_max_ndv(ph.clone(), PARTITION_ROW_GROUP_ROWS as u64)
-        .set_column_bloom_filter_fpp(ph.clone(), 0.01)
         .set_dictionary_enabled(false)
-        // Statistics only where a reader prunes on them: a footer with min/max for every
-        // column of every 1,024-row group costs a lookup more to parse than it saves.
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-        .set_column_statistics_enabled(ph, parquet::file::properties::EnabledStatistics::Chunk)
-        .build()
+        // Statistics only where a reader prunes on them: min/max of every column would
+        // cost a lookup more to parse than it saves.
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(col.clone(), EnabledStatistics::Page);
+    if bloom {
+        b = b
+            .set_column_bloom_filter_enabled(col.clone(), true)
+            .set_column_bloom_filter_max_ndv(col.clone(), row_group_rows as u64)
+            .set_column_bloom_filter_fpp(col, 0.01);
+    }
+    b.build()
 }
 
 /// Writes into the age stream while hashing the plaintext.

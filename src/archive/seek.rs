@@ -18,10 +18,12 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-    RowFilter,
+    RowFilter, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 
@@ -205,8 +207,10 @@ impl OpenParquet {
         identity: &age::x25519::Identity,
     ) -> Result<OpenParquet, ArchiveError> {
         let chunks = AgeChunks::open(store, path, identity)?;
-        let meta =
-            ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(pq(path))?;
+        // The page index (offset index of every column, column index of the sort column)
+        // when the object has one: archives written before it are read by row group.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(&chunks, options).map_err(pq(path))?;
         let declared = meta.metadata().file_metadata().num_rows();
         if !(0..=1_000_000_000).contains(&declared) {
             return Err(ArchiveError::Parquet {
@@ -245,25 +249,7 @@ impl OpenParquet {
             let chunk = rg.column(col);
             let in_range: Vec<&String> = match chunk.statistics() {
                 Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
-                    (Some(min), Some(max)) => {
-                        match (
-                            std::str::from_utf8(min.data()),
-                            std::str::from_utf8(max.data()),
-                        ) {
-                            (Ok(lo), Ok(hi)) if lo <= hi => values
-                                .range::<str, _>((
-                                    std::ops::Bound::Included(lo),
-                                    std::ops::Bound::Included(hi),
-                                ))
-                                .collect(),
-                            _ => values
-                                .iter()
-                                .filter(|v| {
-                                    v.as_bytes() >= min.data() && v.as_bytes() <= max.data()
-                                })
-                                .collect(),
-                        }
-                    }
+                    (Some(min), Some(max)) => between(values, min.data(), max.data()),
                     _ => values.iter().collect(),
                 },
                 _ => values.iter().collect(),
@@ -285,6 +271,59 @@ impl OpenParquet {
         Ok(out)
     }
 
+    /// Within row groups `groups`, the rows of the pages whose `column` statistics (the
+    /// column index) admit one of `values`, as a selection over those row groups in
+    /// order; None when the object has no page index for `column` (every row is read).
+    /// With the offset index, the reader then skips unselected pages of every column
+    /// without decrypting or decompressing them.
+    fn page_selection(
+        &self,
+        column: &str,
+        values: &BTreeSet<String>,
+        groups: &[usize],
+    ) -> Option<RowSelection> {
+        let col = self.column(column)?;
+        let meta = self.meta.metadata();
+        let mut ranges = Vec::new();
+        let mut base = 0usize;
+        for &g in groups {
+            let rows = usize::try_from(meta.row_group(g).num_rows()).ok()?;
+            let index = meta.page_index_for_row_group(g);
+            let (Some(ColumnIndexMetaData::BYTE_ARRAY(ci)), Some(oi)) =
+                (index.column_index(col), index.offset_index(col))
+            else {
+                return None;
+            };
+            let pages = oi.page_locations();
+            if pages.len() as u64 != ci.num_pages() {
+                return None;
+            }
+            for (i, page) in pages.iter().enumerate() {
+                let start = usize::try_from(page.first_row_index).ok()?;
+                let end = match pages.get(i + 1) {
+                    Some(next) => usize::try_from(next.first_row_index).ok()?,
+                    None => rows,
+                };
+                if start > end || end > rows {
+                    return None;
+                }
+                let admitted = match (ci.min_value(i), ci.max_value(i)) {
+                    (Some(min), Some(max)) => !between(values, min, max).is_empty(),
+                    // A page of nulls holds no value; a page without statistics may.
+                    _ => !ci.is_null_page(i),
+                };
+                if admitted {
+                    ranges.push(base + start..base + end);
+                }
+            }
+            base += rows;
+        }
+        Some(RowSelection::from_consecutive_ranges(
+            ranges.into_iter(),
+            base,
+        ))
+    }
+
     /// The rows whose text column `column` is one of `values`, reading only the row
     /// groups that can hold them, and of them only the columns in `columns` (all when
     /// None; `column` always).
@@ -298,12 +337,16 @@ impl OpenParquet {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
+        let selection = self.page_selection(column, values, &groups);
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.chunks.clone(),
             self.meta.clone(),
         )
         .with_row_groups(groups)
         .with_batch_size(8192);
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
         if let Some(cols) = columns {
             let descr = self.meta.parquet_schema();
             let leaves: Vec<usize> = descr
@@ -343,6 +386,19 @@ impl OpenParquet {
                 what: self.what.clone(),
                 message: e.to_string(),
             })
+    }
+}
+
+/// The values within `[min, max]`, compared as bytes (Parquet's order for text).
+fn between<'v>(values: &'v BTreeSet<String>, min: &[u8], max: &[u8]) -> Vec<&'v String> {
+    match (std::str::from_utf8(min), std::str::from_utf8(max)) {
+        (Ok(lo), Ok(hi)) if lo <= hi => values
+            .range::<str, _>((std::ops::Bound::Included(lo), std::ops::Bound::Included(hi)))
+            .collect(),
+        _ => values
+            .iter()
+            .filter(|v| v.as_bytes() >= min && v.as_bytes() <= max)
+            .collect(),
     }
 }
 
@@ -441,5 +497,72 @@ mod tests {
             Err(_) => {}
             Ok(c) => assert!(c.get_bytes(100_000, 100_000).is_err()),
         }
+    }
+
+    /// A sorted object of 5,000 rows in pages of `LOOKUP_PAGE_ROWS`: a read of a few
+    /// keys selects only their pages, and returns exactly their rows.
+    #[test]
+    fn lookups_read_only_the_pages_that_can_hold_the_keys() {
+        use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let (secret, recipient) = crypto::fresh_identity();
+        let keys: Vec<String> = (0..5000).map(|i| format!("{:06}", i / 2)).collect();
+        let schema = Arc::new(ArrowSchema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("v", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(keys.clone())),
+                Arc::new(StringArray::from(
+                    (0..5000).map(|i| format!("row{i}")).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let props = crate::archive::lookup_properties("k", 64 * 1024, true);
+        let (ct, _) =
+            crate::archive::seal_parquet_to("t", &[batch], schema, &recipient, props).unwrap();
+        store.put("obj.age", ct).unwrap();
+        let id: age::x25519::Identity = age::secrecy::ExposeSecret::expose_secret(&secret)
+            .parse()
+            .unwrap();
+        let open = OpenParquet::open(&store, "obj.age", &id).unwrap();
+        assert_eq!(open.meta.metadata().num_row_groups(), 1);
+        let wanted: BTreeSet<String> = ["000000", "001300", "002499"].map(String::from).into();
+        let groups = open.row_groups("k", &wanted).unwrap();
+        let selection = open.page_selection("k", &wanted, &groups).unwrap();
+        let selected: usize = selection
+            .iter()
+            .filter(|s| !s.skip)
+            .map(|s| s.row_count)
+            .sum();
+        assert!(
+            selected > 0 && selected <= 3 * crate::archive::LOOKUP_PAGE_ROWS,
+            "{selected}"
+        );
+        let only_v: BTreeSet<String> = ["v".to_string()].into();
+        let batches = open.rows_where("k", &wanted, Some(&only_v)).unwrap();
+        let mut got: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let v = b.column_by_name("v").unwrap();
+                let v = v.as_any().downcast_ref::<StringArray>().unwrap();
+                v.iter().map(|x| x.unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            ["row0", "row1", "row2600", "row2601", "row4998", "row4999"]
+        );
+        let none: BTreeSet<String> = ["000000x".to_string()].into();
+        assert!(open
+            .rows_where("k", &none, None)
+            .unwrap()
+            .iter()
+            .all(|b| b.num_rows() == 0));
     }
 }
