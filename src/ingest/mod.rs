@@ -346,7 +346,7 @@ impl Plan {
                     }
                 }
                 if !group.is_empty() {
-                    groups.push((n as u16, group));
+                    groups.push((n, group));
                 }
             }
             // A pivot layout whose dose groups are all absent is not this export: every
