@@ -101,6 +101,36 @@ impl<'a> Tree<'a> {
         self.sub(0, self.leaves.len())
     }
 
+    /// The consistency proof from the first `m` leaves to all of them (as
+    /// [`consistency_proof`]), from memoised subtree roots.
+    pub fn consistency_proof(&mut self, m: usize) -> Vec<Hash> {
+        if m == 0 || m >= self.leaves.len() {
+            return Vec::new();
+        }
+        self.subproof(m, 0, self.leaves.len(), true)
+    }
+
+    fn subproof(&mut self, m: usize, start: usize, end: usize, complete: bool) -> Vec<Hash> {
+        let n = end - start;
+        if m == n {
+            return if complete {
+                Vec::new()
+            } else {
+                vec![self.sub(start, end)]
+            };
+        }
+        let k = split(n);
+        if m <= k {
+            let mut p = self.subproof(m, start, start + k, complete);
+            p.push(self.sub(start + k, end));
+            p
+        } else {
+            let mut p = self.subproof(m - k, start + k, end, false);
+            p.push(self.sub(start, start + k));
+            p
+        }
+    }
+
     /// The inclusion proof of leaf `index` (as [`inclusion_proof`]).
     pub fn inclusion_proof(&mut self, index: usize) -> Vec<Hash> {
         let (mut start, mut end) = (0, self.leaves.len());
@@ -120,6 +150,138 @@ impl<'a> Tree<'a> {
         }
         path.reverse();
         path
+    }
+}
+
+/// The compact state of a tree of `size` leaves: the roots of the maximal perfect
+/// subtrees that make it up, left to right, one per set bit of `size`, largest first
+/// (the "frontier" of RFC 9162 logs). Enough to append leaves, give the new root and
+/// prove the inclusion of the appended leaves, without the earlier leaves: an append
+/// costs O(appended + log size) hashes instead of O(size).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    /// Leaves in the tree.
+    pub size: u64,
+    /// Roots of its maximal perfect subtrees, left to right.
+    pub blocks: Vec<Hash>,
+}
+
+/// The (start, end) leaf ranges of the maximal perfect subtrees of a tree of `n` leaves.
+fn blocks_of(n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bit = if n == 0 {
+        0
+    } else {
+        1usize << (usize::BITS - 1 - n.leading_zeros())
+    };
+    while bit > 0 {
+        if n & bit != 0 {
+            out.push((start, start + bit));
+            start += bit;
+        }
+        bit >>= 1;
+    }
+    out
+}
+
+/// Subtree roots over an old tree (known only by its frontier) followed by new leaves.
+struct Extended<'a> {
+    old: Vec<((usize, usize), Hash)>,
+    m: usize,
+    new: Tree<'a>,
+}
+
+impl Extended<'_> {
+    /// Root of leaves `start..end`; None when the range would need an old leaf that the
+    /// frontier does not give (never for the ranges RFC 9162's recursion visits when
+    /// proving an appended leaf or building the new frontier).
+    fn sub(&mut self, start: usize, end: usize) -> Option<Hash> {
+        if end <= self.m {
+            return self
+                .old
+                .iter()
+                .find(|(r, _)| *r == (start, end))
+                .map(|(_, h)| *h);
+        }
+        if start >= self.m {
+            return Some(self.new.sub(start - self.m, end - self.m));
+        }
+        let k = split(end - start);
+        Some(node_hash(
+            &self.sub(start, start + k)?,
+            &self.sub(start + k, end)?,
+        ))
+    }
+}
+
+impl Frontier {
+    /// The frontier of a tree over these leaves.
+    pub fn of(leaves: &[Hash]) -> Frontier {
+        let mut tree = Tree::new(leaves);
+        Frontier {
+            size: leaves.len() as u64,
+            blocks: blocks_of(leaves.len())
+                .into_iter()
+                .map(|(s, e)| tree.sub(s, e))
+                .collect(),
+        }
+    }
+
+    /// The tree's root (as [`root`] over its leaves).
+    pub fn root(&self) -> Hash {
+        let mut blocks = self.blocks.iter().rev();
+        let Some(last) = blocks.next() else {
+            return Sha256::digest([]).into();
+        };
+        blocks.fold(*last, |acc, b| node_hash(b, &acc))
+    }
+
+    /// Append leaves: the new frontier, its root, and the inclusion proof of each
+    /// appended leaf in the new tree (as [`inclusion_proof`]). None when the frontier
+    /// is malformed (wrong number of blocks for its size).
+    pub fn append(&self, leaves: &[Hash]) -> Option<(Frontier, Hash, Vec<Vec<Hash>>)> {
+        let m = usize::try_from(self.size).ok()?;
+        let ranges = blocks_of(m);
+        if ranges.len() != self.blocks.len() {
+            return None;
+        }
+        let mut ext = Extended {
+            old: ranges
+                .into_iter()
+                .zip(self.blocks.iter().copied())
+                .collect(),
+            m,
+            new: Tree::new(leaves),
+        };
+        let n = m + leaves.len();
+        let blocks = blocks_of(n)
+            .into_iter()
+            .map(|(s, e)| ext.sub(s, e))
+            .collect::<Option<Vec<_>>>()?;
+        let next = Frontier {
+            size: n as u64,
+            blocks,
+        };
+        let root = next.root();
+        let mut proofs = Vec::with_capacity(leaves.len());
+        for index in m..n {
+            let (mut start, mut end) = (0, n);
+            let mut path = Vec::new();
+            while end - start > 1 {
+                let k = split(end - start);
+                if index < start + k {
+                    path.push(ext.sub(start + k, end)?);
+                    end = start + k;
+                } else {
+                    path.push(ext.sub(start, start + k)?);
+                    start += k;
+                }
+            }
+            path.reverse();
+            proofs.push(path);
+        }
+        Some((next, root, proofs))
     }
 }
 
@@ -258,12 +420,51 @@ mod tests {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();
             let mut t = Tree::new(&leaves);
             assert_eq!(t.root(), root(&leaves), "root of {n}");
+            for m in 0..=n {
+                assert_eq!(
+                    t.consistency_proof(m),
+                    consistency_proof(&leaves, m),
+                    "{m} of {n}"
+                );
+            }
             for i in 0..n {
                 let p = t.inclusion_proof(i);
                 assert_eq!(p, inclusion_proof(&leaves, i), "proof {i} of {n}");
                 assert!(verify_inclusion(&leaves[i], i, n, &p, &root(&leaves)));
             }
         }
+    }
+
+    #[test]
+    fn appending_through_the_frontier_matches_the_whole_tree() {
+        let leaves: Vec<Hash> = (0..70usize).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for m in 0..40usize {
+            let f = Frontier::of(&leaves[..m]);
+            assert_eq!(f.root(), root(&leaves[..m]), "root of {m}");
+            for n in m..(m + 30).min(70) {
+                let (next, r, proofs) = f.append(&leaves[m..n]).unwrap();
+                assert_eq!(r, root(&leaves[..n]), "root of {m}+{}", n - m);
+                assert_eq!(
+                    next,
+                    Frontier::of(&leaves[..n]),
+                    "frontier of {m}+{}",
+                    n - m
+                );
+                for (j, p) in proofs.iter().enumerate() {
+                    assert_eq!(
+                        *p,
+                        inclusion_proof(&leaves[..n], m + j),
+                        "proof {} of {n}",
+                        m + j
+                    );
+                }
+            }
+        }
+        let broken = Frontier {
+            size: 3,
+            blocks: vec![leaves[0]],
+        };
+        assert!(broken.append(&leaves[..1]).is_none());
     }
 
     #[test]

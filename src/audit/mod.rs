@@ -1,18 +1,26 @@
 //! The tamper-evident audit log of an archive (`docs/audit.md`).
 //!
-//! `audit/log.jsonl` holds one entry per line: the canonical JSON of an [`Entry`] (time,
-//! operator, purpose, command, keyed hashes of the persons concerned — never a name or
-//! a number — result count, archive generation). Each line is a leaf of a Merkle tree
-//! hashed as RFC 9162 does ([`crate::merkle::leaf_hash`] of the line's bytes, without
-//! the newline). After each command a checkpoint `audit/checkpoint-<size>.txt` is
-//! written (C2SP tlog-checkpoint body: origin, size, base64 root), signed with minisign
-//! in `audit/checkpoint-<size>.txt.minisig` when a signing key is at hand.
-//! [`verify`] recomputes the tree, checks every checkpoint's signature and its
-//! consistency with the current log (RFC 9162 §2.1.4 consistency proof), and names
-//! the line or file that is wrong.
+//! The log is a sequence of entries, one per line: the canonical JSON of an [`Entry`]
+//! (time, operator, purpose, command, keyed hashes of the persons concerned — never a
+//! name or a number — result count, archive generation). Entry `seq` s is stored in
+//! segment object `audit/log-<s / 4096 as 8 digits>.jsonl` ([`segment_path`]); archives
+//! written before segments keep their first entries in `audit/log.jsonl`
+//! ([`LEGACY_LOG`]), read first. Each line is a leaf of a Merkle tree hashed as RFC 9162
+//! does ([`crate::merkle::leaf_hash`] of the line's bytes, without the newline). After
+//! each command a checkpoint `audit/checkpoint-<size>.txt` is written (C2SP
+//! tlog-checkpoint body: origin, size, base64 root), signed with minisign in
+//! `audit/checkpoint-<size>.txt.minisig` when a signing key is at hand.
 //!
-//! All I/O goes through [`Store`]. Appending rewrites the log object atomically (it is
-//! small); two commands appending at the same instant can lose one entry — run audited
+//! Appending reads and rewrites only the last segment, and computes the new root and
+//! the receipts' inclusion proofs from `audit/frontier.json` ([`FRONTIER`]: the roots of
+//! the tree's maximal perfect subtrees, [`merkle::Frontier`]) — O(appended + log n),
+//! however long the log. The frontier is a cache: when it does not match the last
+//! segment (a crash between the two writes) it is rebuilt from the whole log.
+//! [`verify`] recomputes the tree from every entry, checks every checkpoint's
+//! signature and its consistency with the current log (RFC 9162 §2.1.4 consistency
+//! proof), and names the object and line that is wrong.
+//!
+//! Two commands appending at the same instant can lose one entry — run audited
 //! commands one at a time per archive (the checkpoints would then show the loss).
 
 use base64::Engine as _;
@@ -22,8 +30,19 @@ use crate::archive::manifest::Manifest;
 use crate::archive::store::{Store, StoreError};
 use crate::merkle::{self, Hash};
 
-/// Object path of the log.
-pub const LOG: &str = "audit/log.jsonl";
+/// The single log object of archives written before segments (read, never appended to).
+pub const LEGACY_LOG: &str = "audit/log.jsonl";
+/// Prefix of log segment objects (see [`segment_path`]).
+pub const SEGMENT_PREFIX: &str = "audit/log-";
+/// Entries per log segment.
+pub const SEGMENT_ENTRIES: u64 = 4096;
+/// The tree state appends work from (a cache of the log; see the module docs).
+pub const FRONTIER: &str = "audit/frontier.json";
+
+/// Object holding entry `seq` (unless it is one of a legacy log's).
+pub fn segment_path(seq: u64) -> String {
+    format!("{SEGMENT_PREFIX}{:08}.jsonl", seq / SEGMENT_ENTRIES)
+}
 /// Prefix of checkpoint objects.
 pub const CHECKPOINT_PREFIX: &str = "audit/checkpoint-";
 /// Hash kind of the person references in entries (see [`crate::archive::keyed_hash`]).
@@ -129,11 +148,25 @@ pub struct AppendReceipt {
     pub entry: String,
 }
 
-/// The log as stored: the lines (leaf data) in order.
+/// The log as stored: the lines (leaf data) in order, and where each one is.
 #[derive(Clone, Debug, Default)]
 pub struct Log {
     /// Each line's bytes, without the newline.
     pub lines: Vec<Vec<u8>>,
+    /// (object, 1-based line) of each line, for messages.
+    pub places: Vec<(String, usize)>,
+    /// Lines read from [`LEGACY_LOG`] (the first ones).
+    pub legacy: u64,
+}
+
+/// One object's lines: a missing final newline is tolerated, an empty line is kept (and
+/// fails entry parsing in [`verify`]).
+fn lines_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    if lines.last().is_some_and(Vec::is_empty) {
+        lines.pop();
+    }
+    lines
 }
 
 impl Log {
@@ -142,34 +175,141 @@ impl Log {
         self.lines.iter().map(|l| merkle::leaf_hash(l)).collect()
     }
 
-    /// Bytes of the object.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for l in &self.lines {
-            out.extend_from_slice(l);
-            out.push(b'\n');
+    fn push_object(&mut self, path: &str, bytes: &[u8]) {
+        for (i, l) in lines_of(bytes).into_iter().enumerate() {
+            self.lines.push(l);
+            self.places.push((path.to_string(), i + 1));
         }
-        out
     }
 
-    /// Parse the object's bytes: one line per entry; a missing final newline is
-    /// tolerated, an empty line is kept (and fails entry parsing in [`verify`]).
-    pub fn parse(bytes: &[u8]) -> Log {
-        let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-        if lines.last().is_some_and(Vec::is_empty) {
-            lines.pop();
+    /// "object:line" of entry `i`.
+    pub fn place(&self, i: usize) -> String {
+        match self.places.get(i) {
+            Some((path, line)) => format!("{path}:{line}"),
+            None => format!("{SEGMENT_PREFIX}…:{}", i + 1),
         }
-        Log { lines }
     }
 }
 
-/// Read the log (absent = empty).
+/// Read the whole log: the legacy object, then every segment in order (absent = empty).
 pub fn read_log(store: &Store) -> Result<Log, AuditError> {
-    match store.get(LOG) {
-        Ok(b) => Ok(Log::parse(&b)),
-        Err(StoreError::NotFound { .. }) => Ok(Log::default()),
-        Err(e) => Err(e.into()),
+    let mut log = Log::default();
+    match store.get(LEGACY_LOG) {
+        Ok(b) => {
+            log.push_object(LEGACY_LOG, &b);
+            log.legacy = log.lines.len() as u64;
+        }
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
+    let mut segments: Vec<(u64, String)> = store
+        .list()?
+        .into_iter()
+        .filter_map(|o| {
+            let n = o
+                .path
+                .strip_prefix(SEGMENT_PREFIX)?
+                .strip_suffix(".jsonl")?
+                .parse()
+                .ok()?;
+            Some((n, o.path))
+        })
+        .collect();
+    segments.sort();
+    for (_, path) in segments {
+        let b = store.get(&path)?;
+        log.push_object(&path, &b);
+    }
+    Ok(log)
+}
+
+/// `audit/frontier.json`.
+#[derive(Serialize, Deserialize)]
+struct FrontierFile {
+    /// Entries in the log.
+    size: u64,
+    /// Entries in the legacy object.
+    legacy: u64,
+    /// Subtree roots (hex), [`merkle::Frontier::blocks`].
+    blocks: Vec<String>,
+}
+
+/// Where appends start: the tree's frontier, the legacy count, and the bytes of the
+/// segment the next entry goes to (empty when it does not exist yet).
+struct Tail {
+    frontier: merkle::Frontier,
+    legacy: u64,
+    segment: Vec<u8>,
+}
+
+/// The last entry's `seq` in a segment's bytes.
+fn last_seq(bytes: &[u8]) -> Option<u64> {
+    let line = lines_of(bytes).pop()?;
+    serde_json::from_slice::<Entry>(&line).ok().map(|e| e.seq)
+}
+
+/// The append state from `audit/frontier.json` when it matches the segment it points
+/// at; otherwise rebuilt from the whole log.
+fn load_tail(store: &Store) -> Result<Tail, AuditError> {
+    let cached = match store.get(FRONTIER) {
+        Ok(b) => serde_json::from_slice::<FrontierFile>(&b).ok(),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(f) = cached {
+        let blocks: Option<Vec<Hash>> = f.blocks.iter().map(|h| unhex(h)).collect();
+        let frontier = blocks.map(|blocks| merkle::Frontier {
+            size: f.size,
+            blocks,
+        });
+        let path = segment_path(f.size);
+        let segment = match store.get(&path) {
+            Ok(b) => Some(b),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let matches = match &segment {
+            // The next entry goes after this segment's last one.
+            Some(b) => f.size > 0 && last_seq(b) == Some(f.size - 1),
+            // …or starts a segment (or follows the legacy log).
+            None => f.size % SEGMENT_ENTRIES == 0 || f.size == f.legacy,
+        };
+        if let (true, Some(frontier)) = (matches, frontier) {
+            if frontier.append(&[]).is_some() && f.size >= f.legacy {
+                return Ok(Tail {
+                    frontier,
+                    legacy: f.legacy,
+                    segment: segment.unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let log = read_log(store)?;
+    let frontier = merkle::Frontier::of(&log.leaves());
+    let segment = match store.get(&segment_path(frontier.size)) {
+        Ok(b) if frontier.size > log.legacy => b,
+        Ok(_) | Err(StoreError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Tail {
+        frontier,
+        legacy: log.legacy,
+        segment,
+    })
+}
+
+fn put_frontier(store: &Store, frontier: &merkle::Frontier, legacy: u64) -> Result<(), AuditError> {
+    let file = FrontierFile {
+        size: frontier.size,
+        legacy,
+        blocks: frontier.blocks.iter().map(merkle::hex).collect(),
+    };
+    let bytes = serde_json::to_vec(&file).map_err(|e| AuditError::Malformed {
+        path: FRONTIER.into(),
+        message: e.to_string(),
+    })?;
+    store.put(FRONTIER, bytes)?;
+    Ok(())
 }
 
 /// Build the stored entry of an event (pure).
@@ -217,40 +357,63 @@ pub fn append(
     Ok(r.pop().expect("one event, one receipt"))
 }
 
-/// Append several events with one rewrite of the log (batch lookups). Receipts are
-/// against the tree after the last append.
+/// Append several events with one write of the last segment (batch lookups). Receipts
+/// are against the tree after the last append.
 pub fn append_all(
     store: &Store,
     secret: Option<&[u8; 32]>,
     events: Vec<Event>,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
-    let mut log = read_log(store)?;
-    let first = log.lines.len() as u64;
+    let tail = load_tail(store)?;
+    let first = tail.frontier.size;
+    let mut lines = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let entry = entry_of(secret, first + i as u64, e)?;
         let line = serde_json::to_vec(&entry).map_err(|e| AuditError::Malformed {
-            path: LOG.into(),
+            path: segment_path(first + i as u64),
             message: e.to_string(),
         })?;
-        log.lines.push(line);
+        lines.push(line);
     }
-    store.put(LOG, log.to_bytes())?;
-    let leaves = log.leaves();
-    let mut tree = merkle::Tree::new(&leaves);
-    let root = merkle::hex(&tree.root());
-    let size = leaves.len() as u64;
-    Ok((first..size)
-        .map(|i| AppendReceipt {
-            index: i,
+    let leaves: Vec<Hash> = lines.iter().map(|l| merkle::leaf_hash(l)).collect();
+    let (next, root, proofs) =
+        tail.frontier
+            .append(&leaves)
+            .ok_or_else(|| AuditError::Malformed {
+                path: FRONTIER.into(),
+                message: "not the state of a Merkle tree".into(),
+            })?;
+    // Segments first (the entries), the frontier last: a crash in between leaves a
+    // frontier that no longer matches the last segment, and the next append rebuilds it.
+    let mut object = tail.segment;
+    let mut path = segment_path(first);
+    for (i, line) in lines.iter().enumerate() {
+        let seq = first + i as u64;
+        if segment_path(seq) != path {
+            store.put(&path, std::mem::take(&mut object))?;
+            path = segment_path(seq);
+        }
+        object.extend_from_slice(line);
+        object.push(b'\n');
+    }
+    if !lines.is_empty() {
+        store.put(&path, object)?;
+        put_frontier(store, &next, tail.legacy)?;
+    }
+    let root = merkle::hex(&root);
+    let size = next.size;
+    Ok(lines
+        .into_iter()
+        .zip(leaves)
+        .zip(proofs)
+        .enumerate()
+        .map(|(i, ((line, leaf), proof))| AppendReceipt {
+            index: first + i as u64,
             size,
             root: root.clone(),
-            leaf_hash: merkle::hex(&leaves[i as usize]),
-            inclusion_proof: tree
-                .inclusion_proof(i as usize)
-                .iter()
-                .map(merkle::hex)
-                .collect(),
-            entry: String::from_utf8_lossy(&log.lines[i as usize]).into_owned(),
+            leaf_hash: merkle::hex(&leaf),
+            inclusion_proof: proof.iter().map(merkle::hex).collect(),
+            entry: String::from_utf8_lossy(&line).into_owned(),
         })
         .collect())
 }
@@ -320,10 +483,9 @@ pub fn checkpoint(
     archive_id: &str,
     signer: Option<&minisign::SecretKey>,
 ) -> Result<Checkpoint, AuditError> {
-    let log = read_log(store)?;
-    let leaves = log.leaves();
-    let root = merkle::root(&leaves);
-    let size = leaves.len() as u64;
+    let tail = load_tail(store)?;
+    let root = tail.frontier.root();
+    let size = tail.frontier.size;
     let text = checkpoint_text(archive_id, size, &root);
     let path = format!("{CHECKPOINT_PREFIX}{size}.txt");
     if let Some(sk) = signer {
@@ -392,21 +554,51 @@ pub fn verify(
     let mut report = Report::default();
     let log = read_log(store)?;
     let leaves = log.leaves();
-    let root = merkle::root(&leaves);
+    let mut tree = merkle::Tree::new(&leaves);
+    let root = tree.root();
     report.entries = leaves.len() as u64;
     report.root = merkle::hex(&root);
+    // The append cache must describe this log when it claims the same size (a smaller
+    // size is a crash between two writes, repaired by the next append).
+    let frontier_problem = match store.get(FRONTIER) {
+        Ok(b) => match serde_json::from_slice::<FrontierFile>(&b) {
+            Ok(f) if f.size == report.entries => {
+                let actual = merkle::Frontier::of(&leaves);
+                let blocks: Vec<String> = actual.blocks.iter().map(merkle::hex).collect();
+                (f.blocks != blocks || f.legacy != log.legacy)
+                    .then(|| "does not match the log: an entry was altered".to_string())
+            }
+            Ok(f) if f.size > report.entries => Some(format!(
+                "describes {} entries but the log holds {}: entries were deleted",
+                f.size, report.entries
+            )),
+            Ok(_) => None,
+            Err(_) => Some("not an audit tree state".to_string()),
+        },
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
     let mut problem = |path: String, what: String| {
         report.problems.push(Problem {
             path,
             problem: what,
         })
     };
+    if let Some(p) = frontier_problem {
+        problem(FRONTIER.into(), p);
+    }
     for (i, line) in log.lines.iter().enumerate() {
-        let at = format!("{LOG}:{}", i + 1);
+        let at = log.place(i);
         match serde_json::from_slice::<Entry>(line) {
             Ok(e) => {
+                let misplaced = i as u64 >= log.legacy && log.places[i].0 != segment_path(e.seq);
                 if e.seq != i as u64 {
-                    problem(at, format!("entry says seq {} but is line {} (an entry before it was deleted or inserted)", e.seq, i + 1));
+                    problem(at, format!("entry says seq {} but is entry {} of the log (an entry before it was deleted or inserted)", e.seq, i + 1));
+                } else if misplaced {
+                    problem(
+                        at,
+                        format!("entry {} is stored in the wrong segment", e.seq),
+                    );
                 } else if e.archive_id != manifest.archive_id {
                     problem(at, "entry belongs to another archive".into());
                 }
@@ -471,7 +663,7 @@ pub fn verify(
         }
         if size > leaves.len() as u64 {
             problem(
-                LOG.into(),
+                SEGMENT_PREFIX.into(),
                 format!(
                     "{path} covers {size} entries but the log holds only {}: entries were deleted",
                     leaves.len()
@@ -479,17 +671,23 @@ pub fn verify(
             );
             continue;
         }
-        let proof = merkle::consistency_proof(&leaves, size as usize);
+        let proof = tree.consistency_proof(size as usize);
         let consistent =
             merkle::verify_consistency(size as usize, leaves.len(), &proof, &cp_root, &root);
         if consistent {
             last_good = last_good.max(size);
         } else {
+            let from = (last_good as usize).min(leaves.len().saturating_sub(1));
+            let to = (size as usize)
+                .saturating_sub(1)
+                .min(leaves.len().saturating_sub(1));
             problem(
-                LOG.into(),
+                SEGMENT_PREFIX.into(),
                 format!(
-                    "not consistent with {path}: an entry among lines {}..={size} was altered, deleted or inserted",
-                    last_good + 1
+                    "not consistent with {path}: an entry among entries {}..={size} ({} to {}) was altered, deleted or inserted",
+                    last_good + 1,
+                    log.place(from),
+                    log.place(to),
                 ),
             );
         }

@@ -47,7 +47,7 @@ fn entries_hash_persons_and_queries_and_receipts_verify() {
     for i in 0..5 {
         receipts.push(append(&s, Some(&secret), event(i)).unwrap());
     }
-    let text = String::from_utf8(s.get(LOG).unwrap()).unwrap();
+    let text = String::from_utf8(s.get(&segment_path(0)).unwrap()).unwrap();
     assert_eq!(text.lines().count(), 5);
     assert!(
         !text.contains("person1") && !text.contains("atena"),
@@ -93,7 +93,8 @@ fn verify_accepts_a_good_log_and_names_tampering() {
         vec!["audit/checkpoint-4.txt".to_string()]
     );
 
-    let good = s.get(LOG).unwrap();
+    let seg = segment_path(0);
+    let good = s.get(&seg).unwrap();
     let lines: Vec<&[u8]> = good
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -104,13 +105,13 @@ fn verify_accepts_a_good_log_and_names_tampering() {
         "\"result_count\":0",
         1,
     );
-    s.put(LOG, altered.into_bytes()).unwrap();
+    s.put(&seg, altered.into_bytes()).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert!(!r.ok());
     assert!(
         r.problems
             .iter()
-            .any(|p| p.path == LOG && p.problem.contains("lines 2..=2")),
+            .any(|p| p.path == SEGMENT_PREFIX && p.problem.contains("entries 2..=2")),
         "{:?}",
         r.problems
     );
@@ -122,10 +123,12 @@ fn verify_accepts_a_good_log_and_names_tampering() {
             deleted.push(b'\n');
         }
     }
-    s.put(LOG, deleted).unwrap();
+    s.put(&seg, deleted).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert!(
-        r.problems.iter().any(|p| p.path == "audit/log.jsonl:2"),
+        r.problems
+            .iter()
+            .any(|p| p.path == "audit/log-00000000.jsonl:2"),
         "{:?}",
         r.problems
     );
@@ -135,7 +138,7 @@ fn verify_accepts_a_good_log_and_names_tampering() {
         truncated.extend_from_slice(l);
         truncated.push(b'\n');
     }
-    s.put(LOG, truncated).unwrap();
+    s.put(&seg, truncated).unwrap();
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert!(
         r.problems
@@ -145,7 +148,7 @@ fn verify_accepts_a_good_log_and_names_tampering() {
         r.problems
     );
     // Forged checkpoint signature.
-    s.put(LOG, good).unwrap();
+    s.put(&seg, good).unwrap();
     let (_, other) = keys();
     let text = s.get("audit/checkpoint-2.txt").unwrap();
     let forged = crate::archive::manifest::sign(&other, &text, "x").unwrap();
@@ -154,6 +157,101 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     let r = verify(&s, &m, Some(&pk)).unwrap();
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert_eq!(r.problems[0].path, "audit/checkpoint-2.txt.minisig");
+}
+
+/// The tree root and receipts an append computes from the frontier equal the ones of
+/// the whole log, across a segment boundary.
+#[test]
+fn appends_cross_segments_and_agree_with_the_whole_log() {
+    let (_d, s) = store();
+    let m = manifest("a1");
+    let secret = [3u8; 32];
+    let n = SEGMENT_ENTRIES + 5;
+    let first = append_all(&s, Some(&secret), (0..n).map(event).collect()).unwrap();
+    assert_eq!(first.len() as u64, n);
+    assert!(
+        s.exists(&segment_path(0)).unwrap() && s.exists(&segment_path(SEGMENT_ENTRIES)).unwrap()
+    );
+    let r = append(&s, Some(&secret), event(n)).unwrap();
+    assert_eq!((r.index, r.size), (n, n + 1));
+    let leaves = read_log(&s).unwrap().leaves();
+    assert_eq!(r.root, merkle::hex(&merkle::root(&leaves)));
+    assert_eq!(
+        r.inclusion_proof,
+        merkle::inclusion_proof(&leaves, n as usize)
+            .iter()
+            .map(merkle::hex)
+            .collect::<Vec<_>>()
+    );
+    assert!(verify_inclusion(&r) && verify_inclusion(&first[4000]));
+    checkpoint(&s, "a1", None).unwrap();
+    let v = verify(&s, &m, None).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.entries, n + 1);
+}
+
+/// A crash between the segment write and the frontier write: the next append finds the
+/// frontier stale, rebuilds it from the log, and nothing is lost or doubled.
+#[test]
+fn a_stale_frontier_is_rebuilt() {
+    let (_d, s) = store();
+    let m = manifest("a1");
+    let secret = [4u8; 32];
+    append_all(&s, Some(&secret), (0..3).map(event).collect()).unwrap();
+    let stale = s.get(FRONTIER).unwrap();
+    append(&s, Some(&secret), event(3)).unwrap();
+    s.put(FRONTIER, stale).unwrap();
+    let v = verify(&s, &m, None).unwrap();
+    assert!(
+        v.ok(),
+        "a smaller cached size is not a problem: {:?}",
+        v.problems
+    );
+    let r = append(&s, Some(&secret), event(4)).unwrap();
+    assert_eq!((r.index, r.size), (4, 5));
+    let leaves = read_log(&s).unwrap().leaves();
+    assert_eq!(r.root, merkle::hex(&merkle::root(&leaves)));
+    checkpoint(&s, "a1", None).unwrap();
+    assert!(verify(&s, &m, None).unwrap().ok());
+    // A frontier of the right size but other hashes is named.
+    let mut f: serde_json::Value = serde_json::from_slice(&s.get(FRONTIER).unwrap()).unwrap();
+    f["blocks"][0] = serde_json::json!(merkle::hex(&[0u8; 32]));
+    s.put(FRONTIER, serde_json::to_vec(&f).unwrap()).unwrap();
+    let v = verify(&s, &m, None).unwrap();
+    assert!(
+        v.problems.iter().any(|p| p.path == FRONTIER),
+        "{:?}",
+        v.problems
+    );
+}
+
+/// An archive written before segments: its `audit/log.jsonl` is read first, and new
+/// entries continue in segments.
+#[test]
+fn a_legacy_log_is_continued_in_segments() {
+    let (_d, s) = store();
+    let m = manifest("a1");
+    let secret = [5u8; 32];
+    let legacy: Vec<u8> = (0..3u64)
+        .flat_map(|i| {
+            let mut l =
+                serde_json::to_vec(&entry_of(Some(&secret), i, &event(i)).unwrap()).unwrap();
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    s.put(LEGACY_LOG, legacy).unwrap();
+    let r = append(&s, Some(&secret), event(3)).unwrap();
+    assert_eq!((r.index, r.size), (3, 4));
+    assert!(s.exists(&segment_path(3)).unwrap());
+    let log = read_log(&s).unwrap();
+    assert_eq!((log.lines.len(), log.legacy), (4, 3));
+    assert_eq!(r.root, merkle::hex(&merkle::root(&log.leaves())));
+    append(&s, Some(&secret), event(4)).unwrap();
+    checkpoint(&s, "a1", None).unwrap();
+    let v = verify(&s, &m, None).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.entries, 5);
 }
 
 #[test]

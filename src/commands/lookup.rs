@@ -260,7 +260,7 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     audit::append_all(&store, Some(&secret), events)?;
     let cp = audit::checkpoint(&store, &archive_id, signer.as_ref())?;
     ctx.printer.note(&format!(
-        "{n} lookup(s) logged in audit/log.jsonl (checkpoint {}, {}); {} of {} partitions and {} of {} index shards read",
+        "{n} lookup(s) logged in the audit log (checkpoint {}, {}); {} of {} partitions and {} of {} index shards read",
         cp.size,
         if cp.signed { "signed" } else { "unsigned: pass --signing-key to sign" },
         reader.partitions_decrypted,

@@ -392,15 +392,13 @@ pub fn verify(
             if !crate::audit::verify_inclusion(&receipt) {
                 problem(&name, "the audit inclusion proof does not verify".into());
             }
-            match store.get(crate::audit::LOG) {
+            match crate::audit::read_log(store) {
                 Ok(log) => {
-                    let line = String::from_utf8_lossy(&log)
-                        .lines()
-                        .nth(receipt.index as usize)
-                        .map(str::to_string);
+                    let i = receipt.index as usize;
+                    let line = log.lines.get(i).map(|l| String::from_utf8_lossy(l));
                     if line.as_deref() != Some(receipt.entry.as_str()) {
                         problem(
-                            crate::audit::LOG,
+                            &log.place(i),
                             format!(
                                 "entry {} differs from the one this certificate proves",
                                 receipt.index + 1
@@ -408,7 +406,7 @@ pub fn verify(
                         );
                     }
                 }
-                Err(e) => problem(crate::audit::LOG, e.to_string()),
+                Err(e) => problem(crate::audit::SEGMENT_PREFIX, e.to_string()),
             }
         }
     }

@@ -273,7 +273,7 @@ fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_hold
         n += 1;
     }
     assert!(n >= 3);
-    let log = std::fs::read_to_string(archive.join("audit/log.jsonl")).unwrap();
+    let log = std::fs::read_to_string(archive.join("audit/log-00000000.jsonl")).unwrap();
     assert!(log.lines().count() >= 20, "every lookup is an entry");
     assert!(log
         .lines()
@@ -319,7 +319,7 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("5 entries"), "{text}");
-    let log = archive.join("audit/log.jsonl");
+    let log = archive.join("audit/log-00000000.jsonl");
     let good = std::fs::read_to_string(&log).unwrap();
     // Altered entry.
     std::fs::write(
@@ -329,7 +329,7 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     .unwrap();
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("audit/log.jsonl"), "{text}");
+    assert!(text.contains("audit/log-"), "{text}");
     // Deleted entry (the second lookup).
     let kept: Vec<&str> = good
         .lines()
@@ -340,7 +340,7 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     std::fs::write(&log, kept.join("\n") + "\n").unwrap();
     let (code, text) = verify(&archive);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("audit/log.jsonl:3"), "{text}");
+    assert!(text.contains("audit/log-00000000.jsonl:3"), "{text}");
     // Truncated log.
     let kept: Vec<&str> = good.lines().take(3).collect();
     std::fs::write(&log, kept.join("\n") + "\n").unwrap();

@@ -573,7 +573,7 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     );
     assert!(erased.iter().all(|id| !text.contains(id.as_str())));
     // The certificate's audit receipt is in the log, and a deleted log entry is caught.
-    let log = archive.join("audit/log.jsonl");
+    let log = archive.join("audit/log-00000000.jsonl");
     let original = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = original.lines().collect();
     let shortened: String = lines
