@@ -164,7 +164,9 @@ pub enum IngestError {
     #[error("source `{id}` (`{path}`) is empty: no header row")]
     Empty { id: String, path: PathBuf },
     /// A header needed by the layout is absent.
-    #[error("source `{id}` (`{path}`) line 1: header `{header}` required by layout `{layout}` is missing")]
+    // Header, id and layout texts are escaped: a quoted header (or a layout's) may hold a
+    // line break, and an error is one line.
+    #[error("source `{}` (`{path}`) line 1: header `{}` required by layout `{}` is missing", id.escape_debug(), header.escape_debug(), layout.escape_debug())]
     MissingHeader {
         id: String,
         path: PathBuf,
@@ -172,7 +174,7 @@ pub enum IngestError {
         layout: String,
     },
     /// Two columns share a header the layout uses.
-    #[error("source `{id}` (`{path}`) line 1, column {column}: header `{header}` appears twice")]
+    #[error("source `{}` (`{path}`) line 1, column {column}: header `{}` appears twice", id.escape_debug(), header.escape_debug())]
     DuplicateHeader {
         id: String,
         path: PathBuf,
@@ -1164,6 +1166,26 @@ mod tests {
             .map(|r| r[schema.idx("dose_number")].as_int())
             .collect();
         assert_eq!(doses, [Some(1), Some(3)]);
+    }
+
+    #[test]
+    fn header_errors_stay_on_one_line() {
+        let e = IngestError::MissingHeader {
+            id: "s\n1".into(),
+            path: "p.csv".into(),
+            header: "1回目\n接種日".into(),
+            layout: "l\r".into(),
+        };
+        let d = IngestError::DuplicateHeader {
+            id: "s".into(),
+            path: "p.csv".into(),
+            header: "a\nb".into(),
+            column: 2,
+        };
+        for text in [e.to_string(), d.to_string()] {
+            assert!(!text.contains('\n') && !text.contains('\r'), "{text}");
+        }
+        assert!(e.to_string().contains("1回目\\n接種日"), "{e}");
     }
 
     #[test]
