@@ -33,6 +33,8 @@ pub const MAX_FIELD_BYTES: usize = 1 << 20;
 
 /// Byte records normalised together; bounds memory per file.
 pub const CHUNK_ROWS: usize = 8192;
+/// Chunks smaller than this are normalised on the reading thread, without rayon.
+const PARALLEL_MIN_ROWS: usize = 256;
 
 /// Quarantine reason codes (documented in `docs/quarantine.md`).
 pub mod reason {
@@ -848,7 +850,7 @@ fn read_stream(
     };
     let mut records = Vec::new();
     let mut quarantine = Vec::new();
-    let mut chunk: Vec<(csv::ByteRecord, u64)> = Vec::with_capacity(CHUNK_ROWS);
+    let mut chunk: Vec<(csv::ByteRecord, u64)> = Vec::new();
     let mut done = false;
     while !done {
         chunk.clear();
@@ -861,13 +863,17 @@ fn read_stream(
             let line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
             chunk.push((rec, line));
         }
-        let results: Vec<RowResult> = chunk
-            .par_iter()
-            .map(|(rec, line)| {
-                let fields: Vec<&[u8]> = rec.iter().collect();
-                plan.row(&fields, *line, tables)
-            })
-            .collect();
+        let row = |(rec, line): &(csv::ByteRecord, u64)| {
+            let fields: Vec<&[u8]> = rec.iter().collect();
+            plan.row(&fields, *line, tables)
+        };
+        // A small chunk (a small file, or the last rows) is cheaper on this thread than
+        // handed to the pool and waited for.
+        let results: Vec<RowResult> = if chunk.len() < PARALLEL_MIN_ROWS {
+            chunk.iter().map(row).collect()
+        } else {
+            chunk.par_iter().map(row).collect()
+        };
         for r in results {
             accounting.rows_read += 1;
             let whole_row_quarantined =
