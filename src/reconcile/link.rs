@@ -211,17 +211,18 @@ fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<Vec<usize>> {
     hits
 }
 
-/// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket.
+/// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket;
+/// `people` and `reg_people` are [`Person::of`] of each record and registry row.
 pub(crate) fn link(
     f: &Fields,
     records: &[Record],
     ticket: &[TicketIds],
     registry: &[Record],
     rules: &Rules,
+    people: &[Person],
+    reg_people: &[Person],
 ) -> Vec<Link> {
     let n = records.len();
-    let people: Vec<Person> = records.par_iter().map(|r| Person::of(f, r)).collect();
-    let reg_people: Vec<Person> = registry.par_iter().map(|r| Person::of(f, r)).collect();
 
     // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
     // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.

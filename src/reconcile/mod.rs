@@ -30,6 +30,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::record::{Record, Value};
@@ -276,9 +277,8 @@ fn enrich(
 }
 
 /// Conflicts between a linked record and its registry person (by key for names).
-fn person_conflicts(f: &Fields, r: &Record, g: &Record) -> Vec<&'static str> {
+fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let (rp, gp) = (link::Person::of(f, r), link::Person::of(f, g));
     if matches!((rp.birth, gp.birth), (Some(a), Some(b)) if a != b) {
         out.push("birth_date");
     }
@@ -308,41 +308,53 @@ pub fn reconcile(
         ..Stats::default()
     };
     let mut records = records;
-    records.sort_by(|a, b| record_order(&f, a, b));
+    // Stable parallel sorts: the same order as `sort_by`, whatever the thread count.
+    records.par_sort_by(|a, b| record_order(&f, a, b));
 
     let ticket = enrich(&f, &mut records, vrs_persons, &mut stats);
-    let links = link::link(&f, &records, &ticket, registry, rules);
+    // Match keys once (kana and kanji keys are the costly part), for linking and conflicts.
+    let people: Vec<link::Person> = records
+        .par_iter()
+        .map(|r| link::Person::of(&f, r))
+        .collect();
+    let reg_people: Vec<link::Person> = registry
+        .par_iter()
+        .map(|r| link::Person::of(&f, r))
+        .collect();
+    let links = link::link(&f, &records, &ticket, registry, rules, &people, &reg_people);
 
-    let mut review = Vec::new();
-    for (r, l) in records.iter_mut().zip(&links) {
-        stats.suspicious_keys += u64::from(l.suspicious);
-        r[f.match_method] = Value::Str(l.method.as_str().into());
-        r[f.match_score] = match l.method {
-            Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
-            _ => Value::Null,
-        };
-        r[f.conflicts] = Value::Null;
-        match l.registry {
-            Some(g) => {
-                let person = &registry[g];
-                r[f.registry_atena_number] = person[f.atena_number].clone();
-                r[f.registry_status] = match &person[f.registry_status] {
-                    Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
-                    _ => Value::Str(DEFAULT_REGISTRY_STATUS.into()),
-                };
-                r[f.registry_status_date] = person[f.registry_status_date].clone();
-                for c in person_conflicts(&f, r, person) {
-                    merge::add_conflict(&f, r, c);
+    // Each record takes its link's outcome (in parallel; review items keep record order).
+    let applied: Vec<(u64, Option<ReviewItem>)> = records
+        .par_iter_mut()
+        .zip(links.par_iter())
+        .zip(people.par_iter())
+        .map(|((r, l), rp)| {
+            r[f.match_method] = Value::Str(l.method.as_str().into());
+            r[f.match_score] = match l.method {
+                Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
+                _ => Value::Null,
+            };
+            r[f.conflicts] = Value::Null;
+            match l.registry {
+                Some(g) => {
+                    let person = &registry[g];
+                    r[f.registry_atena_number] = person[f.atena_number].clone();
+                    r[f.registry_status] = match &person[f.registry_status] {
+                        Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
+                        _ => Value::Str(DEFAULT_REGISTRY_STATUS.into()),
+                    };
+                    r[f.registry_status_date] = person[f.registry_status_date].clone();
+                    for c in person_conflicts(rp, &reg_people[g]) {
+                        merge::add_conflict(&f, r, c);
+                    }
+                }
+                None => {
+                    r[f.registry_atena_number] = Value::Null;
+                    r[f.registry_status] = Value::Str("unlinked".into());
+                    r[f.registry_status_date] = Value::Null;
                 }
             }
-            None => {
-                r[f.registry_atena_number] = Value::Null;
-                r[f.registry_status] = Value::Str("unlinked".into());
-                r[f.registry_status_date] = Value::Null;
-            }
-        }
-        if l.method == Method::Review {
-            review.push(ReviewItem {
+            let review = (l.method == Method::Review).then(|| ReviewItem {
                 record_id: r[f.record_id].as_str().unwrap_or("").to_string(),
                 candidates: l
                     .candidates
@@ -358,28 +370,45 @@ pub fn reconcile(
                     })
                     .collect(),
             });
-        }
+            (u64::from(l.suspicious), review)
+        })
+        .collect();
+    drop(people);
+    drop(reg_people);
+    let mut review = Vec::new();
+    for (suspicious, item) in applied {
+        stats.suspicious_keys += suspicious;
+        review.extend(item);
     }
 
     let keep = merge::keep_indices(schema);
     let (mut records, merged_rows) = merge::merge(&f, &keep, records);
-    records.sort_by(|a, b| record_order(&f, a, b));
+    records.par_sort_by(|a, b| record_order(&f, a, b));
     review.sort_by(|a, b| a.record_id.cmp(&b.record_id));
 
     stats.merged_rows = merged_rows;
     stats.records_out = records.len() as u64;
     stats.review = review.len() as u64;
+    // Counted on borrowed names (a handful of distinct values), owned once at the end.
+    let mut by: [BTreeMap<&str, u64>; 3] = Default::default();
     for r in &records {
-        let name = |i: usize| r[i].as_str().unwrap_or("").to_string();
-        *stats.by_method.entry(name(f.match_method)).or_default() += 1;
-        *stats.by_status.entry(name(f.registry_status)).or_default() += 1;
-        *stats
-            .by_merge_status
-            .entry(name(f.merge_status))
-            .or_default() += 1;
+        for (map, i) in by
+            .iter_mut()
+            .zip([f.match_method, f.registry_status, f.merge_status])
+        {
+            *map.entry(r[i].as_str().unwrap_or("")).or_default() += 1;
+        }
         if !r[f.conflicts].is_null() {
             stats.conflicts += 1;
         }
+    }
+    let [method, status, merge_status] = by;
+    for (target, counts) in [
+        (&mut stats.by_method, method),
+        (&mut stats.by_status, status),
+        (&mut stats.by_merge_status, merge_status),
+    ] {
+        target.extend(counts.into_iter().map(|(k, v)| (k.to_string(), v)));
     }
     Outcome {
         records,
