@@ -223,6 +223,43 @@ fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
     })
 }
 
+/// Sort records by [`record_order`], stably — the order of `sort_by(record_order)` —
+/// without chasing two records' heap strings per comparison: each record's first 16
+/// bytes of `record_id` (a 32-hex-digit hash) are compared as one integer in a compact
+/// array, the full order only on a tie, the original position last; then the records
+/// are moved into that order once.
+fn sort_records(f: &Fields, records: &mut Vec<Record>) {
+    let prefix = |r: &Record| -> (bool, u128) {
+        match r[f.record_id].as_str() {
+            None => (false, 0),
+            Some(id) => {
+                let mut b = [0u8; 16];
+                let n = id.len().min(16);
+                b[..n].copy_from_slice(&id.as_bytes()[..n]);
+                (true, u128::from_be_bytes(b))
+            }
+        }
+    };
+    let mut order: Vec<((bool, u128), usize)> = records
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| (prefix(r), i))
+        .collect();
+    {
+        let records = &*records;
+        order.par_sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| record_order(f, &records[a.1], &records[b.1]))
+                .then(a.1.cmp(&b.1))
+        });
+    }
+    let mut slots = std::mem::take(records);
+    *records = order
+        .into_iter()
+        .map(|(_, i)| std::mem::take(&mut slots[i]))
+        .collect();
+}
+
 fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
     let m = r[f.municipality_code].as_str().filter(|s| !s.is_empty())?;
     let t = r[f.ticket_number].as_str().filter(|s| !s.is_empty())?;
@@ -308,8 +345,7 @@ pub fn reconcile(
         ..Stats::default()
     };
     let mut records = records;
-    // Stable parallel sorts: the same order as `sort_by`, whatever the thread count.
-    records.par_sort_by(|a, b| record_order(&f, a, b));
+    sort_records(&f, &mut records);
 
     let ticket = enrich(&f, &mut records, vrs_persons, &mut stats);
     // Match keys once (kana and kanji keys are the costly part), for linking and conflicts.
@@ -383,7 +419,7 @@ pub fn reconcile(
 
     let keep = merge::keep_indices(schema);
     let (mut records, merged_rows) = merge::merge(&f, &keep, records);
-    records.par_sort_by(|a, b| record_order(&f, a, b));
+    sort_records(&f, &mut records);
     review.sort_by(|a, b| a.record_id.cmp(&b.record_id));
 
     stats.merged_rows = merged_rows;

@@ -693,3 +693,40 @@ fn scale() {
         out.stats.by_method
     );
 }
+
+proptest! {
+    /// The key-array sort gives exactly the stable `sort_by(record_order)` order: ids
+    /// sharing 16-byte prefixes, short ids, missing ids and full ties included.
+    #[test]
+    fn sort_records_is_the_stable_record_order(
+        rows in proptest::collection::vec(
+            (
+                proptest::option::of(prop_oneof![
+                    "[0-9a-f]{32}",
+                    "0123456789abcdef[0-9a-f]{0,3}",
+                    "[ab]{0,3}",
+                ]),
+                0i64..3,
+                0u8..3,
+            ),
+            0..60,
+        )
+    ) {
+        let f = Fields::new(schema());
+        let records: Vec<Record> = rows
+            .iter()
+            .map(|(id, line, lot)| {
+                row(&[
+                    ("record_id", id.as_deref().map_or(Value::Null, s)),
+                    ("source_line", Value::Int(*line)),
+                    ("lot_number", s(&lot.to_string())),
+                ])
+            })
+            .collect();
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| record_order(&f, a, b));
+        let mut got = records;
+        sort_records(&f, &mut got);
+        prop_assert_eq!(got, expected);
+    }
+}
