@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use super::frames;
 use super::Fields;
 use crate::record::{Record, Value};
@@ -81,9 +83,11 @@ pub(crate) fn merge(
     keep_idx: &[usize],
     mut records: Vec<Record>,
 ) -> (Vec<Record>, u64) {
-    let kind = |r: &Record| r[f.source_kind].as_str().unwrap_or("").to_string();
+    fn kind<'r>(f: &Fields, r: &'r Record) -> &'r str {
+        r[f.source_kind].as_str().unwrap_or("")
+    }
     let keyed: frames::Keyed = records
-        .iter()
+        .par_iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let atena = r[f.registry_atena_number].as_str()?;
@@ -92,23 +96,30 @@ pub(crate) fn merge(
             Some((i as u32, format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")))
         })
         .collect();
-    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (row, group) in frames::group_ids(keyed) {
-        groups.entry(group).or_default().push(row as usize);
-    }
+    // Groups in group-id order, members in row order (a group's id is its first row).
+    let mut pairs = frames::group_ids(keyed);
+    pairs.par_sort_unstable_by_key(|&(row, group)| (group, row));
+    let groups = pairs
+        .chunk_by(|a, b| a.1 == b.1)
+        .filter(|g| g.len() > 1)
+        .map(|g| {
+            g.iter()
+                .map(|&(row, _)| row as usize)
+                .collect::<Vec<usize>>()
+        });
 
     let mut absorbed_by: Vec<Option<usize>> = vec![None; records.len()];
     let mut status: Vec<&'static str> = vec!["single"; records.len()];
-    for members in groups.values().filter(|m| m.len() > 1) {
+    for members in groups {
         let vrs: Vec<usize> = members
             .iter()
             .copied()
-            .filter(|&i| kind(&records[i]) == VRS_KIND)
+            .filter(|&i| kind(f, &records[i]) == VRS_KIND)
             .collect();
         let ledger: Vec<usize> = members
             .iter()
             .copied()
-            .filter(|&i| kind(&records[i]) == LEDGER_KIND)
+            .filter(|&i| kind(f, &records[i]) == LEDGER_KIND)
             .collect();
         if vrs.is_empty() || ledger.is_empty() {
             continue;
