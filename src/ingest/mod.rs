@@ -1115,18 +1115,23 @@ mod tests {
             }
             h
         };
+        // A row for `h` whose column groups (in header order) carry these dates.
+        let row_of = |h: &[String], dates: &[&str]| {
+            let mut row = vec![String::new(); h.len()];
+            row[0] = "123".into();
+            for (g, date) in dates.iter().enumerate() {
+                let b = 1 + g * 8;
+                row[b] = format!("{date}101010");
+                row[b + 1] = date.to_string();
+                row[b + 2] = "1234567890".into();
+                row[b + 3] = "131091".into();
+                row[b + 6] = "ファイザー".into();
+            }
+            row
+        };
         // Doses 1 and 2 only: read, one record per dose.
         let h = header(2);
-        let mut row = vec![String::new(); h.len()];
-        row[0] = "123".into();
-        for (n, date) in [(1, "20210701"), (2, "20210722")] {
-            let b = 1 + (n - 1) * 8;
-            row[b] = format!("{date}101010");
-            row[b + 1] = date.into();
-            row[b + 2] = "1234567890".into();
-            row[b + 3] = "131091".into();
-            row[b + 6] = "ファイザー".into();
-        }
+        let row = row_of(&h, &["20210701", "20210722"]);
         let text = format!("{}\n{}\n", h.join(","), row.join(","));
         let s = source(dir.path(), "two.csv", text.as_bytes(), "vrs-ledger-export");
         let (records, quarantine, acc) =
@@ -1150,16 +1155,7 @@ mod tests {
         // Doses 1 and 3 with dose 2's columns absent: each record keeps its own dose number.
         let mut h13 = header(3);
         h13.retain(|c| !c.starts_with("2回目"));
-        let mut row = vec![String::new(); h13.len()];
-        row[0] = "123".into();
-        for (g, date) in [(0, "20210701"), (1, "20211222")] {
-            let b = 1 + g * 8;
-            row[b] = format!("{date}101010");
-            row[b + 1] = date.into();
-            row[b + 2] = "1234567890".into();
-            row[b + 3] = "131091".into();
-            row[b + 6] = "ファイザー".into();
-        }
+        let row = row_of(&h13, &["20210701", "20211222"]);
         let text = format!("{}\n{}\n", h13.join(","), row.join(","));
         let s = source(dir.path(), "gap.csv", text.as_bytes(), "vrs-ledger-export");
         let (records, quarantine, acc) =
