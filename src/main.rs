@@ -6,6 +6,11 @@ use vaxarc::cli::Cli;
 use vaxarc::commands;
 use vaxarc::exit_codes::ExitCode;
 
+// mimalloc instead of glibc malloc: allocation was about a quarter of a migrate's CPU time
+// (docs/decisions.md, docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
