@@ -12,12 +12,277 @@ pub use compact_str::CompactString;
 /// A canonical record: one [`Value`] per field of the schema, in schema order
 /// (see [`crate::schema::Schema::idx`]). Registry and VRS person rows use the same
 /// shape, with the fields their layout does not fill left [`Value::Null`].
-pub type Record = Vec<Value>;
+///
+/// Stored sparsely: a bit per field says whether it holds a value, and only those values
+/// are kept, in field order. A ledger record fills about 30 of the 64 fields and a
+/// registry row about 15, so this holds a record in about half (registry rows a quarter)
+/// of the memory of one `Value` per field (docs/performance.md, "Sparse records").
+/// Indexing reads like a slice (`record[i]`, [`Value::Null`] for an empty field);
+/// `record[i] = v` through [`IndexMut`](std::ops::IndexMut) makes room for the field
+/// first. [`Record::set`] stores a `Null` as an empty field.
+#[derive(Clone, Default)]
+pub struct Record {
+    /// Bit `i % 64` of word `i / 64`: field `i` has an entry in `values`.
+    present: [u64; 2],
+    /// Number of fields (the schema's width).
+    len: u16,
+    /// The entries, in field order.
+    values: Vec<Value>,
+}
+
+/// Most fields a [`Record`] can have.
+pub const MAX_FIELDS: usize = 128;
+
+static NULL: Value = Value::Null;
+
+/// Free entries [`Record::compact`] leaves, and a full record grows by.
+const SPARE: usize = 8;
+
+impl Record {
+    /// A record of `len` fields, all [`Value::Null`].
+    ///
+    /// # Panics
+    /// If `len` exceeds [`MAX_FIELDS`] (a schema that wide is refused when loaded).
+    pub fn new(len: usize) -> Record {
+        assert!(
+            len <= MAX_FIELDS,
+            "a record has at most {MAX_FIELDS} fields"
+        );
+        Record {
+            present: [0; 2],
+            len: len as u16,
+            values: Vec::new(),
+        }
+    }
+
+    /// A record of `len` fields, all [`Value::Null`], with room for `values` of them
+    /// before it reallocates.
+    pub fn with_capacity(len: usize, values: usize) -> Record {
+        let mut r = Record::new(len);
+        r.values.reserve_exact(values.min(len));
+        r
+    }
+
+    /// Make room for `additional` more values before the record reallocates.
+    pub fn reserve(&mut self, additional: usize) {
+        self.values.reserve_exact(additional);
+    }
+
+    /// Number of fields.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when the record has no fields at all (not when all are null).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn has(&self, i: usize) -> bool {
+        self.present[i / 64] & (1u64 << (i % 64)) != 0
+    }
+
+    /// Position of field `i`'s entry in `values` (entries of fields before it).
+    #[inline]
+    fn rank(&self, i: usize) -> usize {
+        let below = |word: u64, bits: usize| {
+            if bits >= 64 {
+                word.count_ones() as usize
+            } else {
+                (word & ((1u64 << bits) - 1)).count_ones() as usize
+            }
+        };
+        below(self.present[0], i)
+            + if i > 64 {
+                below(self.present[1], i - 64)
+            } else {
+                0
+            }
+    }
+
+    /// Field `i`, or `None` when `i` is out of range.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Value> {
+        if i >= self.len() {
+            None
+        } else if self.has(i) {
+            Some(&self.values[self.rank(i)])
+        } else {
+            Some(&NULL)
+        }
+    }
+
+    /// Store `v` in field `i` (a `Null` empties the field).
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn set(&mut self, i: usize, v: Value) {
+        if v.is_null() {
+            self.take(i);
+        } else {
+            self[i] = v;
+        }
+    }
+
+    /// Take field `i`'s value, leaving it empty.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn take(&mut self, i: usize) -> Value {
+        assert!(i < self.len(), "field {i} out of range");
+        if !self.has(i) {
+            return Value::Null;
+        }
+        let at = self.rank(i);
+        self.present[i / 64] &= !(1u64 << (i % 64));
+        self.values.remove(at)
+    }
+
+    /// Every field in order, [`Value::Null`] for the empty ones.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            record: self,
+            field: 0,
+            entry: 0,
+        }
+    }
+
+    /// Drop entries that hold `Null` (left by `record[i] = Value::Null`) and spare capacity
+    /// beyond a few entries.
+    pub fn compact(&mut self) {
+        if self.values.iter().any(Value::is_null) {
+            let mut k = 0;
+            for i in 0..self.len() {
+                if self.has(i) {
+                    if self.values[k].is_null() {
+                        self.values.remove(k);
+                        self.present[i / 64] &= !(1u64 << (i % 64));
+                    } else {
+                        k += 1;
+                    }
+                }
+            }
+        }
+        // Room for the fields reconciliation fills in (status, score, person hash,
+        // registry number and dates, conflicts, provenance) without doubling.
+        self.values.shrink_to(self.values.len() + SPARE);
+    }
+
+    /// Every field as a vector, in order.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.iter().cloned().collect()
+    }
+}
+
+/// The fields of a [`Record`] in order ([`Record::iter`]).
+pub struct Iter<'a> {
+    record: &'a Record,
+    field: usize,
+    entry: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Value;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a Value> {
+        if self.field >= self.record.len() {
+            return None;
+        }
+        let i = self.field;
+        self.field += 1;
+        if self.record.has(i) {
+            self.entry += 1;
+            Some(&self.record.values[self.entry - 1])
+        } else {
+            Some(&NULL)
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.record.len() - self.field;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Record {
+    type Item = &'a Value;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Record {
+    type Output = Value;
+
+    #[inline]
+    fn index(&self, i: usize) -> &Value {
+        match self.get(i) {
+            Some(v) => v,
+            None => panic!("field {i} out of range of a record of {} fields", self.len),
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Record {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Value {
+        assert!(
+            i < self.len(),
+            "field {i} out of range of a record of {} fields",
+            self.len
+        );
+        let at = self.rank(i);
+        if !self.has(i) {
+            if self.values.len() == self.values.capacity() {
+                // A few fields at a time: doubling would waste half a record.
+                self.values.reserve_exact(SPARE);
+            }
+            self.present[i / 64] |= 1u64 << (i % 64);
+            self.values.insert(at, Value::Null);
+        }
+        &mut self.values[at]
+    }
+}
+
+impl From<Vec<Value>> for Record {
+    fn from(values: Vec<Value>) -> Record {
+        let mut r = Record::new(values.len());
+        for (i, v) in values.into_iter().enumerate() {
+            if !v.is_null() {
+                r.present[i / 64] |= 1u64 << (i % 64);
+                r.values.push(v);
+            }
+        }
+        r.values.shrink_to_fit();
+        r
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each value's own Debug never shows content.
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 /// One field value of a canonical record.
-#[derive(Clone, PartialEq, PartialOrd)]
+#[derive(Clone, Default, PartialEq, PartialOrd)]
 pub enum Value {
     /// No value.
+    #[default]
     Null,
     /// Text, NFC/NFKC-normalised as the field's normaliser decides. Inline up to 24
     /// bytes (most codes, numbers, dates and kana names: no heap allocation).
@@ -113,6 +378,69 @@ mod tests {
         let d = days_from_civil(2019, 5, 1).unwrap();
         assert_eq!(civil_from_days(d), (2019, 5, 1));
         assert_eq!(format_date(d), "2019-05-01");
+    }
+
+    #[test]
+    fn sparse_record_reads_like_a_vector() {
+        let mut r = Record::new(70);
+        assert_eq!(r.len(), 70);
+        assert!(r.iter().all(Value::is_null));
+        r[66] = Value::Int(1);
+        r[3] = Value::Str("a".into());
+        r.set(64, Value::Int(2));
+        r[10] = Value::Null; // an explicit Null entry
+        assert_eq!(r[3], Value::Str("a".into()));
+        assert_eq!(r[64], Value::Int(2));
+        assert_eq!(r[66], Value::Int(1));
+        assert_eq!(r[65], Value::Null);
+        assert_eq!(r.get(70), None);
+        let mut v = vec![Value::Null; 70];
+        v[3] = Value::Str("a".into());
+        v[64] = Value::Int(2);
+        v[66] = Value::Int(1);
+        assert_eq!(r.to_vec(), v);
+        assert_eq!(r, Record::from(v.clone()));
+        r.compact();
+        assert_eq!(r.values.len(), 3);
+        assert_eq!(r.to_vec(), v);
+        assert_eq!(r.take(64), Value::Int(2));
+        assert_eq!(r.take(64), Value::Null);
+        r.set(3, Value::Null);
+        assert_eq!(r.values.len(), 1);
+        assert_eq!(r[66], Value::Int(1));
+        if let Value::Int(i) = &mut r[66] {
+            *i = 5;
+        }
+        assert_eq!(r[66], Value::Int(5));
+    }
+
+    proptest::proptest! {
+        /// Any sequence of writes, takes and sets leaves the record equal to the same
+        /// operations applied to a plain vector.
+        #[test]
+        fn sparse_record_matches_a_vector(
+            len in 0usize..=128,
+            ops in proptest::collection::vec((0usize..128, 0u8..4, -5i64..5), 0..200),
+        ) {
+            let mut r = Record::new(len);
+            let mut v = vec![Value::Null; len];
+            for (i, op, x) in ops {
+                if i >= len {
+                    continue;
+                }
+                let value = if x == 0 { Value::Null } else { Value::Int(x) };
+                match op {
+                    0 => { r[i] = value.clone(); v[i] = value; }
+                    1 => { r.set(i, value.clone()); v[i] = value; }
+                    2 => { proptest::prop_assert_eq!(r.take(i), std::mem::take(&mut v[i])); }
+                    _ => r.compact(),
+                }
+                proptest::prop_assert_eq!(&r[i], &v[i]);
+            }
+            proptest::prop_assert_eq!(r.to_vec(), v.clone());
+            proptest::prop_assert_eq!(r.iter().len(), len);
+            proptest::prop_assert_eq!(&r, &Record::from(v));
+        }
     }
 
     #[test]

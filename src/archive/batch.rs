@@ -14,6 +14,9 @@ use crate::record::{Record, Value};
 use crate::schema::{FieldType, Schema};
 
 /// Build a batch of the given schema columns (`indices` into the record) from records.
+///
+/// Records are read once each, field by field in order (a sparse [`Record`] is cheapest
+/// to walk that way), each value appended to its column's builder.
 pub fn to_batch(
     schema: &Schema,
     indices: &[usize],
@@ -21,85 +24,94 @@ pub fn to_batch(
     records: &[&Record],
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
     let n = records.len();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
-    for &i in indices {
-        let column: ArrayRef = match schema.fields[i].field_type {
-            FieldType::Utf8 => {
-                let mut b = StringBuilder::with_capacity(n, n * 8);
-                for r in records {
-                    b.append_option(r[i].as_str());
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Int16 => {
-                let mut b = Int16Builder::with_capacity(n);
-                for r in records {
-                    b.append_option(r[i].as_int().and_then(|v| i16::try_from(v).ok()));
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Int32 => {
-                let mut b = Int32Builder::with_capacity(n);
-                for r in records {
-                    b.append_option(r[i].as_int().and_then(|v| i32::try_from(v).ok()));
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Int64 => {
-                let mut b = Int64Builder::with_capacity(n);
-                for r in records {
-                    b.append_option(r[i].as_int());
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Float64 => {
-                let mut b = Float64Builder::with_capacity(n);
-                for r in records {
-                    b.append_option(match r[i] {
-                        Value::Float(f) => Some(f),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Bool => {
-                let mut b = BooleanBuilder::with_capacity(n);
-                for r in records {
-                    b.append_option(match r[i] {
-                        Value::Bool(v) => Some(v),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::Date32 => {
-                let mut b = Date32Builder::with_capacity(n);
-                for r in records {
-                    b.append_option(r[i].as_date());
-                }
-                Arc::new(b.finish())
-            }
-            FieldType::TimestampS => {
-                let mut b = TimestampSecondBuilder::with_capacity(n);
-                for r in records {
-                    b.append_option(match r[i] {
-                        Value::Timestamp(t) => Some(t),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-        };
-        columns.push(column);
+    let mut builders: Vec<Builder> = indices
+        .iter()
+        .map(|&i| Builder::new(schema.fields[i].field_type, n))
+        .collect();
+    // Field → its builder(s); a field may be asked for twice.
+    let mut slots: Vec<Vec<usize>> = vec![Vec::new(); schema.len()];
+    for (k, &i) in indices.iter().enumerate() {
+        slots[i].push(k);
     }
+    for r in records {
+        for (slot, v) in slots.iter().zip(r.iter()) {
+            for &k in slot {
+                builders[k].append(v);
+            }
+        }
+    }
+    let columns = builders.into_iter().map(Builder::finish).collect();
     RecordBatch::try_new(arrow_schema, columns)
+}
+
+/// One column being built; a value of another kind than the column's is a null.
+enum Builder {
+    Utf8(StringBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Bool(BooleanBuilder),
+    Date32(Date32Builder),
+    TimestampS(TimestampSecondBuilder),
+}
+
+impl Builder {
+    fn new(field_type: FieldType, n: usize) -> Builder {
+        match field_type {
+            FieldType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(n, n * 8)),
+            FieldType::Int16 => Builder::Int16(Int16Builder::with_capacity(n)),
+            FieldType::Int32 => Builder::Int32(Int32Builder::with_capacity(n)),
+            FieldType::Int64 => Builder::Int64(Int64Builder::with_capacity(n)),
+            FieldType::Float64 => Builder::Float64(Float64Builder::with_capacity(n)),
+            FieldType::Bool => Builder::Bool(BooleanBuilder::with_capacity(n)),
+            FieldType::Date32 => Builder::Date32(Date32Builder::with_capacity(n)),
+            FieldType::TimestampS => Builder::TimestampS(TimestampSecondBuilder::with_capacity(n)),
+        }
+    }
+
+    #[inline]
+    fn append(&mut self, v: &Value) {
+        match self {
+            Builder::Utf8(b) => b.append_option(v.as_str()),
+            Builder::Int16(b) => b.append_option(v.as_int().and_then(|v| i16::try_from(v).ok())),
+            Builder::Int32(b) => b.append_option(v.as_int().and_then(|v| i32::try_from(v).ok())),
+            Builder::Int64(b) => b.append_option(v.as_int()),
+            Builder::Float64(b) => b.append_option(match v {
+                Value::Float(f) => Some(*f),
+                _ => None,
+            }),
+            Builder::Bool(b) => b.append_option(match v {
+                Value::Bool(x) => Some(*x),
+                _ => None,
+            }),
+            Builder::Date32(b) => b.append_option(v.as_date()),
+            Builder::TimestampS(b) => b.append_option(match v {
+                Value::Timestamp(t) => Some(*t),
+                _ => None,
+            }),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Utf8(mut b) => Arc::new(b.finish()),
+            Builder::Int16(mut b) => Arc::new(b.finish()),
+            Builder::Int32(mut b) => Arc::new(b.finish()),
+            Builder::Int64(mut b) => Arc::new(b.finish()),
+            Builder::Float64(mut b) => Arc::new(b.finish()),
+            Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::Date32(mut b) => Arc::new(b.finish()),
+            Builder::TimestampS(mut b) => Arc::new(b.finish()),
+        }
+    }
 }
 
 /// Read records back from a batch whose columns are named as schema fields; fields the
 /// batch lacks stay Null.
 pub fn from_batch(schema: &Schema, batch: &RecordBatch) -> Vec<Record> {
     let n = batch.num_rows();
-    let mut out: Vec<Record> = (0..n).map(|_| vec![Value::Null; schema.len()]).collect();
+    let mut out: Vec<Record> = (0..n).map(|_| Record::new(schema.len())).collect();
     for (c, field) in batch.schema().fields().iter().enumerate() {
         let Some(i) = schema.index(field.name()) else {
             continue;

@@ -33,6 +33,9 @@ pub const MAX_FIELD_BYTES: usize = 1 << 20;
 
 /// Byte records normalised together; bounds memory per file.
 pub const CHUNK_ROWS: usize = 8192;
+/// Fields [`Plan::finish`] may add to a record (record id, source, line, hash, flags, age,
+/// statuses, retention class).
+const FINISH_FIELDS: usize = 12;
 /// Chunks smaller than this are normalised on the reading thread, without rayon.
 const PARALLEL_MIN_ROWS: usize = 256;
 
@@ -453,7 +456,11 @@ impl Plan {
                 None => return whole(quarantine(None, reason::UNDECODABLE_BYTES, None, Some(i))),
             }
         }
-        let mut base: Record = vec![Value::Null; self.schema_len];
+        // Room for every mapped, constant and computed field; `finish` trims it.
+        let mut base = Record::with_capacity(
+            self.schema_len,
+            self.row.len() + self.constants.len() + FINISH_FIELDS,
+        );
         let mut flags = String::new();
         for (i, v) in &self.constants {
             base[*i] = v.clone();
@@ -485,6 +492,7 @@ impl Plan {
             }
             result.groups += 1;
             let mut record = base.clone();
+            record.reserve(group.len() + FINISH_FIELDS);
             let mut group_flags = flags.clone();
             record[self.idx.dose_number] = Value::Int(dose as i64);
             if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables) {
@@ -571,6 +579,7 @@ impl Plan {
             };
             record[idx.retention_class] = Value::Str(class.into());
         }
+        record.compact();
         Ok(())
     }
 }
@@ -597,7 +606,7 @@ fn apply<'m>(
                 // A later mapping never overwrites a value with Null (the same field may
                 // be fed from two headers, e.g. a row column and a constant).
                 if !n.value.is_null() || record[m.field].is_null() {
-                    record[m.field] = n.value;
+                    record.set(m.field, n.value);
                 }
             }
             Err(r) => match m.on_reject {

@@ -46,7 +46,7 @@ fn embedded_roles_are_valid_and_vault_items_need_the_vault() {
 }
 
 fn rec(schema: &Schema, id: &str, person: &str, code: &str, dose: i64, date: i32) -> Record {
-    let mut r = vec![Value::Null; schema.len()];
+    let mut r = Record::new(schema.len());
     r[schema.idx("record_id")] = Value::Str(id.into());
     r[schema.idx("person_hash")] = Value::Str(person.into());
     r[schema.idx("vaccine_code")] = Value::Str(code.into());

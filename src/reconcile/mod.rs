@@ -370,7 +370,7 @@ pub fn reconcile(
                 Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
                 _ => Value::Null,
             };
-            r[f.conflicts] = Value::Null;
+            r.set(f.conflicts, Value::Null);
             match l.registry {
                 Some(g) => {
                     let person = &registry[g];
@@ -385,9 +385,9 @@ pub fn reconcile(
                     }
                 }
                 None => {
-                    r[f.registry_atena_number] = Value::Null;
+                    r.set(f.registry_atena_number, Value::Null);
                     r[f.registry_status] = Value::Str("unlinked".into());
-                    r[f.registry_status_date] = Value::Null;
+                    r.set(f.registry_status_date, Value::Null);
                 }
             }
             let review = (l.method == Method::Review).then(|| ReviewItem {

@@ -19,7 +19,7 @@ fn date(y: i32, m: u8, d: u8) -> Value {
 
 fn row(values: &[(&str, Value)]) -> Record {
     let schema = schema();
-    let mut r = vec![Value::Null; schema.len()];
+    let mut r = Record::new(schema.len());
     for (name, v) in values {
         r[schema.idx(name)] = v.clone();
     }
