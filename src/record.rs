@@ -140,6 +140,49 @@ impl Record {
         self.values.remove(at)
     }
 
+    /// Copy into each empty field `i` of this record for which `wanted(i)` holds the value
+    /// `from` has there, if any; returns how many fields were filled. One pass over both
+    /// records, however many fields it fills.
+    pub fn fill_from(&mut self, from: &Record, mut wanted: impl FnMut(usize) -> bool) -> usize {
+        let mut fill = [0u64; 2];
+        let mut k = 0;
+        for i in 0..from.len().min(self.len()) {
+            if !from.has(i) {
+                continue;
+            }
+            let v = &from.values[k];
+            k += 1;
+            if !v.is_null() && self[i].is_null() && wanted(i) {
+                fill[i / 64] |= 1u64 << (i % 64);
+            }
+        }
+        let count = (fill[0].count_ones() + fill[1].count_ones()) as usize;
+        if count == 0 {
+            return 0;
+        }
+        let present = [self.present[0] | fill[0], self.present[1] | fill[1]];
+        let n = (present[0].count_ones() + present[1].count_ones()) as usize;
+        let mut values =
+            Vec::with_capacity(n + SPARE.min(self.values.capacity() - self.values.len()));
+        let mut own = std::mem::take(&mut self.values).into_iter();
+        for i in 0..self.len() {
+            let filled = fill[i / 64] & (1u64 << (i % 64)) != 0;
+            let had = self.has(i);
+            if had {
+                let v = own.next().unwrap_or_default();
+                if !filled {
+                    values.push(v);
+                }
+            }
+            if filled {
+                values.push(from[i].clone());
+            }
+        }
+        self.values = values;
+        self.present = present;
+        count
+    }
+
     /// Every field in order, [`Value::Null`] for the empty ones.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
@@ -412,6 +455,58 @@ mod tests {
             *i = 5;
         }
         assert_eq!(r[66], Value::Int(5));
+    }
+
+    #[test]
+    fn fill_from_fills_only_empty_wanted_fields() {
+        let mut a = Record::from(vec![Value::Int(1), Value::Null, Value::Null, Value::Int(4)]);
+        a[2] = Value::Null; // an explicit Null entry counts as empty
+        let b = Record::from(vec![
+            Value::Int(9),
+            Value::Int(8),
+            Value::Int(7),
+            Value::Null,
+        ]);
+        assert_eq!(a.fill_from(&b, |i| i != 1), 1);
+        assert_eq!(
+            a.to_vec(),
+            vec![Value::Int(1), Value::Null, Value::Int(7), Value::Int(4)]
+        );
+        assert_eq!(a.fill_from(&b, |_| true), 1);
+        assert_eq!(a[1], Value::Int(8));
+        assert_eq!(a.fill_from(&b, |_| true), 0);
+    }
+
+    proptest::proptest! {
+        /// `fill_from` equals filling field by field.
+        #[test]
+        fn fill_from_matches_field_by_field(
+            a in proptest::collection::vec(proptest::option::of(0i64..3), 0..130),
+            b in proptest::collection::vec(proptest::option::of(0i64..3), 0..130),
+            skip in 0usize..130,
+        ) {
+            let len = a.len().min(b.len());
+            let to = |v: &[Option<i64>]| -> Vec<Value> {
+                v[..len].iter().map(|x| x.map_or(Value::Null, Value::Int)).collect()
+            };
+            let (va, vb) = (to(&a), to(&b));
+            let mut r = Record::from(va.clone());
+            for (i, x) in va.iter().enumerate() {
+                if x == &Value::Int(0) {
+                    r[i] = Value::Null; // explicit Null entries
+                }
+            }
+            let mut expect: Vec<Value> = r.to_vec();
+            let mut n = 0;
+            for i in 0..len {
+                if i != skip && expect[i].is_null() && !vb[i].is_null() {
+                    expect[i] = vb[i].clone();
+                    n += 1;
+                }
+            }
+            proptest::prop_assert_eq!(r.fill_from(&Record::from(vb), |i| i != skip), n);
+            proptest::prop_assert_eq!(r.to_vec(), expect);
+        }
     }
 
     proptest::proptest! {

@@ -5,8 +5,6 @@
 //! the VRS records with the ledger records. Only linked records with a dose number take
 //! part: an unlinked record is never merged, because nothing says whose dose it is.
 
-use std::collections::BTreeMap;
-
 use rayon::prelude::*;
 
 use super::frames;
@@ -151,32 +149,33 @@ pub(crate) fn merge(
         }
     }
 
-    // Fold absorbed rows into their survivors.
-    let mut provenance_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    // Fold absorbed rows into their survivors: take each absorbed row out (in row order),
+    // then every survivor folds its own in parallel — first absorbed row first, so the
+    // result is the serial fold's.
+    let mut absorbed: Vec<Vec<Record>> = vec![Vec::new(); records.len()];
     for (l, v) in absorbed_by.iter().enumerate() {
-        let Some(v) = *v else { continue };
-        provenance_of
-            .entry(v)
-            .or_default()
-            .push(provenance(f, &records[l]));
-        // An absorbed row is dropped below and read nowhere else: move it, not clone it.
-        let absorbed = std::mem::take(&mut records[l]);
-        let survivor = &mut records[v];
-        for (i, value) in absorbed.iter().enumerate() {
-            if survivor[i].is_null() && !value.is_null() && !keep_idx.contains(&i) {
-                survivor[i] = value.clone();
-            }
-        }
-        if let Some(c) = absorbed[f.conflicts].as_str() {
-            for name in c.split(';').map(str::to_string).collect::<Vec<_>>() {
-                add_conflict(f, &mut records[v], &name);
-            }
+        if let Some(v) = *v {
+            absorbed[v].push(std::mem::take(&mut records[l]));
         }
     }
-    for (v, mut list) in provenance_of {
-        list.sort();
-        records[v][f.merged_provenance] = Value::Str(list.join(";").into());
-    }
+    records
+        .par_iter_mut()
+        .zip(absorbed.par_iter())
+        .filter(|(_, rows)| !rows.is_empty())
+        .for_each(|(survivor, rows)| {
+            let mut list: Vec<String> = rows.iter().map(|r| provenance(f, r)).collect();
+            for row in rows {
+                survivor.fill_from(row, |i| !keep_idx.contains(&i));
+                if let Some(c) = row[f.conflicts].as_str() {
+                    for name in c.split(';') {
+                        add_conflict(f, survivor, name);
+                    }
+                }
+            }
+            list.sort();
+            survivor[f.merged_provenance] = Value::Str(list.join(";").into());
+        });
+    drop(absorbed);
     let mut merged_rows = 0;
     let mut out = Vec::with_capacity(records.len());
     for (i, mut r) in records.into_iter().enumerate() {

@@ -291,24 +291,28 @@ fn enrich(
     for (r, p) in frames::join_pairs(left, right, None) {
         person_of[r as usize].get_or_insert(p as usize);
     }
-    let mut ids = vec![TicketIds::default(); records.len()];
-    for (i, p) in person_of.iter().enumerate() {
-        let Some(p) = *p else { continue };
-        stats.vrs_enriched += 1;
-        let person = &persons[p];
-        let record = &mut records[i];
-        if record[f.atena_number].is_null() {
-            ids[i].atena = person[f.atena_number].as_str().map(str::to_string);
-        }
-        if record[f.kojin_bango].is_null() {
-            ids[i].kojin_bango = person[f.kojin_bango].as_str().map(str::to_string);
-        }
-        for &field in &f.person_fill {
-            if record[field].is_null() && !person[field].is_null() {
-                record[field] = person[field].clone();
-            }
-        }
+    stats.vrs_enriched = person_of.iter().flatten().count() as u64;
+    let mut fill = vec![false; f.person_fill.iter().max().map_or(0, |m| m + 1)];
+    for &field in &f.person_fill {
+        fill[field] = true;
     }
+    let ids = records
+        .par_iter_mut()
+        .zip(person_of.par_iter())
+        .map(|(record, p)| {
+            let mut ids = TicketIds::default();
+            let Some(p) = *p else { return ids };
+            let person = &persons[p];
+            if record[f.atena_number].is_null() {
+                ids.atena = person[f.atena_number].as_str().map(str::to_string);
+            }
+            if record[f.kojin_bango].is_null() {
+                ids.kojin_bango = person[f.kojin_bango].as_str().map(str::to_string);
+            }
+            record.fill_from(person, |i| fill.get(i) == Some(&true));
+            ids
+        })
+        .collect();
     stats.vrs_ticket_unknown = with_ticket - stats.vrs_enriched;
     ids
 }
@@ -366,20 +370,28 @@ pub fn reconcile(
         .zip(people.par_iter())
         .map(|((r, l), rp)| {
             r[f.match_method] = Value::Str(l.method.as_str().into());
-            r[f.match_score] = match l.method {
-                Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
-                _ => Value::Null,
-            };
+            r.set(
+                f.match_score,
+                match l.method {
+                    Method::Probabilistic | Method::Review => {
+                        l.score.map_or(Value::Null, Value::Float)
+                    }
+                    _ => Value::Null,
+                },
+            );
             r.set(f.conflicts, Value::Null);
             match l.registry {
                 Some(g) => {
                     let person = &registry[g];
-                    r[f.registry_atena_number] = person[f.atena_number].clone();
+                    r.set(f.registry_atena_number, person[f.atena_number].clone());
                     r[f.registry_status] = match &person[f.registry_status] {
                         Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
                         _ => Value::Str(DEFAULT_REGISTRY_STATUS.into()),
                     };
-                    r[f.registry_status_date] = person[f.registry_status_date].clone();
+                    r.set(
+                        f.registry_status_date,
+                        person[f.registry_status_date].clone(),
+                    );
                     for c in person_conflicts(rp, &reg_people[g]) {
                         merge::add_conflict(&f, r, c);
                     }
