@@ -195,18 +195,25 @@ pub(crate) fn score(rules: &Rules, r: &Person, g: &Person) -> f64 {
     total
 }
 
-fn keyed(rows: &[Record], field: usize, only: impl Fn(usize) -> bool) -> Keyed {
-    rows.iter()
+fn keyed(rows: &[Record], field: usize, only: impl Fn(usize) -> bool + Sync) -> Keyed {
+    rows.par_iter()
         .enumerate()
         .filter(|(i, _)| only(*i))
         .filter_map(|(i, r)| text(&r[field]).map(|s| (i as u32, s.to_string())))
         .collect()
 }
 
-fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<Vec<usize>> {
-    let mut hits = vec![Vec::new(); n];
+/// No registry row has the record's key.
+const NO_HIT: u32 = u32::MAX;
+/// Two or more registry rows have the record's key (it identifies no one).
+const MANY_HITS: u32 = u32::MAX - 1;
+
+/// Per record: the one registry row its key hits, or [`NO_HIT`] / [`MANY_HITS`].
+fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<u32> {
+    let mut hits = vec![NO_HIT; n];
     for (r, g) in pairs {
-        hits[r as usize].push(g as usize);
+        let h = &mut hits[r as usize];
+        *h = if *h == NO_HIT { g } else { MANY_HITS };
     }
     hits
 }
@@ -236,7 +243,7 @@ pub(crate) fn link(
             .filter_map(|(i, t)| pick(t).as_ref().map(|s| (i as u32, s.clone())))
             .collect()
     };
-    let steps: Vec<(Method, Vec<Vec<usize>>)> = vec![
+    let steps: Vec<(Method, Vec<u32>)> = vec![
         (
             Method::Atena,
             frames::join_pairs(
@@ -283,11 +290,13 @@ pub(crate) fn link(
     .collect();
 
     let mut links: Vec<Link> = (0..n)
+        .into_par_iter()
         .map(|i| {
             let mut suspicious_keys = 0;
             for (method, hits) in &steps {
                 // A key shared by two registry rows identifies no one: skip it.
-                if let [g] = hits[i][..] {
+                let g = hits[i] as usize;
+                if hits[i] != NO_HIT && hits[i] != MANY_HITS {
                     if suspicious(&people[i], &reg_people[g]) {
                         suspicious_keys += 1;
                         continue;
@@ -316,11 +325,12 @@ pub(crate) fn link(
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     for rule in &rules.blocking {
         let left: Keyed = (0..n)
+            .into_par_iter()
             .filter(|&i| open(i))
             .filter_map(|i| people[i].block_key(rule).map(|k| (i as u32, k)))
             .collect();
         let right: Keyed = reg_people
-            .iter()
+            .par_iter()
             .enumerate()
             .filter_map(|(g, p)| p.block_key(rule).map(|k| (g as u32, k)))
             .collect();

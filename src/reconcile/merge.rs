@@ -175,7 +175,8 @@ pub(crate) fn merge(
             list.sort();
             survivor[f.merged_provenance] = Value::Str(list.join(";").into());
         });
-    drop(absorbed);
+    // Millions of small frees: spread them over the pool too.
+    absorbed.into_par_iter().for_each(drop);
     let mut merged_rows = 0;
     let mut out = Vec::with_capacity(records.len());
     for (i, mut r) in records.into_iter().enumerate() {

@@ -275,13 +275,13 @@ fn enrich(
 ) -> Vec<TicketIds> {
     let is_vrs = |r: &Record| r[f.source_kind].as_str() == Some(merge::VRS_KIND);
     let left: frames::Keyed = records
-        .iter()
+        .par_iter()
         .enumerate()
         .filter(|(_, r)| is_vrs(r))
         .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
         .collect();
     let right: frames::Keyed = persons
-        .iter()
+        .par_iter()
         .enumerate()
         .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
         .collect();
@@ -421,8 +421,9 @@ pub fn reconcile(
             (u64::from(l.suspicious), review)
         })
         .collect();
-    drop(people);
-    drop(reg_people);
+    // Millions of small frees (match keys): spread them over the pool.
+    people.into_par_iter().for_each(drop);
+    reg_people.into_par_iter().for_each(drop);
     let mut review = Vec::new();
     for (suspicious, item) in applied {
         stats.suspicious_keys += suspicious;
