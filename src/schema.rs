@@ -104,6 +104,9 @@ pub enum SchemaError {
     /// The code needs a field the schema lacks.
     #[error("schema has no field `{0}`, which vaxarc requires")]
     Missing(String),
+    /// More fields than a record can hold.
+    #[error("schema has {0} fields; a record holds at most {max}", max = crate::record::MAX_FIELDS)]
+    TooWide(usize),
 }
 
 /// Fields the pipeline code computes itself; the schema must define them.
@@ -126,6 +129,9 @@ impl Schema {
     pub fn from_toml(text: &str) -> Result<Schema, SchemaError> {
         let file: SchemaFile =
             toml::from_str(text).map_err(|e| SchemaError::Toml(e.message().to_string()))?;
+        if file.field.len() > crate::record::MAX_FIELDS {
+            return Err(SchemaError::TooWide(file.field.len()));
+        }
         let mut index = HashMap::new();
         for (i, f) in file.field.iter().enumerate() {
             if index.insert(f.name.clone(), i).is_some() {
@@ -290,6 +296,18 @@ mod tests {
         assert!(matches!(
             Schema::from_toml(missing),
             Err(SchemaError::Missing(_))
+        ));
+        // A schema wider than a record can hold (e.g. in a hostile manifest) is refused,
+        // not a panic later.
+        let mut wide = String::from("format_version = 1\n");
+        for i in 0..=crate::record::MAX_FIELDS {
+            wide.push_str(&format!(
+                "[[field]]\nname='f{i}'\nlabel='x'\ntype='utf8'\nnullable=true\nclass='personal'\n"
+            ));
+        }
+        assert!(matches!(
+            Schema::from_toml(&wide),
+            Err(SchemaError::TooWide(129))
         ));
     }
 }
