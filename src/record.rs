@@ -16,7 +16,7 @@ pub use compact_str::CompactString;
 /// Stored sparsely: a bit per field says whether it holds a value, and only those values
 /// are kept, in field order. A ledger record fills about 30 of the 64 fields and a
 /// registry row about 15, so this holds a record in about half (registry rows a quarter)
-/// of the memory of one `Value` per field (docs/performance.md, "Sparse records").
+/// of the memory of one `Value` per field (docs/performance.md, "Allocator and sparse records").
 /// Indexing reads like a slice (`record[i]`, [`Value::Null`] for an empty field);
 /// `record[i] = v` through [`IndexMut`](std::ops::IndexMut) makes room for the field
 /// first. [`Record::set`] stores a `Null` as an empty field.
