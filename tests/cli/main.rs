@@ -173,6 +173,55 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// A matcher for many personal values at once (UTF-8 bytes).
-pub fn matcher(values: &[String]) -> aho_corasick::AhoCorasick {
-    aho_corasick::AhoCorasick::new(values.iter().map(|v| v.as_bytes())).unwrap()
+pub fn matcher(values: &[String]) -> Scanner {
+    Scanner {
+        ac: aho_corasick::AhoCorasick::new(values.iter().map(|v| v.as_bytes())).unwrap(),
+        digits: values
+            .iter()
+            .map(|v| v.bytes().all(|b| b.is_ascii_digit()))
+            .collect(),
+    }
+}
+
+/// Finds personal values in bytes. A value made only of digits (an atena number, a
+/// ticket number) counts only as a whole token: a 7-digit atena number inside a 64-digit
+/// hex hash or a longer number is a coincidence, not a leak, and matching it there made the
+/// scans flaky (a certificate holds dozens of hashes). Leading zeros are part of the value.
+pub struct Scanner {
+    ac: aho_corasick::AhoCorasick,
+    digits: Vec<bool>,
+}
+
+impl Scanner {
+    /// The index of the first personal value found in `hay`, if any.
+    pub fn find(&self, hay: &[u8]) -> Option<usize> {
+        self.ac.find_overlapping_iter(hay).find_map(|m| {
+            let i = m.pattern().as_usize();
+            let alnum = |at: Option<&u8>| at.is_some_and(|b| b.is_ascii_alphanumeric());
+            // Leading zeros still count as the value (the ledger zero-pads atena numbers).
+            let start = hay[..m.start()]
+                .iter()
+                .rposition(|&b| b != b'0')
+                .map_or(0, |p| p + 1);
+            let glued = self.digits[i]
+                && (alnum(start.checked_sub(1).and_then(|s| hay.get(s)))
+                    || alnum(hay.get(m.end())));
+            (!glued).then_some(i)
+        })
+    }
+}
+
+#[test]
+fn scanner_matches_digit_values_only_as_whole_tokens() {
+    let s = matcher(&["1234567".into(), "品川太郎".into()]);
+    assert_eq!(s.find(b"{\"a\":\"1234567\"}"), Some(0));
+    assert_eq!(s.find(b"1234567"), Some(0));
+    assert_eq!(s.find(b"ab1234567"), None);
+    assert_eq!(s.find(b"9f1234567e0"), None);
+    assert_eq!(s.find(b"912345678"), None);
+    assert_eq!(s.find(b",0001234567,"), Some(0));
+    assert_eq!(s.find(b"a001234567"), None);
+    assert_eq!(s.find(b"ab1234567 1234567,"), Some(0));
+    assert_eq!(s.find("x品川太郎y".as_bytes()), Some(1));
+    assert_eq!(s.find(b"nothing"), None);
 }

@@ -204,10 +204,7 @@ fn report_shows_aggregates_only_and_renders_in_chromium() {
         ("stderr", &out.stderr[..]),
     ] {
         if let Some(m) = found.find(bytes) {
-            panic!(
-                "personal value #{} appears in the report's {what}",
-                m.pattern().as_usize()
-            );
+            panic!("personal value #{} appears in the report's {what}", m);
         }
     }
     // Self-contained: no scripts, no external resources.
