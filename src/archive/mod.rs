@@ -183,11 +183,16 @@ pub fn person_key(schema: &Schema, r: &Record) -> String {
 
 /// Keyed hash (hex) of a tagged value under the archive's secret.
 pub fn keyed_hash(secret: &[u8; 32], kind: &str, value: &str) -> String {
+    keyed_hash_raw(secret, kind, value).to_hex().to_string()
+}
+
+/// [`keyed_hash`] as raw bytes.
+pub fn keyed_hash_raw(secret: &[u8; 32], kind: &str, value: &str) -> blake3::Hash {
     let mut h = blake3::Hasher::new_keyed(secret);
     h.update(kind.as_bytes());
     h.update(b"\0");
     h.update(value.as_bytes());
-    h.finalize().to_hex().to_string()
+    h.finalize()
 }
 
 /// Bucket of a person hash.
@@ -552,28 +557,29 @@ pub fn write_new(
     // at a time; grouped in record order, so every partition lists its rows in the same
     // order as before. Every (identifier, person) pair: one identifier can fit several
     // persons (twins share kana and birth date; an unlinked record keeps its own person
-    // key). A set keeps only distinct entries (a person's records repeat them); sorted
-    // afterwards: the same rows in the same order as the BTreeSet it replaces.
+    // key). A set keeps only distinct entries (a person's records repeat them), in the
+    // compact form (raw hashes, no allocation); `index::seal` orders each shard.
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    // foldhash, not SipHash: the set's order is never used (it is sorted below), and
+    // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
     // SipHash over ~4 entries per record was a tenth of the write stage.
-    let mut distinct: std::collections::HashSet<index::IndexEntry, foldhash::fast::RandomState> =
+    let mut distinct: std::collections::HashSet<index::Compact, foldhash::fast::RandomState> =
         Default::default();
     for chunk in records.chunks(INDEX_CHUNK) {
-        let per_record: Vec<(PartitionKey, Vec<index::IndexEntry>)> = chunk
+        let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
             .par_iter()
             .map(|r| {
                 let ph = r[person_hash_idx].as_str().unwrap_or_default();
                 let bucket = bucket_of(ph, buckets);
+                let person_hash = *blake3::Hash::from_hex(ph)
+                    .expect("the person hash was just written as hex")
+                    .as_bytes();
                 let entries = identifiers(schema, r)
                     .into_iter()
-                    .map(|(kind, value)| {
-                        (
-                            kind.to_string(),
-                            keyed_hash(&secret, kind, &value),
-                            ph.to_string(),
-                            bucket,
-                        )
+                    .map(|(kind, value)| index::Compact {
+                        key_hash: *keyed_hash_raw(&secret, kind, &value).as_bytes(),
+                        kind,
+                        person_hash,
+                        bucket,
                     })
                     .collect();
                 (partition_of(schema, r, bucket), entries)
@@ -584,8 +590,7 @@ pub fn write_new(
             distinct.extend(entries);
         }
     }
-    let mut index: Vec<index::IndexEntry> = distinct.into_iter().collect();
-    index.par_sort_unstable();
+    let index: Vec<index::Compact> = distinct.into_iter().collect();
 
     let plain_idx = schema.indices(|c| c != Class::NumberVault);
     let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
