@@ -60,7 +60,7 @@ pub(crate) struct TicketIds {
 }
 
 /// The person items a comparison looks at, with the name keys computed once.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Person {
     pub kana: Option<String>,
     pub kanji: Option<String>,
@@ -72,6 +72,113 @@ pub(crate) struct Person {
 
 fn text(v: &Value) -> Option<&str> {
     v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// Everything [`Person::of`] reads from a row: rows with equal inputs have equal persons.
+type Inputs<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i32>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn inputs<'a>(f: &Fields, r: &'a Record) -> Inputs<'a> {
+    (
+        text(&r[f.kana_name]),
+        text(&r[f.kanji_name]),
+        r[f.birth_date].as_date(),
+        text(&r[f.sex]),
+        text(&r[f.postal_code]),
+        text(&r[f.address]),
+    )
+}
+
+/// [`Person::of`] of many rows, computed once per distinct inputs: a person's doses repeat
+/// one name, birth date and address, so 5M dose rows hold about a million distinct persons
+/// (the kana and kanji keys — NFKC, folding — are the costly part, and five strings per row
+/// were a large share of reconciliation's memory). `people[i]` is row `i`'s person.
+pub(crate) struct People {
+    distinct: Vec<Person>,
+    of: Vec<u32>,
+}
+
+impl People {
+    /// The persons of `rows`, in parallel. Deterministic (fixed hash seed; ids in row order).
+    pub(crate) fn of(f: &Fields, rows: &[Record]) -> People {
+        use std::hash::BuildHasher;
+        let state = foldhash::fast::FixedState::with_seed(0x7661_7861_7263);
+        let mut hashed: Vec<(u64, u32)> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| (state.hash_one(inputs(f, r)), i as u32))
+            .collect();
+        hashed.par_sort_unstable();
+        // Each row's representative: the lowest-indexed row with equal inputs (a run of
+        // one hash is in row order, and almost always holds one distinct input).
+        let pairs: Vec<(u32, u32)> = hashed
+            .par_chunk_by(|a, b| a.0 == b.0)
+            .flat_map_iter(|run| {
+                let mut firsts: Vec<(u32, Inputs<'_>)> = Vec::new();
+                run.iter()
+                    .map(|&(_, i)| {
+                        let mine = inputs(f, &rows[i as usize]);
+                        let rep = match firsts.iter().find(|(_, x)| *x == mine) {
+                            Some(&(j, _)) => j,
+                            None => {
+                                firsts.push((i, mine));
+                                i
+                            }
+                        };
+                        (i, rep)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        drop(hashed);
+        let mut rep = vec![0u32; rows.len()];
+        for (i, r) in pairs {
+            rep[i as usize] = r;
+        }
+        // Dense ids in row order; a representative precedes the rows it stands for.
+        let mut of = vec![0u32; rows.len()];
+        let mut reps = Vec::new();
+        for i in 0..rows.len() {
+            let r = rep[i] as usize;
+            of[i] = if r == i {
+                reps.push(i);
+                (reps.len() - 1) as u32
+            } else {
+                of[r]
+            };
+        }
+        let distinct = reps.par_iter().map(|&i| Person::of(f, &rows[i])).collect();
+        People { distinct, of }
+    }
+
+    /// Number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    /// Number of distinct persons.
+    #[cfg(test)]
+    pub(crate) fn distinct(&self) -> usize {
+        self.distinct.len()
+    }
+
+    /// Free the persons (millions of small strings) over the pool.
+    pub(crate) fn free(self) {
+        self.distinct.into_par_iter().for_each(drop);
+    }
+}
+
+impl std::ops::Index<usize> for People {
+    type Output = Person;
+    fn index(&self, row: usize) -> &Person {
+        &self.distinct[self.of[row] as usize]
+    }
 }
 
 impl Person {
@@ -226,8 +333,8 @@ pub(crate) fn link(
     ticket: &[TicketIds],
     registry: &[Record],
     rules: &Rules,
-    people: &[Person],
-    reg_people: &[Person],
+    people: &People,
+    reg_people: &People,
 ) -> Vec<Link> {
     let n = records.len();
 
@@ -329,10 +436,9 @@ pub(crate) fn link(
             .filter(|&i| open(i))
             .filter_map(|i| people[i].block_key(rule).map(|k| (i as u32, k)))
             .collect();
-        let right: Keyed = reg_people
-            .par_iter()
-            .enumerate()
-            .filter_map(|(g, p)| p.block_key(rule).map(|k| (g as u32, k)))
+        let right: Keyed = (0..reg_people.len())
+            .into_par_iter()
+            .filter_map(|g| reg_people[g].block_key(rule).map(|k| (g as u32, k)))
             .collect();
         pairs.extend(frames::join_pairs(left, right, rules.max_block_size));
     }

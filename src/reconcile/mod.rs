@@ -352,23 +352,19 @@ pub fn reconcile(
     sort_records(&f, &mut records);
 
     let ticket = enrich(&f, &mut records, vrs_persons, &mut stats);
-    // Match keys once (kana and kanji keys are the costly part), for linking and conflicts.
-    let people: Vec<link::Person> = records
-        .par_iter()
-        .map(|r| link::Person::of(&f, r))
-        .collect();
-    let reg_people: Vec<link::Person> = registry
-        .par_iter()
-        .map(|r| link::Person::of(&f, r))
-        .collect();
+    // Match keys once per distinct person (kana and kanji keys are the costly part), for
+    // linking and conflicts.
+    let people = link::People::of(&f, &records);
+    let reg_people = link::People::of(&f, registry);
     let links = link::link(&f, &records, &ticket, registry, rules, &people, &reg_people);
 
     // Each record takes its link's outcome (in parallel; review items keep record order).
     let applied: Vec<(u64, Option<ReviewItem>)> = records
         .par_iter_mut()
         .zip(links.par_iter())
-        .zip(people.par_iter())
-        .map(|((r, l), rp)| {
+        .enumerate()
+        .map(|(i, (r, l))| {
+            let rp = &people[i];
             r[f.match_method] = Value::Str(l.method.as_str().into());
             r.set(
                 f.match_score,
@@ -422,8 +418,8 @@ pub fn reconcile(
         })
         .collect();
     // Millions of small frees (match keys): spread them over the pool.
-    people.into_par_iter().for_each(drop);
-    reg_people.into_par_iter().for_each(drop);
+    people.free();
+    reg_people.free();
     let mut review = Vec::new();
     for (suspicious, item) in applied {
         stats.suspicious_keys += suspicious;

@@ -730,3 +730,32 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Persons computed once per distinct inputs equal the per-row persons, whatever
+    /// repeats, blanks (whitespace-only counts as blank) and orders the rows hold.
+    #[test]
+    fn people_of_equals_person_of_every_row(
+        rows in proptest::collection::vec(
+            (0..KANA.len() + 1, 0..KANJI.len() + 1, proptest::option::of(1u8..3), 0u8..4, 0u8..3, 0u8..3),
+            0..40,
+        ),
+    ) {
+        let blank_or = |i: usize, pool: &[&str]| pool.get(i).map_or(s(" "), |v| s(v));
+        let records: Vec<Record> = rows.iter().map(|&(kana, kanji, day, sex, postal, address)| {
+            let mut items = vec![("kana_name", blank_or(kana, KANA)), ("kanji_name", blank_or(kanji, KANJI))];
+            if let Some(d) = day { items.push(("birth_date", date(2000, 1, d))); }
+            if sex > 0 { items.push(("sex", s(["M", "F", "U"][usize::from(sex) - 1]))); }
+            if postal > 0 { items.push(("postal_code", s(["140-0001", "1400002"][usize::from(postal) - 1]))); }
+            if address > 0 { items.push(("address", s(["品川区 大井1", "品川区大井 1"][usize::from(address) - 1]))); }
+            row(&items)
+        }).collect();
+        let f = Fields::new(schema());
+        let people = link::People::of(&f, &records);
+        prop_assert!(people.distinct() <= records.len());
+        for (i, r) in records.iter().enumerate() {
+            prop_assert_eq!(&people[i], &link::Person::of(&f, r));
+        }
+    }
+}
