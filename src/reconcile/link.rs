@@ -101,7 +101,7 @@ fn inputs<'a>(f: &Fields, r: &'a Record) -> Inputs<'a> {
 /// were a large share of reconciliation's memory). `people[i]` is row `i`'s person.
 pub(crate) struct People {
     distinct: Vec<Person>,
-    of: Vec<u32>,
+    person_of: Vec<u32>,
 }
 
 impl People {
@@ -142,24 +142,27 @@ impl People {
             rep[i as usize] = r;
         }
         // Dense ids in row order; a representative precedes the rows it stands for.
-        let mut of = vec![0u32; rows.len()];
+        let mut person_of = vec![0u32; rows.len()];
         let mut reps = Vec::new();
         for i in 0..rows.len() {
             let r = rep[i] as usize;
-            of[i] = if r == i {
+            person_of[i] = if r == i {
                 reps.push(i);
                 (reps.len() - 1) as u32
             } else {
-                of[r]
+                person_of[r]
             };
         }
         let distinct = reps.par_iter().map(|&i| Person::of(f, &rows[i])).collect();
-        People { distinct, of }
+        People {
+            distinct,
+            person_of,
+        }
     }
 
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
-        self.of.len()
+        self.person_of.len()
     }
 
     /// Number of distinct persons.
@@ -177,7 +180,7 @@ impl People {
 impl std::ops::Index<usize> for People {
     type Output = Person;
     fn index(&self, row: usize) -> &Person {
-        &self.distinct[self.of[row] as usize]
+        &self.distinct[self.person_of[row] as usize]
     }
 }
 
