@@ -10,6 +10,8 @@
 #   - DuckDB: COPY (SELECT * FROM read_csv(...)) TO parquet (zstd), same UTF-8 copies
 #   - cat and b3sum over the same bytes (the machine's floor)
 # and prints one Markdown table row per size for docs/performance.md.
+# Each size's data (sources, UTF-8 copies, outputs; ~4.7 GB at 5M rows) is deleted after it
+# is measured; KEEP=1 keeps it (and the work folder, BENCH_DIR or a fresh /tmp folder).
 # Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
 # b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
@@ -98,7 +100,10 @@ PY
   ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")
   echo "vaxarc/polars time ratio: $ratio"
   table+=("| $people | $rows | $bytes | $vsecs s | $vmib MiB | $psecs s | $pmib MiB | $dsecs s | $dmib MiB | $ratio | $csecs s | $bsecs s |")
+  # Sources, UTF-8 copies and three outputs: ~4.7 GB at 5M rows. Kept only with KEEP=1.
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$d"
 done
+[ "${KEEP:-0}" = 1 ] || [ -n "${BENCH_DIR:-}" ] || rm -rf "$work"
 echo
 echo "| people | source rows | bytes | vaxarc migrate | peak RSS | polars | peak RSS | DuckDB | peak RSS | vaxarc/polars | cat | b3sum |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
