@@ -57,7 +57,7 @@ fn ingest_bytes(source: &Source, data: &[u8]) {
             check_accounting(source, &accounting, records.len(), &quarantine);
             let line = schema.idx("source_line");
             for r in &records {
-                let l = r[line].as_int().unwrap_or(0);
+                let l = r.at(line).as_int().unwrap_or(0);
                 assert!(l >= 2, "a record on line {l}, at or before the header");
             }
             for q in &quarantine {

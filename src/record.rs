@@ -13,30 +13,191 @@ pub use compact_str::CompactString;
 /// (see [`crate::schema::Schema::idx`]). Registry and VRS person rows use the same
 /// shape, with the fields their layout does not fill left [`Value::Null`].
 ///
-/// Stored sparsely: a bit per field says whether it holds a value, and only those values
-/// are kept, in field order. A ledger record fills about 30 of the 64 fields and a
-/// registry row about 15, so this holds a record in about half (registry rows a quarter)
-/// of the memory of one `Value` per field (docs/performance.md, "Allocator and sparse records").
-/// Indexing reads like a slice (`record[i]`, [`Value::Null`] for an empty field);
-/// `record[i] = v` through [`IndexMut`](std::ops::IndexMut) makes room for the field
-/// first. [`Record::set`] stores a `Null` as an empty field.
+/// Stored packed: a bit per field says whether it holds a value, and only those values
+/// are kept, encoded one after another in field order in one byte buffer (a tag byte,
+/// then a varint length and UTF-8 bytes for text, a zig-zag varint for integers, dates
+/// and timestamps, 8 bytes for a float), after a table of each entry's start (u16, or
+/// u32 when the entries exceed 64 KiB) so that reading a field costs the same wherever
+/// it is. A ledger record fills about 30 of the 64 fields;
+/// packed it takes about a third of the memory of one 24-byte [`Value`] per filled field
+/// (docs/performance.md, "Packed records"). Reading gives a borrowed [`ValueRef`]
+/// ([`Record::at`], [`Record::iter`]); writing ([`Record::set`], [`Record::set_many`])
+/// re-encodes the record, so stages build a record as a `Vec<Value>` and pack it once
+/// ([`Record::from`]).
 #[derive(Clone, Default)]
 pub struct Record {
-    /// Bit `i % 64` of word `i / 64`: field `i` has an entry in `values`.
+    /// Bit `i % 64` of word `i / 64`: field `i` has an entry in `data`.
     present: [u64; 2],
     /// Number of fields (the schema's width).
     len: u16,
-    /// The entries, in field order.
-    values: Vec<Value>,
+    /// The start table holds u32 (not u16) offsets.
+    wide: bool,
+    /// The start table, then the entries in field order, encoded (see the type's
+    /// documentation). Starts count from the end of the table.
+    data: Box<[u8]>,
 }
 
 /// Most fields a [`Record`] can have.
 pub const MAX_FIELDS: usize = 128;
 
-static NULL: Value = Value::Null;
+const T_STR: u8 = 1;
+const T_INT: u8 = 2;
+const T_FLOAT: u8 = 3;
+const T_FALSE: u8 = 4;
+const T_TRUE: u8 = 5;
+const T_DATE: u8 = 6;
+const T_TIMESTAMP: u8 = 7;
 
-/// Free entries [`Record::compact`] leaves, and a full record grows by.
-const SPARE: usize = 8;
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+fn varint_len(mut x: u64) -> usize {
+    let mut n = 1;
+    while x >= 0x80 {
+        x >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(out: &mut Vec<u8>, mut x: u64) {
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+#[inline]
+fn get_varint(b: &[u8], pos: &mut usize) -> u64 {
+    let mut x = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        x |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return x;
+        }
+        shift += 7;
+    }
+}
+
+/// Bytes [`encode`] writes for a non-null value.
+fn encoded_len(v: ValueRef<'_>) -> usize {
+    1 + match v {
+        ValueRef::Null | ValueRef::Bool(_) => 0,
+        ValueRef::Str(s) => varint_len(s.len() as u64) + s.len(),
+        ValueRef::Int(i) | ValueRef::Timestamp(i) => varint_len(zigzag(i)),
+        ValueRef::Date(d) => varint_len(zigzag(i64::from(d))),
+        ValueRef::Float(_) => 8,
+    }
+}
+
+/// Append a non-null value's entry.
+fn encode(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => unreachable!("a Null value is never stored"),
+        ValueRef::Str(s) => {
+            out.push(T_STR);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        ValueRef::Int(i) => {
+            out.push(T_INT);
+            put_varint(out, zigzag(i));
+        }
+        ValueRef::Float(f) => {
+            out.push(T_FLOAT);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        ValueRef::Bool(b) => out.push(if b { T_TRUE } else { T_FALSE }),
+        ValueRef::Date(d) => {
+            out.push(T_DATE);
+            put_varint(out, zigzag(i64::from(d)));
+        }
+        ValueRef::Timestamp(t) => {
+            out.push(T_TIMESTAMP);
+            put_varint(out, zigzag(t));
+        }
+    }
+}
+
+/// The entry at `pos`, moving `pos` past it.
+#[inline]
+fn decode<'a>(b: &'a [u8], pos: &mut usize) -> ValueRef<'a> {
+    let tag = b[*pos];
+    *pos += 1;
+    match tag {
+        T_STR => {
+            let n = get_varint(b, pos) as usize;
+            let bytes = &b[*pos..*pos + n];
+            *pos += n;
+            // Only `encode` writes entries, always from a `&str`.
+            ValueRef::Str(std::str::from_utf8(bytes).expect("record text is UTF-8"))
+        }
+        T_INT => ValueRef::Int(unzigzag(get_varint(b, pos))),
+        T_FLOAT => {
+            let mut f = [0u8; 8];
+            f.copy_from_slice(&b[*pos..*pos + 8]);
+            *pos += 8;
+            ValueRef::Float(f64::from_le_bytes(f))
+        }
+        T_FALSE => ValueRef::Bool(false),
+        T_TRUE => ValueRef::Bool(true),
+        T_DATE => ValueRef::Date(unzigzag(get_varint(b, pos)) as i32),
+        T_TIMESTAMP => ValueRef::Timestamp(unzigzag(get_varint(b, pos))),
+        _ => unreachable!("unknown record entry tag"),
+    }
+}
+
+/// One entry of a record being rebuilt: copied from a record, or a new value.
+enum Piece<'a> {
+    Old(&'a [u8]),
+    New(ValueRef<'a>),
+}
+
+impl Piece<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Old(bytes) => bytes.len(),
+            Piece::New(v) => encoded_len(*v),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Piece::Old(bytes) => out.extend_from_slice(bytes),
+            Piece::New(v) => encode(out, *v),
+        }
+    }
+}
+
+/// The start table and entries of entries of `lens` bytes each, whose bytes `write`
+/// appends in order; returns whether the table is wide (u32).
+fn assemble(lens: &[usize], write: impl FnOnce(&mut Vec<u8>)) -> (bool, Box<[u8]>) {
+    let payload: usize = lens.iter().sum();
+    let wide = payload > usize::from(u16::MAX);
+    let width = if wide { 4 } else { 2 };
+    let mut out = Vec::with_capacity(lens.len() * width + payload);
+    let mut start = 0usize;
+    for len in lens {
+        if wide {
+            out.extend_from_slice(&(start as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(start as u16).to_le_bytes());
+        }
+        start += len;
+    }
+    write(&mut out);
+    debug_assert_eq!(out.len(), lens.len() * width + payload);
+    (wide, out.into_boxed_slice())
+}
 
 impl Record {
     /// A record of `len` fields, all [`Value::Null`].
@@ -51,21 +212,9 @@ impl Record {
         Record {
             present: [0; 2],
             len: len as u16,
-            values: Vec::new(),
+            wide: false,
+            data: Box::default(),
         }
-    }
-
-    /// A record of `len` fields, all [`Value::Null`], with room for `values` of them
-    /// before it reallocates.
-    pub fn with_capacity(len: usize, values: usize) -> Record {
-        let mut r = Record::new(len);
-        r.values.reserve_exact(values.min(len));
-        r
-    }
-
-    /// Make room for `additional` more values before the record reallocates.
-    pub fn reserve(&mut self, additional: usize) {
-        self.values.reserve_exact(additional);
     }
 
     /// Number of fields.
@@ -79,12 +228,53 @@ impl Record {
         self.len == 0
     }
 
+    /// Bytes the packed entries and their start table take (for memory accounting and
+    /// tests).
+    pub fn packed_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Number of entries (fields holding a value).
+    #[inline]
+    fn entries(&self) -> usize {
+        (self.present[0].count_ones() + self.present[1].count_ones()) as usize
+    }
+
+    /// Byte length of the start table.
+    #[inline]
+    fn table(&self) -> usize {
+        self.entries() * if self.wide { 4 } else { 2 }
+    }
+
+    /// Position in `data` of entry number `rank`.
+    #[inline]
+    fn offset(&self, rank: usize) -> usize {
+        let start = if self.wide {
+            let b = &self.data[rank * 4..rank * 4 + 4];
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        } else {
+            u16::from_le_bytes([self.data[rank * 2], self.data[rank * 2 + 1]]) as usize
+        };
+        self.table() + start
+    }
+
+    /// The bytes of entry number `rank` of `entries`.
+    #[inline]
+    fn entry(&self, rank: usize, entries: usize) -> &[u8] {
+        let end = if rank + 1 < entries {
+            self.offset(rank + 1)
+        } else {
+            self.data.len()
+        };
+        &self.data[self.offset(rank)..end]
+    }
+
     #[inline]
     fn has(&self, i: usize) -> bool {
         self.present[i / 64] & (1u64 << (i % 64)) != 0
     }
 
-    /// Position of field `i`'s entry in `values` (entries of fields before it).
+    /// Number of entries of fields before field `i`.
     #[inline]
     fn rank(&self, i: usize) -> usize {
         let below = |word: u64, bits: usize| {
@@ -104,13 +294,26 @@ impl Record {
 
     /// Field `i`, or `None` when `i` is out of range.
     #[inline]
-    pub fn get(&self, i: usize) -> Option<&Value> {
+    pub fn get(&self, i: usize) -> Option<ValueRef<'_>> {
         if i >= self.len() {
             None
         } else if self.has(i) {
-            Some(&self.values[self.rank(i)])
+            let mut pos = self.offset(self.rank(i));
+            Some(decode(&self.data, &mut pos))
         } else {
-            Some(&NULL)
+            Some(ValueRef::Null)
+        }
+    }
+
+    /// Field `i` ([`ValueRef::Null`] when empty).
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    #[inline]
+    pub fn at(&self, i: usize) -> ValueRef<'_> {
+        match self.get(i) {
+            Some(v) => v,
+            None => panic!("field {i} out of range of a record of {} fields", self.len),
         }
     }
 
@@ -119,11 +322,63 @@ impl Record {
     /// # Panics
     /// If `i` is out of range.
     pub fn set(&mut self, i: usize, v: Value) {
-        if v.is_null() {
-            self.take(i);
-        } else {
-            self[i] = v;
+        self.set_many([(i, v)]);
+    }
+
+    /// Store several fields in one pass over the record (each a `Null` empties its
+    /// field; for a field named twice, the last value counts). No allocation but the
+    /// record's new buffer.
+    ///
+    /// # Panics
+    /// If a field is out of range.
+    pub fn set_many<const N: usize>(&mut self, mut updates: [(usize, Value); N]) {
+        for (i, _) in &updates {
+            assert!(*i < self.len(), "field {i} out of range");
         }
+        // Stable: of a field's updates, the last stays last.
+        updates.sort_by_key(|(i, _)| *i);
+        let mut present = self.present;
+        for (i, v) in &updates {
+            if v.is_null() {
+                present[i / 64] &= !(1u64 << (i % 64));
+            } else {
+                present[i / 64] |= 1u64 << (i % 64);
+            }
+        }
+        // The result's entries in order, walked twice: once for their lengths, once to
+        // write them.
+        let entries = self.entries();
+        let walk = |emit: &mut dyn FnMut(Piece<'_>)| {
+            let mut rank = 0;
+            let mut next = 0;
+            for i in 0..self.len() {
+                let had = self.has(i);
+                let mut new = None;
+                while next < updates.len() && updates[next].0 == i {
+                    new = Some(&updates[next].1);
+                    next += 1;
+                }
+                match new {
+                    Some(v) if !v.is_null() => emit(Piece::New(v.as_ref())),
+                    Some(_) => {}
+                    None if had => emit(Piece::Old(self.entry(rank, entries))),
+                    None => {}
+                }
+                if had {
+                    rank += 1;
+                }
+            }
+        };
+        let mut lens = [0usize; MAX_FIELDS];
+        let mut n = 0;
+        walk(&mut |piece| {
+            lens[n] = piece.len();
+            n += 1;
+        });
+        let (wide, data) = assemble(&lens[..n], |out| walk(&mut |piece| piece.write(out)));
+        self.present = present;
+        self.wide = wide;
+        self.data = data;
     }
 
     /// Take field `i`'s value, leaving it empty.
@@ -131,13 +386,11 @@ impl Record {
     /// # Panics
     /// If `i` is out of range.
     pub fn take(&mut self, i: usize) -> Value {
-        assert!(i < self.len(), "field {i} out of range");
-        if !self.has(i) {
-            return Value::Null;
+        let v = self.at(i).to_value();
+        if !v.is_null() {
+            self.set(i, Value::Null);
         }
-        let at = self.rank(i);
-        self.present[i / 64] &= !(1u64 << (i % 64));
-        self.values.remove(at)
+        v
     }
 
     /// Copy into each empty field `i` of this record for which `wanted(i)` holds the value
@@ -145,14 +398,8 @@ impl Record {
     /// records, however many fields it fills.
     pub fn fill_from(&mut self, from: &Record, mut wanted: impl FnMut(usize) -> bool) -> usize {
         let mut fill = [0u64; 2];
-        let mut k = 0;
         for i in 0..from.len().min(self.len()) {
-            if !from.has(i) {
-                continue;
-            }
-            let v = &from.values[k];
-            k += 1;
-            if !v.is_null() && self[i].is_null() && wanted(i) {
+            if from.has(i) && !self.has(i) && wanted(i) {
                 fill[i / 64] |= 1u64 << (i % 64);
             }
         }
@@ -160,62 +407,47 @@ impl Record {
         if count == 0 {
             return 0;
         }
-        let present = [self.present[0] | fill[0], self.present[1] | fill[1]];
-        let n = (present[0].count_ones() + present[1].count_ones()) as usize;
-        let mut values =
-            Vec::with_capacity(n + SPARE.min(self.values.capacity() - self.values.len()));
-        let mut own = std::mem::take(&mut self.values).into_iter();
-        for i in 0..self.len() {
-            let filled = fill[i / 64] & (1u64 << (i % 64)) != 0;
-            let had = self.has(i);
-            if had {
-                let v = own.next().unwrap_or_default();
-                if !filled {
-                    values.push(v);
+        let (own_entries, their_entries) = (self.entries(), from.entries());
+        let walk = |emit: &mut dyn FnMut(Piece<'_>)| {
+            let (mut own, mut theirs) = (0, 0);
+            for i in 0..self.len() {
+                if self.has(i) {
+                    emit(Piece::Old(self.entry(own, own_entries)));
+                    own += 1;
+                }
+                if i < from.len() && from.has(i) {
+                    if fill[i / 64] & (1u64 << (i % 64)) != 0 {
+                        emit(Piece::Old(from.entry(theirs, their_entries)));
+                    }
+                    theirs += 1;
                 }
             }
-            if filled {
-                values.push(from[i].clone());
-            }
-        }
-        self.values = values;
-        self.present = present;
+        };
+        let mut lens = [0usize; MAX_FIELDS];
+        let mut n = 0;
+        walk(&mut |piece| {
+            lens[n] = piece.len();
+            n += 1;
+        });
+        let (wide, data) = assemble(&lens[..n], |out| walk(&mut |piece| piece.write(out)));
+        self.present = [self.present[0] | fill[0], self.present[1] | fill[1]];
+        self.wide = wide;
+        self.data = data;
         count
     }
 
-    /// Every field in order, [`Value::Null`] for the empty ones.
+    /// Every field in order, [`ValueRef::Null`] for the empty ones.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             record: self,
             field: 0,
-            entry: 0,
+            pos: self.table(),
         }
-    }
-
-    /// Drop entries that hold `Null` (left by `record[i] = Value::Null`) and spare capacity
-    /// beyond a few entries.
-    pub fn compact(&mut self) {
-        if self.values.iter().any(Value::is_null) {
-            let mut k = 0;
-            for i in 0..self.len() {
-                if self.has(i) {
-                    if self.values[k].is_null() {
-                        self.values.remove(k);
-                        self.present[i / 64] &= !(1u64 << (i % 64));
-                    } else {
-                        k += 1;
-                    }
-                }
-            }
-        }
-        // Room for the fields reconciliation fills in (status, score, person hash,
-        // registry number and dates, conflicts, provenance) without doubling.
-        self.values.shrink_to(self.values.len() + SPARE);
     }
 
     /// Every field as a vector, in order.
     pub fn to_vec(&self) -> Vec<Value> {
-        self.iter().cloned().collect()
+        self.iter().map(ValueRef::to_value).collect()
     }
 }
 
@@ -223,24 +455,23 @@ impl Record {
 pub struct Iter<'a> {
     record: &'a Record,
     field: usize,
-    entry: usize,
+    pos: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = &'a Value;
+    type Item = ValueRef<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<&'a Value> {
+    fn next(&mut self) -> Option<ValueRef<'a>> {
         if self.field >= self.record.len() {
             return None;
         }
         let i = self.field;
         self.field += 1;
         if self.record.has(i) {
-            self.entry += 1;
-            Some(&self.record.values[self.entry - 1])
+            Some(decode(&self.record.data, &mut self.pos))
         } else {
-            Some(&NULL)
+            Some(ValueRef::Null)
         }
     }
 
@@ -253,7 +484,7 @@ impl<'a> Iterator for Iter<'a> {
 impl ExactSizeIterator for Iter<'_> {}
 
 impl<'a> IntoIterator for &'a Record {
-    type Item = &'a Value;
+    type Item = ValueRef<'a>;
     type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Iter<'a> {
@@ -261,49 +492,31 @@ impl<'a> IntoIterator for &'a Record {
     }
 }
 
-impl std::ops::Index<usize> for Record {
-    type Output = Value;
-
-    #[inline]
-    fn index(&self, i: usize) -> &Value {
-        match self.get(i) {
-            Some(v) => v,
-            None => panic!("field {i} out of range of a record of {} fields", self.len),
-        }
-    }
-}
-
-impl std::ops::IndexMut<usize> for Record {
-    #[inline]
-    fn index_mut(&mut self, i: usize) -> &mut Value {
-        assert!(
-            i < self.len(),
-            "field {i} out of range of a record of {} fields",
-            self.len
-        );
-        let at = self.rank(i);
-        if !self.has(i) {
-            if self.values.len() == self.values.capacity() {
-                // A few fields at a time: doubling would waste half a record.
-                self.values.reserve_exact(SPARE);
-            }
-            self.present[i / 64] |= 1u64 << (i % 64);
-            self.values.insert(at, Value::Null);
-        }
-        &mut self.values[at]
-    }
-}
-
 impl From<Vec<Value>> for Record {
     fn from(values: Vec<Value>) -> Record {
+        Record::from(values.as_slice())
+    }
+}
+
+impl From<&[Value]> for Record {
+    fn from(values: &[Value]) -> Record {
         let mut r = Record::new(values.len());
-        for (i, v) in values.into_iter().enumerate() {
+        let mut lens = [0usize; MAX_FIELDS];
+        let mut n = 0;
+        for (i, v) in values.iter().enumerate() {
             if !v.is_null() {
                 r.present[i / 64] |= 1u64 << (i % 64);
-                r.values.push(v);
+                lens[n] = encoded_len(v.as_ref());
+                n += 1;
             }
         }
-        r.values.shrink_to_fit();
+        let (wide, data) = assemble(&lens[..n], |out| {
+            for v in values.iter().filter(|v| !v.is_null()) {
+                encode(out, v.as_ref());
+            }
+        });
+        r.wide = wide;
+        r.data = data;
         r
     }
 }
@@ -318,6 +531,96 @@ impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Each value's own Debug never shows content.
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A field value borrowed from a [`Record`]: [`Value`] without owning its text.
+/// The same variants, compared and ordered as the [`Value`] they stand for.
+#[derive(Clone, Copy, Default, PartialEq, PartialOrd)]
+pub enum ValueRef<'a> {
+    /// No value.
+    #[default]
+    Null,
+    /// Text.
+    Str(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A civil date as days since 1970-01-01.
+    Date(i32),
+    /// A wall-clock timestamp as seconds since 1970-01-01T00:00:00.
+    Timestamp(i64),
+}
+
+impl<'a> ValueRef<'a> {
+    /// True for [`ValueRef::Null`].
+    #[inline]
+    pub fn is_null(self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    /// The text of a [`ValueRef::Str`], else `None`.
+    #[inline]
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            ValueRef::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The days of a [`ValueRef::Date`], else `None`.
+    #[inline]
+    pub fn as_date(self) -> Option<i32> {
+        match self {
+            ValueRef::Date(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The integer of a [`ValueRef::Int`], else `None`.
+    #[inline]
+    pub fn as_int(self) -> Option<i64> {
+        match self {
+            ValueRef::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The owned value.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Str(s) => Value::Str(s.into()),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Date(d) => Value::Date(d),
+            ValueRef::Timestamp(t) => Value::Timestamp(t),
+        }
+    }
+}
+
+impl PartialEq<Value> for ValueRef<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        *self == other.as_ref()
+    }
+}
+
+impl fmt::Debug for ValueRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the content: values are personal data.
+        match self {
+            ValueRef::Null => write!(f, "Null"),
+            ValueRef::Str(s) => write!(f, "Str(<{} chars>)", s.chars().count()),
+            ValueRef::Int(_) => write!(f, "Int(<redacted>)"),
+            ValueRef::Float(_) => write!(f, "Float(<redacted>)"),
+            ValueRef::Bool(_) => write!(f, "Bool(<redacted>)"),
+            ValueRef::Date(_) => write!(f, "Date(<redacted>)"),
+            ValueRef::Timestamp(_) => write!(f, "Timestamp(<redacted>)"),
+        }
     }
 }
 
@@ -343,6 +646,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// The borrowed form.
+    #[inline]
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Float(f) => ValueRef::Float(*f),
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Date(d) => ValueRef::Date(*d),
+            Value::Timestamp(t) => ValueRef::Timestamp(*t),
+        }
+    }
+
     /// True for [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
@@ -424,18 +741,18 @@ mod tests {
     }
 
     #[test]
-    fn sparse_record_reads_like_a_vector() {
+    fn packed_record_reads_like_a_vector() {
         let mut r = Record::new(70);
         assert_eq!(r.len(), 70);
-        assert!(r.iter().all(Value::is_null));
-        r[66] = Value::Int(1);
-        r[3] = Value::Str("a".into());
+        assert!(r.iter().all(ValueRef::is_null));
+        r.set(66, Value::Int(1));
+        r.set(3, Value::Str("a".into()));
         r.set(64, Value::Int(2));
-        r[10] = Value::Null; // an explicit Null entry
-        assert_eq!(r[3], Value::Str("a".into()));
-        assert_eq!(r[64], Value::Int(2));
-        assert_eq!(r[66], Value::Int(1));
-        assert_eq!(r[65], Value::Null);
+        r.set(10, Value::Null);
+        assert_eq!(r.at(3), ValueRef::Str("a"));
+        assert_eq!(r.at(64), ValueRef::Int(2));
+        assert_eq!(r.at(66), ValueRef::Int(1));
+        assert_eq!(r.at(65), ValueRef::Null);
         assert_eq!(r.get(70), None);
         let mut v = vec![Value::Null; 70];
         v[3] = Value::Str("a".into());
@@ -443,24 +760,51 @@ mod tests {
         v[66] = Value::Int(1);
         assert_eq!(r.to_vec(), v);
         assert_eq!(r, Record::from(v.clone()));
-        r.compact();
-        assert_eq!(r.values.len(), 3);
-        assert_eq!(r.to_vec(), v);
         assert_eq!(r.take(64), Value::Int(2));
         assert_eq!(r.take(64), Value::Null);
         r.set(3, Value::Null);
-        assert_eq!(r.values.len(), 1);
-        assert_eq!(r[66], Value::Int(1));
-        if let Value::Int(i) = &mut r[66] {
-            *i = 5;
-        }
-        assert_eq!(r[66], Value::Int(5));
+        assert_eq!(r.packed_bytes(), 2 + 2); // one u16 start, then tag and varint
+        assert_eq!(r.at(66), ValueRef::Int(1));
+        r.set_many([
+            (66, Value::Int(5)),
+            (1, Value::Bool(true)),
+            (66, Value::Int(6)),
+        ]);
+        assert_eq!(r.at(66), ValueRef::Int(6));
+        assert_eq!(r.at(1), ValueRef::Bool(true));
+    }
+
+    /// Entries beyond 64 KiB switch the start table to u32, and back.
+    #[test]
+    fn wide_records_keep_every_value() {
+        let long = "長".repeat(30_000); // 90,000 bytes
+        let mut v = vec![Value::Null; 10];
+        v[2] = Value::Str("a".into());
+        v[5] = Value::Str(long.as_str().into());
+        v[8] = Value::Int(-3);
+        let mut r = Record::from(v.clone());
+        assert_eq!(r.to_vec(), v);
+        assert_eq!(r.at(8), ValueRef::Int(-3));
+        r.set(9, Value::Date(7));
+        assert_eq!(r.at(5), ValueRef::Str(&long));
+        assert_eq!(r.at(9), ValueRef::Date(7));
+        let mut other = Record::from(vec![Value::Bool(true); 10]);
+        assert_eq!(other.fill_from(&r, |_| true), 0);
+        let mut empty = Record::new(10);
+        assert_eq!(empty.fill_from(&r, |i| i != 2), 3);
+        assert_eq!(empty.at(5), ValueRef::Str(&long));
+        assert_eq!(empty.at(2), ValueRef::Null);
+        assert_eq!(r.take(5), Value::Str(long.as_str().into()));
+        assert_eq!(r.at(8), ValueRef::Int(-3));
+        assert!(r.packed_bytes() < 32);
+        other.set(0, Value::Null);
+        assert_eq!(other.at(1), ValueRef::Bool(true));
     }
 
     #[test]
     fn fill_from_fills_only_empty_wanted_fields() {
         let mut a = Record::from(vec![Value::Int(1), Value::Null, Value::Null, Value::Int(4)]);
-        a[2] = Value::Null; // an explicit Null entry counts as empty
+        a.set(2, Value::Null);
         let b = Record::from(vec![
             Value::Int(9),
             Value::Int(8),
@@ -473,11 +817,36 @@ mod tests {
             vec![Value::Int(1), Value::Null, Value::Int(7), Value::Int(4)]
         );
         assert_eq!(a.fill_from(&b, |_| true), 1);
-        assert_eq!(a[1], Value::Int(8));
+        assert_eq!(a.at(1), ValueRef::Int(8));
         assert_eq!(a.fill_from(&b, |_| true), 0);
     }
 
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            ".{0,40}".prop_map(|s: String| Value::Str(s.into())),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>()
+                .prop_filter("NaN never equals itself", |f| !f.is_nan())
+                .prop_map(Value::Float),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::Date),
+            any::<i64>().prop_map(Value::Timestamp),
+        ]
+    }
+
     proptest::proptest! {
+        /// Packing keeps every value of every kind, in place.
+        #[test]
+        fn packing_round_trips(values in proptest::collection::vec(any_value(), 0..=128)) {
+            let r = Record::from(values.clone());
+            proptest::prop_assert_eq!(r.to_vec(), values.clone());
+            for (i, v) in values.iter().enumerate() {
+                proptest::prop_assert!(r.at(i) == *v);
+            }
+        }
+
         /// `fill_from` equals filling field by field.
         #[test]
         fn fill_from_matches_field_by_field(
@@ -493,7 +862,7 @@ mod tests {
             let mut r = Record::from(va.clone());
             for (i, x) in va.iter().enumerate() {
                 if x == &Value::Int(0) {
-                    r[i] = Value::Null; // explicit Null entries
+                    r.set(i, Value::Null);
                 }
             }
             let mut expect: Vec<Value> = r.to_vec();
@@ -510,27 +879,27 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Any sequence of writes, takes and sets leaves the record equal to the same
+        /// Any sequence of sets, batched sets and takes leaves the record equal to the same
         /// operations applied to a plain vector.
         #[test]
-        fn sparse_record_matches_a_vector(
-            len in 0usize..=128,
-            ops in proptest::collection::vec((0usize..128, 0u8..4, -5i64..5), 0..200),
+        fn packed_record_matches_a_vector(
+            len in 1usize..=128,
+            ops in proptest::collection::vec((0usize..128, 0u8..3, any_value(), 0usize..128), 0..200),
         ) {
             let mut r = Record::new(len);
             let mut v = vec![Value::Null; len];
-            for (i, op, x) in ops {
-                if i >= len {
-                    continue;
-                }
-                let value = if x == 0 { Value::Null } else { Value::Int(x) };
+            for (i, op, value, j) in ops {
+                let (i, j) = (i % len, j % len);
                 match op {
-                    0 => { r[i] = value.clone(); v[i] = value; }
-                    1 => { r.set(i, value.clone()); v[i] = value; }
-                    2 => { proptest::prop_assert_eq!(r.take(i), std::mem::take(&mut v[i])); }
-                    _ => r.compact(),
+                    0 => { r.set(i, value.clone()); v[i] = value; }
+                    1 => {
+                        r.set_many([(i, value.clone()), (j, Value::Int(7)), (i, value.clone())]);
+                        v[j] = Value::Int(7);
+                        v[i] = value;
+                    }
+                    _ => { proptest::prop_assert_eq!(r.take(i), std::mem::take(&mut v[i])); }
                 }
-                proptest::prop_assert_eq!(&r[i], &v[i]);
+                proptest::prop_assert!(r.at(i) == v[i]);
             }
             proptest::prop_assert_eq!(r.to_vec(), v.clone());
             proptest::prop_assert_eq!(r.iter().len(), len);
@@ -542,5 +911,6 @@ mod tests {
     fn debug_hides_content() {
         let v = Value::Str("品川太郎".into());
         assert_eq!(format!("{v:?}"), "Str(<4 chars>)");
+        assert_eq!(format!("{:?}", v.as_ref()), "Str(<4 chars>)");
     }
 }

@@ -10,7 +10,7 @@ use arrow::array::{
 use arrow::datatypes::Schema as ArrowSchema;
 use arrow::record_batch::RecordBatch;
 
-use crate::record::{Record, Value};
+use crate::record::{Record, Value, ValueRef};
 use crate::schema::{FieldType, Schema};
 
 /// Build a batch of the given schema columns (`indices` into the record) from records.
@@ -71,23 +71,23 @@ impl Builder {
     }
 
     #[inline]
-    fn append(&mut self, v: &Value) {
+    fn append(&mut self, v: ValueRef<'_>) {
         match self {
             Builder::Utf8(b) => b.append_option(v.as_str()),
             Builder::Int16(b) => b.append_option(v.as_int().and_then(|v| i16::try_from(v).ok())),
             Builder::Int32(b) => b.append_option(v.as_int().and_then(|v| i32::try_from(v).ok())),
             Builder::Int64(b) => b.append_option(v.as_int()),
             Builder::Float64(b) => b.append_option(match v {
-                Value::Float(f) => Some(*f),
+                ValueRef::Float(f) => Some(f),
                 _ => None,
             }),
             Builder::Bool(b) => b.append_option(match v {
-                Value::Bool(x) => Some(*x),
+                ValueRef::Bool(x) => Some(x),
                 _ => None,
             }),
             Builder::Date32(b) => b.append_option(v.as_date()),
             Builder::TimestampS(b) => b.append_option(match v {
-                Value::Timestamp(t) => Some(*t),
+                ValueRef::Timestamp(t) => Some(t),
                 _ => None,
             }),
         }
@@ -111,7 +111,8 @@ impl Builder {
 /// batch lacks stay Null.
 pub fn from_batch(schema: &Schema, batch: &RecordBatch) -> Vec<Record> {
     let n = batch.num_rows();
-    let mut out: Vec<Record> = (0..n).map(|_| Record::new(schema.len())).collect();
+    // Built as one value per field, packed once complete.
+    let mut out: Vec<Vec<Value>> = (0..n).map(|_| vec![Value::Null; schema.len()]).collect();
     for (c, field) in batch.schema().fields().iter().enumerate() {
         let Some(i) = schema.index(field.name()) else {
             continue;
@@ -137,5 +138,5 @@ pub fn from_batch(schema: &Schema, batch: &RecordBatch) -> Vec<Record> {
         fill!(Date32Array, Value::Date);
         fill!(TimestampSecondArray, Value::Timestamp);
     }
-    out
+    out.into_iter().map(Record::from).collect()
 }

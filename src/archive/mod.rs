@@ -168,7 +168,7 @@ pub struct PartitionKey {
 /// The person key of a record: the linked registry 宛名番号, else the record's own
 /// strongest identifier. Personal data: only ever hashed.
 pub fn person_key(schema: &Schema, r: &Record) -> String {
-    let get = |name: &str| r[schema.idx(name)].as_str().filter(|s| !s.is_empty());
+    let get = |name: &str| r.at(schema.idx(name)).as_str().filter(|s| !s.is_empty());
     if let Some(a) = get("registry_atena_number") {
         return format!("R:{a}");
     }
@@ -207,7 +207,7 @@ pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
 /// The lookup identifiers of a record, as (kind, value) pairs.
 pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
     let get = |name: &str| {
-        r[schema.idx(name)]
+        r.at(schema.idx(name))
             .as_str()
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -224,7 +224,7 @@ pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
     if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
         out.push(("ticket", format!("{m}:{t}")));
     }
-    if let (Some(k), Some(b)) = (get("kana_name"), r[schema.idx("birth_date")].as_date()) {
+    if let (Some(k), Some(b)) = (get("kana_name"), r.at(schema.idx("birth_date")).as_date()) {
         out.push((
             "kana_birth",
             format!("{}:{}", crate::normalise::kana_key(&k), b),
@@ -240,18 +240,19 @@ pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
 /// deceased person no earlier than 5 years after the day after death; of anyone else,
 /// no known expiry ("open").
 pub fn partition_of(schema: &Schema, r: &Record, bucket: u16) -> PartitionKey {
-    let class = r[schema.idx("retention_class")]
+    let class = r
+        .at(schema.idx("retention_class"))
         .as_str()
         .unwrap_or("routine_5y")
         .to_string();
     let expiry = if class == "covid_special" {
-        let deceased = r[schema.idx("registry_status")].as_str() == Some("deceased");
-        match (deceased, r[schema.idx("registry_status_date")].as_date()) {
+        let deceased = r.at(schema.idx("registry_status")).as_str() == Some("deceased");
+        match (deceased, r.at(schema.idx("registry_status_date")).as_date()) {
             (true, Some(d)) => (crate::record::civil_from_days(d + 1).0 + 5).to_string(),
             _ => "open".to_string(),
         }
     } else {
-        match r[schema.idx("vaccination_date")].as_date() {
+        match r.at(schema.idx("vaccination_date")).as_date() {
             Some(d) => (crate::record::civil_from_days(d).0 + 5).to_string(),
             None => "open".to_string(),
         }
@@ -439,7 +440,7 @@ pub fn derive_index_secret(schema: &Schema, records: &[Record], pipeline_toml: &
     let merged = schema.idx("merged_provenance");
     let mut parts: Vec<&str> = records
         .par_iter()
-        .flat_map_iter(|r| [r[raw].as_str(), r[merged].as_str()])
+        .flat_map_iter(|r| [r.at(raw).as_str(), r.at(merged).as_str()])
         .flatten_iter()
         .collect();
     parts.par_sort_unstable();
@@ -554,7 +555,7 @@ pub fn write_new(
     let mut records = input.records;
     records.par_iter_mut().for_each(|r| {
         let h = keyed_hash(&secret, "person", &person_key(schema, r));
-        r[person_hash_idx] = Value::Str(h.into());
+        r.set(person_hash_idx, Value::Str(h.into()));
     });
     // Partition key and index entries per record, in parallel (pure), a chunk of records
     // at a time; grouped in record order, so every partition lists its rows in the same
@@ -573,7 +574,7 @@ pub fn write_new(
         let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
             .par_iter()
             .map(|r| {
-                let ph = r[person_hash_idx].as_str().unwrap_or_default();
+                let ph = r.at(person_hash_idx).as_str().unwrap_or_default();
                 let bucket = bucket_of(ph, buckets);
                 let person_hash = *blake3::Hash::from_hex(ph)
                     .expect("the person hash was just written as hex")
@@ -652,7 +653,7 @@ pub fn write_new(
             let vault_rows: Vec<&Record> = rows
                 .iter()
                 .copied()
-                .filter(|r| vault_pos.iter().any(|&i| !r[i].is_null()))
+                .filter(|r| vault_pos.iter().any(|&i| !r.at(i).is_null()))
                 .collect();
             let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
             if !vault_rows.is_empty() {
@@ -698,7 +699,7 @@ pub fn write_new(
     let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
     keyed.par_iter_mut().for_each(|(_, rows)| {
         rows.sort_by_cached_key(|r| {
-            let h = r[person_hash_idx].as_str().unwrap_or_default();
+            let h = r.at(person_hash_idx).as_str().unwrap_or_default();
             let mut head = [0u8; 32];
             let n = h.len().min(32);
             head[..n].copy_from_slice(&h.as_bytes()[..n]);

@@ -430,7 +430,7 @@ impl OpenPartition {
             .rows_where("person_hash", persons, columns)?
             .iter()
             .flat_map(|b| super::batch::from_batch(schema, b))
-            .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h)))
+            .filter(|r| r.at(ph).as_str().is_some_and(|h| persons.contains(h)))
             .collect())
     }
 }

@@ -54,7 +54,7 @@ fn answer_one(
         let rid = schema.idx("record_id");
         let ids: HashSet<String> = records
             .iter()
-            .filter_map(|r| r[rid].as_str().map(str::to_string))
+            .filter_map(|r| r.at(rid).as_str().map(str::to_string))
             .collect();
         vault = reader.vault(&buckets, &ids)?;
     }

@@ -163,7 +163,7 @@ pub fn migrate(
     let file_idx = schema.idx("source_file_id");
     let mut archived: std::collections::HashMap<&str, u64> = Default::default();
     for r in &outcome.records {
-        if let Some(f) = r[file_idx].as_str() {
+        if let Some(f) = r.at(file_idx).as_str() {
             *archived.entry(f).or_default() += 1;
         }
     }
@@ -197,7 +197,8 @@ pub fn migrate(
     let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
     let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
     for r in &ingested.registry {
-        if let (Some("resident"), Some(b)) = (r[status_idx].as_str(), r[birth_idx].as_date()) {
+        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
+        {
             *births.entry(b).or_default() += 1;
         }
     }

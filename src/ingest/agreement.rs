@@ -56,10 +56,10 @@ fn every_row_normalises_to_the_truth_or_is_quarantined_with_its_reason() {
         .chain(&out.registry)
         .chain(&out.vrs_persons)
     {
-        let file = r[file_idx].as_str().unwrap().to_string();
-        let line = r[line_idx].as_int().unwrap().to_string();
-        let dose = if r[kind_idx].as_str() == Some("vrs-ledger-export") {
-            r[dose_idx]
+        let file = r.at(file_idx).as_str().unwrap().to_string();
+        let line = r.at(line_idx).as_int().unwrap().to_string();
+        let dose = if r.at(kind_idx).as_str() == Some("vrs-ledger-export") {
+            r.at(dose_idx)
                 .as_int()
                 .map(|d| d.to_string())
                 .unwrap_or_default()
@@ -143,18 +143,19 @@ fn every_row_normalises_to_the_truth_or_is_quarantined_with_its_reason() {
                         continue;
                     }
                     let expected = &row[col(name)];
-                    let value = &record[schema.idx(name)];
+                    let value = record.at(schema.idx(name));
                     let got = if value.is_null() {
                         String::new()
                     } else {
-                        render(value)
+                        render(&value.to_value())
                     };
                     if got != expected {
                         disagreements.push(format!("{here}: field {name} differs"));
                     }
                     checked_values += 1;
                 }
-                let flags = record[schema.idx("normalisation_flags")]
+                let flags = record
+                    .at(schema.idx("normalisation_flags"))
                     .as_str()
                     .unwrap_or("");
                 for flag in row[c_flags].split(';').filter(|f| !f.is_empty()) {

@@ -33,9 +33,6 @@ pub const MAX_FIELD_BYTES: usize = 1 << 20;
 
 /// Byte records normalised together; bounds memory per file.
 pub const CHUNK_ROWS: usize = 8192;
-/// Fields [`Plan::finish`] may add to a record (record id, source, line, hash, flags, age,
-/// statuses, retention class).
-const FINISH_FIELDS: usize = 12;
 /// Chunks smaller than this are normalised on the reading thread, without rayon.
 const PARALLEL_MIN_ROWS: usize = 256;
 
@@ -456,11 +453,8 @@ impl Plan {
                 None => return whole(quarantine(None, reason::UNDECODABLE_BYTES, None, Some(i))),
             }
         }
-        // Room for every mapped, constant and computed field; `finish` trims it.
-        let mut base = Record::with_capacity(
-            self.schema_len,
-            self.row.len() + self.constants.len() + FINISH_FIELDS,
-        );
+        // Built as one value per field, packed once each record is finished.
+        let mut base = vec![Value::Null; self.schema_len];
         let mut flags = String::new();
         for (i, v) in &self.constants {
             base[*i] = v.clone();
@@ -473,7 +467,7 @@ impl Plan {
             let flags_here = flags;
             return match self.finish(&mut record, flags_here, line, None, &raw_hash, tables) {
                 Ok(()) => RowResult {
-                    records: vec![record],
+                    records: vec![Record::from(record)],
                     quarantine: Vec::new(),
                     groups: 0,
                 },
@@ -492,7 +486,6 @@ impl Plan {
             }
             result.groups += 1;
             let mut record = base.clone();
-            record.reserve(group.len() + FINISH_FIELDS);
             let mut group_flags = flags.clone();
             record[self.idx.dose_number] = Value::Int(dose as i64);
             if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables) {
@@ -509,7 +502,7 @@ impl Plan {
                 &raw_hash,
                 tables,
             ) {
-                Ok(()) => result.records.push(record),
+                Ok(()) => result.records.push(Record::from(record)),
                 Err(r) => result
                     .quarantine
                     .push(quarantine(Some(dose), r, None, None)),
@@ -521,7 +514,7 @@ impl Plan {
     /// Checks and computed fields common to every produced record.
     fn finish(
         &self,
-        record: &mut Record,
+        record: &mut [Value],
         flags: String,
         line: u64,
         dose: Option<u16>,
@@ -579,7 +572,6 @@ impl Plan {
             };
             record[idx.retention_class] = Value::Str(class.into());
         }
-        record.compact();
         Ok(())
     }
 }
@@ -588,7 +580,7 @@ impl Plan {
 fn apply<'m>(
     mappings: &'m [Mapping],
     decoded: &[std::borrow::Cow<'_, str>],
-    record: &mut Record,
+    record: &mut [Value],
     flags: &mut String,
     tables: &Tables,
 ) -> Result<(), (&'m Mapping, &'static str)> {
@@ -606,7 +598,7 @@ fn apply<'m>(
                 // A later mapping never overwrites a value with Null (the same field may
                 // be fed from two headers, e.g. a row column and a constant).
                 if !n.value.is_null() || record[m.field].is_null() {
-                    record.set(m.field, n.value);
+                    record[m.field] = n.value;
                 }
             }
             Err(r) => match m.on_reject {
@@ -976,7 +968,7 @@ mod tests {
         assert!(quarantine.is_empty(), "{quarantine:?}");
         let lines: Vec<i64> = records
             .iter()
-            .map(|r| r[schema.idx("source_line")].as_int().unwrap())
+            .map(|r| r.at(schema.idx("source_line")).as_int().unwrap())
             .collect();
         assert_eq!(lines, vec![2, 4, 6]);
         assert_eq!(acc.encoding, "cp932");
@@ -997,7 +989,7 @@ mod tests {
         assert!(quarantine.is_empty(), "{quarantine:?}");
         let lines: Vec<i64> = records
             .iter()
-            .map(|r| r[schema.idx("source_line")].as_int().unwrap())
+            .map(|r| r.at(schema.idx("source_line")).as_int().unwrap())
             .collect();
         assert_eq!(lines, vec![2, 4, 5, 6]);
         assert!(acc.balanced());
@@ -1091,15 +1083,15 @@ mod tests {
         assert!(acc.balanced());
         let doses: Vec<i64> = records
             .iter()
-            .map(|r| r[schema.idx("dose_number")].as_int().unwrap())
+            .map(|r| r.at(schema.idx("dose_number")).as_int().unwrap())
             .collect();
         assert_eq!(doses, vec![1, 2]);
         assert_eq!(
-            records[0][schema.idx("vaccine_code")].as_str(),
+            records[0].at(schema.idx("vaccine_code")).as_str(),
             Some("COVID19")
         );
         assert_eq!(
-            records[0][schema.idx("manufacturer_code")].as_str(),
+            records[0].at(schema.idx("manufacturer_code")).as_str(),
             Some("PFIZER")
         );
     }
@@ -1174,7 +1166,7 @@ mod tests {
         let schema = Schema::embedded();
         let doses: Vec<_> = records
             .iter()
-            .map(|r| r[schema.idx("dose_number")].as_int())
+            .map(|r| r.at(schema.idx("dose_number")).as_int())
             .collect();
         assert_eq!(doses, [Some(1), Some(3)]);
     }

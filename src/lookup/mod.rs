@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::normalise::{self, Kind, Tables};
-use crate::record::{Record, Value};
+use crate::record::{Record, Value, ValueRef};
 use crate::schema::{Class, Schema};
 
 /// JSON schema identifier of [`Answer`].
@@ -436,11 +436,11 @@ pub struct Answer {
     pub candidates: Vec<Candidate>,
 }
 
-fn text_of(v: &Value) -> Option<String> {
+fn text_of(v: ValueRef<'_>) -> Option<String> {
     if v.is_null() {
         None
     } else {
-        Some(normalise::render(v))
+        Some(normalise::render(&v.to_value()))
     }
 }
 
@@ -461,11 +461,11 @@ pub fn answer(
     let wanted: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
     let mut mine: Vec<&Record> = records
         .iter()
-        .filter(|r| r[ph].as_str().is_some_and(|p| wanted.contains(p)))
+        .filter(|r| r.at(ph).as_str().is_some_and(|p| wanted.contains(p)))
         .collect();
     let rid = schema.idx("record_id");
-    mine.sort_by(|a, b| a[rid].as_str().cmp(&b[rid].as_str()));
-    mine.dedup_by(|a, b| a[rid] == b[rid]);
+    mine.sort_by(|a, b| a.at(rid).as_str().cmp(&b.at(rid).as_str()));
+    mine.dedup_by(|a, b| a.at(rid) == b.at(rid));
     let mut out = Answer {
         schema: SCHEMA.into(),
         query_kind: query.kind().into(),
@@ -480,7 +480,7 @@ pub fn answer(
         routine: Vec::new(),
         candidates: Vec::new(),
     };
-    let found: BTreeSet<&str> = mine.iter().filter_map(|r| r[ph].as_str()).collect();
+    let found: BTreeSet<&str> = mine.iter().filter_map(|r| r.at(ph).as_str()).collect();
     if found.is_empty() {
         return out;
     }
@@ -490,20 +490,27 @@ pub fn answer(
         }
         let i = schema.idx(name);
         if schema.fields[i].class == Class::NumberVault {
-            let id = r[rid].as_str()?;
-            return vault.get(id).and_then(|v| text_of(&v[i]));
+            let id = r.at(rid).as_str()?;
+            return vault.get(id).and_then(|v| text_of(v.at(i)));
         }
-        text_of(&r[i])
+        text_of(r.at(i))
     };
     // An ambiguous kana + birth query lists the candidates, never a merged answer.
     if matches!(query, Query::KanaBirth(_)) && found.len() > 1 {
         out.status = "candidates".into();
         for p in &found {
-            let rs: Vec<&&Record> = mine.iter().filter(|r| r[ph].as_str() == Some(p)).collect();
+            let rs: Vec<&&Record> = mine
+                .iter()
+                .filter(|r| r.at(ph).as_str() == Some(p))
+                .collect();
             let first = |name: &str| rs.iter().find_map(|r| get(r, name));
             let vaccines: BTreeSet<String> = rs
                 .iter()
-                .filter_map(|r| r[schema.idx("vaccine_code")].as_str().map(str::to_string))
+                .filter_map(|r| {
+                    r.at(schema.idx("vaccine_code"))
+                        .as_str()
+                        .map(str::to_string)
+                })
                 .collect();
             out.candidates.push(Candidate {
                 person_hash: p.to_string(),
@@ -521,12 +528,12 @@ pub fn answer(
     // Person items: from a registry-linked record first.
     let reg = schema.idx("registry_atena_number");
     let mut ordered: Vec<&&Record> = mine.iter().collect();
-    ordered.sort_by_key(|r| r[reg].is_null());
+    ordered.sort_by_key(|r| r.at(reg).is_null());
     for item in PERSON_ITEMS {
         let value = if item == "atena_number" && view.sees(item) {
             ordered
                 .iter()
-                .find_map(|r| text_of(&r[reg]))
+                .find_map(|r| text_of(r.at(reg)))
                 .or_else(|| ordered.iter().find_map(|r| get(r, item)))
         } else {
             ordered.iter().find_map(|r| get(r, item))
@@ -540,7 +547,7 @@ pub fn answer(
         let manufacturer_code = get(r, "manufacturer_code");
         Dose {
             dose_number: if view.sees("dose_number") {
-                r[schema.idx("dose_number")].as_int()
+                r.at(schema.idx("dose_number")).as_int()
             } else {
                 None
             },
@@ -558,18 +565,18 @@ pub fn answer(
             lot_number: get(r, "lot_number"),
             vaccination_municipality_code: get(r, "vaccination_municipality_code").or_else(|| {
                 if view.sees("vaccination_municipality_code") {
-                    text_of(&r[schema.idx("municipality_code")])
+                    text_of(r.at(schema.idx("municipality_code")))
                 } else {
                     None
                 }
             }),
             medical_institution: get(r, "medical_institution"),
             vaccination_class: get(r, "vaccination_class"),
-            record_id: r[rid].as_str().unwrap_or_default().to_string(),
+            record_id: r.at(rid).as_str().unwrap_or_default().to_string(),
         }
     };
     let is_covid = |r: &Record| {
-        r[code_idx]
+        r.at(code_idx)
             .as_str()
             .and_then(|c| tables.vaccine(c))
             .is_some_and(|v| v.category == "covid_special")
@@ -578,9 +585,9 @@ pub fn answer(
     let mut covid: Vec<&&Record> = mine.iter().filter(|r| is_covid(r)).collect();
     covid.sort_by_key(|r| {
         (
-            r[schema.idx("dose_number")].as_int().unwrap_or(i64::MAX),
-            r[date_idx].as_date(),
-            r[rid].as_str().map(str::to_string),
+            r.at(schema.idx("dose_number")).as_int().unwrap_or(i64::MAX),
+            r.at(date_idx).as_date(),
+            r.at(rid).as_str().map(str::to_string),
         )
     });
     out.covid = covid.iter().map(|r| dose_of(r)).collect();
@@ -596,8 +603,9 @@ pub fn answer(
     out.certificates = certs.into_iter().collect();
     let mut routine: BTreeMap<String, BTreeMap<String, Vec<&Record>>> = BTreeMap::new();
     for r in mine.iter().filter(|r| !is_covid(r)) {
-        let code = r[code_idx].as_str().unwrap_or_default().to_string();
-        let stage = r[schema.idx("stage")]
+        let code = r.at(code_idx).as_str().unwrap_or_default().to_string();
+        let stage = r
+            .at(schema.idx("stage"))
             .as_str()
             .unwrap_or_default()
             .to_string();
@@ -619,7 +627,10 @@ pub fn answer(
                 .into_iter()
                 .map(|(stage, mut rs)| {
                     rs.sort_by_key(|r| {
-                        (r[date_idx].as_date(), r[schema.idx("dose_number")].as_int())
+                        (
+                            r.at(date_idx).as_date(),
+                            r.at(schema.idx("dose_number")).as_int(),
+                        )
                     });
                     Stage {
                         stage: if view.sees("stage") {

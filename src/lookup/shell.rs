@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
                 self.partitions_decrypted += 1;
             }
             for rec in records {
-                if let Some(list) = rec[ph].as_str().and_then(|h| found.get_mut(h)) {
+                if let Some(list) = rec.at(ph).as_str().and_then(|h| found.get_mut(h)) {
                     list.push(rec);
                 }
             }
@@ -302,7 +302,7 @@ impl<'a> Reader<'a> {
                 }
             }
             for r in self.vaults[&p.id].iter() {
-                if let Some(id) = r[rid].as_str() {
+                if let Some(id) = r.at(rid).as_str() {
                     if wanted.contains(id) {
                         out.insert(id.to_string(), r.clone());
                     }

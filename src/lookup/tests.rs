@@ -47,13 +47,13 @@ fn embedded_roles_are_valid_and_vault_items_need_the_vault() {
 
 fn rec(schema: &Schema, id: &str, person: &str, code: &str, dose: i64, date: i32) -> Record {
     let mut r = Record::new(schema.len());
-    r[schema.idx("record_id")] = Value::Str(id.into());
-    r[schema.idx("person_hash")] = Value::Str(person.into());
-    r[schema.idx("vaccine_code")] = Value::Str(code.into());
-    r[schema.idx("dose_number")] = Value::Int(dose);
-    r[schema.idx("vaccination_date")] = Value::Date(date);
-    r[schema.idx("kanji_name")] = Value::Str("山田　太郎".into());
-    r[schema.idx("sex")] = Value::Str("M".into());
+    r.set(schema.idx("record_id"), Value::Str(id.into()));
+    r.set(schema.idx("person_hash"), Value::Str(person.into()));
+    r.set(schema.idx("vaccine_code"), Value::Str(code.into()));
+    r.set(schema.idx("dose_number"), Value::Int(dose));
+    r.set(schema.idx("vaccination_date"), Value::Date(date));
+    r.set(schema.idx("kanji_name"), Value::Str("山田　太郎".into()));
+    r.set(schema.idx("sex"), Value::Str("M".into()));
     r
 }
 
@@ -164,7 +164,7 @@ fn twins_through_a_written_archive_give_candidates() {
         .enumerate()
     {
         let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000 + i as i32);
-        let set = |r: &mut Record, k: &str, v: Value| r[schema.idx(k)] = v;
+        let set = |r: &mut Record, k: &str, v: Value| r.set(schema.idx(k), v);
         set(&mut r, "atena_number", Value::Str((*atena).into()));
         set(&mut r, "registry_atena_number", Value::Str((*atena).into()));
         // 1001 and 1002 are twins.

@@ -60,11 +60,11 @@ pub fn read_registry(path: &Path, schema: &Schema) -> Result<Deaths, anyhow::Err
         ..Deaths::default()
     };
     for r in rows {
-        let Some(a) = r[atena].as_str().filter(|s| !s.is_empty()) else {
+        let Some(a) = r.at(atena).as_str().filter(|s| !s.is_empty()) else {
             continue;
         };
-        let death = if r[status].as_str() == Some("deceased") {
-            r[date].as_date()
+        let death = if r.at(status).as_str() == Some("deceased") {
+            r.at(date).as_date()
         } else {
             None
         };

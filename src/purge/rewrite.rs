@@ -399,7 +399,10 @@ pub fn apply(
         if let (Some(vf), Some(vkey)) = (&p.vault_file, vault_keys.get(&p.id)) {
             let plain = crypto::decrypt(vf, std::slice::from_ref(vkey), &store.get(vf)?)?;
             let old = archive::read_parquet(vf, plain)?;
-            let keep: BTreeSet<&str> = survivors.iter().filter_map(|r| r[rid].as_str()).collect();
+            let keep: BTreeSet<&str> = survivors
+                .iter()
+                .filter_map(|r| r.at(rid).as_str())
+                .collect();
             let (kept, n) = keep_rows(vf, &old, "record_id", |v| keep.contains(v))?;
             if n > 0 {
                 let vpath = format!("vault/{id}.parquet.age");

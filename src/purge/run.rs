@@ -134,7 +134,7 @@ fn facts(
     secret: &[u8; 32],
     with_hashes: bool,
 ) -> RecordFacts {
-    let s = |n: &str| r[schema.idx(n)].as_str().filter(|v| !v.is_empty());
+    let s = |n: &str| r.at(schema.idx(n)).as_str().filter(|v| !v.is_empty());
     let atena_hashes = if with_hashes {
         [s("atena_number"), s("registry_atena_number")]
             .into_iter()
@@ -149,7 +149,7 @@ fn facts(
         category: s("vaccine_code")
             .and_then(|c| tables.vaccine(c))
             .map(|v| v.category.clone()),
-        vaccination_date: r[schema.idx("vaccination_date")].as_date(),
+        vaccination_date: r.at(schema.idx("vaccination_date")).as_date(),
         atena_hashes,
     }
 }
@@ -165,10 +165,10 @@ fn decide(
     let with_hashes =
         !req.holds.persons.is_empty() || req.submissions.is_some_and(Submissions::needs_hashes);
     let f = facts(schema, tables, r, secret, with_hashes);
-    let s = |n: &str| r[schema.idx(n)].as_str().filter(|v| !v.is_empty());
+    let s = |n: &str| r.at(schema.idx(n)).as_str().filter(|v| !v.is_empty());
     let registry_atena = s("registry_atena_number");
     let stored_death = if s("registry_status") == Some("deceased") {
-        r[schema.idx("registry_status_date")].as_date()
+        r.at(schema.idx("registry_status_date")).as_date()
     } else {
         None
     };
@@ -226,7 +226,7 @@ pub fn candidates<'m>(m: &'m Manifest, req: &PurgeRequest<'_>) -> Vec<&'m Partit
 }
 
 fn year_of(schema: &Schema, r: &Record) -> Option<i32> {
-    r[schema.idx("vaccination_date")]
+    r.at(schema.idx("vaccination_date"))
         .as_date()
         .map(|d| civil_from_days(d).0)
 }
@@ -260,7 +260,7 @@ fn still_present(
             }
         };
         for r in records {
-            if let Some(h) = r[ph].as_str().filter(|h| persons.contains(*h)) {
+            if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(*h)) {
                 present.insert(h.to_string());
             }
         }
@@ -322,10 +322,10 @@ pub fn purge(
             if d.expired {
                 out.erased.add(
                     &d.rule,
-                    r[vc].as_str().unwrap_or("unknown"),
+                    r.at(vc).as_str().unwrap_or("unknown"),
                     year_of(schema, &r),
                 );
-                if let Some(h) = r[ph].as_str() {
+                if let Some(h) = r.at(ph).as_str() {
                     removed_persons.insert(h.to_string());
                 }
                 removed += 1;
@@ -365,7 +365,7 @@ pub fn purge(
     })?;
     let removed_ids: BTreeSet<String> = removed_records
         .iter()
-        .filter_map(|r| r[schema.idx("record_id")].as_str().map(str::to_string))
+        .filter_map(|r| r.at(schema.idx("record_id")).as_str().map(str::to_string))
         .collect();
     let persons = change.removed_persons.clone();
     timings.records_rewritten = change.survivors.values().map(|v| v.len() as u64).sum();
@@ -389,7 +389,7 @@ pub fn purge(
         &removed_records,
         &persons,
         &|r| {
-            removed_ids.contains(r[schema.idx("record_id")].as_str().unwrap_or_default())
+            removed_ids.contains(r.at(schema.idx("record_id")).as_str().unwrap_or_default())
                 || decide(schema, tables, req, &secret, r).expired
         },
     )?;
@@ -450,14 +450,14 @@ pub fn erase(
         out.records_evaluated += records.len() as u64;
         let (gone, keep): (Vec<Record>, Vec<Record>) = records
             .into_iter()
-            .partition(|r| r[ph].as_str() == Some(person.as_str()));
+            .partition(|r| r.at(ph).as_str() == Some(person.as_str()));
         if gone.is_empty() {
             continue;
         }
         for r in &gone {
             out.erased.add(
                 "erase",
-                r[vc].as_str().unwrap_or("unknown"),
+                r.at(vc).as_str().unwrap_or("unknown"),
                 year_of(schema, r),
             );
         }
@@ -493,7 +493,7 @@ pub fn erase(
         &secret,
         &removed_records,
         &persons,
-        &|r| r[ph].as_str() == Some(person.as_str()),
+        &|r| r.at(ph).as_str() == Some(person.as_str()),
     )?;
     let mut request = BTreeMap::new();
     request.insert("reason".into(), reason.to_string());
@@ -544,7 +544,7 @@ fn post_check(
     let mut asked = BTreeSet::new();
     for r in removed
         .iter()
-        .filter(|r| r[ph].as_str().is_some_and(|h| persons.contains(h)))
+        .filter(|r| r.at(ph).as_str().is_some_and(|h| persons.contains(h)))
     {
         for (kind, value) in archive::identifiers(schema, r) {
             asked.insert((kind.to_string(), archive::keyed_hash(secret, kind, &value)));

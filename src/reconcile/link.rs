@@ -10,7 +10,7 @@ use super::frames::{self, Keyed};
 use super::keys;
 use super::rules::Rules;
 use super::Fields;
-use crate::record::{civil_from_days, Record, Value};
+use crate::record::{civil_from_days, Record, ValueRef};
 
 /// How a record was (or was not) linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub(crate) struct Person {
     pub address: Option<String>,
 }
 
-fn text(v: &Value) -> Option<&str> {
+fn text(v: ValueRef<'_>) -> Option<&str> {
     v.as_str().filter(|s| !s.trim().is_empty())
 }
 
@@ -86,12 +86,12 @@ type Inputs<'a> = (
 
 fn inputs<'a>(f: &Fields, r: &'a Record) -> Inputs<'a> {
     (
-        text(&r[f.kana_name]),
-        text(&r[f.kanji_name]),
-        r[f.birth_date].as_date(),
-        text(&r[f.sex]),
-        text(&r[f.postal_code]),
-        text(&r[f.address]),
+        text(r.at(f.kana_name)),
+        text(r.at(f.kanji_name)),
+        r.at(f.birth_date).as_date(),
+        text(r.at(f.sex)),
+        text(r.at(f.postal_code)),
+        text(r.at(f.address)),
     )
 }
 
@@ -186,14 +186,14 @@ impl std::ops::Index<usize> for People {
 
 impl Person {
     pub(crate) fn of(f: &Fields, r: &Record) -> Person {
-        let key = |v: &Value, k: fn(&str) -> String| text(v).map(k).filter(|s| !s.is_empty());
+        let key = |v: ValueRef<'_>, k: fn(&str) -> String| text(v).map(k).filter(|s| !s.is_empty());
         Person {
-            kana: key(&r[f.kana_name], keys::kana),
-            kanji: key(&r[f.kanji_name], keys::kanji),
-            birth: r[f.birth_date].as_date(),
-            sex: text(&r[f.sex]).filter(|s| *s != "U").map(str::to_string),
-            postal: text(&r[f.postal_code]).map(|s| s.replace(['-', 'ー', '－'], "")),
-            address: text(&r[f.address]).map(|s| s.split_whitespace().collect()),
+            kana: key(r.at(f.kana_name), keys::kana),
+            kanji: key(r.at(f.kanji_name), keys::kanji),
+            birth: r.at(f.birth_date).as_date(),
+            sex: text(r.at(f.sex)).filter(|s| *s != "U").map(str::to_string),
+            postal: text(r.at(f.postal_code)).map(|s| s.replace(['-', 'ー', '－'], "")),
+            address: text(r.at(f.address)).map(|s| s.split_whitespace().collect()),
         }
     }
 
@@ -309,7 +309,7 @@ fn keyed(rows: &[Record], field: usize, only: impl Fn(usize) -> bool + Sync) -> 
     rows.par_iter()
         .enumerate()
         .filter(|(i, _)| only(*i))
-        .filter_map(|(i, r)| text(&r[field]).map(|s| (i as u32, s.to_string())))
+        .filter_map(|(i, r)| text(r.at(field)).map(|s| (i as u32, s.to_string())))
         .collect()
 }
 
@@ -452,7 +452,11 @@ pub(crate) fn link(
         .map(|&(r, g)| score(rules, &people[r as usize], &reg_people[g as usize]))
         .collect();
 
-    let atena_of = |g: usize| text(&registry[g][f.atena_number]).unwrap_or("").to_string();
+    let atena_of = |g: usize| {
+        text(registry[g].at(f.atena_number))
+            .unwrap_or("")
+            .to_string()
+    };
     let mut start = 0;
     while start < pairs.len() {
         let r = pairs[start].0 as usize;

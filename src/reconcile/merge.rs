@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::frames;
 use super::Fields;
-use crate::record::{Record, Value};
+use crate::record::{Record, Value, ValueRef};
 
 /// The source kind whose values survive a merge.
 pub(crate) const VRS_KIND: &str = "vrs-ledger-export";
@@ -35,8 +35,9 @@ const KEEP: &[&str] = &[
 
 /// `file_id:line:blake3` of a record's source row.
 pub(crate) fn provenance(f: &Fields, r: &Record) -> String {
-    let s = |i: usize| r[i].as_str().unwrap_or("").to_string();
-    let line = r[f.source_line]
+    let s = |i: usize| r.at(i).as_str().unwrap_or("").to_string();
+    let line = r
+        .at(f.source_line)
         .as_int()
         .map_or(String::new(), |l| l.to_string());
     format!("{}:{}:{}", s(f.source_file_id), line, s(f.raw_row_blake3))
@@ -44,7 +45,8 @@ pub(crate) fn provenance(f: &Fields, r: &Record) -> String {
 
 /// Add a name to a record's `;`-separated conflicts (kept in a fixed order).
 pub(crate) fn add_conflict(f: &Fields, r: &mut Record, name: &str) {
-    let mut set: Vec<String> = r[f.conflicts]
+    let mut set: Vec<String> = r
+        .at(f.conflicts)
         .as_str()
         .map(|s| s.split(';').map(str::to_string).collect())
         .unwrap_or_default();
@@ -57,7 +59,7 @@ pub(crate) fn add_conflict(f: &Fields, r: &mut Record, name: &str) {
             .position(|o| o == c)
             .unwrap_or(CONFLICT_ORDER.len())
     });
-    r[f.conflicts] = Value::Str(set.join(";").into());
+    r.set(f.conflicts, Value::Str(set.join(";").into()));
 }
 
 /// Order of names in the conflicts field.
@@ -70,7 +72,7 @@ pub(crate) const CONFLICT_ORDER: &[&str] = &[
     "lot_number",
 ];
 
-fn lots_compatible(a: &Value, b: &Value) -> bool {
+fn lots_compatible(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
     a.is_null() || b.is_null() || a == b
 }
 
@@ -82,15 +84,15 @@ pub(crate) fn merge(
     mut records: Vec<Record>,
 ) -> (Vec<Record>, u64) {
     fn kind<'r>(f: &Fields, r: &'r Record) -> &'r str {
-        r[f.source_kind].as_str().unwrap_or("")
+        r.at(f.source_kind).as_str().unwrap_or("")
     }
     let keyed: frames::Keyed = records
         .par_iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            let atena = r[f.registry_atena_number].as_str()?;
-            let dose = r[f.dose_number].as_int()?;
-            let vaccine = r[f.vaccine_code].as_str().unwrap_or("");
+            let atena = r.at(f.registry_atena_number).as_str()?;
+            let dose = r.at(f.dose_number).as_int()?;
+            let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
             Some((i as u32, format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")))
         })
         .collect();
@@ -125,8 +127,8 @@ pub(crate) fn merge(
         // Pair: each ledger row goes to the first VRS row (by record order) it agrees with.
         for &l in &ledger {
             let found = vrs.iter().copied().find(|&v| {
-                records[v][f.vaccination_date] == records[l][f.vaccination_date]
-                    && lots_compatible(&records[v][f.lot_number], &records[l][f.lot_number])
+                records[v].at(f.vaccination_date) == records[l].at(f.vaccination_date)
+                    && lots_compatible(records[v].at(f.lot_number), records[l].at(f.lot_number))
             });
             if let Some(v) = found {
                 absorbed_by[l] = Some(v);
@@ -136,7 +138,8 @@ pub(crate) fn merge(
         // Same dose, different date or lot, across the two sources: keep both, flag both.
         for &v in &vrs {
             for &l in ledger.iter().filter(|&&l| absorbed_by[l].is_none()) {
-                let what = if records[v][f.vaccination_date] != records[l][f.vaccination_date] {
+                let what = if records[v].at(f.vaccination_date) != records[l].at(f.vaccination_date)
+                {
                     "dose_date"
                 } else {
                     "lot_number"
@@ -169,14 +172,14 @@ pub(crate) fn merge(
             let mut list: Vec<String> = rows.iter().map(|r| provenance(f, r)).collect();
             for row in rows {
                 survivor.fill_from(&row, |i| !keep_idx.contains(&i));
-                if let Some(c) = row[f.conflicts].as_str() {
+                if let Some(c) = row.at(f.conflicts).as_str() {
                     for name in c.split(';') {
                         add_conflict(f, survivor, name);
                     }
                 }
             }
             list.sort();
-            survivor[f.merged_provenance] = Value::Str(list.join(";").into());
+            survivor.set(f.merged_provenance, Value::Str(list.join(";").into()));
         });
     drop(absorbed);
     let mut merged_rows = 0;
@@ -186,7 +189,7 @@ pub(crate) fn merge(
             merged_rows += 1;
             continue;
         }
-        r[f.merge_status] = Value::Str(status[i].into());
+        r.set(f.merge_status, Value::Str(status[i].into()));
         out.push(r);
     }
     (out, merged_rows)

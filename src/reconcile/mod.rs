@@ -33,7 +33,7 @@ use std::fmt;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::record::{Record, Value};
+use crate::record::{Record, Value, ValueRef};
 use crate::schema::Schema;
 
 pub use quality::{score, Quality};
@@ -208,16 +208,16 @@ fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
         Option<&'a str>,
     ) {
         (
-            r[f.record_id].as_str(),
-            r[f.source_file_id].as_str(),
-            r[f.source_line].as_int(),
-            r[f.raw_row_blake3].as_str(),
+            r.at(f.record_id).as_str(),
+            r.at(f.source_file_id).as_str(),
+            r.at(f.source_line).as_int(),
+            r.at(f.raw_row_blake3).as_str(),
         )
     }
     borrowed(f, a).cmp(&borrowed(f, b)).then_with(|| {
         a.iter()
             .zip(b)
-            .map(|(x, y)| x.partial_cmp(y).unwrap_or(Ordering::Equal))
+            .map(|(x, y)| x.partial_cmp(&y).unwrap_or(Ordering::Equal))
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
     })
@@ -230,7 +230,7 @@ fn record_order(f: &Fields, a: &Record, b: &Record) -> Ordering {
 /// are moved into that order once.
 fn sort_records(f: &Fields, records: &mut Vec<Record>) {
     let prefix = |r: &Record| -> (bool, u128) {
-        match r[f.record_id].as_str() {
+        match r.at(f.record_id).as_str() {
             None => (false, 0),
             Some(id) => {
                 let mut b = [0u8; 16];
@@ -261,8 +261,11 @@ fn sort_records(f: &Fields, records: &mut Vec<Record>) {
 }
 
 fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
-    let m = r[f.municipality_code].as_str().filter(|s| !s.is_empty())?;
-    let t = r[f.ticket_number].as_str().filter(|s| !s.is_empty())?;
+    let m = r
+        .at(f.municipality_code)
+        .as_str()
+        .filter(|s| !s.is_empty())?;
+    let t = r.at(f.ticket_number).as_str().filter(|s| !s.is_empty())?;
     Some(format!("{m}\u{1f}{t}"))
 }
 
@@ -273,7 +276,7 @@ fn enrich(
     persons: &[Record],
     stats: &mut Stats,
 ) -> Vec<TicketIds> {
-    let is_vrs = |r: &Record| r[f.source_kind].as_str() == Some(merge::VRS_KIND);
+    let is_vrs = |r: &Record| r.at(f.source_kind).as_str() == Some(merge::VRS_KIND);
     let left: frames::Keyed = records
         .par_iter()
         .enumerate()
@@ -303,11 +306,11 @@ fn enrich(
             let mut ids = TicketIds::default();
             let Some(p) = *p else { return ids };
             let person = &persons[p];
-            if record[f.atena_number].is_null() {
-                ids.atena = person[f.atena_number].as_str().map(str::to_string);
+            if record.at(f.atena_number).is_null() {
+                ids.atena = person.at(f.atena_number).as_str().map(str::to_string);
             }
-            if record[f.kojin_bango].is_null() {
-                ids.kojin_bango = person[f.kojin_bango].as_str().map(str::to_string);
+            if record.at(f.kojin_bango).is_null() {
+                ids.kojin_bango = person.at(f.kojin_bango).as_str().map(str::to_string);
             }
             record.fill_from(person, |i| fill.get(i) == Some(&true));
             ids
@@ -365,47 +368,55 @@ pub fn reconcile(
         .enumerate()
         .map(|(i, (r, l))| {
             let rp = &people[i];
-            r[f.match_method] = Value::Str(l.method.as_str().into());
-            r.set(
-                f.match_score,
-                match l.method {
-                    Method::Probabilistic | Method::Review => {
-                        l.score.map_or(Value::Null, Value::Float)
-                    }
-                    _ => Value::Null,
-                },
-            );
-            r.set(f.conflicts, Value::Null);
-            match l.registry {
+            let score = match l.method {
+                Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
+                _ => Value::Null,
+            };
+            // Every field the link decides, in one pass over the packed record. Conflicts
+            // start empty; `person_conflicts` lists them in `merge::CONFLICT_ORDER`.
+            let (atena, status, status_date, conflicts) = match l.registry {
                 Some(g) => {
                     let person = &registry[g];
-                    r.set(f.registry_atena_number, person[f.atena_number].clone());
-                    r[f.registry_status] = match &person[f.registry_status] {
-                        Value::Str(s) if !s.is_empty() => Value::Str(s.clone()),
-                        _ => Value::Str(DEFAULT_REGISTRY_STATUS.into()),
+                    let status = match person.at(f.registry_status) {
+                        ValueRef::Str(s) if !s.is_empty() => s,
+                        _ => DEFAULT_REGISTRY_STATUS,
                     };
-                    r.set(
-                        f.registry_status_date,
-                        person[f.registry_status_date].clone(),
-                    );
-                    for c in person_conflicts(rp, &reg_people[g]) {
-                        merge::add_conflict(&f, r, c);
-                    }
+                    let conflicts = person_conflicts(rp, &reg_people[g]);
+                    (
+                        person.at(f.atena_number).to_value(),
+                        Value::Str(status.into()),
+                        person.at(f.registry_status_date).to_value(),
+                        if conflicts.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::Str(conflicts.join(";").into())
+                        },
+                    )
                 }
-                None => {
-                    r.set(f.registry_atena_number, Value::Null);
-                    r[f.registry_status] = Value::Str("unlinked".into());
-                    r.set(f.registry_status_date, Value::Null);
-                }
-            }
+                None => (
+                    Value::Null,
+                    Value::Str("unlinked".into()),
+                    Value::Null,
+                    Value::Null,
+                ),
+            };
+            r.set_many([
+                (f.match_method, Value::Str(l.method.as_str().into())),
+                (f.match_score, score),
+                (f.conflicts, conflicts),
+                (f.registry_atena_number, atena),
+                (f.registry_status, status),
+                (f.registry_status_date, status_date),
+            ]);
             let review = (l.method == Method::Review).then(|| ReviewItem {
-                record_id: r[f.record_id].as_str().unwrap_or("").to_string(),
+                record_id: r.at(f.record_id).as_str().unwrap_or("").to_string(),
                 candidates: l
                     .candidates
                     .iter()
                     .map(|&(g, s)| {
                         (
-                            registry[g][f.atena_number]
+                            registry[g]
+                                .at(f.atena_number)
                                 .as_str()
                                 .unwrap_or("")
                                 .to_string(),
@@ -441,9 +452,9 @@ pub fn reconcile(
             .iter_mut()
             .zip([f.match_method, f.registry_status, f.merge_status])
         {
-            *map.entry(r[i].as_str().unwrap_or("")).or_default() += 1;
+            *map.entry(r.at(i).as_str().unwrap_or("")).or_default() += 1;
         }
-        if !r[f.conflicts].is_null() {
+        if !r.at(f.conflicts).is_null() {
             stats.conflicts += 1;
         }
     }

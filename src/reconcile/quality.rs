@@ -199,21 +199,22 @@ pub fn score(outcome: &Outcome, schema: &Schema, truth_dir: &Path) -> anyhow::Re
     let mut scored: Vec<(RowId, Option<String>, bool)> = Vec::new();
     let mut pairs: Vec<(RowId, RowId)> = Vec::new();
     for r in &outcome.records {
-        let text = |i: usize| r[i].as_str().unwrap_or("").to_string();
-        let line = r[f.source_line]
+        let text = |i: usize| r.at(i).as_str().unwrap_or("").to_string();
+        let line = r
+            .at(f.source_line)
             .as_int()
             .map_or(String::new(), |l| l.to_string());
-        let dose = if r[f.source_kind].as_str() == Some(VRS_KIND) {
-            r[f.dose_number]
+        let dose = if r.at(f.source_kind).as_str() == Some(VRS_KIND) {
+            r.at(f.dose_number)
                 .as_int()
                 .map_or(String::new(), |d| d.to_string())
         } else {
             String::new()
         };
         let id: RowId = (text(f.source_file_id), line, dose.clone());
-        let link = r[f.registry_atena_number].as_str().map(str::to_string);
-        let review = r[f.match_method].as_str() == Some("review");
-        if let Some(prov) = r[f.merged_provenance].as_str() {
+        let link = r.at(f.registry_atena_number).as_str().map(str::to_string);
+        let review = r.at(f.match_method).as_str() == Some("review");
+        if let Some(prov) = r.at(f.merged_provenance).as_str() {
             for p in prov.split(';') {
                 let mut parts = p.rsplitn(3, ':');
                 let (_hash, line, file) = (parts.next(), parts.next(), parts.next());

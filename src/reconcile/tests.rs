@@ -21,13 +21,13 @@ fn row(values: &[(&str, Value)]) -> Record {
     let schema = schema();
     let mut r = Record::new(schema.len());
     for (name, v) in values {
-        r[schema.idx(name)] = v.clone();
+        r.set(schema.idx(name), v.clone());
     }
     r
 }
 
-fn get<'a>(r: &'a Record, name: &str) -> &'a Value {
-    &r[schema().idx(name)]
+fn get<'a>(r: &'a Record, name: &str) -> ValueRef<'a> {
+    r.at(schema().idx(name))
 }
 
 /// A registry person.
@@ -160,10 +160,10 @@ fn links_by_atena() {
     );
     let r = only(&out);
     assert_eq!(method(r), "atena");
-    assert_eq!(get(r, "registry_atena_number"), &s("1002"));
-    assert_eq!(get(r, "registry_status"), &s("resident"));
-    assert_eq!(get(r, "match_score"), &Value::Null);
-    assert_eq!(get(r, "merge_status"), &s("single"));
+    assert_eq!(get(r, "registry_atena_number"), s("1002"));
+    assert_eq!(get(r, "registry_status"), s("resident"));
+    assert_eq!(get(r, "match_score"), Value::Null);
+    assert_eq!(get(r, "merge_status"), s("single"));
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn links_by_integrated_atena() {
     );
     let r = run(vec![rec], &registry(), &[]);
     assert_eq!(method(only(&r)), "integrated_atena");
-    assert_eq!(get(only(&r), "registry_atena_number"), &s("1003"));
+    assert_eq!(get(only(&r), "registry_atena_number"), s("1003"));
 }
 
 #[test]
@@ -196,8 +196,8 @@ fn links_by_kojin_bango_and_reports_conflicts() {
     let out = run(vec![rec], &registry(), &[]);
     let r = only(&out);
     assert_eq!(method(r), "kojin_bango");
-    assert_eq!(get(r, "registry_atena_number"), &s("1004"));
-    assert_eq!(get(r, "conflicts"), &s("birth_date;sex"));
+    assert_eq!(get(r, "registry_atena_number"), s("1004"));
+    assert_eq!(get(r, "conflicts"), s("birth_date;sex"));
     assert_eq!(out.stats.conflicts, 1);
 }
 
@@ -213,11 +213,11 @@ fn vrs_dose_enriched_and_linked_by_ticket() {
     let out = run(vec![vrs("v", 5, "0000000001", &[])], &registry(), &persons);
     let r = only(&out);
     assert_eq!(method(r), "ticket");
-    assert_eq!(get(r, "registry_atena_number"), &s("1003"));
-    assert_eq!(get(r, "kanji_name"), &s("山田 太郎"));
-    assert_eq!(get(r, "birth_date"), &date(1990, 3, 3));
-    assert_eq!(get(r, "certificate_id"), &s("CERT-1"));
-    assert_eq!(get(r, "conflicts"), &Value::Null);
+    assert_eq!(get(r, "registry_atena_number"), s("1003"));
+    assert_eq!(get(r, "kanji_name"), s("山田 太郎"));
+    assert_eq!(get(r, "birth_date"), date(1990, 3, 3));
+    assert_eq!(get(r, "certificate_id"), s("CERT-1"));
+    assert_eq!(get(r, "conflicts"), Value::Null);
     assert_eq!(out.stats.vrs_enriched, 1);
 }
 
@@ -233,7 +233,7 @@ fn vrs_dose_without_atena_links_probabilistically_after_enrichment() {
     let out = run(vec![vrs("v", 5, "0000000002", &[])], &registry(), &persons);
     let r = only(&out);
     assert_eq!(method(r), "probabilistic");
-    assert_eq!(get(r, "registry_atena_number"), &s("1002"));
+    assert_eq!(get(r, "registry_atena_number"), s("1002"));
 }
 
 #[test]
@@ -251,13 +251,13 @@ fn variant_kanji_and_kana_typo_link_probabilistically() {
     let out = run(vec![rec], &registry(), &[]);
     let r = only(&out);
     assert_eq!(method(r), "probabilistic");
-    assert_eq!(get(r, "registry_atena_number"), &s("1001"));
+    assert_eq!(get(r, "registry_atena_number"), s("1001"));
     let score = match get(r, "match_score") {
-        Value::Float(x) => *x,
+        ValueRef::Float(x) => x,
         _ => panic!("no score"),
     };
     assert!(score >= Rules::embedded().upper);
-    assert_eq!(get(r, "conflicts"), &s("kana_name"));
+    assert_eq!(get(r, "conflicts"), s("kana_name"));
 }
 
 #[test]
@@ -289,9 +289,9 @@ fn twins_go_to_review_never_linked() {
     let out = run(vec![rec], &reg, &[]);
     let r = only(&out);
     assert_eq!(method(r), "review");
-    assert_eq!(get(r, "registry_atena_number"), &Value::Null);
-    assert_eq!(get(r, "registry_status"), &s("unlinked"));
-    assert!(matches!(get(r, "match_score"), Value::Float(_)));
+    assert_eq!(get(r, "registry_atena_number"), Value::Null);
+    assert_eq!(get(r, "registry_status"), s("unlinked"));
+    assert!(matches!(get(r, "match_score"), ValueRef::Float(_)));
     assert_eq!(out.review.len(), 1);
     let atenas: Vec<&str> = out.review[0]
         .candidates
@@ -322,8 +322,8 @@ fn person_not_in_registry_is_none() {
     let out = run(vec![rec, ledger("b", 3, &[])], &registry(), &[]);
     for r in &out.records {
         assert_eq!(method(r), "none");
-        assert_eq!(get(r, "registry_status"), &s("unlinked"));
-        assert_eq!(get(r, "match_score"), &Value::Null);
+        assert_eq!(get(r, "registry_status"), s("unlinked"));
+        assert_eq!(get(r, "match_score"), Value::Null);
     }
 }
 
@@ -344,7 +344,7 @@ fn suspicious_deterministic_key_falls_through() {
     let out = run(vec![rec], &registry(), &[]);
     let r = only(&out);
     assert_eq!(method(r), "probabilistic");
-    assert_eq!(get(r, "registry_atena_number"), &s("1003"));
+    assert_eq!(get(r, "registry_atena_number"), s("1003"));
     assert_eq!(out.stats.suspicious_keys, 1);
 }
 
@@ -379,14 +379,14 @@ fn merge_pair(ledger_lot: &str, vrs_lot: Option<&str>) -> Outcome {
 fn identical_doses_merge_with_provenance() {
     let out = merge_pair("FA1234", None);
     let r = only(&out);
-    assert_eq!(get(r, "record_id"), &s("zz-vrs"));
-    assert_eq!(get(r, "merge_status"), &s("merged"));
-    assert_eq!(get(r, "merged_provenance"), &s("ledger1:9:hashaa-ledger"));
+    assert_eq!(get(r, "record_id"), s("zz-vrs"));
+    assert_eq!(get(r, "merge_status"), s("merged"));
+    assert_eq!(get(r, "merged_provenance"), s("ledger1:9:hashaa-ledger"));
     // VRS values kept, Nulls filled from the ledger copy.
-    assert_eq!(get(r, "manufacturer_code"), &s("PFIZER"));
-    assert_eq!(get(r, "lot_number"), &s("FA1234"));
-    assert_eq!(get(r, "medical_institution"), &s("品川クリニック"));
-    assert_eq!(get(r, "source_kind"), &s("vrs-ledger-export"));
+    assert_eq!(get(r, "manufacturer_code"), s("PFIZER"));
+    assert_eq!(get(r, "lot_number"), s("FA1234"));
+    assert_eq!(get(r, "medical_institution"), s("品川クリニック"));
+    assert_eq!(get(r, "source_kind"), s("vrs-ledger-export"));
     assert_eq!(out.stats.merged_rows, 1);
 }
 
@@ -396,9 +396,9 @@ fn different_lot_is_a_conflict() {
     assert_eq!(out.records.len(), 2);
     assert_eq!(out.stats.merged_rows, 0);
     for r in &out.records {
-        assert_eq!(get(r, "merge_status"), &s("conflict"));
-        assert_eq!(get(r, "conflicts"), &s("lot_number"));
-        assert_eq!(get(r, "merged_provenance"), &Value::Null);
+        assert_eq!(get(r, "merge_status"), s("conflict"));
+        assert_eq!(get(r, "conflicts"), s("lot_number"));
+        assert_eq!(get(r, "merged_provenance"), Value::Null);
     }
 }
 
@@ -412,7 +412,7 @@ fn different_date_is_a_conflict_and_unlinked_never_merge() {
         date(1990, 3, 3),
     )];
     let mut late = ledger("b", 3, &[("atena_number", s("1003"))]);
-    late[schema().idx("vaccination_date")] = date(2021, 6, 20);
+    late.set(schema().idx("vaccination_date"), date(2021, 6, 20));
     let records = vec![
         vrs("v", 5, "0000000001", &[]),
         late,
@@ -425,15 +425,15 @@ fn different_date_is_a_conflict_and_unlinked_never_merge() {
     let by_id = |id: &str| {
         out.records
             .iter()
-            .find(|r| get(r, "record_id") == &s(id))
+            .find(|r| get(r, "record_id") == s(id))
             .unwrap()
     };
     for id in ["v", "b"] {
-        assert_eq!(get(by_id(id), "conflicts"), &s("dose_date"));
-        assert_eq!(get(by_id(id), "merge_status"), &s("conflict"));
+        assert_eq!(get(by_id(id), "conflicts"), s("dose_date"));
+        assert_eq!(get(by_id(id), "merge_status"), s("conflict"));
     }
     for id in ["x1", "x2"] {
-        assert_eq!(get(by_id(id), "merge_status"), &s("single"));
+        assert_eq!(get(by_id(id), "merge_status"), s("single"));
     }
 }
 
@@ -495,7 +495,7 @@ fn mixed_input() -> (Vec<Record>, Vec<Record>, Vec<Record>) {
     ];
     for (i, r) in records.iter_mut().enumerate() {
         if i % 2 == 0 {
-            r[schema().idx("dose_number")] = Value::Int(2);
+            r.set(schema().idx("dose_number"), Value::Int(2));
         }
     }
     (records, reg, persons)
@@ -517,7 +517,7 @@ fn shuffled_input_gives_identical_output() {
         assert_eq!(a.review, b.review);
         assert_eq!(a.stats, b.stats);
     }
-    let ids: Vec<&Value> = a.records.iter().map(|r| get(r, "record_id")).collect();
+    let ids: Vec<ValueRef<'_>> = a.records.iter().map(|r| get(r, "record_id")).collect();
     let mut sorted = ids.clone();
     sorted.sort_by(|x, y| x.partial_cmp(y).unwrap());
     assert_eq!(ids, sorted);
@@ -569,9 +569,9 @@ proptest! {
                 if let Some(a) = atena { items.push(("atena_number", s(&format!("{}", 100 + a)))); }
                 ledger(&format!("r{i:02}"), i as i64, &items)
             };
-            r[schema().idx("dose_number")] = Value::Int(*dose);
-            r[schema().idx("vaccination_date")] = date(2021, 6, 1 + *when);
-            r[schema().idx("lot_number")] = lot.map_or(Value::Null, |l| s(&format!("L{l}")));
+            r.set(schema().idx("dose_number"), Value::Int(*dose));
+            r.set(schema().idx("vaccination_date"), date(2021, 6, 1 + *when));
+            r.set(schema().idx("lot_number"), lot.map_or(Value::Null, |l| s(&format!("L{l}"))));
             r
         }).collect();
         let f = Fields::new(schema());
@@ -677,9 +677,9 @@ fn scale() {
                 &format!("r{i:07}"),
                 i as i64,
                 &[
-                    ("kana_name", get(g, "kana_name").clone()),
-                    ("kanji_name", get(g, "kanji_name").clone()),
-                    ("birth_date", get(g, "birth_date").clone()),
+                    ("kana_name", get(g, "kana_name").to_value()),
+                    ("kanji_name", get(g, "kanji_name").to_value()),
+                    ("birth_date", get(g, "birth_date").to_value()),
                 ],
             )
         })

@@ -122,19 +122,24 @@ pub fn facts_of(schema: &Schema, records: &[Record]) -> Vec<Fact> {
         i("vaccination_status"),
         i("conflicts"),
     );
-    let text = |r: &Record, k: usize| r[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let text = |r: &Record, k: usize| {
+        r.at(k)
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     records
         .iter()
         .map(|r| Fact {
             vaccine_code: text(r, vc).unwrap_or_else(|| "unknown".into()),
             stage: text(r, st),
-            dose: r[dn].as_int(),
-            vaccination_date: r[vd].as_date(),
-            birth_date: r[bd].as_date(),
+            dose: r.at(dn).as_int(),
+            vaccination_date: r.at(vd).as_date(),
+            birth_date: r.at(bd).as_date(),
             person: text(r, ph).unwrap_or_default(),
             match_method: text(r, mm).unwrap_or_else(|| "none".into()),
             registry_status: text(r, rs).unwrap_or_else(|| "unlinked".into()),
-            done: r[vs].as_str() != Some("not_done"),
+            done: r.at(vs).as_str() != Some("not_done"),
             conflicts: text(r, cf),
         })
         .collect()

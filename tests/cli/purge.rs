@@ -7,7 +7,7 @@ use std::path::Path;
 
 use vaxarc::archive::store::Store;
 use vaxarc::archive::{self, crypto};
-use vaxarc::record::{days_from_civil, Record, Value};
+use vaxarc::record::{days_from_civil, Record};
 use vaxarc::schema::Schema;
 
 use crate::{files_under, run_ok, vaxarc, Fixture};
@@ -40,7 +40,7 @@ fn records(archive: &Path, custodian: &Path) -> BTreeMap<String, Record> {
     let mut out = BTreeMap::new();
     for p in &m.partitions {
         for r in archive::read_partition(&store, schema, p, &ids).unwrap() {
-            out.insert(r[rid].as_str().unwrap().to_string(), r);
+            out.insert(r.at(rid).as_str().unwrap().to_string(), r);
         }
     }
     out
@@ -180,7 +180,7 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
             t.rows
                 .get(id)
                 .filter(|(p, v, _)| {
-                    v == "COVID19" && r[ra].as_str() == Some(t.persons[p].0.as_str())
+                    v == "COVID19" && r.at(ra).as_str() == Some(t.persons[p].0.as_str())
                 })
                 .map(|x| x.0.clone())
         })
@@ -462,15 +462,15 @@ fn erase_makes_a_person_unrecoverable_and_a_second_purge_refuses_while_locked() 
     );
     let mut by_atena: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
     for r in before.values() {
-        if let Value::Str(a) = &r[ra] {
+        if let Some(a) = r.at(ra).as_str() {
             by_atena.entry(a.to_string()).or_default().push(r);
         }
     }
     let (atena, recs) = by_atena.iter().max_by_key(|(_, v)| v.len()).unwrap();
-    let person = recs[0][ph].as_str().unwrap().to_string();
+    let person = recs[0].at(ph).as_str().unwrap().to_string();
     let erased: BTreeSet<String> = before
         .iter()
-        .filter(|(_, r)| r[ph].as_str() == Some(&person))
+        .filter(|(_, r)| r.at(ph).as_str() == Some(&person))
         .map(|(k, _)| k.clone())
         .collect();
     assert!(erased.len() >= 2);
@@ -714,7 +714,7 @@ fn killed_erasures_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
     let ra = schema.idx("registry_atena_number");
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in all.values() {
-        if let Value::Str(a) = &r[ra] {
+        if let Some(a) = r.at(ra).as_str() {
             *counts.entry(a.to_string()).or_default() += 1;
         }
     }
