@@ -47,6 +47,111 @@ const T_FALSE: u8 = 4;
 const T_TRUE: u8 = 5;
 const T_DATE: u8 = 6;
 const T_TIMESTAMP: u8 = 7;
+/// Text that is one of [`COMMON`], stored as its index (one byte).
+const T_COMMON: u8 = 8;
+
+/// Texts that recur in every dose record — source kinds, match methods, registry and merge
+/// statuses, retention classes — stored in one tag and one index byte instead of up to 19
+/// bytes of text each (about a sixth of a packed dose record). Only the in-memory form: the
+/// list may change freely.
+const COMMON: [&str; 21] = [
+    "ledger",
+    "vrs-ledger-export",
+    "vrs-persons",
+    "registry",
+    "none",
+    "atena",
+    "integrated_atena",
+    "kojin_bango",
+    "ticket",
+    "probabilistic",
+    "review",
+    "unlinked",
+    "resident",
+    "moved_out",
+    "deceased",
+    "non_resident",
+    "single",
+    "merged",
+    "conflict",
+    "routine_5y",
+    "covid_special",
+];
+
+/// Text interned in the process-wide table ([`intern`]), stored as a varint id.
+const T_INTERNED: u8 = 9;
+
+/// A process-wide table of recurring texts (vaccine names, institutions, lot numbers, file
+/// ids: a few thousand distinct values repeated over millions of records), so that a
+/// packed record holds a small id instead of the text. Append-only and never freed (it
+/// lives as long as the records of one run, in memory only); reading an id takes two
+/// atomic loads and no lock, interning takes one of [`SHARDS`] locks.
+pub mod intern {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{LazyLock, Mutex, OnceLock};
+
+    const SEGMENT_BITS: u32 = 12;
+    const SEGMENT: usize = 1 << SEGMENT_BITS;
+    const SEGMENTS: usize = 1024;
+    /// Locks the interning side is split over.
+    pub const SHARDS: usize = 16;
+    /// Most distinct texts interned; beyond it texts are stored inline.
+    pub const CAPACITY: usize = SEGMENT * SEGMENTS;
+
+    type Ids = HashMap<&'static str, u32, foldhash::fast::FixedState>;
+
+    /// A segment of [`SEGMENT`] slots, allocated when its first id is handed out.
+    type Segment = Box<[OnceLock<Box<str>>]>;
+
+    static TABLE: [OnceLock<Segment>; SEGMENTS] = [const { OnceLock::new() }; SEGMENTS];
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static IDS: LazyLock<Vec<Mutex<Ids>>> =
+        LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(Ids::default())).collect());
+
+    /// The id of `s`, interning it first if needed; `None` once the table is full.
+    pub fn id(s: &str) -> Option<u32> {
+        use std::hash::BuildHasher;
+        let shard =
+            foldhash::fast::FixedState::with_seed(0x696e_7465_726e).hash_one(s) as usize % SHARDS;
+        let mut ids = IDS[shard].lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = ids.get(s) {
+            return Some(id);
+        }
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        if id as usize >= CAPACITY {
+            return None;
+        }
+        let segment = TABLE[(id >> SEGMENT_BITS) as usize]
+            .get_or_init(|| (0..SEGMENT).map(|_| OnceLock::new()).collect());
+        let slot = &segment[id as usize & (SEGMENT - 1)];
+        let stored: &'static str = slot.get_or_init(|| Box::from(s));
+        ids.insert(stored, id);
+        Some(id)
+    }
+
+    /// The text of an id [`id`] returned.
+    ///
+    /// # Panics
+    /// If no text has that id (ids only come from [`id`], so never).
+    #[inline]
+    pub fn text(id: u32) -> &'static str {
+        TABLE[(id >> SEGMENT_BITS) as usize]
+            .get()
+            .and_then(|segment| segment[id as usize & (SEGMENT - 1)].get())
+            .expect("an interned id has its text")
+    }
+}
+
+/// Index of `s` in [`COMMON`].
+#[inline]
+fn common_index(s: &str) -> Option<u8> {
+    // Lengths first: most texts (names, numbers, codes) fail here without a comparison.
+    if !matches!(s.len(), 4..=6 | 8 | 10..=13 | 16 | 17) {
+        return None;
+    }
+    COMMON.iter().position(|c| *c == s).map(|i| i as u8)
+}
 
 fn zigzag(i: i64) -> u64 {
     ((i << 1) ^ (i >> 63)) as u64
@@ -92,6 +197,7 @@ fn get_varint(b: &[u8], pos: &mut usize) -> u64 {
 fn encoded_len(v: ValueRef<'_>) -> usize {
     1 + match v {
         ValueRef::Null | ValueRef::Bool(_) => 0,
+        ValueRef::Str(s) if common_index(s).is_some() => 1,
         ValueRef::Str(s) => varint_len(s.len() as u64) + s.len(),
         ValueRef::Int(i) | ValueRef::Timestamp(i) => varint_len(zigzag(i)),
         ValueRef::Date(d) => varint_len(zigzag(i64::from(d))),
@@ -103,11 +209,17 @@ fn encoded_len(v: ValueRef<'_>) -> usize {
 fn encode(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
         ValueRef::Null => unreachable!("a Null value is never stored"),
-        ValueRef::Str(s) => {
-            out.push(T_STR);
-            put_varint(out, s.len() as u64);
-            out.extend_from_slice(s.as_bytes());
-        }
+        ValueRef::Str(s) => match common_index(s) {
+            Some(k) => {
+                out.push(T_COMMON);
+                out.push(k);
+            }
+            None => {
+                out.push(T_STR);
+                put_varint(out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+        },
         ValueRef::Int(i) => {
             out.push(T_INT);
             put_varint(out, zigzag(i));
@@ -152,6 +264,12 @@ fn decode<'a>(b: &'a [u8], pos: &mut usize) -> ValueRef<'a> {
         T_TRUE => ValueRef::Bool(true),
         T_DATE => ValueRef::Date(unzigzag(get_varint(b, pos)) as i32),
         T_TIMESTAMP => ValueRef::Timestamp(unzigzag(get_varint(b, pos))),
+        T_COMMON => {
+            let k = b[*pos];
+            *pos += 1;
+            ValueRef::Str(COMMON[usize::from(k)])
+        }
+        T_INTERNED => ValueRef::Str(intern::text(get_varint(b, pos) as u32)),
         _ => unreachable!("unknown record entry tag"),
     }
 }
@@ -160,6 +278,7 @@ fn decode<'a>(b: &'a [u8], pos: &mut usize) -> ValueRef<'a> {
 enum Piece<'a> {
     Old(&'a [u8]),
     New(ValueRef<'a>),
+    Interned(u32),
 }
 
 impl Piece<'_> {
@@ -167,6 +286,7 @@ impl Piece<'_> {
         match self {
             Piece::Old(bytes) => bytes.len(),
             Piece::New(v) => encoded_len(*v),
+            Piece::Interned(id) => 1 + varint_len(u64::from(*id)),
         }
     }
 
@@ -174,6 +294,10 @@ impl Piece<'_> {
         match self {
             Piece::Old(bytes) => out.extend_from_slice(bytes),
             Piece::New(v) => encode(out, *v),
+            Piece::Interned(id) => {
+                out.push(T_INTERNED);
+                put_varint(out, u64::from(*id));
+            }
         }
     }
 }
@@ -489,6 +613,70 @@ impl<'a> IntoIterator for &'a Record {
 
     fn into_iter(self) -> Iter<'a> {
         self.iter()
+    }
+}
+
+/// A set of field indices ([`Record::pack`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fields([u64; 2]);
+
+impl Fields {
+    /// The set of these fields.
+    ///
+    /// # Panics
+    /// If an index is [`MAX_FIELDS`] or more.
+    pub fn of(indices: impl IntoIterator<Item = usize>) -> Fields {
+        let mut set = [0u64; 2];
+        for i in indices {
+            assert!(i < MAX_FIELDS, "field {i} out of range");
+            set[i / 64] |= 1u64 << (i % 64);
+        }
+        Fields(set)
+    }
+
+    #[inline]
+    fn has(&self, i: usize) -> bool {
+        i < MAX_FIELDS && self.0[i / 64] & (1u64 << (i % 64)) != 0
+    }
+}
+
+impl Record {
+    /// Pack a record, keeping the text of the fields in `intern` in the process-wide table
+    /// ([`intern`]) — for fields whose values repeat across records (codes, names of
+    /// vaccines and institutions), never for ones that identify a record or a person.
+    ///
+    /// # Panics
+    /// If `values` has more than [`MAX_FIELDS`] fields.
+    pub fn pack(values: &[Value], intern: Fields) -> Record {
+        let mut r = Record::new(values.len());
+        fn piece(intern: Fields, i: usize, v: &Value) -> Option<Piece<'_>> {
+            match v {
+                Value::Null => None,
+                Value::Str(s) if intern.has(i) && common_index(s).is_none() => {
+                    Some(intern::id(s).map_or(Piece::New(v.as_ref()), Piece::Interned))
+                }
+                _ => Some(Piece::New(v.as_ref())),
+            }
+        }
+        let mut pieces: [Piece<'_>; MAX_FIELDS] = [const { Piece::Interned(0) }; MAX_FIELDS];
+        let mut lens = [0usize; MAX_FIELDS];
+        let mut n = 0;
+        for (i, v) in values.iter().enumerate() {
+            if let Some(p) = piece(intern, i, v) {
+                r.present[i / 64] |= 1u64 << (i % 64);
+                lens[n] = p.len();
+                pieces[n] = p;
+                n += 1;
+            }
+        }
+        let (wide, data) = assemble(&lens[..n], |out| {
+            for p in &pieces[..n] {
+                p.write(out);
+            }
+        });
+        r.wide = wide;
+        r.data = data;
+        r
     }
 }
 
@@ -826,6 +1014,7 @@ mod tests {
         prop_oneof![
             Just(Value::Null),
             ".{0,40}".prop_map(|s: String| Value::Str(s.into())),
+            proptest::sample::select(COMMON.to_vec()).prop_map(|s| Value::Str(s.into())),
             any::<i64>().prop_map(Value::Int),
             any::<f64>()
                 .prop_filter("NaN never equals itself", |f| !f.is_nan())
@@ -836,7 +1025,43 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn interned_text_reads_back_and_packs_smaller() {
+        let name = "インフルエンザＨＡワクチン「第一三共」"; // 57 bytes
+        let values = vec![
+            Value::Str(name.into()),
+            Value::Str("single".into()),
+            Value::Int(3),
+        ];
+        let plain = Record::from(values.clone());
+        let interned = Record::pack(&values, Fields::of([0, 1]));
+        assert_eq!(interned, plain);
+        assert_eq!(interned.to_vec(), values);
+        assert_eq!(interned.at(0), ValueRef::Str(name));
+        assert!(interned.packed_bytes() + 50 < plain.packed_bytes());
+        // The same text gets the same id; set and fill_from carry interned entries over.
+        assert_eq!(intern::id(name), intern::id(name));
+        assert_eq!(intern::text(intern::id(name).unwrap()), name);
+        let mut copy = Record::new(3);
+        assert_eq!(copy.fill_from(&interned, |_| true), 3);
+        copy.set(2, Value::Null);
+        assert_eq!(copy.at(0), ValueRef::Str(name));
+        assert_eq!(copy.packed_bytes(), interned.packed_bytes() - 2 - 2);
+    }
+
     proptest::proptest! {
+        /// Packing with any fields interned reads back the same values as without.
+        #[test]
+        fn interning_changes_no_value(
+            values in proptest::collection::vec(any_value(), 0..=128),
+            mask in proptest::collection::vec(proptest::bool::ANY, 128),
+        ) {
+            let fields = Fields::of((0..values.len()).filter(|&i| mask[i]));
+            let r = Record::pack(&values, fields);
+            proptest::prop_assert_eq!(r.to_vec(), values.clone());
+            proptest::prop_assert_eq!(&r, &Record::from(values));
+        }
+
         /// Packing keeps every value of every kind, in place.
         #[test]
         fn packing_round_trips(values in proptest::collection::vec(any_value(), 0..=128)) {

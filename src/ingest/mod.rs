@@ -227,8 +227,36 @@ pub struct Plan {
     require: Vec<usize>,
     require_any: Vec<Vec<usize>>,
     schema_len: usize,
+    /// Fields whose text is interned when a record is packed ([`INTERNED_FIELDS`]).
+    intern: crate::record::Fields,
     idx: Indices,
 }
+
+/// Fields whose values repeat across many records (codes, vaccine and institution
+/// names, lot numbers, file ids): packed records hold an id into
+/// [`crate::record::intern`] instead of the text (docs/performance.md, "Packed records").
+/// Never a field that identifies a record or a person.
+const INTERNED_FIELDS: &[&str] = &[
+    "vaccine_name",
+    "vaccine_code",
+    "stage",
+    "vaccination_class",
+    "vaccination_type",
+    "lot_number",
+    "medical_institution",
+    "doctor_name",
+    "copay_class",
+    "municipality_code",
+    "vaccination_municipality_code",
+    "vaccination_status",
+    "manufacturer_raw",
+    "manufacturer_code",
+    "vaccine_type",
+    "product_name",
+    "nationality",
+    "source_file_id",
+    "normalisation_flags",
+];
 
 #[derive(Clone, Debug)]
 struct Indices {
@@ -415,6 +443,9 @@ impl Plan {
                 .map(|g| g.iter().map(|f| schema.idx(f)).collect())
                 .collect(),
             schema_len: schema.len(),
+            intern: crate::record::Fields::of(
+                INTERNED_FIELDS.iter().filter_map(|n| schema.index(n)),
+            ),
             idx,
         };
         Ok((plan, missing, unused))
@@ -467,7 +498,7 @@ impl Plan {
             let flags_here = flags;
             return match self.finish(&mut record, flags_here, line, None, &raw_hash, tables) {
                 Ok(()) => RowResult {
-                    records: vec![Record::from(record)],
+                    records: vec![Record::pack(&record, self.intern)],
                     quarantine: Vec::new(),
                     groups: 0,
                 },
@@ -502,7 +533,7 @@ impl Plan {
                 &raw_hash,
                 tables,
             ) {
-                Ok(()) => result.records.push(Record::from(record)),
+                Ok(()) => result.records.push(Record::pack(&record, self.intern)),
                 Err(r) => result
                     .quarantine
                     .push(quarantine(Some(dose), r, None, None)),

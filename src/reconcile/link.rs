@@ -52,11 +52,13 @@ pub(crate) struct Link {
     pub suspicious: u32,
 }
 
-/// Identifiers a VRS dose got from its person row via the ticket (not its own).
-#[derive(Clone, Debug, Default)]
+/// Which identifiers a VRS dose got from its person row via the ticket (not its own).
+/// Enrichment copied them into the record's `atena_number` / `kojin_bango`; flags, not
+/// copies (two strings per record were a quarter of a GB at 5M rows).
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TicketIds {
-    pub atena: Option<String>,
-    pub kojin_bango: Option<String>,
+    pub atena: bool,
+    pub kojin_bango: bool,
 }
 
 /// The person items a comparison looks at, with the name keys computed once.
@@ -344,13 +346,19 @@ pub(crate) fn link(
     // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
     // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.
     let all = |_: usize| true;
-    let own_atena = |i: usize| ticket[i].atena.is_none();
-    let own_kojin = |i: usize| ticket[i].kojin_bango.is_none();
-    let ticket_keyed = |pick: fn(&TicketIds) -> &Option<String>| -> Keyed {
+    let own_atena = |i: usize| !ticket[i].atena;
+    let own_kojin = |i: usize| !ticket[i].kojin_bango;
+    let ticket_keyed = |pick: fn(&TicketIds) -> bool, field: usize| -> Keyed {
         ticket
-            .iter()
+            .par_iter()
             .enumerate()
-            .filter_map(|(i, t)| pick(t).as_ref().map(|s| (i as u32, s.clone())))
+            .filter(|(_, t)| pick(t))
+            .filter_map(|(i, _)| {
+                records[i]
+                    .at(field)
+                    .as_str()
+                    .map(|s| (i as u32, s.to_string()))
+            })
             .collect()
     };
     let steps: Vec<(Method, Vec<u32>)> = vec![
@@ -381,7 +389,7 @@ pub(crate) fn link(
         (
             Method::Ticket,
             frames::join_pairs(
-                ticket_keyed(|t| &t.atena),
+                ticket_keyed(|t| t.atena, f.atena_number),
                 keyed(registry, f.atena_number, all),
                 None,
             ),
@@ -389,7 +397,7 @@ pub(crate) fn link(
         (
             Method::Ticket,
             frames::join_pairs(
-                ticket_keyed(|t| &t.kojin_bango),
+                ticket_keyed(|t| t.kojin_bango, f.kojin_bango),
                 keyed(registry, f.kojin_bango, all),
                 None,
             ),

@@ -303,15 +303,18 @@ fn enrich(
         .par_iter_mut()
         .zip(person_of.par_iter())
         .map(|(record, p)| {
-            let mut ids = TicketIds::default();
-            let Some(p) = *p else { return ids };
+            let Some(p) = *p else {
+                return TicketIds::default();
+            };
             let person = &persons[p];
-            if record.at(f.atena_number).is_null() {
-                ids.atena = person.at(f.atena_number).as_str().map(str::to_string);
-            }
-            if record.at(f.kojin_bango).is_null() {
-                ids.kojin_bango = person.at(f.kojin_bango).as_str().map(str::to_string);
-            }
+            // The person row fills these (both are person-fill fields): the record then
+            // holds the ticket's value, and `ids` only says it came from the ticket.
+            let ids = TicketIds {
+                atena: record.at(f.atena_number).is_null()
+                    && person.at(f.atena_number).as_str().is_some(),
+                kojin_bango: record.at(f.kojin_bango).is_null()
+                    && person.at(f.kojin_bango).as_str().is_some(),
+            };
             record.fill_from(person, |i| fill.get(i) == Some(&true));
             ids
         })
@@ -400,14 +403,19 @@ pub fn reconcile(
                     Value::Null,
                 ),
             };
-            r.set_many([
+            let updates = [
                 (f.match_method, Value::Str(l.method.as_str().into())),
                 (f.match_score, score),
                 (f.conflicts, conflicts),
                 (f.registry_atena_number, atena),
                 (f.registry_status, status),
                 (f.registry_status_date, status_date),
-            ]);
+            ];
+            // An unlinked record usually holds these values already (ingest's defaults):
+            // rebuild the packed record only when one differs.
+            if updates.iter().any(|(i, v)| r.at(*i) != *v) {
+                r.set_many(updates);
+            }
             let review = (l.method == Method::Review).then(|| ReviewItem {
                 record_id: r.at(f.record_id).as_str().unwrap_or("").to_string(),
                 candidates: l
