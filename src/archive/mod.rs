@@ -49,8 +49,23 @@ use crypto::{CryptoError, Recipients};
 use manifest::{FileEntry, Manifest, Partition};
 use store::{Store, StoreError};
 
-/// Default number of person buckets.
+/// Fewest person buckets a migration uses by default ([`default_buckets`]).
 pub const DEFAULT_BUCKETS: u16 = 16;
+/// Records per bucket the default bucket count aims at: 16 buckets up to 4.2M records,
+/// doubling beyond, so that a lookup (which reads the partitions of one bucket) reads
+/// partitions of about the same size however large the archive.
+pub const RECORDS_PER_BUCKET: u64 = 262_144;
+/// Most person buckets by default.
+pub const MAX_DEFAULT_BUCKETS: u16 = 4096;
+
+/// The number of person buckets of a new archive of `records` records when the pipeline
+/// names none: [`DEFAULT_BUCKETS`], or the power of two that keeps a bucket at about
+/// [`RECORDS_PER_BUCKET`] records (at most [`MAX_DEFAULT_BUCKETS`]). Deterministic: the
+/// same sources give the same count.
+pub fn default_buckets(records: u64) -> u16 {
+    let wanted = records.div_ceil(RECORDS_PER_BUCKET).next_power_of_two();
+    wanted.clamp(u64::from(DEFAULT_BUCKETS), u64::from(MAX_DEFAULT_BUCKETS)) as u16
+}
 /// zstd level of the Parquet pages.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Rows per Parquet row group (index, quarantine, review and summary objects).
@@ -1141,5 +1156,20 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Data => "unexpected structure",
             serde_json::error::Category::Eof => "truncated",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_buckets_grow_with_the_archive() {
+        assert_eq!(default_buckets(0), DEFAULT_BUCKETS);
+        assert_eq!(default_buckets(4_176_021), 16); // the 5M-row benchmark set
+        assert_eq!(default_buckets(16 * RECORDS_PER_BUCKET), 16);
+        assert_eq!(default_buckets(16 * RECORDS_PER_BUCKET + 1), 32);
+        assert_eq!(default_buckets(16_672_224), 64); // the 20M-row benchmark set
+        assert_eq!(default_buckets(u64::MAX), MAX_DEFAULT_BUCKETS);
     }
 }

@@ -229,7 +229,7 @@ pub fn migrate(
                 .file
                 .archive
                 .buckets
-                .unwrap_or(archive::DEFAULT_BUCKETS),
+                .unwrap_or_else(|| archive::default_buckets(n_records)),
             created: now_rfc3339(),
             resident_births,
         },
