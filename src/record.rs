@@ -302,6 +302,18 @@ impl Piece<'_> {
     }
 }
 
+/// The start table and entries of the entries `walk` emits; `walk` runs twice (lengths,
+/// then bytes) and must emit the same entries both times.
+fn build(walk: impl Fn(&mut dyn FnMut(Piece<'_>))) -> (bool, Box<[u8]>) {
+    let mut lens = [0usize; MAX_FIELDS];
+    let mut n = 0;
+    walk(&mut |piece| {
+        lens[n] = piece.len();
+        n += 1;
+    });
+    assemble(&lens[..n], |out| walk(&mut |piece| piece.write(out)))
+}
+
 /// The start table and entries of entries of `lens` bytes each, whose bytes `write`
 /// appends in order; returns whether the table is wide (u32).
 fn assemble(lens: &[usize], write: impl FnOnce(&mut Vec<u8>)) -> (bool, Box<[u8]>) {
@@ -493,13 +505,7 @@ impl Record {
                 }
             }
         };
-        let mut lens = [0usize; MAX_FIELDS];
-        let mut n = 0;
-        walk(&mut |piece| {
-            lens[n] = piece.len();
-            n += 1;
-        });
-        let (wide, data) = assemble(&lens[..n], |out| walk(&mut |piece| piece.write(out)));
+        let (wide, data) = build(walk);
         self.present = present;
         self.wide = wide;
         self.data = data;
@@ -547,13 +553,7 @@ impl Record {
                 }
             }
         };
-        let mut lens = [0usize; MAX_FIELDS];
-        let mut n = 0;
-        walk(&mut |piece| {
-            lens[n] = piece.len();
-            n += 1;
-        });
-        let (wide, data) = assemble(&lens[..n], |out| walk(&mut |piece| piece.write(out)));
+        let (wide, data) = build(walk);
         self.present = [self.present[0] | fill[0], self.present[1] | fill[1]];
         self.wide = wide;
         self.data = data;
