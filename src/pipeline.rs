@@ -58,7 +58,7 @@ pub struct ArchiveEntry {
     pub vault: Vec<String>,
     /// minisign secret key that signs the manifest.
     pub signing_key: Option<PathBuf>,
-    /// Number of person buckets (default 16).
+    /// Number of person buckets (default: [`crate::archive::default_buckets`] of the record count).
     pub buckets: Option<u16>,
 }
 

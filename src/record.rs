@@ -85,7 +85,7 @@ const T_INTERNED: u8 = 9;
 /// ids: a few thousand distinct values repeated over millions of records), so that a
 /// packed record holds a small id instead of the text. Append-only and never freed (it
 /// lives as long as the records of one run, in memory only); reading an id takes two
-/// atomic loads and no lock, interning takes one of [`SHARDS`] locks.
+/// atomic loads and no lock, interning takes one of [`intern::SHARDS`] locks.
 pub mod intern {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, Ordering};
