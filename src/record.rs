@@ -118,6 +118,11 @@ pub mod intern {
         if let Some(&id) = ids.get(s) {
             return Some(id);
         }
+        // Full: stop counting, so the counter can never wrap around to ids in use (it
+        // passes CAPACITY by at most the number of threads interning at that moment).
+        if NEXT.load(Ordering::Relaxed) as usize >= CAPACITY {
+            return None;
+        }
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         if id as usize >= CAPACITY {
             return None;
