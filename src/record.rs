@@ -885,16 +885,8 @@ impl Value {
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the content: values are personal data.
-        match self {
-            Value::Null => write!(f, "Null"),
-            Value::Str(s) => write!(f, "Str(<{} chars>)", s.chars().count()),
-            Value::Int(_) => write!(f, "Int(<redacted>)"),
-            Value::Float(_) => write!(f, "Float(<redacted>)"),
-            Value::Bool(_) => write!(f, "Bool(<redacted>)"),
-            Value::Date(_) => write!(f, "Date(<redacted>)"),
-            Value::Timestamp(_) => write!(f, "Timestamp(<redacted>)"),
-        }
+        // Never print the content: the borrowed form's Debug shows kind and length only.
+        fmt::Debug::fmt(&self.as_ref(), f)
     }
 }
 
