@@ -117,12 +117,6 @@ impl AgeChunks {
         })
     }
 
-    /// Free the cached decrypted chunks (they are decrypted again if read again).
-    pub fn release(&self) {
-        let mut cached = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        cached.chunks = Vec::new();
-    }
-
     /// Read from plaintext offset `start` into `buf`, at most to the end of one chunk.
     fn read_at(&self, start: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         if start >= self.len || buf.is_empty() {
@@ -412,11 +406,6 @@ fn between<'v>(values: &'v BTreeSet<String>, min: &[u8], max: &[u8]) -> Vec<&'v 
 pub struct OpenPartition(OpenParquet);
 
 impl OpenPartition {
-    /// Free the partition's cached decrypted chunks; its footer and page index stay.
-    pub fn release(&self) {
-        self.0.chunks.release();
-    }
-
     /// Open partition `p` (its wrapped key unwrapped with a custodian identity).
     pub fn open(
         store: &Store,
