@@ -1221,7 +1221,7 @@ mod tests {
                 h.update(t.as_bytes());
             }
             proptest::prop_assert_eq!(
-                derive_index_secret(&schema, &records, "pipeline"),
+                derive_index_secret(schema, &records, "pipeline"),
                 *h.finalize().as_bytes()
             );
         }
