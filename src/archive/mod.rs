@@ -577,12 +577,9 @@ pub fn write_new(
     // Person hash, bucket, partition, and index entries: pure, per record.
     let person_hash_idx = schema.idx("person_hash");
     let mut records = input.records;
-    records.par_iter_mut().for_each(|r| {
-        let h = keyed_hash(&secret, "person", &person_key(schema, r));
-        r.set(person_hash_idx, Value::Str(h.into()));
-    });
-    // Partition key and index entries per record, in parallel (pure), a chunk of records
-    // at a time; grouped in record order, so every partition lists its rows in the same
+    // Person hash (stored in the record), partition key and index entries per record, in
+    // parallel (pure), a chunk of records at a time (one pass: each pass over millions of
+    // scattered records costs its cache misses again); grouped in record order, so every partition lists its rows in the same
     // order as before. Every (identifier, person) pair: one identifier can fit several
     // persons (twins share kana and birth date; an unlinked record keeps its own person
     // key). A set keeps only distinct entries (a person's records repeat them), in the
@@ -594,15 +591,16 @@ pub fn write_new(
     // set was most of the stage's single-core time at 5M rows).
     type Distinct = std::collections::HashSet<index::Compact, foldhash::fast::RandomState>;
     let mut distinct: Vec<Distinct> = (0..DISTINCT_SETS).map(|_| Distinct::default()).collect();
-    for chunk in records.chunks(INDEX_CHUNK) {
+    for chunk in records.chunks_mut(INDEX_CHUNK) {
         let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
-            .par_iter()
+            .par_iter_mut()
             .map(|r| {
-                let ph = r.at(person_hash_idx).as_str().unwrap_or_default();
-                let bucket = bucket_of(ph, buckets);
-                let person_hash = *blake3::Hash::from_hex(ph)
-                    .expect("the person hash was just written as hex")
-                    .as_bytes();
+                let raw = keyed_hash_raw(&secret, "person", &person_key(schema, r));
+                let ph = raw.to_hex();
+                let bucket = bucket_of(&ph, buckets);
+                r.set(person_hash_idx, Value::Str(ph.as_str().into()));
+                let r = &*r;
+                let person_hash = *raw.as_bytes();
                 let entries = identifiers(schema, r)
                     .into_iter()
                     .map(|(kind, value)| index::Compact {
@@ -615,6 +613,7 @@ pub fn write_new(
                 (partition_of(schema, r, bucket), entries)
             })
             .collect();
+        let chunk: &[Record] = chunk;
         let mut entries = Vec::with_capacity(per_record.len());
         for (r, (key, e)) in chunk.iter().zip(per_record) {
             groups.entry(key).or_default().push(r);
