@@ -137,7 +137,7 @@ pub struct Ranged {
     inner: Arc<dyn ObjectStore>,
     runtime: Arc<tokio::runtime::Runtime>,
     location: ObjectPath,
-    /// A local archive's file, opened once and read by position (see [`Store::local`]).
+    /// A local archive's file, opened once and read by position (see [`Store::ranged`]).
     file: Option<std::fs::File>,
     len: u64,
     pos: u64,
