@@ -574,16 +574,16 @@ pub fn write_new(
     let buckets = input.buckets.max(1);
     let generation = 1u64;
 
-    // Person hash, bucket, partition, and index entries: pure, per record.
     let person_hash_idx = schema.idx("person_hash");
     let mut records = input.records;
-    // Person hash (stored in the record), partition key and index entries per record, in
-    // parallel (pure), a chunk of records at a time (one pass: each pass over millions of
-    // scattered records costs its cache misses again); grouped in record order, so every partition lists its rows in the same
-    // order as before. Every (identifier, person) pair: one identifier can fit several
-    // persons (twins share kana and birth date; an unlinked record keeps its own person
-    // key). A set keeps only distinct entries (a person's records repeat them), in the
-    // compact form (raw hashes, no allocation); `index::seal` orders each shard.
+    // Person hash (stored in the record), bucket, partition key and index entries per
+    // record, in parallel (pure), a chunk of records at a time, in one pass (each pass over
+    // millions of scattered records pays its cache misses again); grouped in record order,
+    // so every partition lists its rows in the same order as before. Every (identifier,
+    // person) pair: one identifier can fit several persons (twins share kana and birth
+    // date; an unlinked record keeps its own person key). A set keeps only distinct
+    // entries (a person's records repeat them), in the compact form (raw hashes, no
+    // allocation); `index::seal` orders each shard.
     let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
     // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
     // SipHash over ~4 entries per record was a tenth of the write stage. The set is split
