@@ -468,13 +468,18 @@ impl Record {
 
     /// Store several fields in one pass over the record (each a `Null` empties its
     /// field; for a field named twice, the last value counts). No allocation but the
-    /// record's new buffer.
+    /// record's new buffer, and none at all when every field already holds its value
+    /// (reconciliation writes ingest's defaults back to most records: rebuilding them
+    /// all cost a third of a GB per million rows).
     ///
     /// # Panics
     /// If a field is out of range.
     pub fn set_many<const N: usize>(&mut self, mut updates: [(usize, Value); N]) {
         for (i, _) in &updates {
             assert!(*i < self.len(), "field {i} out of range");
+        }
+        if updates.iter().all(|(i, v)| self.at(*i) == *v) {
+            return;
         }
         // Stable: of a field's updates, the last stays last.
         updates.sort_by_key(|(i, _)| *i);
@@ -923,6 +928,27 @@ mod tests {
         let d = days_from_civil(2019, 5, 1).unwrap();
         assert_eq!(civil_from_days(d), (2019, 5, 1));
         assert_eq!(format_date(d), "2019-05-01");
+    }
+
+    #[test]
+    fn setting_values_a_record_already_holds_keeps_its_buffer() {
+        let mut r = Record::from(vec![
+            Value::Str("single".into()),
+            Value::Null,
+            Value::Int(7),
+        ]);
+        let before = r.data.as_ptr();
+        r.set_many([
+            (0, Value::Str("single".into())),
+            (1, Value::Null),
+            (2, Value::Int(7)),
+        ]);
+        r.set(2, Value::Int(7));
+        assert_eq!(r.data.as_ptr(), before, "nothing changed: no new buffer");
+        r.set_many([(1, Value::Null), (2, Value::Int(8))]);
+        assert_eq!(r.at(2), ValueRef::Int(8));
+        assert_eq!(r.at(0), ValueRef::Str("single"));
+        assert!(r.at(1).is_null());
     }
 
     #[test]

@@ -189,11 +189,9 @@ pub(crate) fn merge(
             merged_rows += 1;
             continue;
         }
-        // Most records keep the status ingest gave them ("single"): rebuilding every
-        // packed record only to write the same bytes cost a third of a GB per million.
-        if r.at(f.merge_status) != ValueRef::Str(status[i]) {
-            r.set(f.merge_status, Value::Str(status[i].into()));
-        }
+        // Most records keep the status ingest gave them ("single"): `set` then leaves
+        // the packed record as it is.
+        r.set(f.merge_status, Value::Str(status[i].into()));
         out.push(r);
     }
     (out, merged_rows)

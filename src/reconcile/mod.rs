@@ -412,10 +412,8 @@ pub fn reconcile(
                 (f.registry_status_date, status_date),
             ];
             // An unlinked record usually holds these values already (ingest's defaults):
-            // rebuild the packed record only when one differs.
-            if updates.iter().any(|(i, v)| r.at(*i) != *v) {
-                r.set_many(updates);
-            }
+            // `set_many` then leaves the packed record as it is.
+            r.set_many(updates);
             let review = (l.method == Method::Review).then(|| ReviewItem {
                 record_id: r.at(f.record_id).as_str().unwrap_or("").to_string(),
                 candidates: l
