@@ -454,18 +454,12 @@ pub fn derive_index_secret(schema: &Schema, records: &[Record], pipeline_toml: &
     let raw = schema.idx("raw_row_blake3");
     let merged = schema.idx("merged_provenance");
     // Sorted as text; each part's first 16 bytes compared as one integer first (the same
-    // order: a byte string's zero-padded prefix orders like the string, ties compare in
-    // full) — millions of 64-digit hashes sorted through pointers took ~1 s at 1M rows.
+    // order, see `text_head`) — millions of 64-digit hashes sorted through pointers took ~1 s at 1M rows.
     let mut parts: Vec<(u128, &str)> = records
         .par_iter()
         .flat_map_iter(|r| [r.at(raw).as_str(), r.at(merged).as_str()])
         .flatten_iter()
-        .map(|p| {
-            let mut head = [0u8; 16];
-            let n = p.len().min(16);
-            head[..n].copy_from_slice(&p.as_bytes()[..n]);
-            (u128::from_be_bytes(head), p)
-        })
+        .map(|p| (u128::from_be_bytes(crate::record::text_head(p)), p))
         .collect();
     parts.par_sort_unstable();
     let mut h = blake3::Hasher::new_derive_key("vaxarc index secret v1");
@@ -723,10 +717,7 @@ pub fn write_new(
     keyed.par_iter_mut().for_each(|(_, rows)| {
         rows.sort_by_cached_key(|r| {
             let h = r.at(person_hash_idx).as_str().unwrap_or_default();
-            let mut head = [0u8; 32];
-            let n = h.len().min(32);
-            head[..n].copy_from_slice(&h.as_bytes()[..n]);
-            (head, h)
+            (crate::record::text_head::<32>(h), h)
         })
     });
     // The largest partitions start first, so the pool does not end on one big partition

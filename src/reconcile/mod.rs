@@ -232,12 +232,7 @@ fn sort_records(f: &Fields, records: &mut Vec<Record>) {
     let prefix = |r: &Record| -> (bool, u128) {
         match r.at(f.record_id).as_str() {
             None => (false, 0),
-            Some(id) => {
-                let mut b = [0u8; 16];
-                let n = id.len().min(16);
-                b[..n].copy_from_slice(&id.as_bytes()[..n]);
-                (true, u128::from_be_bytes(b))
-            }
+            Some(id) => (true, u128::from_be_bytes(crate::record::text_head(id))),
         }
     };
     let mut order: Vec<((bool, u128), usize)> = records
