@@ -150,9 +150,12 @@ pub fn encrypt_writer<W: Write>(
         })
 }
 
+/// Bytes of an age object [`check_header`] looks at: a header must end within them.
+pub(crate) const HEADER_LIMIT: usize = 64 * 1024;
+
 /// Refuse age headers with too many stanzas before handing them to the age crate.
 pub(crate) fn check_header(what: &str, ciphertext: &[u8]) -> Result<(), CryptoError> {
-    let head = &ciphertext[..ciphertext.len().min(64 * 1024)];
+    let head = &ciphertext[..ciphertext.len().min(HEADER_LIMIT)];
     let mut stanzas = 0usize;
     for line in head.split(|&b| b == b'\n') {
         if line.starts_with(b"---") {

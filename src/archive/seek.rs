@@ -92,16 +92,14 @@ impl AgeChunks {
             what: path.into(),
             message,
         };
-        // The same header limits as a whole-object decrypt.
-        let mut head = vec![0u8; object.len().min(64 * 1024) as usize];
-        object
-            .read_exact(&mut head)
+        // The same header limits as a whole-object decrypt. The bytes checked stay in the
+        // reader's window: age parses its header from them (line by line, buffered)
+        // instead of a read per few bytes, and the first chunk starts there.
+        let head = object
+            .prefetch(crypto::HEADER_LIMIT)
             .map_err(|e| err(e.to_string()))?;
         crypto::check_header(path, &head)?;
-        object
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| err(e.to_string()))?;
-        let decryptor = age::Decryptor::new(object).map_err(|e| err(e.to_string()))?;
+        let decryptor = age::Decryptor::new_buffered(object).map_err(|e| err(e.to_string()))?;
         let mut stream = decryptor
             .decrypt(std::iter::once(identity as &dyn age::Identity))
             .map_err(|e| err(e.to_string()))?;

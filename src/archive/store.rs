@@ -143,6 +143,9 @@ pub struct Ranged {
     pos: u64,
     /// (block number, bytes), most recently used last.
     blocks: Vec<(u64, Bytes)>,
+    /// Bytes held from `window.0` on: what [`std::io::BufRead`] hands out and reads
+    /// inside it are served from (see [`Ranged::prefetch`]).
+    window: (u64, Bytes),
     /// Bytes fetched so far.
     pub fetched: u64,
 }
@@ -164,6 +167,62 @@ impl Ranged {
         self.len == 0
     }
 
+    /// Read up to `max` bytes from the current position into the reader's window and
+    /// return them: later reads of those bytes, and [`std::io::BufRead`], are served from
+    /// memory (an age header is parsed a few bytes at a time).
+    pub fn prefetch(&mut self, max: usize) -> std::io::Result<Bytes> {
+        let want = (max as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let bytes = match &self.file {
+            Some(file) => {
+                let mut buf = vec![0u8; want];
+                let mut done = 0;
+                while done < want {
+                    let n =
+                        read_at(file, &mut buf[done..], self.pos + done as u64).map_err(|e| {
+                            std::io::Error::new(e.kind(), format!("`{}`: {e}", self.location))
+                        })?;
+                    if n == 0 {
+                        return Err(self.short());
+                    }
+                    done += n;
+                }
+                self.fetched += want as u64;
+                Bytes::from(buf)
+            }
+            None => {
+                let mut parts = Vec::with_capacity(want);
+                let mut at = self.pos;
+                while parts.len() < want {
+                    let n = at / RANGE_BLOCK;
+                    let block = self.block(n)?;
+                    let off = (at - n * RANGE_BLOCK) as usize;
+                    let take = (block.len() - off).min(want - parts.len());
+                    parts.extend_from_slice(&block[off..off + take]);
+                    at += take as u64;
+                }
+                Bytes::from(parts)
+            }
+        };
+        self.window = (self.pos, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The window's bytes from the current position on (empty outside it).
+    fn in_window(&self) -> &[u8] {
+        let (start, bytes) = &self.window;
+        match self.pos.checked_sub(*start) {
+            Some(off) if off < bytes.len() as u64 => &bytes[off as usize..],
+            _ => &[],
+        }
+    }
+
+    fn short(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("`{}` is shorter than listed", self.location),
+        )
+    }
+
     fn block(&mut self, n: u64) -> std::io::Result<Bytes> {
         if let Some(i) = self.blocks.iter().position(|(b, _)| *b == n) {
             let hit = self.blocks.remove(i);
@@ -178,10 +237,7 @@ impl Ranged {
             .block_on(self.inner.get_range(&self.location, start..end))
             .map_err(|e| std::io::Error::other(format!("`{}`: {e}", self.location)))?;
         if bytes.len() as u64 != end - start {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("`{}` is shorter than listed", self.location),
-            ));
+            return Err(self.short());
         }
         self.fetched += bytes.len() as u64;
         if self.blocks.len() >= RANGE_CACHE {
@@ -197,16 +253,20 @@ impl std::io::Read for Ranged {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
+        let held = self.in_window();
+        if !held.is_empty() {
+            let take = held.len().min(buf.len());
+            buf[..take].copy_from_slice(&held[..take]);
+            self.pos += take as u64;
+            return Ok(take);
+        }
         if let Some(file) = &self.file {
             // A local file: read in place, no block copy (the page cache is the cache).
             let want = buf.len().min((self.len - self.pos) as usize);
             let n = read_at(file, &mut buf[..want], self.pos)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("`{}`: {e}", self.location)))?;
             if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("`{}` is shorter than listed", self.location),
-                ));
+                return Err(self.short());
             }
             self.pos += n as u64;
             self.fetched += n as u64;
@@ -236,6 +296,24 @@ impl std::io::Seek for Ranged {
         Ok(target)
     }
 }
+
+impl std::io::BufRead for Ranged {
+    /// The window from the current position; past it, a fresh window of
+    /// [`BUFREAD_WINDOW`] bytes.
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos < self.len && self.in_window().is_empty() {
+            self.prefetch(BUFREAD_WINDOW)?;
+        }
+        Ok(self.in_window())
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos += amt.min(self.in_window().len()) as u64;
+    }
+}
+
+/// Bytes [`std::io::BufRead::fill_buf`] reads into a [`Ranged`] window at a time.
+const BUFREAD_WINDOW: usize = 4096;
 
 /// Read from `file` at byte `offset` into `buf` (the bytes read; 0 at the end).
 #[cfg(unix)]
@@ -520,6 +598,7 @@ impl Store {
             len,
             pos: 0,
             blocks: Vec::new(),
+            window: (0, Bytes::new()),
             fetched: 0,
         })
     }
@@ -1650,6 +1729,56 @@ mod tests {
             store.get("partitions/a"),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    /// Bytes held in a reader's window (prefetched, or filled by `BufRead`) read the
+    /// same as the object, whatever the read crosses: the window's end, a seek, the end.
+    #[test]
+    fn windowed_reads_match_the_object() {
+        use std::io::{BufRead, Read, Seek, SeekFrom};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let len = RANGE_BLOCK as usize + 70_000;
+        let data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 97) as u8).collect();
+        store.put("obj.age", data.clone()).unwrap();
+        let local = store.ranged("obj.age").unwrap();
+        let remote = Ranged {
+            file: None,
+            ..store.ranged("obj.age").unwrap()
+        };
+        for mut r in [local, remote] {
+            let head = r.prefetch(65_536).unwrap();
+            assert_eq!(&head[..], &data[..65_536]);
+            assert_eq!(
+                r.fill_buf().unwrap(),
+                &data[..65_536],
+                "the window is the buffer"
+            );
+            r.consume(10);
+            let mut line = Vec::new();
+            // Bytes up to the first newline-valued byte, starting inside the window.
+            let n = r.read_until(b'\n', &mut line).unwrap();
+            let end = 10 + data[10..].iter().position(|&b| b == b'\n').unwrap() + 1;
+            assert_eq!((n, &line[..]), (end - 10, &data[10..end]));
+            // A read across the window's end, then one past it.
+            r.seek(SeekFrom::Start(65_000)).unwrap();
+            let mut buf = vec![0u8; 2_000];
+            r.read_exact(&mut buf).unwrap();
+            assert_eq!(buf, &data[65_000..67_000]);
+            // `BufRead` past the window reads a fresh one there.
+            r.seek(SeekFrom::Start(200_000)).unwrap();
+            let got = r.fill_buf().unwrap().to_vec();
+            assert!(!got.is_empty() && got.len() <= BUFREAD_WINDOW);
+            assert_eq!(got, &data[200_000..200_000 + got.len()]);
+            r.consume(got.len());
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, &data[200_000 + got.len()..]);
+            assert!(r.fill_buf().unwrap().is_empty(), "nothing past the end");
+            // A prefetch asks for more than is left: it holds what is left.
+            r.seek(SeekFrom::Start(len as u64 - 3)).unwrap();
+            assert_eq!(&r.prefetch(100).unwrap()[..], &data[len - 3..]);
+        }
     }
 
     /// The "GET Object" example of the AWS SigV4 documentation for S3 (header signing).
