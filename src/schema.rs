@@ -89,7 +89,9 @@ pub struct Schema {
     pub format_version: u32,
     /// Fields in column order.
     pub fields: Vec<Field>,
-    index: HashMap<String, usize>,
+    /// Name → position. foldhash, not SipHash: looked up per record in hot loops
+    /// (`idx`), never iterated, built from our own schema file.
+    index: HashMap<String, usize, foldhash::fast::FixedState>,
 }
 
 /// An error in a schema file: what and where, never a value.
@@ -132,7 +134,7 @@ impl Schema {
         if file.field.len() > crate::record::MAX_FIELDS {
             return Err(SchemaError::TooWide(file.field.len()));
         }
-        let mut index = HashMap::new();
+        let mut index = HashMap::with_hasher(foldhash::fast::FixedState::default());
         for (i, f) in file.field.iter().enumerate() {
             if index.insert(f.name.clone(), i).is_some() {
                 return Err(SchemaError::Duplicate(f.name.clone()));
