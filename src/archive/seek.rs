@@ -345,45 +345,102 @@ impl OpenParquet {
         if let Some(selection) = selection {
             builder = builder.with_row_selection(selection);
         }
-        if let Some(cols) = columns {
-            let descr = self.meta.parquet_schema();
-            let leaves: Vec<usize> = descr
-                .columns()
+        let descr = self.meta.parquet_schema();
+        let projected = |name: &str| name == column || columns.is_none_or(|c| c.contains(name));
+        let Some(col) = self.column(column) else {
+            // No such column: nothing to filter on, every admitted row is read.
+            let leaves =
+                (0..descr.num_columns()).filter(|&i| projected(&descr.column(i).path().string()));
+            let reader = builder
+                .with_projection(ProjectionMask::leaves(descr, leaves))
+                .build()
+                .map_err(pq(&self.what))?;
+            return reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(self.arrow_err());
+        };
+        // The filter decodes `column`'s pages; the rows it keeps are taken from there, so
+        // the read that follows decodes only the other columns (when there are any).
+        let others: Vec<usize> = (0..descr.num_columns())
+            .filter(|&i| i != col && projected(&descr.column(i).path().string()))
+            .collect();
+        let capture = !others.is_empty();
+        let leaves = if capture { others } else { vec![col] };
+        builder = builder.with_projection(ProjectionMask::leaves(descr, leaves));
+        let kept: Arc<Mutex<Vec<arrow::array::ArrayRef>>> = Arc::default();
+        let wanted: Arc<BTreeSet<String>> = Arc::new(values.clone());
+        let sink = kept.clone();
+        let predicate = ArrowPredicateFn::new(ProjectionMask::leaves(descr, [col]), move |batch| {
+            let hashes = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    arrow::error::ArrowError::SchemaError("filter column is not text".into())
+                })?;
+            let keep: BooleanArray = hashes
                 .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    let name = c.path().string();
-                    name == column || cols.contains(&name)
-                })
-                .map(|(i, _)| i)
+                .map(|h| Some(h.is_some_and(|h| wanted.contains(h))))
                 .collect();
-            builder = builder.with_projection(ProjectionMask::leaves(descr, leaves));
-        }
-        if let Some(col) = self.column(column) {
-            let wanted: Arc<BTreeSet<String>> = Arc::new(values.clone());
-            let mask = ProjectionMask::leaves(self.meta.parquet_schema(), [col]);
-            let predicate = ArrowPredicateFn::new(mask, move |batch| {
-                let hashes = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .ok_or_else(|| {
-                        arrow::error::ArrowError::SchemaError("filter column is not text".into())
-                    })?;
-                Ok(hashes
-                    .iter()
-                    .map(|h| Some(h.is_some_and(|h| wanted.contains(h))))
-                    .collect::<BooleanArray>())
-            });
-            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
-        }
-        let reader = builder.build().map_err(pq(&self.what))?;
-        reader
+            if capture {
+                let rows = arrow::compute::filter(hashes, &keep)?;
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(rows);
+            }
+            Ok(keep)
+        });
+        let reader = builder
+            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+            .build()
+            .map_err(pq(&self.what))?;
+        let batches = reader
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ArchiveError::Parquet {
+            .map_err(self.arrow_err())?;
+        if !capture {
+            return Ok(batches);
+        }
+        // The filter sees the selected rows in order, before they are read: the values it
+        // kept are the output rows' values, in the same order.
+        let kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()));
+        let kept: Vec<&dyn Array> = kept.iter().map(|a| a.as_ref()).collect();
+        let kept = if kept.is_empty() {
+            arrow::array::new_empty_array(&arrow::datatypes::DataType::Utf8)
+        } else {
+            arrow::compute::concat(&kept).map_err(self.arrow_err())?
+        };
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if kept.len() != rows {
+            return Err(ArchiveError::Parquet {
                 what: self.what.clone(),
-                message: e.to_string(),
-            })
+                message: format!(
+                    "the filter kept {} rows, the read returned {rows}",
+                    kept.len()
+                ),
+            });
+        }
+        let field = Arc::new(arrow::datatypes::Field::new(
+            column,
+            kept.data_type().clone(),
+            true,
+        ));
+        let mut at = 0;
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            let mut fields: Vec<_> = b.schema().fields().iter().cloned().collect();
+            let mut arrays = b.columns().to_vec();
+            fields.push(field.clone());
+            arrays.push(kept.slice(at, b.num_rows()));
+            at += b.num_rows();
+            let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            out.push(RecordBatch::try_new(schema, arrays).map_err(self.arrow_err())?);
+        }
+        Ok(out)
+    }
+
+    fn arrow_err(&self) -> impl Fn(arrow::error::ArrowError) -> ArchiveError + '_ {
+        |e| ArchiveError::Parquet {
+            what: self.what.clone(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -562,5 +619,77 @@ mod tests {
             .unwrap()
             .iter()
             .all(|b| b.num_rows() == 0));
+    }
+
+    /// The filter column's values come from the filter, the others from the read that
+    /// follows: every output row pairs its own key with its own value, whatever the
+    /// projection (other columns, all, the key alone) and across row groups.
+    #[test]
+    fn filtered_rows_pair_each_key_with_its_own_row() {
+        use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let (secret, recipient) = crypto::fresh_identity();
+        let n = 7000;
+        let key = |i: usize| format!("{:06}", i / 3);
+        let schema = Arc::new(ArrowSchema::new(vec![
+            Field::new("v", DataType::Utf8, true),
+            Field::new("k", DataType::Utf8, false),
+            Field::new("w", DataType::Utf8, true),
+        ]));
+        let col = |f: &dyn Fn(usize) -> String| -> arrow::array::ArrayRef {
+            Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                col(&|i| format!("v{i}")),
+                col(&key),
+                col(&|i| format!("w{i}")),
+            ],
+        )
+        .unwrap();
+        // Row groups of 1,000 rows: the wanted keys fall in several of them.
+        let props = crate::archive::lookup_properties("k", 1000, true);
+        let (ct, _) =
+            crate::archive::seal_parquet_to("t", &[batch], schema, &recipient, props).unwrap();
+        store.put("obj.age", ct).unwrap();
+        let id: age::x25519::Identity = age::secrecy::ExposeSecret::expose_secret(&secret)
+            .parse()
+            .unwrap();
+        let open = OpenParquet::open(&store, "obj.age", &id).unwrap();
+        assert!(open.meta.metadata().num_row_groups() > 3);
+        let wanted: BTreeSet<String> = [0usize, 400, 1001, 2333, 2334]
+            .map(|i| format!("{i:06}"))
+            .into();
+        let expected: Vec<usize> = (0..n).filter(|&i| wanted.contains(&key(i))).collect();
+        let text = |b: &RecordBatch, name: &str| -> Vec<String> {
+            let c = b.column_by_name(name).unwrap();
+            let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+            c.iter().map(|x| x.unwrap().to_string()).collect()
+        };
+        let only_w: BTreeSet<String> = ["w".to_string()].into();
+        let only_k: BTreeSet<String> = BTreeSet::new();
+        for projection in [None, Some(&only_w), Some(&only_k)] {
+            let batches = open.rows_where("k", &wanted, projection).unwrap();
+            let keys: Vec<String> = batches.iter().flat_map(|b| text(b, "k")).collect();
+            assert_eq!(keys, expected.iter().map(|&i| key(i)).collect::<Vec<_>>());
+            if projection.is_none_or(|p| p.contains("w")) {
+                let w: Vec<String> = batches.iter().flat_map(|b| text(b, "w")).collect();
+                assert_eq!(
+                    w,
+                    expected.iter().map(|i| format!("w{i}")).collect::<Vec<_>>()
+                );
+            }
+            if projection.is_none() {
+                let v: Vec<String> = batches.iter().flat_map(|b| text(b, "v")).collect();
+                assert_eq!(
+                    v,
+                    expected.iter().map(|i| format!("v{i}")).collect::<Vec<_>>()
+                );
+            } else {
+                assert!(batches.iter().all(|b| b.column_by_name("v").is_none()));
+            }
+        }
     }
 }
