@@ -51,10 +51,15 @@ use store::{Store, StoreError};
 
 /// Fewest person buckets a migration uses by default ([`default_buckets`]).
 pub const DEFAULT_BUCKETS: u16 = 16;
-/// Records per bucket the default bucket count aims at: 16 buckets up to 4.2M records,
-/// doubling beyond, so that a lookup (which reads the partitions of one bucket) reads
-/// partitions of about the same size however large the archive.
-pub const RECORDS_PER_BUCKET: u64 = 262_144;
+/// Records per bucket the default bucket count aims at: 16 buckets up to 16.8M records
+/// (a city of about 3.9 million people, the largest in Japan), doubling beyond, so that a
+/// lookup (which reads the page index of every partition of one bucket) does not read ever
+/// larger partitions. Measured at 16.7M records (docs/performance.md, session 8): 16
+/// buckets were faster than 32 and 64 for single and batch lookups alike — a lookup
+/// decrypts only the pages that can hold its person, so larger partitions cost it little,
+/// while every partition a batch opens costs a key unwrap, a footer and a zstd context per
+/// column.
+pub const RECORDS_PER_BUCKET: u64 = 1_048_576;
 /// Most person buckets by default.
 pub const MAX_DEFAULT_BUCKETS: u16 = 4096;
 
@@ -1172,7 +1177,8 @@ mod tests {
         assert_eq!(default_buckets(4_176_021), 16); // the 5M-row benchmark set
         assert_eq!(default_buckets(16 * RECORDS_PER_BUCKET), 16);
         assert_eq!(default_buckets(16 * RECORDS_PER_BUCKET + 1), 32);
-        assert_eq!(default_buckets(16_672_224), 64); // the 20M-row benchmark set
+        assert_eq!(default_buckets(16_672_224), 16); // the 20M-row benchmark set
+        assert_eq!(default_buckets(40_000_000), 64);
         assert_eq!(default_buckets(u64::MAX), MAX_DEFAULT_BUCKETS);
     }
 
