@@ -731,6 +731,9 @@ pub fn write_new(
     order.sort_by_key(|&i| std::cmp::Reverse(keyed[i].1.len()));
     let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
     let rx = std::sync::Mutex::new(rx);
+    // Set by the first failed seal or put: partitions not started yet are skipped and the
+    // index is not sealed (nothing will commit; at 20M rows the rest would be minutes).
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let put_worker = || {
         let mut entries = Vec::new();
         let mut failed: Option<ArchiveError> = None;
@@ -752,7 +755,10 @@ pub fn write_new(
                     entries.push(entry);
                     on_object(1);
                 }
-                Err(e) => failed = Some(e.into()),
+                Err(e) => {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failed = Some(e.into());
+                }
             }
         }
         (entries, failed)
@@ -762,10 +768,14 @@ pub fn write_new(
     let (sealed, index_sealed, put_results) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
         let tx = tx;
-        let mut sealed: Vec<(usize, Result<Partition, ArchiveError>)> = order
+        // None: skipped after a failure.
+        let mut sealed: Vec<(usize, Option<Result<Partition, ArchiveError>>)> = order
             .par_iter()
             .with_max_len(1)
             .map(|&i| {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return (i, None);
+                }
                 let (key, rows) = &keyed[i];
                 let sealed = seal_partition(key, rows).map(|(partition, objects)| {
                     for object in objects {
@@ -774,20 +784,26 @@ pub fn write_new(
                     }
                     partition
                 });
-                (i, sealed)
+                if sealed.is_err() {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                (i, Some(sealed))
             })
             .collect();
         sealed.sort_by_key(|(i, _)| *i);
-        let sealed: Vec<Result<Partition, ArchiveError>> =
+        let sealed: Vec<Option<Result<Partition, ArchiveError>>> =
             sealed.into_iter().map(|(_, s)| s).collect();
         // The index shards and their wrapped identity go to the same put workers (put
         // one after another, each shard's fsync was waited for in turn).
-        let index_sealed =
+        let index_sealed = if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(())
+        } else {
             index::seal(&index, index_shards, &index_id, &keys.custodians).map(|objects| {
                 for object in objects {
                     let _ = tx.send(object);
                 }
-            });
+            })
+        };
         drop(tx);
         let results: Vec<_> = workers
             .into_iter()
@@ -803,7 +819,9 @@ pub fn write_new(
 
     let mut files = Vec::new();
     let mut partitions = Vec::new();
-    for s in sealed {
+    // The first failure in partition order (a seal's, else a put's); skipped partitions
+    // only follow a failure.
+    for s in sealed.into_iter().flatten() {
         partitions.push(s?);
     }
     index_sealed?;
