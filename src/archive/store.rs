@@ -172,38 +172,12 @@ impl Ranged {
     /// memory (an age header is parsed a few bytes at a time).
     pub fn prefetch(&mut self, max: usize) -> std::io::Result<Bytes> {
         let want = (max as u64).min(self.len.saturating_sub(self.pos)) as usize;
-        let bytes = match &self.file {
-            Some(file) => {
-                let mut buf = vec![0u8; want];
-                let mut done = 0;
-                while done < want {
-                    let n =
-                        read_at(file, &mut buf[done..], self.pos + done as u64).map_err(|e| {
-                            std::io::Error::new(e.kind(), format!("`{}`: {e}", self.location))
-                        })?;
-                    if n == 0 {
-                        return Err(self.short());
-                    }
-                    done += n;
-                }
-                self.fetched += want as u64;
-                Bytes::from(buf)
-            }
-            None => {
-                let mut parts = Vec::with_capacity(want);
-                let mut at = self.pos;
-                while parts.len() < want {
-                    let n = at / RANGE_BLOCK;
-                    let block = self.block(n)?;
-                    let off = (at - n * RANGE_BLOCK) as usize;
-                    let take = (block.len() - off).min(want - parts.len());
-                    parts.extend_from_slice(&block[off..off + take]);
-                    at += take as u64;
-                }
-                Bytes::from(parts)
-            }
-        };
-        self.window = (self.pos, bytes.clone());
+        let start = self.pos;
+        let mut buf = vec![0u8; want];
+        std::io::Read::read_exact(self, &mut buf)?;
+        self.pos = start;
+        let bytes = Bytes::from(buf);
+        self.window = (start, bytes.clone());
         Ok(bytes)
     }
 
