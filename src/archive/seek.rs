@@ -554,21 +554,45 @@ mod tests {
         }
     }
 
+    /// `batch` sealed as a lookup object sorted by `key` (row groups of `row_group_rows`),
+    /// stored in a fresh folder (kept alive by the returned guard) and opened.
+    fn sealed_and_opened(
+        batch: RecordBatch,
+        key: &str,
+        row_group_rows: usize,
+    ) -> (tempfile::TempDir, OpenParquet) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let (secret, recipient) = crypto::fresh_identity();
+        let props = crate::archive::lookup_properties(key, row_group_rows, true);
+        let (ct, _) = crate::archive::seal_parquet_to(
+            "t",
+            std::slice::from_ref(&batch),
+            batch.schema(),
+            &recipient,
+            props,
+        )
+        .unwrap();
+        store.put("obj.age", ct).unwrap();
+        let id: age::x25519::Identity = age::secrecy::ExposeSecret::expose_secret(&secret)
+            .parse()
+            .unwrap();
+        let open = OpenParquet::open(&store, "obj.age", &id).unwrap();
+        (dir, open)
+    }
+
     /// A sorted object of 5,000 rows in pages of `LOOKUP_PAGE_ROWS`: a read of a few
     /// keys selects only their pages, and returns exactly their rows.
     #[test]
     fn lookups_read_only_the_pages_that_can_hold_the_keys() {
         use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-        let (secret, recipient) = crypto::fresh_identity();
         let keys: Vec<String> = (0..5000).map(|i| format!("{:06}", i / 2)).collect();
         let schema = Arc::new(ArrowSchema::new(vec![
             Field::new("k", DataType::Utf8, false),
             Field::new("v", DataType::Utf8, true),
         ]));
         let batch = RecordBatch::try_new(
-            schema.clone(),
+            schema,
             vec![
                 Arc::new(StringArray::from(keys.clone())),
                 Arc::new(StringArray::from(
@@ -577,14 +601,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let props = crate::archive::lookup_properties("k", 64 * 1024, true);
-        let (ct, _) =
-            crate::archive::seal_parquet_to("t", &[batch], schema, &recipient, props).unwrap();
-        store.put("obj.age", ct).unwrap();
-        let id: age::x25519::Identity = age::secrecy::ExposeSecret::expose_secret(&secret)
-            .parse()
-            .unwrap();
-        let open = OpenParquet::open(&store, "obj.age", &id).unwrap();
+        let (_dir, open) = sealed_and_opened(batch, "k", 64 * 1024);
         assert_eq!(open.meta.metadata().num_row_groups(), 1);
         let wanted: BTreeSet<String> = ["000000", "001300", "002499"].map(String::from).into();
         let groups = open.row_groups("k", &wanted).unwrap();
@@ -627,9 +644,6 @@ mod tests {
     #[test]
     fn filtered_rows_pair_each_key_with_its_own_row() {
         use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-        let (secret, recipient) = crypto::fresh_identity();
         let n = 7000;
         let key = |i: usize| format!("{:06}", i / 3);
         let schema = Arc::new(ArrowSchema::new(vec![
@@ -641,7 +655,7 @@ mod tests {
             Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
         };
         let batch = RecordBatch::try_new(
-            schema.clone(),
+            schema,
             vec![
                 col(&|i| format!("v{i}")),
                 col(&key),
@@ -650,14 +664,7 @@ mod tests {
         )
         .unwrap();
         // Row groups of 1,000 rows: the wanted keys fall in several of them.
-        let props = crate::archive::lookup_properties("k", 1000, true);
-        let (ct, _) =
-            crate::archive::seal_parquet_to("t", &[batch], schema, &recipient, props).unwrap();
-        store.put("obj.age", ct).unwrap();
-        let id: age::x25519::Identity = age::secrecy::ExposeSecret::expose_secret(&secret)
-            .parse()
-            .unwrap();
-        let open = OpenParquet::open(&store, "obj.age", &id).unwrap();
+        let (_dir, open) = sealed_and_opened(batch, "k", 1000);
         assert!(open.meta.metadata().num_row_groups() > 3);
         let wanted: BTreeSet<String> = [0usize, 400, 1001, 2333, 2334]
             .map(|i| format!("{i:06}"))
