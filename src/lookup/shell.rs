@@ -49,7 +49,16 @@ pub struct Reader<'a> {
     pub shards_decrypted: u64,
     /// Whether a vault object could be opened with the identities given (None: not tried).
     pub vault_open: Option<bool>,
+    /// For an archive on object storage: a wider pool for the reads (see
+    /// [`REMOTE_READS`]); a local archive reads on rayon's global pool (one thread per
+    /// core: the reads are page-cache copies and the work is decryption).
+    remote_pool: Option<rayon::ThreadPool>,
 }
+
+/// Threads reading index shards and partitions in parallel when the archive is on object
+/// storage: each partition opened there is a few ranged GETs one after another, so a batch
+/// waits on request latency, not the CPU, with only one reader per core.
+pub const REMOTE_READS: usize = 32;
 
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +106,23 @@ impl<'a> Reader<'a> {
             partitions_decrypted: 0,
             shards_decrypted: 0,
             vault_open: None,
+            remote_pool: match store.local_root() {
+                Some(_) => None,
+                // A pool that cannot be built (no threads left) leaves the global one.
+                None => rayon::ThreadPoolBuilder::new()
+                    .num_threads(REMOTE_READS)
+                    .build()
+                    .ok(),
+            },
         })
+    }
+
+    /// Run `work` on the pool the archive's reads belong on.
+    fn in_read_pool<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        match &self.remote_pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
     }
 
     /// Decode only these record columns (the others stay Null): set before reading.
@@ -141,10 +166,12 @@ impl<'a> Reader<'a> {
         }
         let id = self.index_identity()?;
         let (store, files) = (self.store, &self.shard_files);
-        let read: Vec<Result<Vec<IndexEntry>, ArchiveError>> = wanted
-            .par_iter()
-            .map(|(s, keys)| index::read_keys(store, &files[*s as usize].path, &id, keys))
-            .collect();
+        let read: Vec<Result<Vec<IndexEntry>, ArchiveError>> = self.in_read_pool(|| {
+            wanted
+                .par_iter()
+                .map(|(s, keys)| index::read_keys(store, &files[*s as usize].path, &id, keys))
+                .collect()
+        });
         for keys in wanted.values() {
             for k in keys {
                 self.keys.insert(k.clone(), Vec::new());
@@ -220,14 +247,15 @@ impl<'a> Reader<'a> {
         // its footer, page index, decrypted chunks and ciphertext blocks (≈ 1 MiB), and a
         // batch touches every partition of its buckets (1,182 at 20M rows) — kept, they
         // grew a batch to 1.3 GB of fresh memory, paid again as page faults.
-        let read: Vec<Result<(String, Vec<Record>), ArchiveError>> = work
-            .par_iter()
-            .map(|(p, wanted)| {
-                let records =
-                    OpenPartition::open(store, p, ids)?.records_of(schema, wanted, columns)?;
-                Ok((p.id.clone(), records))
-            })
-            .collect();
+        let read: Vec<Result<(String, Vec<Record>), ArchiveError>> = self.in_read_pool(|| {
+            work.par_iter()
+                .map(|(p, wanted)| {
+                    let records =
+                        OpenPartition::open(store, p, ids)?.records_of(schema, wanted, columns)?;
+                    Ok((p.id.clone(), records))
+                })
+                .collect()
+        });
         let ph = self.schema.idx("person_hash");
         let mut found: HashMap<String, Vec<Record>> =
             todo.keys().map(|h| (h.clone(), Vec::new())).collect();
