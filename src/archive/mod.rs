@@ -169,6 +169,8 @@ pub struct NewArchive<'a> {
     pub buckets: u16,
     /// RFC 3339 UTC time of the run (from the shell).
     pub created: String,
+    /// The keyed-hash secret ([`derive_index_secret`]). Never printed.
+    pub index_secret: [u8; 32],
     /// Residents of the registry extract by birth date (days since 1970-01-01, count):
     /// aggregates only, for the report's 未接種者数; stored encrypted.
     pub resident_births: Vec<(i32, u64)>,
@@ -452,26 +454,18 @@ pub fn read_parquet(what: &str, plain: Vec<u8>) -> Result<Vec<RecordBatch>, Arch
 }
 
 /// The secret key of the keyed hashes (person hash, bucket, index), derived from the
-/// hashes of every archived source row and the pipeline text: equal inputs give equal
-/// plaintext (deterministic archives), while anyone without the complete source data
-/// cannot compute it. It is stored wrapped to the custodians ([`INDEX_SECRET`]).
-pub fn derive_index_secret(schema: &Schema, records: &[Record], pipeline_toml: &str) -> [u8; 32] {
-    let raw = schema.idx("raw_row_blake3");
-    let merged = schema.idx("merged_provenance");
-    // Sorted as text; each part's first 16 bytes compared as one integer first (the same
-    // order, see `text_head`) — millions of 64-digit hashes sorted through pointers took ~1 s at 1M rows.
-    let mut parts: Vec<(u128, &str)> = records
-        .par_iter()
-        .flat_map_iter(|r| [r.at(raw).as_str(), r.at(merged).as_str()])
-        .flatten_iter()
-        .map(|p| (u128::from_be_bytes(crate::record::text_head(p)), p))
-        .collect();
-    parts.par_sort_unstable();
-    let mut h = blake3::Hasher::new_derive_key("vaxarc index secret v1");
+/// pipeline text and the blake3 of every source file's bytes (in pipeline order): equal
+/// inputs give equal plaintext (deterministic archives), while anyone without the complete
+/// source data cannot compute it. It is known before any record is read, so records can be
+/// routed to their bucket as they are reconciled. Stored wrapped to the custodians
+/// ([`INDEX_SECRET`]); the source hashes are never written anywhere (with the pipeline
+/// text, which the manifest holds, they would give the secret away).
+pub fn derive_index_secret(pipeline_toml: &str, source_blake3: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("vaxarc index secret v2");
+    h.update(&(pipeline_toml.len() as u64).to_le_bytes());
     h.update(pipeline_toml.as_bytes());
-    for (_, p) in parts {
-        h.update(b"\0");
-        h.update(p.as_bytes());
+    for source in source_blake3 {
+        h.update(source);
     }
     *h.finalize().as_bytes()
 }
@@ -569,7 +563,7 @@ pub fn write_new(
 ) -> Result<Manifest, ArchiveError> {
     let schema = input.schema;
     let archive_id = hex32(&random_bytes::<32>())[..32].to_string();
-    let secret = derive_index_secret(input.schema, &input.records, &input.pipeline_toml);
+    let secret = input.index_secret;
     let buckets = input.buckets.max(1);
     let generation = 1u64;
 
@@ -1200,44 +1194,20 @@ mod tests {
         assert_eq!(default_buckets(u64::MAX), MAX_DEFAULT_BUCKETS);
     }
 
-    proptest::proptest! {
-        /// The index secret is the hash of the parts sorted as plain text: the integer
-        /// prefix sort gives that order for any texts (short ones, shared prefixes, texts
-        /// that are prefixes of others, empty ones).
-        #[test]
-        fn index_secret_sorts_parts_as_text(
-            parts in proptest::collection::vec(
-                (proptest::option::of("[0-9a-f]{0,20}"), proptest::option::of("[0-9a-f;]{0,40}")),
-                0..40,
-            )
-        ) {
-            let schema = Schema::embedded();
-            let (raw, merged) = (schema.idx("raw_row_blake3"), schema.idx("merged_provenance"));
-            let records: Vec<Record> = parts
-                .iter()
-                .map(|(a, b)| {
-                    let mut values = vec![Value::Null; schema.len()];
-                    values[raw] = a.clone().map_or(Value::Null, |t| Value::Str(t.into()));
-                    values[merged] = b.clone().map_or(Value::Null, |t| Value::Str(t.into()));
-                    Record::from(values)
-                })
-                .collect();
-            let mut texts: Vec<&str> = parts
-                .iter()
-                .flat_map(|(a, b)| [a.as_deref(), b.as_deref()])
-                .flatten()
-                .collect();
-            texts.sort();
-            let mut h = blake3::Hasher::new_derive_key("vaxarc index secret v1");
-            h.update(b"pipeline");
-            for t in texts {
-                h.update(b"\0");
-                h.update(t.as_bytes());
-            }
-            proptest::prop_assert_eq!(
-                derive_index_secret(schema, &records, "pipeline"),
-                *h.finalize().as_bytes()
-            );
+    #[test]
+    fn index_secret_depends_on_every_input() {
+        let a = [1u8; 32];
+        let b = [2u8; 32];
+        let base = derive_index_secret("pipeline", &[a, b]);
+        assert_eq!(base, derive_index_secret("pipeline", &[a, b]));
+        for other in [
+            derive_index_secret("pipeline ", &[a, b]),
+            derive_index_secret("pipeline", &[b, a]),
+            derive_index_secret("pipeline", &[a]),
+            derive_index_secret("pipeline", &[a, b, a]),
+            derive_index_secret("", &[a, b]),
+        ] {
+            assert_ne!(base, other);
         }
     }
 }

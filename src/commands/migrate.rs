@@ -142,6 +142,9 @@ pub fn migrate(
     };
     let mut timings = std::collections::BTreeMap::new();
     let started = std::time::Instant::now();
+    // The keyed-hash secret comes from the source bytes: known before any record is read.
+    let index_secret =
+        archive::derive_index_secret(&pipeline.text, &ingest::source_blake3(&pipeline.sources)?);
     let ingested = ingest::ingest(&pipeline.sources, schema, tables, &on_bytes)?;
     timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
     bar.finish_and_clear();
@@ -231,6 +234,7 @@ pub fn migrate(
                 .buckets
                 .unwrap_or_else(|| archive::default_buckets(n_records)),
             created: now_rfc3339(),
+            index_secret,
             resident_births,
         },
         &keys,

@@ -958,6 +958,25 @@ pub fn ingest(
     Ok(out)
 }
 
+/// The blake3 of each source file's bytes, in pipeline order (files in parallel), for
+/// [`crate::archive::derive_index_secret`]. Never written anywhere.
+pub fn source_blake3(sources: &[Source]) -> Result<Vec<[u8; 32]>, IngestError> {
+    sources
+        .par_iter()
+        .map(|source| {
+            let io = |source_err: std::io::Error| IngestError::Io {
+                id: source.id.clone(),
+                path: source.path.clone(),
+                source: source_err,
+            };
+            let mut file = std::fs::File::open(&source.path).map_err(io)?;
+            let mut hasher = blake3::Hasher::new();
+            std::io::copy(&mut file, &mut hasher).map_err(io)?;
+            Ok(*hasher.finalize().as_bytes())
+        })
+        .collect()
+}
+
 /// Total bytes of the sources, for progress bars.
 pub fn total_bytes(sources: &[Source]) -> u64 {
     sources

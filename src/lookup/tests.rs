@@ -212,6 +212,7 @@ fn twins_through_a_written_archive_give_candidates() {
             municipality_code: "131091".into(),
             buckets: 64,
             created: "2026-01-01T00:00:00Z".into(),
+            index_secret: [7; 32],
             resident_births: Vec::new(),
         },
         &keys,
