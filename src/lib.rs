@@ -30,3 +30,4 @@ pub mod reconcile;
 pub mod record;
 pub mod report;
 pub mod schema;
+pub mod spill;

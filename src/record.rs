@@ -375,6 +375,41 @@ impl Record {
         self.data.len()
     }
 
+    /// Append the record in its packed form (for [`crate::spill`]): present bits, width,
+    /// table width, entry bytes. Interned text stays an id: the bytes are only valid in
+    /// this process.
+    pub(crate) fn write_packed(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.present[0].to_le_bytes());
+        out.extend_from_slice(&self.present[1].to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.push(u8::from(self.wide));
+        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.data);
+    }
+
+    /// Read back one record [`Record::write_packed`] wrote at `bytes[*pos..]`, advancing
+    /// `pos`; `None` if the bytes end early. The bytes must come from `write_packed` in
+    /// this process (the spill's authenticated encryption sees to that).
+    pub(crate) fn read_packed(bytes: &[u8], pos: &mut usize) -> Option<Record> {
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let b = bytes.get(*pos..pos.checked_add(n)?)?;
+            *pos += n;
+            Some(b)
+        };
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        let present = [word(take(8)?), word(take(8)?)];
+        let len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes"));
+        let wide = take(1)?[0] != 0;
+        let n = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+        let data: Box<[u8]> = take(n)?.into();
+        (usize::from(len) <= MAX_FIELDS).then_some(Record {
+            present,
+            len,
+            wide,
+            data,
+        })
+    }
+
     /// Number of entries (fields holding a value).
     #[inline]
     fn entries(&self) -> usize {

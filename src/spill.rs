@@ -1,0 +1,323 @@
+//! Encrypted temporary storage of records, so that a stage can hand millions of records
+//! to the next one a bucket at a time instead of holding them all in memory.
+//!
+//! Each bucket is one file in a fresh private folder (mode 0700) under the system's
+//! temporary folder (or one the caller names), written as an age stream to an X25519
+//! identity generated for this spill and held only in memory: no plaintext record ever
+//! reaches the disk, and once the process ends — normally or killed — nobody can read
+//! what it left (the folder is removed when the spill is dropped; after a kill it holds
+//! only ciphertext under a lost key).
+//!
+//! Records are stored in their packed form ([`Record::write_packed`]): interned text is
+//! an id into this process's table, so a spill is only readable by the process that wrote
+//! it — which is all it is for.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::record::Record;
+
+/// A spill failed: the file at fault and what happened, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SpillError {
+    /// Creating, writing or reading a spill file.
+    #[error("temporary spill file `{path}`: {source}; check free space and permissions of the temporary folder (TMPDIR)")]
+    Io {
+        /// The spill file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A spill file did not decrypt or did not hold whole records.
+    #[error("temporary spill file `{path}` is damaged ({message}); run again")]
+    Damaged {
+        /// The spill file.
+        path: PathBuf,
+        /// What is wrong (no data).
+        message: String,
+    },
+}
+
+type Writer = age::stream::StreamWriter<BufWriter<File>>;
+
+struct Bucket {
+    writer: Option<Writer>,
+    records: u64,
+}
+
+/// Buckets of records being written. The identity never leaves memory and is not shown
+/// by `Debug`.
+pub struct Spill {
+    dir: tempfile::TempDir,
+    identity: age::x25519::Identity,
+    buckets: Vec<Mutex<Bucket>>,
+}
+
+impl fmt::Debug for Spill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spill")
+            .field("dir", &self.dir.path())
+            .field("buckets", &self.buckets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn path_of(dir: &Path, bucket: usize) -> PathBuf {
+    dir.join(format!("bucket-{bucket:05}.age"))
+}
+
+impl Spill {
+    /// A spill of `buckets` buckets in a new private folder under `parent` (the system's
+    /// temporary folder if `None`).
+    pub fn new(parent: Option<&Path>, buckets: usize) -> Result<Spill, SpillError> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let dir = tempfile::Builder::new()
+            .prefix("vaxarc-spill-")
+            .tempdir_in(&parent)
+            .map_err(|source| SpillError::Io {
+                path: parent,
+                source,
+            })?;
+        Ok(Spill {
+            dir,
+            identity: age::x25519::Identity::generate(),
+            buckets: (0..buckets)
+                .map(|_| {
+                    Mutex::new(Bucket {
+                        writer: None,
+                        records: 0,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Number of buckets.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Append records to a bucket (buckets can be written from several threads at once).
+    ///
+    /// # Panics
+    /// If `bucket` is not below [`Spill::buckets`].
+    pub fn push<'r>(
+        &self,
+        bucket: usize,
+        records: impl IntoIterator<Item = &'r Record>,
+    ) -> Result<(), SpillError> {
+        let path = path_of(self.dir.path(), bucket);
+        let io = |source| SpillError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut bytes = Vec::new();
+        let mut n = 0u64;
+        for r in records {
+            r.write_packed(&mut bytes);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut b = self.buckets[bucket]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if b.writer.is_none() {
+            let file = File::create(&path).map_err(io)?;
+            let recipient = self.identity.to_public();
+            let writer =
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(|e| SpillError::Damaged {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?
+                    .wrap_output(BufWriter::with_capacity(1 << 16, file))
+                    .map_err(io)?;
+            b.writer = Some(writer);
+        }
+        let writer = b.writer.as_mut().expect("opened above");
+        writer.write_all(&bytes).map_err(io)?;
+        b.records += n;
+        Ok(())
+    }
+
+    /// Close every bucket for writing.
+    pub fn finish(self) -> Result<Spilled, SpillError> {
+        let mut records = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.into_iter().enumerate() {
+            let b = b.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let Some(writer) = b.writer {
+                let path = path_of(self.dir.path(), i);
+                let io = |source| SpillError::Io {
+                    path: path.clone(),
+                    source,
+                };
+                let mut out = writer.finish().map_err(io)?;
+                out.flush().map_err(io)?;
+            }
+            records.push(b.records);
+        }
+        Ok(Spilled {
+            dir: self.dir,
+            identity: self.identity,
+            records,
+        })
+    }
+}
+
+/// Buckets written and closed, read back one at a time.
+pub struct Spilled {
+    dir: tempfile::TempDir,
+    identity: age::x25519::Identity,
+    records: Vec<u64>,
+}
+
+impl fmt::Debug for Spilled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spilled")
+            .field("dir", &self.dir.path())
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spilled {
+    /// Records per bucket.
+    pub fn records(&self) -> &[u64] {
+        &self.records
+    }
+
+    /// The records of a bucket, in the order they were pushed; the bucket's file is
+    /// removed once read.
+    pub fn take(&self, bucket: usize) -> Result<Vec<Record>, SpillError> {
+        let expected = self.records[bucket];
+        if expected == 0 {
+            return Ok(Vec::new());
+        }
+        let path = path_of(self.dir.path(), bucket);
+        let io = |source| SpillError::Io {
+            path: path.clone(),
+            source,
+        };
+        let damaged = |message: String| SpillError::Damaged {
+            path: path.clone(),
+            message,
+        };
+        let file = File::open(&path).map_err(io)?;
+        let decryptor =
+            age::Decryptor::new_buffered(std::io::BufReader::with_capacity(1 << 16, file))
+                .map_err(|e| damaged(e.to_string()))?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .map_err(|e| damaged(e.to_string()))?;
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| damaged(e.to_string()))?;
+        let mut out = Vec::with_capacity(expected as usize);
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let r = Record::read_packed(&bytes, &mut pos)
+                .ok_or_else(|| damaged("a record is cut short".into()))?;
+            out.push(r);
+        }
+        if out.len() as u64 != expected {
+            return Err(damaged(format!(
+                "{} records read, {expected} written",
+                out.len()
+            )));
+        }
+        drop(bytes);
+        std::fs::remove_file(&path).map_err(io)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Value;
+
+    fn records(n: usize, seed: i64) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let mut v = vec![Value::Null; 70];
+                v[0] = Value::Str(format!("名前{i}-{seed}").into());
+                v[3] = Value::Int(i as i64 * seed);
+                if i % 3 == 0 {
+                    v[69] = Value::Str("x".repeat(i * 40).into());
+                }
+                Record::from(v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn buckets_read_back_in_push_order_and_nothing_is_plaintext() {
+        let parent = tempfile::tempdir().unwrap();
+        let spill = Spill::new(Some(parent.path()), 3).unwrap();
+        let (a, b, c) = (records(500, 1), records(700, 2), records(300, 3));
+        spill.push(0, &a[..200]).unwrap();
+        spill.push(2, &b).unwrap();
+        spill.push(0, &a[200..]).unwrap();
+        spill.push(0, &c[..0]).unwrap();
+        spill.push(2, &c).unwrap();
+        // On disk: ciphertext only.
+        for entry in walk(parent.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(bytes.starts_with(b"age-encryption.org/v1"));
+            assert!(!bytes.windows(6).any(|w| w == "名前".as_bytes()));
+        }
+        let spilled = spill.finish().unwrap();
+        assert_eq!(spilled.records(), &[500, 0, 1000]);
+        for entry in walk(parent.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(!bytes.windows(6).any(|w| w == "名前".as_bytes()));
+        }
+        assert_eq!(spilled.take(0).unwrap(), a);
+        assert!(spilled.take(1).unwrap().is_empty());
+        let mut bc = b.clone();
+        bc.extend(c);
+        assert_eq!(spilled.take(2).unwrap(), bc);
+        // Read buckets are removed; the folder goes with the spill.
+        assert!(walk(parent.path()).is_empty());
+        drop(spilled);
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_bucket_is_refused_naming_the_file() {
+        let parent = tempfile::tempdir().unwrap();
+        let spill = Spill::new(Some(parent.path()), 1).unwrap();
+        spill.push(0, &records(50, 1)).unwrap();
+        let spilled = spill.finish().unwrap();
+        let file = walk(parent.path()).pop().unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 20;
+        bytes[last] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        let e = spilled.take(0).unwrap_err().to_string();
+        assert!(
+            e.contains("bucket-00000.age") && e.contains("damaged"),
+            "{e}"
+        );
+        assert!(!e.contains("名前"));
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
