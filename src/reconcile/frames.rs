@@ -34,32 +34,50 @@ fn pairs_of(df: &DataFrame, left: &str, right: &str) -> PolarsResult<Vec<(u32, u
     Ok(out)
 }
 
-/// Inner join of `left` and `right` on the key: every `(left row, right row)` pair whose
-/// keys are equal, sorted and deduplicated. Keys held by more than `max_right_per_key`
-/// right rows are skipped (a blocking key that common says nothing and costs quadratic
-/// time).
-pub(crate) fn join_pairs(
-    left: Keyed,
-    right: Keyed,
-    max_right_per_key: Option<u32>,
-) -> Vec<(u32, u32)> {
-    if left.is_empty() || right.is_empty() {
+/// The right side of [`join_with`], built once and joined against many left sides (the
+/// registry against every chunk of records).
+#[derive(Clone)]
+pub(crate) struct Right(Option<DataFrame>);
+
+impl Right {
+    /// `rows` as a join's right side. Keys held by more than `max_right_per_key` rows are
+    /// dropped (a blocking key that common says nothing and costs quadratic time).
+    pub(crate) fn new(rows: Keyed, max_right_per_key: Option<u32>) -> Right {
+        if rows.is_empty() {
+            return Right(None);
+        }
+        let run = || -> PolarsResult<DataFrame> {
+            let mut r = frame("r", rows)?.lazy();
+            if let Some(cap) = max_right_per_key {
+                let small = r
+                    .clone()
+                    .group_by([col("key")])
+                    .agg([len().alias("n")])
+                    .filter(col("n").lt_eq(lit(cap)))
+                    .select([col("key")]);
+                r = r.inner_join(small, col("key"), col("key"));
+            }
+            r.collect()
+        };
+        Right(Some(
+            run().expect("building a (u32, str) frame cannot fail"),
+        ))
+    }
+}
+
+/// Inner join of `left` and a prepared right side on the key: every `(left row, right
+/// row)` pair whose keys are equal, sorted and deduplicated.
+pub(crate) fn join_with(left: Keyed, right: &Right) -> Vec<(u32, u32)> {
+    let Some(r) = &right.0 else {
+        return Vec::new();
+    };
+    if left.is_empty() {
         return Vec::new();
     }
     let run = || -> PolarsResult<Vec<(u32, u32)>> {
-        let l = frame("l", left)?.lazy();
-        let mut r = frame("r", right)?.lazy();
-        if let Some(cap) = max_right_per_key {
-            let small = r
-                .clone()
-                .group_by([col("key")])
-                .agg([len().alias("n")])
-                .filter(col("n").lt_eq(lit(cap)))
-                .select([col("key")]);
-            r = r.inner_join(small, col("key"), col("key"));
-        }
-        let joined = l
-            .inner_join(r, col("key"), col("key"))
+        let joined = frame("l", left)?
+            .lazy()
+            .inner_join(r.clone().lazy(), col("key"), col("key"))
             .select([col("l"), col("r")])
             .collect()?;
         pairs_of(&joined, "l", "r")
@@ -101,10 +119,14 @@ mod tests {
         let l = keyed(&[(0, "a"), (1, "b"), (2, "c"), (3, "a")]);
         let r = keyed(&[(10, "a"), (11, "c"), (12, "c"), (13, "z")]);
         assert_eq!(
-            join_pairs(l.clone(), r.clone(), None),
+            join_with(l.clone(), &Right::new(r.clone(), None)),
             vec![(0, 10), (2, 11), (2, 12), (3, 10)]
         );
-        assert_eq!(join_pairs(l, r, Some(1)), vec![(0, 10), (3, 10)]);
+        assert_eq!(
+            join_with(l.clone(), &Right::new(r, Some(1))),
+            vec![(0, 10), (3, 10)]
+        );
+        assert!(join_with(l, &Right::new(Vec::new(), None)).is_empty());
     }
 
     #[test]

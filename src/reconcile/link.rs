@@ -179,6 +179,40 @@ impl People {
     }
 }
 
+/// The registry's side of every join [`link`] runs, built once for all chunks of records.
+pub(crate) struct RegistrySide {
+    atena: frames::Right,
+    integrated_atena: frames::Right,
+    kojin_bango: frames::Right,
+    /// One per blocking rule of [`Rules::blocking`], in order.
+    blocks: Vec<frames::Right>,
+}
+
+impl RegistrySide {
+    pub(crate) fn new(f: &Fields, registry: &[Record], rules: &Rules, reg_people: &People) -> Self {
+        let all = |_: usize| true;
+        RegistrySide {
+            atena: frames::Right::new(keyed(registry, f.atena_number, all), None),
+            integrated_atena: frames::Right::new(
+                keyed(registry, f.integrated_atena_number, all),
+                None,
+            ),
+            kojin_bango: frames::Right::new(keyed(registry, f.kojin_bango, all), None),
+            blocks: rules
+                .blocking
+                .iter()
+                .map(|rule| {
+                    let right: Keyed = (0..reg_people.len())
+                        .into_par_iter()
+                        .filter_map(|g| reg_people[g].block_key(rule).map(|k| (g as u32, k)))
+                        .collect();
+                    frames::Right::new(right, rules.max_block_size)
+                })
+                .collect(),
+        }
+    }
+}
+
 impl std::ops::Index<usize> for People {
     type Output = Person;
     fn index(&self, row: usize) -> &Person {
@@ -340,6 +374,7 @@ pub(crate) fn link(
     rules: &Rules,
     people: &People,
     reg_people: &People,
+    reg_side: &RegistrySide,
 ) -> Vec<Link> {
     let n = records.len();
 
@@ -364,42 +399,31 @@ pub(crate) fn link(
     let steps: Vec<(Method, Vec<u32>)> = vec![
         (
             Method::Atena,
-            frames::join_pairs(
-                keyed(records, f.atena_number, own_atena),
-                keyed(registry, f.atena_number, all),
-                None,
-            ),
+            frames::join_with(keyed(records, f.atena_number, own_atena), &reg_side.atena),
         ),
         (
             Method::IntegratedAtena,
-            frames::join_pairs(
+            frames::join_with(
                 keyed(records, f.integrated_atena_number, all),
-                keyed(registry, f.integrated_atena_number, all),
-                None,
+                &reg_side.integrated_atena,
             ),
         ),
         (
             Method::KojinBango,
-            frames::join_pairs(
+            frames::join_with(
                 keyed(records, f.kojin_bango, own_kojin),
-                keyed(registry, f.kojin_bango, all),
-                None,
+                &reg_side.kojin_bango,
             ),
         ),
         (
             Method::Ticket,
-            frames::join_pairs(
-                ticket_keyed(|t| t.atena, f.atena_number),
-                keyed(registry, f.atena_number, all),
-                None,
-            ),
+            frames::join_with(ticket_keyed(|t| t.atena, f.atena_number), &reg_side.atena),
         ),
         (
             Method::Ticket,
-            frames::join_pairs(
+            frames::join_with(
                 ticket_keyed(|t| t.kojin_bango, f.kojin_bango),
-                keyed(registry, f.kojin_bango, all),
-                None,
+                &reg_side.kojin_bango,
             ),
         ),
     ]
@@ -441,17 +465,13 @@ pub(crate) fn link(
     // Probabilistic: blocking joins generate candidate pairs for the records left.
     let open = |i: usize| links[i].registry.is_none() && people[i].has_identity();
     let mut pairs: Vec<(u32, u32)> = Vec::new();
-    for rule in &rules.blocking {
+    for (rule, right) in rules.blocking.iter().zip(&reg_side.blocks) {
         let left: Keyed = (0..n)
             .into_par_iter()
             .filter(|&i| open(i))
             .filter_map(|i| people[i].block_key(rule).map(|k| (i as u32, k)))
             .collect();
-        let right: Keyed = (0..reg_people.len())
-            .into_par_iter()
-            .filter_map(|g| reg_people[g].block_key(rule).map(|k| (g as u32, k)))
-            .collect();
-        pairs.extend(frames::join_pairs(left, right, rules.max_block_size));
+        pairs.extend(frames::join_with(left, right));
     }
     pairs.sort_unstable();
     pairs.dedup();

@@ -264,11 +264,22 @@ fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
     Some(format!("{m}\u{1f}{t}"))
 }
 
+/// The VRS person rows as the right side of [`enrich`]'s join on the ticket.
+fn ticket_side(f: &Fields, persons: &[Record]) -> frames::Right {
+    let right: frames::Keyed = persons
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
+        .collect();
+    frames::Right::new(right, None)
+}
+
 /// Step 1: fill VRS doses' Null person items from their ticket's person row.
 fn enrich(
     f: &Fields,
     records: &mut [Record],
     persons: &[Record],
+    persons_side: &frames::Right,
     stats: &mut Stats,
 ) -> Vec<TicketIds> {
     let is_vrs = |r: &Record| r.at(f.source_kind).as_str() == Some(merge::VRS_KIND);
@@ -278,18 +289,14 @@ fn enrich(
         .filter(|(_, r)| is_vrs(r))
         .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
         .collect();
-    let right: frames::Keyed = persons
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
-        .collect();
     let with_ticket = left.len() as u64;
     // Pairs are sorted: the first pair of a record is its lowest-indexed person row.
     let mut person_of: Vec<Option<usize>> = vec![None; records.len()];
-    for (r, p) in frames::join_pairs(left, right, None) {
+    for (r, p) in frames::join_with(left, persons_side) {
         person_of[r as usize].get_or_insert(p as usize);
     }
-    stats.vrs_enriched = person_of.iter().flatten().count() as u64;
+    let enriched = person_of.iter().flatten().count() as u64;
+    stats.vrs_enriched += enriched;
     let mut fill = vec![false; f.person_fill.iter().max().map_or(0, |m| m + 1)];
     for &field in &f.person_fill {
         fill[field] = true;
@@ -314,7 +321,7 @@ fn enrich(
             ids
         })
         .collect();
-    stats.vrs_ticket_unknown = with_ticket - stats.vrs_enriched;
+    stats.vrs_ticket_unknown += with_ticket - enriched;
     ids
 }
 
@@ -336,6 +343,248 @@ fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
     out
 }
 
+/// Steps 1–3 (enrich, link, apply the links) for any chunk of records: each record's
+/// outcome depends only on the record, the registry and the VRS person list, never on the
+/// other records, so a streaming migrate links records a chunk at a time as they are read
+/// and [`reconcile`] links them all. The registry's and person list's sides of the joins
+/// and their match keys are built once.
+pub struct Linker<'a> {
+    f: Fields,
+    registry: &'a [Record],
+    vrs_persons: &'a [Record],
+    rules: &'a Rules,
+    reg_people: link::People,
+    reg_side: link::RegistrySide,
+    persons_side: frames::Right,
+}
+
+impl fmt::Debug for Linker<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Linker")
+            .field("registry", &self.registry.len())
+            .field("vrs_persons", &self.vrs_persons.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Linker::link`] found in a chunk besides the records it updated.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// Records sent to review, in chunk order.
+    pub review: Vec<ReviewItem>,
+    /// `vrs_enriched`, `vrs_ticket_unknown` and `suspicious_keys` of the chunk.
+    pub stats: Stats,
+}
+
+impl<'a> Linker<'a> {
+    /// Prepare the registry's and the VRS person list's side of every join.
+    pub fn new(
+        schema: &Schema,
+        registry: &'a [Record],
+        vrs_persons: &'a [Record],
+        rules: &'a Rules,
+    ) -> Linker<'a> {
+        let f = Fields::new(schema);
+        let reg_people = link::People::of(&f, registry);
+        let reg_side = link::RegistrySide::new(&f, registry, rules, &reg_people);
+        let persons_side = ticket_side(&f, vrs_persons);
+        Linker {
+            f,
+            registry,
+            vrs_persons,
+            rules,
+            reg_people,
+            reg_side,
+            persons_side,
+        }
+    }
+
+    /// Enrich, link and apply the links to `records` (in place). Pure; the result does not
+    /// depend on how records are split into chunks or on the thread count.
+    pub fn link(&self, records: &mut [Record]) -> Linked {
+        let f = &self.f;
+        let mut stats = Stats::default();
+        let ticket = enrich(f, records, self.vrs_persons, &self.persons_side, &mut stats);
+        // Match keys once per distinct person of the chunk (kana and kanji keys are the
+        // costly part), for linking and conflicts.
+        let people = link::People::of(f, records);
+        let links = link::link(
+            f,
+            records,
+            &ticket,
+            self.registry,
+            self.rules,
+            &people,
+            &self.reg_people,
+            &self.reg_side,
+        );
+        // Each record takes its link's outcome (in parallel; review items keep record order).
+        let applied: Vec<(u64, Option<ReviewItem>)> = records
+            .par_iter_mut()
+            .zip(links.par_iter())
+            .enumerate()
+            .map(|(i, (r, l))| {
+                let rp = &people[i];
+                let score = match l.method {
+                    Method::Probabilistic | Method::Review => {
+                        l.score.map_or(Value::Null, Value::Float)
+                    }
+                    _ => Value::Null,
+                };
+                // Every field the link decides, in one pass over the packed record. Conflicts
+                // start empty; `person_conflicts` lists them in `merge::CONFLICT_ORDER`.
+                let (atena, status, status_date, conflicts) = match l.registry {
+                    Some(g) => {
+                        let person = &self.registry[g];
+                        let status = match person.at(f.registry_status) {
+                            ValueRef::Str(s) if !s.is_empty() => s,
+                            _ => DEFAULT_REGISTRY_STATUS,
+                        };
+                        let conflicts = person_conflicts(rp, &self.reg_people[g]);
+                        (
+                            person.at(f.atena_number).to_value(),
+                            Value::Str(status.into()),
+                            person.at(f.registry_status_date).to_value(),
+                            if conflicts.is_empty() {
+                                Value::Null
+                            } else {
+                                Value::Str(conflicts.join(";").into())
+                            },
+                        )
+                    }
+                    None => (
+                        Value::Null,
+                        Value::Str("unlinked".into()),
+                        Value::Null,
+                        Value::Null,
+                    ),
+                };
+                let updates = [
+                    (f.match_method, Value::Str(l.method.as_str().into())),
+                    (f.match_score, score),
+                    (f.conflicts, conflicts),
+                    (f.registry_atena_number, atena),
+                    (f.registry_status, status),
+                    (f.registry_status_date, status_date),
+                ];
+                // An unlinked record usually holds these values already (ingest's defaults):
+                // `set_many` then leaves the packed record as it is.
+                r.set_many(updates);
+                let review = (l.method == Method::Review).then(|| ReviewItem {
+                    record_id: r.at(f.record_id).as_str().unwrap_or("").to_string(),
+                    candidates: l
+                        .candidates
+                        .iter()
+                        .map(|&(g, s)| {
+                            (
+                                self.registry[g]
+                                    .at(f.atena_number)
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .to_string(),
+                                s,
+                            )
+                        })
+                        .collect(),
+                });
+                (u64::from(l.suspicious), review)
+            })
+            .collect();
+        // Many small frees (match keys): spread them over the pool.
+        people.free();
+        let mut review = Vec::new();
+        for (suspicious, item) in applied {
+            stats.suspicious_keys += suspicious;
+            review.extend(item);
+        }
+        Linked { review, stats }
+    }
+}
+
+/// Step 4 for a set of linked records that holds every record of each person it holds
+/// (all records, or one person bucket of them): sort, merge the doses recorded twice,
+/// sort again. Returns the records and the number of rows absorbed by merges.
+pub fn settle(schema: &Schema, records: Vec<Record>) -> (Vec<Record>, u64) {
+    let f = Fields::new(schema);
+    let mut records = records;
+    sort_records(&f, &mut records);
+    let keep = merge::keep_indices(schema);
+    let (mut records, merged_rows) = merge::merge(&f, &keep, records);
+    sort_records(&f, &mut records);
+    (records, merged_rows)
+}
+
+impl Stats {
+    /// Add another part's counts (chunks of [`Linker::link`], buckets of [`Stats::count`]).
+    pub fn add(&mut self, other: &Stats) {
+        self.records_in += other.records_in;
+        self.records_out += other.records_out;
+        for (target, counts) in [
+            (&mut self.by_method, &other.by_method),
+            (&mut self.by_status, &other.by_status),
+            (&mut self.by_merge_status, &other.by_merge_status),
+        ] {
+            for (k, v) in counts {
+                *target.entry(k.clone()).or_default() += v;
+            }
+        }
+        self.merged_rows += other.merged_rows;
+        self.conflicts += other.conflicts;
+        self.review += other.review;
+        self.vrs_enriched += other.vrs_enriched;
+        self.vrs_ticket_unknown += other.vrs_ticket_unknown;
+        self.suspicious_keys += other.suspicious_keys;
+    }
+
+    /// The counts of settled records ([`settle`]): `records_out`, per method, status and
+    /// merge status, conflicts.
+    pub fn count(schema: &Schema, records: &[Record]) -> Stats {
+        let f = Fields::new(schema);
+        let mut stats = Stats {
+            records_out: records.len() as u64,
+            ..Stats::default()
+        };
+        // Counted on borrowed names (a handful of distinct values), owned once at the end.
+        let mut by: [BTreeMap<&str, u64>; 3] = Default::default();
+        for r in records {
+            for (map, i) in by
+                .iter_mut()
+                .zip([f.match_method, f.registry_status, f.merge_status])
+            {
+                *map.entry(r.at(i).as_str().unwrap_or("")).or_default() += 1;
+            }
+            if !r.at(f.conflicts).is_null() {
+                stats.conflicts += 1;
+            }
+        }
+        let [method, status, merge_status] = by;
+        for (target, counts) in [
+            (&mut stats.by_method, method),
+            (&mut stats.by_status, status),
+            (&mut stats.by_merge_status, merge_status),
+        ] {
+            target.extend(counts.into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        stats
+    }
+}
+
+/// Review items in `record_id` order (then candidates: a total order, whatever order the
+/// chunks were linked in).
+pub fn sort_review(review: &mut [ReviewItem]) {
+    review.sort_by(|a, b| {
+        a.record_id.cmp(&b.record_id).then_with(|| {
+            a.candidates
+                .iter()
+                .map(|(g, s)| (g, s.to_bits()))
+                .cmp(b.candidates.iter().map(|(g, s)| (g, s.to_bits())))
+        })
+    });
+}
+
+/// Records linked at a time by [`reconcile`] (bounds the join frames and links in memory).
+const LINK_CHUNK: usize = 1 << 18;
+
 /// Reconcile dose records against the registry. See the module documentation.
 pub fn reconcile(
     schema: &Schema,
@@ -344,129 +593,36 @@ pub fn reconcile(
     vrs_persons: &[Record],
     rules: &Rules,
 ) -> Outcome {
-    let f = Fields::new(schema);
+    reconcile_in_chunks(schema, records, registry, vrs_persons, rules, LINK_CHUNK)
+}
+
+/// [`reconcile`], linking `chunk` records at a time (any chunk size gives the same outcome).
+fn reconcile_in_chunks(
+    schema: &Schema,
+    records: Vec<Record>,
+    registry: &[Record],
+    vrs_persons: &[Record],
+    rules: &Rules,
+    chunk: usize,
+) -> Outcome {
     let mut stats = Stats {
         records_in: records.len() as u64,
         ..Stats::default()
     };
     let mut records = records;
-    sort_records(&f, &mut records);
-
-    let ticket = enrich(&f, &mut records, vrs_persons, &mut stats);
-    // Match keys once per distinct person (kana and kanji keys are the costly part), for
-    // linking and conflicts.
-    let people = link::People::of(&f, &records);
-    let reg_people = link::People::of(&f, registry);
-    let links = link::link(&f, &records, &ticket, registry, rules, &people, &reg_people);
-
-    // Each record takes its link's outcome (in parallel; review items keep record order).
-    let applied: Vec<(u64, Option<ReviewItem>)> = records
-        .par_iter_mut()
-        .zip(links.par_iter())
-        .enumerate()
-        .map(|(i, (r, l))| {
-            let rp = &people[i];
-            let score = match l.method {
-                Method::Probabilistic | Method::Review => l.score.map_or(Value::Null, Value::Float),
-                _ => Value::Null,
-            };
-            // Every field the link decides, in one pass over the packed record. Conflicts
-            // start empty; `person_conflicts` lists them in `merge::CONFLICT_ORDER`.
-            let (atena, status, status_date, conflicts) = match l.registry {
-                Some(g) => {
-                    let person = &registry[g];
-                    let status = match person.at(f.registry_status) {
-                        ValueRef::Str(s) if !s.is_empty() => s,
-                        _ => DEFAULT_REGISTRY_STATUS,
-                    };
-                    let conflicts = person_conflicts(rp, &reg_people[g]);
-                    (
-                        person.at(f.atena_number).to_value(),
-                        Value::Str(status.into()),
-                        person.at(f.registry_status_date).to_value(),
-                        if conflicts.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::Str(conflicts.join(";").into())
-                        },
-                    )
-                }
-                None => (
-                    Value::Null,
-                    Value::Str("unlinked".into()),
-                    Value::Null,
-                    Value::Null,
-                ),
-            };
-            let updates = [
-                (f.match_method, Value::Str(l.method.as_str().into())),
-                (f.match_score, score),
-                (f.conflicts, conflicts),
-                (f.registry_atena_number, atena),
-                (f.registry_status, status),
-                (f.registry_status_date, status_date),
-            ];
-            // An unlinked record usually holds these values already (ingest's defaults):
-            // `set_many` then leaves the packed record as it is.
-            r.set_many(updates);
-            let review = (l.method == Method::Review).then(|| ReviewItem {
-                record_id: r.at(f.record_id).as_str().unwrap_or("").to_string(),
-                candidates: l
-                    .candidates
-                    .iter()
-                    .map(|&(g, s)| {
-                        (
-                            registry[g]
-                                .at(f.atena_number)
-                                .as_str()
-                                .unwrap_or("")
-                                .to_string(),
-                            s,
-                        )
-                    })
-                    .collect(),
-            });
-            (u64::from(l.suspicious), review)
-        })
-        .collect();
-    // Millions of small frees (match keys): spread them over the pool.
-    people.free();
-    reg_people.free();
+    let linker = Linker::new(schema, registry, vrs_persons, rules);
     let mut review = Vec::new();
-    for (suspicious, item) in applied {
-        stats.suspicious_keys += suspicious;
-        review.extend(item);
+    for part in records.chunks_mut(chunk.max(1)) {
+        let linked = linker.link(part);
+        stats.add(&linked.stats);
+        review.extend(linked.review);
     }
-
-    let keep = merge::keep_indices(schema);
-    let (mut records, merged_rows) = merge::merge(&f, &keep, records);
-    sort_records(&f, &mut records);
-    review.sort_by(|a, b| a.record_id.cmp(&b.record_id));
-
+    drop(linker);
+    let (records, merged_rows) = settle(schema, records);
+    sort_review(&mut review);
     stats.merged_rows = merged_rows;
-    stats.records_out = records.len() as u64;
     stats.review = review.len() as u64;
-    // Counted on borrowed names (a handful of distinct values), owned once at the end.
-    let mut by: [BTreeMap<&str, u64>; 3] = Default::default();
-    for r in &records {
-        for (map, i) in by
-            .iter_mut()
-            .zip([f.match_method, f.registry_status, f.merge_status])
-        {
-            *map.entry(r.at(i).as_str().unwrap_or("")).or_default() += 1;
-        }
-        if !r.at(f.conflicts).is_null() {
-            stats.conflicts += 1;
-        }
-    }
-    let [method, status, merge_status] = by;
-    for (target, counts) in [
-        (&mut stats.by_method, method),
-        (&mut stats.by_status, status),
-        (&mut stats.by_merge_status, merge_status),
-    ] {
-        target.extend(counts.into_iter().map(|(k, v)| (k.to_string(), v)));
-    }
+    stats.add(&Stats::count(schema, &records));
     Outcome {
         records,
         review,
