@@ -179,8 +179,11 @@ impl People {
     }
 }
 
-/// The registry's side of every join [`link`] runs, built once for all chunks of records.
-pub(crate) struct RegistrySide {
+/// The registry as [`link`] needs it, prepared once for all chunks of records: its rows,
+/// their persons (match keys) and its side of every join.
+pub(crate) struct Registry<'a> {
+    pub rows: &'a [Record],
+    pub people: People,
     atena: frames::Right,
     integrated_atena: frames::Right,
     kojin_bango: frames::Right,
@@ -188,27 +191,28 @@ pub(crate) struct RegistrySide {
     blocks: Vec<frames::Right>,
 }
 
-impl RegistrySide {
-    pub(crate) fn new(f: &Fields, registry: &[Record], rules: &Rules, reg_people: &People) -> Self {
+impl<'a> Registry<'a> {
+    pub(crate) fn new(f: &Fields, rows: &'a [Record], rules: &Rules) -> Self {
         let all = |_: usize| true;
-        RegistrySide {
-            atena: frames::Right::new(keyed(registry, f.atena_number, all), None),
-            integrated_atena: frames::Right::new(
-                keyed(registry, f.integrated_atena_number, all),
-                None,
-            ),
-            kojin_bango: frames::Right::new(keyed(registry, f.kojin_bango, all), None),
-            blocks: rules
-                .blocking
-                .iter()
-                .map(|rule| {
-                    let right: Keyed = (0..reg_people.len())
-                        .into_par_iter()
-                        .filter_map(|g| reg_people[g].block_key(rule).map(|k| (g as u32, k)))
-                        .collect();
-                    frames::Right::new(right, rules.max_block_size)
-                })
-                .collect(),
+        let people = People::of(f, rows);
+        let blocks = rules
+            .blocking
+            .iter()
+            .map(|rule| {
+                let right: Keyed = (0..people.len())
+                    .into_par_iter()
+                    .filter_map(|g| people[g].block_key(rule).map(|k| (g as u32, k)))
+                    .collect();
+                frames::Right::new(right, rules.max_block_size)
+            })
+            .collect();
+        Registry {
+            rows,
+            atena: frames::Right::new(keyed(rows, f.atena_number, all), None),
+            integrated_atena: frames::Right::new(keyed(rows, f.integrated_atena_number, all), None),
+            kojin_bango: frames::Right::new(keyed(rows, f.kojin_bango, all), None),
+            blocks,
+            people,
         }
     }
 }
@@ -365,18 +369,17 @@ fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<u32> {
 }
 
 /// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket;
-/// `people` and `reg_people` are [`Person::of`] of each record and registry row.
+/// `people` are [`Person::of`] of each record.
 pub(crate) fn link(
     f: &Fields,
     records: &[Record],
     ticket: &[TicketIds],
-    registry: &[Record],
+    reg: &Registry<'_>,
     rules: &Rules,
     people: &People,
-    reg_people: &People,
-    reg_side: &RegistrySide,
 ) -> Vec<Link> {
     let n = records.len();
+    let (registry, reg_people) = (reg.rows, &reg.people);
 
     // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
     // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.
@@ -399,31 +402,28 @@ pub(crate) fn link(
     let steps: Vec<(Method, Vec<u32>)> = vec![
         (
             Method::Atena,
-            frames::join_with(keyed(records, f.atena_number, own_atena), &reg_side.atena),
+            frames::join_with(keyed(records, f.atena_number, own_atena), &reg.atena),
         ),
         (
             Method::IntegratedAtena,
             frames::join_with(
                 keyed(records, f.integrated_atena_number, all),
-                &reg_side.integrated_atena,
+                &reg.integrated_atena,
             ),
         ),
         (
             Method::KojinBango,
-            frames::join_with(
-                keyed(records, f.kojin_bango, own_kojin),
-                &reg_side.kojin_bango,
-            ),
+            frames::join_with(keyed(records, f.kojin_bango, own_kojin), &reg.kojin_bango),
         ),
         (
             Method::Ticket,
-            frames::join_with(ticket_keyed(|t| t.atena, f.atena_number), &reg_side.atena),
+            frames::join_with(ticket_keyed(|t| t.atena, f.atena_number), &reg.atena),
         ),
         (
             Method::Ticket,
             frames::join_with(
                 ticket_keyed(|t| t.kojin_bango, f.kojin_bango),
-                &reg_side.kojin_bango,
+                &reg.kojin_bango,
             ),
         ),
     ]
@@ -465,7 +465,7 @@ pub(crate) fn link(
     // Probabilistic: blocking joins generate candidate pairs for the records left.
     let open = |i: usize| links[i].registry.is_none() && people[i].has_identity();
     let mut pairs: Vec<(u32, u32)> = Vec::new();
-    for (rule, right) in rules.blocking.iter().zip(&reg_side.blocks) {
+    for (rule, right) in rules.blocking.iter().zip(&reg.blocks) {
         let left: Keyed = (0..n)
             .into_par_iter()
             .filter(|&i| open(i))

@@ -350,18 +350,16 @@ fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
 /// and their match keys are built once.
 pub struct Linker<'a> {
     f: Fields,
-    registry: &'a [Record],
+    registry: link::Registry<'a>,
     vrs_persons: &'a [Record],
     rules: &'a Rules,
-    reg_people: link::People,
-    reg_side: link::RegistrySide,
     persons_side: frames::Right,
 }
 
 impl fmt::Debug for Linker<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Linker")
-            .field("registry", &self.registry.len())
+            .field("registry", &self.registry.rows.len())
             .field("vrs_persons", &self.vrs_persons.len())
             .finish_non_exhaustive()
     }
@@ -385,16 +383,12 @@ impl<'a> Linker<'a> {
         rules: &'a Rules,
     ) -> Linker<'a> {
         let f = Fields::new(schema);
-        let reg_people = link::People::of(&f, registry);
-        let reg_side = link::RegistrySide::new(&f, registry, rules, &reg_people);
         let persons_side = ticket_side(&f, vrs_persons);
         Linker {
+            registry: link::Registry::new(&f, registry, rules),
             f,
-            registry,
             vrs_persons,
             rules,
-            reg_people,
-            reg_side,
             persons_side,
         }
     }
@@ -408,16 +402,7 @@ impl<'a> Linker<'a> {
         // Match keys once per distinct person of the chunk (kana and kanji keys are the
         // costly part), for linking and conflicts.
         let people = link::People::of(f, records);
-        let links = link::link(
-            f,
-            records,
-            &ticket,
-            self.registry,
-            self.rules,
-            &people,
-            &self.reg_people,
-            &self.reg_side,
-        );
+        let links = link::link(f, records, &ticket, &self.registry, self.rules, &people);
         // Each record takes its link's outcome (in parallel; review items keep record order).
         let applied: Vec<(u64, Option<ReviewItem>)> = records
             .par_iter_mut()
@@ -435,12 +420,12 @@ impl<'a> Linker<'a> {
                 // start empty; `person_conflicts` lists them in `merge::CONFLICT_ORDER`.
                 let (atena, status, status_date, conflicts) = match l.registry {
                     Some(g) => {
-                        let person = &self.registry[g];
+                        let person = &self.registry.rows[g];
                         let status = match person.at(f.registry_status) {
                             ValueRef::Str(s) if !s.is_empty() => s,
                             _ => DEFAULT_REGISTRY_STATUS,
                         };
-                        let conflicts = person_conflicts(rp, &self.reg_people[g]);
+                        let conflicts = person_conflicts(rp, &self.registry.people[g]);
                         (
                             person.at(f.atena_number).to_value(),
                             Value::Str(status.into()),
@@ -477,7 +462,7 @@ impl<'a> Linker<'a> {
                         .iter()
                         .map(|&(g, s)| {
                             (
-                                self.registry[g]
+                                self.registry.rows[g]
                                     .at(f.atena_number)
                                     .as_str()
                                     .unwrap_or("")
