@@ -28,6 +28,7 @@ pub mod store;
 pub mod verify;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -554,389 +555,544 @@ type SealedPartition = (Partition, Vec<(String, String, Vec<u8>)>);
 /// Progress of a write.
 pub type OnObject<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Write a new archive and commit it (manifest last, conditional create).
+/// Write a new archive and commit it (manifest last, conditional create): all records
+/// at once ([`Writer`] for records that come a person bucket at a time).
 pub fn write_new(
     store: &Store,
     input: NewArchive<'_>,
     keys: &WriteKeys,
     on_object: OnObject<'_>,
 ) -> Result<Manifest, ArchiveError> {
-    let schema = input.schema;
-    let archive_id = hex32(&random_bytes::<32>())[..32].to_string();
-    let secret = input.index_secret;
-    let buckets = input.buckets.max(1);
-    let generation = 1u64;
+    let mut writer = Writer::new(
+        store,
+        input.schema,
+        keys,
+        input.index_secret,
+        input.buckets,
+        on_object,
+    );
+    writer.add(input.records)?;
+    writer.finish(Rest {
+        quarantine: input.quarantine,
+        review: input.review,
+        accounting: input.accounting,
+        reconciliation: input.reconciliation,
+        pipeline_toml: input.pipeline_toml,
+        municipality_code: input.municipality_code,
+        created: input.created,
+        resident_births: input.resident_births,
+    })
+}
 
-    let person_hash_idx = schema.idx("person_hash");
-    let mut records = input.records;
-    // Person hash (stored in the record), bucket, partition key and index entries per
-    // record, in parallel (pure), a chunk of records at a time, in one pass (each pass over
-    // millions of scattered records pays its cache misses again); grouped in record order,
-    // so every partition lists its rows in the same order as before. Every (identifier,
-    // person) pair: one identifier can fit several persons (twins share kana and birth
-    // date; an unlinked record keeps its own person key). A set keeps only distinct
-    // entries (a person's records repeat them), in the compact form (raw hashes, no
-    // allocation); `index::seal` orders each shard.
-    let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
-    // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
-    // SipHash over ~4 entries per record was a tenth of the write stage. The set is split
-    // by key-hash prefix into DISTINCT_SETS disjoint sets filled in parallel (one serial
-    // set was most of the stage's single-core time at 5M rows).
-    type Distinct = std::collections::HashSet<index::Compact, foldhash::fast::RandomState>;
-    let mut distinct: Vec<Distinct> = (0..DISTINCT_SETS).map(|_| Distinct::default()).collect();
-    for chunk in records.chunks_mut(INDEX_CHUNK) {
-        let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
-            .par_iter_mut()
-            .map(|r| {
-                let raw = keyed_hash_raw(&secret, "person", &person_key(schema, r));
-                let ph = raw.to_hex();
-                let bucket = bucket_of(&ph, buckets);
-                r.set(person_hash_idx, Value::Str(ph.as_str().into()));
-                let r = &*r;
-                let person_hash = *raw.as_bytes();
-                let entries = identifiers(schema, r)
-                    .into_iter()
-                    .map(|(kind, value)| index::Compact {
-                        key_hash: *keyed_hash_raw(&secret, kind, &value).as_bytes(),
-                        kind,
-                        person_hash,
-                        bucket,
-                    })
-                    .collect();
-                (partition_of(schema, r, bucket), entries)
-            })
-            .collect();
-        let chunk: &[Record] = chunk;
-        let mut entries = Vec::with_capacity(per_record.len());
-        for (r, (key, e)) in chunk.iter().zip(per_record) {
-            groups.entry(key).or_default().push(r);
-            entries.push(e);
-        }
-        distinct.par_iter_mut().enumerate().for_each(|(set, d)| {
-            let mine = entries
-                .iter()
-                .flatten()
-                .filter(|e| index::Row::shard(*e, DISTINCT_SETS as u32) as usize == set);
-            d.extend(mine.copied());
-        });
+/// A new archive's generation.
+const GENERATION: u64 = 1;
+
+type Distinct = std::collections::HashSet<index::Compact, foldhash::fast::RandomState>;
+
+/// Everything of a new archive besides its records, given to [`Writer::finish`].
+pub struct Rest {
+    /// Quarantined rows.
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Review list: (record id, candidate registry 宛名番号, score).
+    pub review: Vec<(String, String, f64)>,
+    /// Per-source accounting.
+    pub accounting: Vec<crate::ingest::FileAccounting>,
+    /// Reconciliation statistics.
+    pub reconciliation: serde_json::Value,
+    /// Pipeline text.
+    pub pipeline_toml: String,
+    /// Municipality code.
+    pub municipality_code: String,
+    /// RFC 3339 UTC time of the run (from the shell).
+    pub created: String,
+    /// Residents of the registry extract by birth date (see [`NewArchive`]).
+    pub resident_births: Vec<(i32, u64)>,
+}
+
+/// A new archive written a set of records at a time: each [`Writer::add`] seals and
+/// stores the partitions of records that hold every record of each person bucket they
+/// touch (all records, or whole buckets), so only one such set is in memory; the index
+/// entries are kept (distinct) until [`Writer::finish`] seals the index and commits.
+/// Nothing is committed before `finish`: an interrupted or failed writer leaves objects
+/// that the next migrate removes.
+pub struct Writer<'a> {
+    store: &'a Store,
+    schema: &'a Schema,
+    keys: &'a WriteKeys,
+    on_object: OnObject<'a>,
+    archive_id: String,
+    secret: [u8; 32],
+    buckets: u16,
+    distinct: Vec<Distinct>,
+    partitions: Vec<Partition>,
+    files: Vec<FileEntry>,
+    records: u64,
+}
+
+impl fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("archive_id", &self.archive_id)
+            .field("buckets", &self.buckets)
+            .field("partitions", &self.partitions.len())
+            .field("records", &self.records)
+            .finish_non_exhaustive()
     }
-    let index: Vec<index::Compact> = distinct.into_iter().flatten().collect();
+}
 
-    let plain_idx = schema.indices(|c| c != Class::NumberVault);
-    let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
-    let vault_pos: Vec<usize> = schema.indices(|c| c == Class::NumberVault);
-    let record_id_idx = schema.idx("record_id");
-    let mut vault_idx = vec![record_id_idx];
-    vault_idx.extend(&vault_pos);
-    let vault_schema = schema.arrow_schema(|c| c == Class::NumberVault);
-    let vault_schema = {
-        let mut fields = vec![Arc::new(ArrowField::new(
-            "record_id",
-            DataType::Utf8,
-            false,
-        ))];
-        fields.extend(vault_schema.fields().iter().cloned());
-        Arc::new(ArrowSchema::new(fields))
-    };
+impl<'a> Writer<'a> {
+    /// A writer of a new archive (fresh random id) with `buckets` person buckets.
+    pub fn new(
+        store: &'a Store,
+        schema: &'a Schema,
+        keys: &'a WriteKeys,
+        index_secret: [u8; 32],
+        buckets: u16,
+        on_object: OnObject<'a>,
+    ) -> Writer<'a> {
+        Writer {
+            store,
+            schema,
+            keys,
+            on_object,
+            archive_id: hex32(&random_bytes::<32>())[..32].to_string(),
+            secret: index_secret,
+            buckets: buckets.max(1),
+            distinct: (0..DISTINCT_SETS).map(|_| Distinct::default()).collect(),
+            partitions: Vec::new(),
+            files: Vec::new(),
+            records: 0,
+        }
+    }
 
-    let seal_partition =
-        |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
-            let id = partition_id(&archive_id, key, generation);
-            let path = partition_path(key, &id);
-            let mut batches = Vec::new();
-            for chunk in rows.chunks(PARTITION_ROW_GROUP_ROWS) {
-                batches.push(
-                    batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
-                        |e| ArchiveError::Parquet {
-                            what: path.clone(),
-                            message: e.to_string(),
-                        },
-                    )?,
-                );
-            }
-            let data = seal_parquet_with(
-                &path,
-                &batches,
-                plain_schema.clone(),
-                &keys.custodians,
-                partition_properties(),
-            )?;
-            let key_path = format!("keys/{id}.key.age");
-            let mut objects = vec![
-                (path.clone(), "partition".to_string(), data.ciphertext),
-                (key_path.clone(), "key".to_string(), data.wrapped_key),
-            ];
-            let vault_rows: Vec<&Record> = rows
-                .iter()
-                .copied()
-                .filter(|r| vault_pos.iter().any(|&i| !r.at(i).is_null()))
+    /// Seal and store the partitions of `records` (settled records in record order that
+    /// hold every record of each person bucket they touch) and keep their index entries.
+    pub fn add(&mut self, records: Vec<Record>) -> Result<(), ArchiveError> {
+        let (store, schema, keys, on_object) = (self.store, self.schema, self.keys, self.on_object);
+        let archive_id = &self.archive_id;
+        let person_hash_idx = schema.idx("person_hash");
+        let mut records = records;
+        // Person hash (stored in the record), bucket, partition key and index entries per
+        // record, in parallel (pure), a chunk of records at a time, in one pass (each pass over
+        // millions of scattered records pays its cache misses again); grouped in record order,
+        // so every partition lists its rows in the same order as before. Every (identifier,
+        // person) pair: one identifier can fit several persons (twins share kana and birth
+        // date; an unlinked record keeps its own person key). A set keeps only distinct
+        // entries (a person's records repeat them), in the compact form (raw hashes, no
+        // allocation); `index::seal` orders each shard.
+        let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
+        // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
+        // SipHash over ~4 entries per record was a tenth of the write stage. The set is split
+        // by key-hash prefix into DISTINCT_SETS disjoint sets filled in parallel (one serial
+        // set was most of the stage's single-core time at 5M rows).
+        for chunk in records.chunks_mut(INDEX_CHUNK) {
+            let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
+                .par_iter_mut()
+                .map(|r| {
+                    let raw = keyed_hash_raw(&self.secret, "person", &person_key(schema, r));
+                    let ph = raw.to_hex();
+                    let bucket = bucket_of(&ph, self.buckets);
+                    r.set(person_hash_idx, Value::Str(ph.as_str().into()));
+                    let r = &*r;
+                    let person_hash = *raw.as_bytes();
+                    let entries = identifiers(schema, r)
+                        .into_iter()
+                        .map(|(kind, value)| index::Compact {
+                            key_hash: *keyed_hash_raw(&self.secret, kind, &value).as_bytes(),
+                            kind,
+                            person_hash,
+                            bucket,
+                        })
+                        .collect();
+                    (partition_of(schema, r, bucket), entries)
+                })
                 .collect();
-            let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
-            if !vault_rows.is_empty() {
-                let vpath = format!("vault/{id}.parquet.age");
-                let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
-                    .map_err(|e| ArchiveError::Parquet {
-                        what: vpath.clone(),
-                        message: e.to_string(),
-                    })?;
-                let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
-                let vkey = format!("keys/{id}.vault.key.age");
-                objects.push((vpath.clone(), "vault".into(), v.ciphertext));
-                objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
-                vault_file = Some(vpath);
-                vault_key = Some(vkey);
-                vault_hash = Some(v.plaintext_blake3);
+            let chunk: &[Record] = chunk;
+            let mut entries = Vec::with_capacity(per_record.len());
+            for (r, (key, e)) in chunk.iter().zip(per_record) {
+                groups.entry(key).or_default().push(r);
+                entries.push(e);
             }
-            let partition = Partition {
-                id,
-                retention_class: key.retention_class.clone(),
-                expiry: key.expiry.clone(),
-                bucket: key.bucket,
-                rows: rows.len() as u64,
-                vault_rows: vault_rows.len() as u64,
-                file: path,
-                key: key_path,
-                vault_file,
-                vault_key,
-                plaintext_blake3: data.plaintext_blake3,
-                vault_plaintext_blake3: vault_hash,
-            };
-            Ok((partition, objects))
+            self.distinct
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(set, d)| {
+                    let mine = entries
+                        .iter()
+                        .flatten()
+                        .filter(|e| index::Row::shard(*e, DISTINCT_SETS as u32) as usize == set);
+                    d.extend(mine.copied());
+                });
+        }
+        let plain_idx = schema.indices(|c| c != Class::NumberVault);
+        let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
+        let vault_pos: Vec<usize> = schema.indices(|c| c == Class::NumberVault);
+        let record_id_idx = schema.idx("record_id");
+        let mut vault_idx = vec![record_id_idx];
+        vault_idx.extend(&vault_pos);
+        let vault_schema = schema.arrow_schema(|c| c == Class::NumberVault);
+        let vault_schema = {
+            let mut fields = vec![Arc::new(ArrowField::new(
+                "record_id",
+                DataType::Utf8,
+                false,
+            ))];
+            fields.extend(vault_schema.fields().iter().cloned());
+            Arc::new(ArrowSchema::new(fields))
         };
 
-    // Seal partitions in parallel; put workers store each partition's objects as soon
-    // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,
-    // and a ciphertext is freed once stored instead of waiting for every partition).
-    // Each partition sorted by person hash (stable: record order within a person), so
-    // row-group statistics and bloom filters narrow a lookup to a row group or two.
-    // The sort key holds the hash's first 32 hex digits inline (no pointer chase per
-    // comparison); ties fall back to the whole hash, and the cached-key sort breaks equal
-    // keys by position, so the order is exactly the stable sort by person hash.
-    let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
-    keyed.par_iter_mut().for_each(|(_, rows)| {
-        rows.sort_by_cached_key(|r| {
-            let h = r.at(person_hash_idx).as_str().unwrap_or_default();
-            (crate::record::text_head::<32>(h), h)
-        })
-    });
-    // The largest partitions start first, so the pool does not end on one big partition
-    // sealed alone; results are put back in key order below.
-    let mut order: Vec<usize> = (0..keyed.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(keyed[i].1.len()));
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
-    let rx = std::sync::Mutex::new(rx);
-    // Set by the first failed seal or put: partitions not started yet are skipped and the
-    // index is not sealed (nothing will commit; at 20M rows the rest would be minutes).
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let put_worker = || {
-        let mut entries = Vec::new();
-        let mut failed: Option<ArchiveError> = None;
-        loop {
-            let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-            let Ok((path, role, data)) = next else { break };
-            // After a failure, drain the queue without storing more (nothing commits).
-            if failed.is_some() {
-                continue;
+        let seal_partition =
+            |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
+                let id = partition_id(archive_id, key, GENERATION);
+                let path = partition_path(key, &id);
+                let mut batches = Vec::new();
+                for chunk in rows.chunks(PARTITION_ROW_GROUP_ROWS) {
+                    batches.push(
+                        batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
+                            |e| ArchiveError::Parquet {
+                                what: path.clone(),
+                                message: e.to_string(),
+                            },
+                        )?,
+                    );
+                }
+                let data = seal_parquet_with(
+                    &path,
+                    &batches,
+                    plain_schema.clone(),
+                    &keys.custodians,
+                    partition_properties(),
+                )?;
+                let key_path = format!("keys/{id}.key.age");
+                let mut objects = vec![
+                    (path.clone(), "partition".to_string(), data.ciphertext),
+                    (key_path.clone(), "key".to_string(), data.wrapped_key),
+                ];
+                let vault_rows: Vec<&Record> = rows
+                    .iter()
+                    .copied()
+                    .filter(|r| vault_pos.iter().any(|&i| !r.at(i).is_null()))
+                    .collect();
+                let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
+                if !vault_rows.is_empty() {
+                    let vpath = format!("vault/{id}.parquet.age");
+                    let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
+                        .map_err(|e| ArchiveError::Parquet {
+                            what: vpath.clone(),
+                            message: e.to_string(),
+                        })?;
+                    let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
+                    let vkey = format!("keys/{id}.vault.key.age");
+                    objects.push((vpath.clone(), "vault".into(), v.ciphertext));
+                    objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
+                    vault_file = Some(vpath);
+                    vault_key = Some(vkey);
+                    vault_hash = Some(v.plaintext_blake3);
+                }
+                let partition = Partition {
+                    id,
+                    retention_class: key.retention_class.clone(),
+                    expiry: key.expiry.clone(),
+                    bucket: key.bucket,
+                    rows: rows.len() as u64,
+                    vault_rows: vault_rows.len() as u64,
+                    file: path,
+                    key: key_path,
+                    vault_file,
+                    vault_key,
+                    plaintext_blake3: data.plaintext_blake3,
+                    vault_plaintext_blake3: vault_hash,
+                };
+                Ok((partition, objects))
+            };
+
+        // Seal partitions in parallel; put workers store each partition's objects as soon
+        // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,
+        // and a ciphertext is freed once stored instead of waiting for every partition).
+        // Each partition sorted by person hash (stable: record order within a person), so
+        // row-group statistics and bloom filters narrow a lookup to a row group or two.
+        // The sort key holds the hash's first 32 hex digits inline (no pointer chase per
+        // comparison); ties fall back to the whole hash, and the cached-key sort breaks equal
+        // keys by position, so the order is exactly the stable sort by person hash.
+        let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
+        keyed.par_iter_mut().for_each(|(_, rows)| {
+            rows.sort_by_cached_key(|r| {
+                let h = r.at(person_hash_idx).as_str().unwrap_or_default();
+                (crate::record::text_head::<32>(h), h)
+            })
+        });
+        // The largest partitions start first, so the pool does not end on one big partition
+        // sealed alone; results are put back in key order below.
+        let mut order: Vec<usize> = (0..keyed.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(keyed[i].1.len()));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
+        let rx = std::sync::Mutex::new(rx);
+        // Set by the first failed seal or put: partitions not started yet are skipped and the
+        // index is not sealed (nothing will commit; at 20M rows the rest would be minutes).
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let put_worker = || {
+            let mut entries = Vec::new();
+            let mut failed: Option<ArchiveError> = None;
+            loop {
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((path, role, data)) = next else { break };
+                // After a failure, drain the queue without storing more (nothing commits).
+                if failed.is_some() {
+                    continue;
+                }
+                let entry = FileEntry {
+                    blake3: blake3::hash(&data).to_hex().to_string(),
+                    size: data.len() as u64,
+                    path: path.clone(),
+                    role,
+                };
+                match store.put(&path, data) {
+                    Ok(()) => {
+                        entries.push(entry);
+                        on_object(1);
+                    }
+                    Err(e) => {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failed = Some(e.into());
+                    }
+                }
             }
+            (entries, failed)
+        };
+        let (sealed, put_results) = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
+            let tx = tx;
+            // None: skipped after a failure.
+            let mut sealed: Vec<(usize, Option<Result<Partition, ArchiveError>>)> = order
+                .par_iter()
+                .with_max_len(1)
+                .map(|&i| {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return (i, None);
+                    }
+                    let (key, rows) = &keyed[i];
+                    let sealed = seal_partition(key, rows).map(|(partition, objects)| {
+                        for object in objects {
+                            // The workers never hang up before the sender is dropped.
+                            let _ = tx.send(object);
+                        }
+                        partition
+                    });
+                    if sealed.is_err() {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (i, Some(sealed))
+                })
+                .collect();
+            sealed.sort_by_key(|(i, _)| *i);
+            let sealed: Vec<Option<Result<Partition, ArchiveError>>> =
+                sealed.into_iter().map(|(_, s)| s).collect();
+            drop(tx);
+            let results: Vec<_> = workers
+                .into_iter()
+                .map(|w| w.join().expect("put worker panicked"))
+                .collect();
+            (sealed, results)
+        });
+        drop(keyed);
+        self.records += records.len() as u64;
+        // Millions of records' frees, spread over the pool (serially this was seconds).
+        records.into_par_iter().for_each(drop);
+
+        // The first failure in partition order (a seal's, else a put's); skipped partitions
+        // only follow a failure.
+        for s in sealed.into_iter().flatten() {
+            self.partitions.push(s?);
+        }
+        for (entries, failed) in put_results {
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            self.files.extend(entries);
+        }
+        Ok(())
+    }
+
+    /// Seal the index, store the hash key, the quarantine and review lists and the registry
+    /// summary, and commit the manifest.
+    pub fn finish(mut self, rest: Rest) -> Result<Manifest, ArchiveError> {
+        let (store, schema, keys, on_object) = (self.store, self.schema, self.keys, self.on_object);
+        // Partitions in key order, whatever order the sets came in.
+        self.partitions.sort_by(|a, b| {
+            (&a.retention_class, &a.expiry, a.bucket).cmp(&(
+                &b.retention_class,
+                &b.expiry,
+                b.bucket,
+            ))
+        });
+        // The index shards and their wrapped identity.
+        let index: Vec<index::Compact> = std::mem::take(&mut self.distinct)
+            .into_iter()
+            .flatten()
+            .collect();
+        let index_id = format!("{}-g{GENERATION}", &self.archive_id[..16]);
+        let index_shards = index::shards_for(index.len());
+        let objects = index::seal(&index, index_shards, &index_id, &keys.custodians)?;
+        drop(index);
+        self.files.extend(put_parallel(store, objects, on_object)?);
+        let mut files = std::mem::take(&mut self.files);
+        let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
             let entry = FileEntry {
                 blake3: blake3::hash(&data).to_hex().to_string(),
                 size: data.len() as u64,
                 path: path.clone(),
                 role,
             };
-            match store.put(&path, data) {
-                Ok(()) => {
-                    entries.push(entry);
-                    on_object(1);
-                }
-                Err(e) => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    failed = Some(e.into());
-                }
-            }
-        }
-        (entries, failed)
-    };
-    let index_id = format!("{}-g{generation}", &archive_id[..16]);
-    let index_shards = index::shards_for(index.len());
-    let (sealed, index_sealed, put_results) = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
-        let tx = tx;
-        // None: skipped after a failure.
-        let mut sealed: Vec<(usize, Option<Result<Partition, ArchiveError>>)> = order
-            .par_iter()
-            .with_max_len(1)
-            .map(|&i| {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    return (i, None);
-                }
-                let (key, rows) = &keyed[i];
-                let sealed = seal_partition(key, rows).map(|(partition, objects)| {
-                    for object in objects {
-                        // The workers never hang up before the sender is dropped.
-                        let _ = tx.send(object);
+            store.put(&path, data)?;
+            files.push(entry);
+            on_object(1);
+            Ok(())
+        };
+
+        // The index hash key, wrapped to the custodians.
+        let secret_text = age::secrecy::SecretString::from(hex32(&self.secret));
+        let wrapped_secret = crypto::encrypt(
+            INDEX_SECRET,
+            &keys.custodians.0,
+            format!(
+                "{}\n",
+                age::secrecy::ExposeSecret::expose_secret(&secret_text)
+            )
+            .as_bytes(),
+        )?;
+        put(
+            INDEX_SECRET.to_string(),
+            "index-secret".into(),
+            wrapped_secret,
+        )?;
+
+        // Quarantine and review lists (personal data: encrypted like partitions).
+        let (qb, qs) = quarantine_batch(&rest.quarantine);
+        let sq = seal_parquet("quarantine", &[qb], qs, &keys.custodians)?;
+        put(
+            format!("quarantine/{index_id}.parquet.age"),
+            "quarantine".into(),
+            sq.ciphertext,
+        )?;
+        put(
+            format!("keys/{index_id}.quarantine.key.age"),
+            "quarantine-key".into(),
+            sq.wrapped_key,
+        )?;
+        let (rb, rs) = review_batch(&rest.review);
+        let sr = seal_parquet("review", &[rb], rs, &keys.custodians)?;
+        put(
+            format!("review/{index_id}.parquet.age"),
+            "review".into(),
+            sr.ciphertext,
+        )?;
+        put(
+            format!("keys/{index_id}.review.key.age"),
+            "review-key".into(),
+            sr.wrapped_key,
+        )?;
+
+        // The registry summary (residents by birth date; no names or numbers), encrypted.
+        let (gb, gs) = registry_summary_batch(&rest.resident_births);
+        let sg = seal_parquet("registry summary", &[gb], gs, &keys.custodians)?;
+        put(
+            format!("registry/{index_id}.parquet.age"),
+            "registry-summary".into(),
+            sg.ciphertext,
+        )?;
+        put(
+            format!("keys/{index_id}.registry.key.age"),
+            "registry-key".into(),
+            sg.wrapped_key,
+        )?;
+
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let totals = manifest::Totals {
+            rows_read: rest.accounting.iter().map(|a| a.rows_read).sum(),
+            records: self.records,
+            merged: rest.accounting.iter().map(|a| a.records_merged).sum(),
+            quarantined: rest.quarantine.len() as u64,
+            review: rest
+                .review
+                .iter()
+                .map(|r| &r.0)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64,
+        };
+        let merkle_root = manifest::files_root(&files);
+        let manifest = Manifest {
+            format: manifest::FORMAT.into(),
+            format_version: schema.format_version,
+            archive_id: self.archive_id,
+            generation: GENERATION,
+            previous_root: None,
+            created: rest.created,
+            program: manifest::Program {
+                name: "vaxarc".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            municipality_code: rest.municipality_code,
+            custodians: keys.custodians.to_strings(),
+            vault_recipients: keys.vault.to_strings(),
+            signing_public_key: keys.signing_public.clone(),
+            buckets: self.buckets,
+            index_shards,
+            schema_toml: crate::schema::RECORD_TOML.to_string(),
+            pipeline_toml: rest.pipeline_toml,
+            accounting: rest.accounting,
+            reconciliation: rest.reconciliation,
+            partitions: self.partitions,
+            files,
+            totals,
+            merkle_root,
+        };
+        commit(store, &manifest, keys)?;
+        Ok(manifest)
+    }
+}
+
+/// Store objects with [`PUT_THREADS`] puts in flight; their file entries, or the first
+/// failure.
+fn put_parallel(
+    store: &Store,
+    objects: Vec<(String, String, Vec<u8>)>,
+    on_object: OnObject<'_>,
+) -> Result<Vec<FileEntry>, ArchiveError> {
+    let queue = std::sync::Mutex::new(objects.into_iter());
+    let results: Vec<Result<Vec<FileEntry>, ArchiveError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PUT_THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut entries = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        let Some((path, role, data)) = next else {
+                            break;
+                        };
+                        let entry = FileEntry {
+                            blake3: blake3::hash(&data).to_hex().to_string(),
+                            size: data.len() as u64,
+                            path: path.clone(),
+                            role,
+                        };
+                        store.put(&path, data)?;
+                        entries.push(entry);
+                        on_object(1);
                     }
-                    partition
-                });
-                if sealed.is_err() {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                (i, Some(sealed))
+                    Ok(entries)
+                })
             })
             .collect();
-        sealed.sort_by_key(|(i, _)| *i);
-        let sealed: Vec<Option<Result<Partition, ArchiveError>>> =
-            sealed.into_iter().map(|(_, s)| s).collect();
-        // The index shards and their wrapped identity go to the same put workers (put
-        // one after another, each shard's fsync was waited for in turn).
-        let index_sealed = if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            Ok(())
-        } else {
-            index::seal(&index, index_shards, &index_id, &keys.custodians).map(|objects| {
-                for object in objects {
-                    let _ = tx.send(object);
-                }
-            })
-        };
-        drop(tx);
-        let results: Vec<_> = workers
+        workers
             .into_iter()
             .map(|w| w.join().expect("put worker panicked"))
-            .collect();
-        (sealed, index_sealed, results)
+            .collect()
     });
-    drop(index);
-    drop(keyed);
-    let n_records = records.len() as u64;
-    // Millions of records' frees, spread over the pool (serially this was seconds).
-    records.into_par_iter().for_each(drop);
-
-    let mut files = Vec::new();
-    let mut partitions = Vec::new();
-    // The first failure in partition order (a seal's, else a put's); skipped partitions
-    // only follow a failure.
-    for s in sealed.into_iter().flatten() {
-        partitions.push(s?);
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?);
     }
-    index_sealed?;
-    for (entries, failed) in put_results {
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        files.extend(entries);
-    }
-    let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
-        let entry = FileEntry {
-            blake3: blake3::hash(&data).to_hex().to_string(),
-            size: data.len() as u64,
-            path: path.clone(),
-            role,
-        };
-        store.put(&path, data)?;
-        files.push(entry);
-        on_object(1);
-        Ok(())
-    };
-
-    // The index hash key, wrapped to the custodians.
-    let secret_text = age::secrecy::SecretString::from(hex32(&secret));
-    let wrapped_secret = crypto::encrypt(
-        INDEX_SECRET,
-        &keys.custodians.0,
-        format!(
-            "{}\n",
-            age::secrecy::ExposeSecret::expose_secret(&secret_text)
-        )
-        .as_bytes(),
-    )?;
-    put(
-        INDEX_SECRET.to_string(),
-        "index-secret".into(),
-        wrapped_secret,
-    )?;
-
-    // Quarantine and review lists (personal data: encrypted like partitions).
-    let (qb, qs) = quarantine_batch(&input.quarantine);
-    let sq = seal_parquet("quarantine", &[qb], qs, &keys.custodians)?;
-    put(
-        format!("quarantine/{index_id}.parquet.age"),
-        "quarantine".into(),
-        sq.ciphertext,
-    )?;
-    put(
-        format!("keys/{index_id}.quarantine.key.age"),
-        "quarantine-key".into(),
-        sq.wrapped_key,
-    )?;
-    let (rb, rs) = review_batch(&input.review);
-    let sr = seal_parquet("review", &[rb], rs, &keys.custodians)?;
-    put(
-        format!("review/{index_id}.parquet.age"),
-        "review".into(),
-        sr.ciphertext,
-    )?;
-    put(
-        format!("keys/{index_id}.review.key.age"),
-        "review-key".into(),
-        sr.wrapped_key,
-    )?;
-
-    // The registry summary (residents by birth date; no names or numbers), encrypted.
-    let (gb, gs) = registry_summary_batch(&input.resident_births);
-    let sg = seal_parquet("registry summary", &[gb], gs, &keys.custodians)?;
-    put(
-        format!("registry/{index_id}.parquet.age"),
-        "registry-summary".into(),
-        sg.ciphertext,
-    )?;
-    put(
-        format!("keys/{index_id}.registry.key.age"),
-        "registry-key".into(),
-        sg.wrapped_key,
-    )?;
-
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let totals = manifest::Totals {
-        rows_read: input.accounting.iter().map(|a| a.rows_read).sum(),
-        records: n_records,
-        merged: input.accounting.iter().map(|a| a.records_merged).sum(),
-        quarantined: input.quarantine.len() as u64,
-        review: input
-            .review
-            .iter()
-            .map(|r| &r.0)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len() as u64,
-    };
-    let merkle_root = manifest::files_root(&files);
-    let manifest = Manifest {
-        format: manifest::FORMAT.into(),
-        format_version: schema.format_version,
-        archive_id,
-        generation,
-        previous_root: None,
-        created: input.created,
-        program: manifest::Program {
-            name: "vaxarc".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        municipality_code: input.municipality_code,
-        custodians: keys.custodians.to_strings(),
-        vault_recipients: keys.vault.to_strings(),
-        signing_public_key: keys.signing_public.clone(),
-        buckets,
-        index_shards,
-        schema_toml: crate::schema::RECORD_TOML.to_string(),
-        pipeline_toml: input.pipeline_toml,
-        accounting: input.accounting,
-        reconciliation: input.reconciliation,
-        partitions,
-        files,
-        totals,
-        merkle_root,
-    };
-    commit(store, &manifest, keys)?;
-    Ok(manifest)
+    Ok(out)
 }
 
 /// Sign and commit a manifest: signature first, then the manifest with a conditional
