@@ -169,14 +169,15 @@ pub fn shard_properties() -> parquet::file::properties::WriterProperties {
 }
 
 /// Seal an index as `shards` shard objects (empty shards included, so shard `s`
-/// always exists) and the wrapped identity: `(path, role, bytes)`, shards in order, the
-/// key last. A shard's rows are sorted by (`key_hash`, `kind`, `person_hash`).
+/// always exists) and the wrapped identity, each `(path, role, bytes)` handed to `emit` as
+/// soon as it is sealed (shards in any order, the key last). A shard's rows are sorted by (`key_hash`, `kind`, `person_hash`).
 pub fn seal<E: Row>(
     index: &[E],
     shards: u32,
     index_id: &str,
     custodians: &Recipients,
-) -> Result<Vec<Object>, ArchiveError> {
+    emit: &(dyn Fn(Object) + Sync),
+) -> Result<(), ArchiveError> {
     let shards = shards.max(1);
     let mut by_shard: Vec<Vec<&E>> = vec![Vec::new(); shards as usize];
     for e in index {
@@ -187,10 +188,11 @@ pub fn seal<E: Row>(
         .par_iter_mut()
         .for_each(|rows| rows.sort_unstable_by(|a, b| a.shard_order(b)));
     let (secret, recipient) = crypto::fresh_identity();
-    let sealed: Vec<Result<Object, ArchiveError>> = by_shard
+    // Each shard is handed on as soon as it is sealed (not all shards held at once).
+    by_shard
         .par_iter()
         .enumerate()
-        .map(|(s, rows)| {
+        .try_for_each(|(s, rows)| -> Result<(), ArchiveError> {
             let path = shard_path(index_id, s as u32);
             let batches: Vec<RecordBatch> = if rows.is_empty() {
                 vec![batch_of::<E>(&[])]
@@ -204,13 +206,12 @@ pub fn seal<E: Row>(
                 &recipient,
                 shard_properties(),
             )?;
-            Ok((path, ROLE.to_string(), ciphertext))
-        })
-        .collect();
-    let mut out = sealed.into_iter().collect::<Result<Vec<_>, _>>()?;
+            emit((path, ROLE.to_string(), ciphertext));
+            Ok(())
+        })?;
     let wrapped = crypto::wrap_key("index", &secret, &custodians.0)?;
-    out.push((key_path(index_id), KEY_ROLE.to_string(), wrapped));
-    Ok(out)
+    emit((key_path(index_id), KEY_ROLE.to_string(), wrapped));
+    Ok(())
 }
 
 /// The index objects of a manifest: shard entries in shard order, and the key entry.

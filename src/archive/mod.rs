@@ -221,6 +221,12 @@ pub fn keyed_hash_raw(secret: &[u8; 32], kind: &str, value: &str) -> blake3::Has
     h.finalize()
 }
 
+/// The first four bytes of a person hash as a big-endian integer: what [`bucket_of`] takes
+/// the bucket from (the hash's first eight hex digits).
+pub fn hash_prefix(hash: &[u8; 32]) -> u32 {
+    u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]])
+}
+
 /// Bucket of a person hash.
 pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
     let prefix = u32::from_str_radix(&person_hash[..8.min(person_hash.len())], 16).unwrap_or(0);
@@ -623,7 +629,9 @@ pub struct Writer<'a> {
     archive_id: String,
     secret: [u8; 32],
     buckets: u16,
-    distinct: Vec<Distinct>,
+    /// Distinct index rows of the records added so far (each `add` holds whole persons,
+    /// so rows of different adds never repeat one another).
+    index: Vec<index::Compact>,
     partitions: Vec<Partition>,
     files: Vec<FileEntry>,
     records: u64,
@@ -658,7 +666,7 @@ impl<'a> Writer<'a> {
             archive_id: hex32(&random_bytes::<32>())[..32].to_string(),
             secret: index_secret,
             buckets: buckets.max(1),
-            distinct: (0..DISTINCT_SETS).map(|_| Distinct::default()).collect(),
+            index: Vec::new(),
             partitions: Vec::new(),
             files: Vec::new(),
             records: 0,
@@ -681,6 +689,7 @@ impl<'a> Writer<'a> {
         // entries (a person's records repeat them), in the compact form (raw hashes, no
         // allocation); `index::seal` orders each shard.
         let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
+        let mut distinct: Vec<Distinct> = (0..DISTINCT_SETS).map(|_| Distinct::default()).collect();
         // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
         // SipHash over ~4 entries per record was a tenth of the write stage. The set is split
         // by key-hash prefix into DISTINCT_SETS disjoint sets filled in parallel (one serial
@@ -713,16 +722,16 @@ impl<'a> Writer<'a> {
                 groups.entry(key).or_default().push(r);
                 entries.push(e);
             }
-            self.distinct
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(set, d)| {
-                    let mine = entries
-                        .iter()
-                        .flatten()
-                        .filter(|e| index::Row::shard(*e, DISTINCT_SETS as u32) as usize == set);
-                    d.extend(mine.copied());
-                });
+            distinct.par_iter_mut().enumerate().for_each(|(set, d)| {
+                let mine = entries
+                    .iter()
+                    .flatten()
+                    .filter(|e| index::Row::shard(*e, DISTINCT_SETS as u32) as usize == set);
+                d.extend(mine.copied());
+            });
+        }
+        for d in distinct {
+            self.index.extend(d);
         }
         let plain_idx = schema.indices(|c| c != Class::NumberVault);
         let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
@@ -825,43 +834,9 @@ impl<'a> Writer<'a> {
         // sealed alone; results are put back in key order below.
         let mut order: Vec<usize> = (0..keyed.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(keyed[i].1.len()));
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, Vec<u8>)>(PUT_QUEUE);
-        let rx = std::sync::Mutex::new(rx);
         // Set by the first failed seal or put: partitions not started yet are skipped and the
         // index is not sealed (nothing will commit; at 20M rows the rest would be minutes).
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let put_worker = || {
-            let mut entries = Vec::new();
-            let mut failed: Option<ArchiveError> = None;
-            loop {
-                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((path, role, data)) = next else { break };
-                // After a failure, drain the queue without storing more (nothing commits).
-                if failed.is_some() {
-                    continue;
-                }
-                let entry = FileEntry {
-                    blake3: blake3::hash(&data).to_hex().to_string(),
-                    size: data.len() as u64,
-                    path: path.clone(),
-                    role,
-                };
-                match store.put(&path, data) {
-                    Ok(()) => {
-                        entries.push(entry);
-                        on_object(1);
-                    }
-                    Err(e) => {
-                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                        failed = Some(e.into());
-                    }
-                }
-            }
-            (entries, failed)
-        };
-        let (sealed, put_results) = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
-            let tx = tx;
+        let (sealed, put_results) = with_put_workers(store, on_object, |tx, stop| {
             // None: skipped after a failure.
             let mut sealed: Vec<(usize, Option<Result<Partition, ArchiveError>>)> = order
                 .par_iter()
@@ -885,14 +860,10 @@ impl<'a> Writer<'a> {
                 })
                 .collect();
             sealed.sort_by_key(|(i, _)| *i);
-            let sealed: Vec<Option<Result<Partition, ArchiveError>>> =
-                sealed.into_iter().map(|(_, s)| s).collect();
-            drop(tx);
-            let results: Vec<_> = workers
+            sealed
                 .into_iter()
-                .map(|w| w.join().expect("put worker panicked"))
-                .collect();
-            (sealed, results)
+                .map(|(_, s)| s)
+                .collect::<Vec<Option<Result<Partition, ArchiveError>>>>()
         });
         drop(keyed);
         self.records += records.len() as u64;
@@ -904,12 +875,7 @@ impl<'a> Writer<'a> {
         for s in sealed.into_iter().flatten() {
             self.partitions.push(s?);
         }
-        for (entries, failed) in put_results {
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            self.files.extend(entries);
-        }
+        self.files.extend(put_results?);
         Ok(())
     }
 
@@ -926,15 +892,24 @@ impl<'a> Writer<'a> {
             ))
         });
         // The index shards and their wrapped identity.
-        let index: Vec<index::Compact> = std::mem::take(&mut self.distinct)
-            .into_iter()
-            .flatten()
-            .collect();
+        let index = std::mem::take(&mut self.index);
         let index_id = format!("{}-g{GENERATION}", &self.archive_id[..16]);
         let index_shards = index::shards_for(index.len());
-        let objects = index::seal(&index, index_shards, &index_id, &keys.custodians)?;
+        let (sealed, stored) = with_put_workers(store, on_object, |tx, _| {
+            index::seal(
+                &index,
+                index_shards,
+                &index_id,
+                &keys.custodians,
+                &|object| {
+                    // The workers never hang up before the sender is dropped.
+                    let _ = tx.send(object);
+                },
+            )
+        });
+        sealed?;
+        self.files.extend(stored?);
         drop(index);
-        self.files.extend(put_parallel(store, objects, on_object)?);
         let mut files = std::mem::take(&mut self.files);
         let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
             let entry = FileEntry {
@@ -1051,48 +1026,64 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// Store objects with [`PUT_THREADS`] puts in flight; their file entries, or the first
-/// failure.
-fn put_parallel(
+/// Run `produce` with [`PUT_THREADS`] put workers storing every object it sends (at most
+/// [`PUT_QUEUE`] waiting: the ciphertext in memory stays bounded, and puts wait on fsync
+/// or the network while `produce` seals). After the first failed put, `stop` is set and
+/// the rest is drained unstored (nothing will commit). Returns what `produce` returned and
+/// the stored objects' file entries, or the first failed put.
+fn with_put_workers<T>(
     store: &Store,
-    objects: Vec<(String, String, Vec<u8>)>,
     on_object: OnObject<'_>,
-) -> Result<Vec<FileEntry>, ArchiveError> {
-    let queue = std::sync::Mutex::new(objects.into_iter());
-    let results: Vec<Result<Vec<FileEntry>, ArchiveError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..PUT_THREADS)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut entries = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                        let Some((path, role, data)) = next else {
-                            break;
-                        };
-                        let entry = FileEntry {
-                            blake3: blake3::hash(&data).to_hex().to_string(),
-                            size: data.len() as u64,
-                            path: path.clone(),
-                            role,
-                        };
-                        store.put(&path, data)?;
-                        entries.push(entry);
-                        on_object(1);
-                    }
-                    Ok(entries)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("put worker panicked"))
-            .collect()
-    });
-    let mut out = Vec::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
+    produce: impl FnOnce(
+        &std::sync::mpsc::SyncSender<index::Object>,
+        &std::sync::atomic::AtomicBool,
+    ) -> T,
+) -> (T, Result<Vec<FileEntry>, ArchiveError>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<index::Object>(PUT_QUEUE);
+    let rx = std::sync::Mutex::new(rx);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let put_worker = || {
+        let mut entries = Vec::new();
+        let mut failed: Option<ArchiveError> = None;
+        loop {
+            let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            let Ok((path, role, data)) = next else { break };
+            // After a failure, drain the queue without storing more (nothing commits).
+            if failed.is_some() {
+                continue;
+            }
+            let entry = FileEntry {
+                blake3: blake3::hash(&data).to_hex().to_string(),
+                size: data.len() as u64,
+                path: path.clone(),
+                role,
+            };
+            match store.put(&path, data) {
+                Ok(()) => {
+                    entries.push(entry);
+                    on_object(1);
+                }
+                Err(e) => {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failed = Some(e.into());
+                }
+            }
+        }
+        (entries, failed)
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PUT_THREADS).map(|_| scope.spawn(put_worker)).collect();
+        let out = produce(&tx, &stop);
+        drop(tx);
+        let mut entries = Vec::new();
+        let mut failed = None;
+        for w in workers {
+            let (e, f) = w.join().expect("put worker panicked");
+            entries.extend(e);
+            failed = failed.or(f);
+        }
+        (out, failed.map_or(Ok(entries), Err))
+    })
 }
 
 /// Sign and commit a manifest: signature first, then the manifest with a conditional

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{now_rfc3339, print_json, refuse, Context};
-use crate::archive::{self, store::Store, NewArchive, WriteKeys};
+use crate::archive::{self, store::Store, WriteKeys};
 use crate::cli::MigrateArgs;
 use crate::exit_codes::ExitCode;
 use crate::ingest::{self, FileAccounting};
@@ -65,7 +66,6 @@ pub fn migrate(
     ctx: &Context,
 ) -> anyhow::Result<Summary> {
     let schema = Schema::embedded();
-    let tables = Tables::embedded();
     let pipeline = Pipeline::load(pipeline_path, schema)?;
     // Every key is loaded before any work starts: a missing key is a refusal, not a
     // half-done run.
@@ -127,121 +127,25 @@ pub fn migrate(
         ));
     }
 
-    let total = ingest::total_bytes(&pipeline.sources);
-    let bar = ctx.printer.bar("ingest", total, true);
-    let seen = std::sync::atomic::AtomicU64::new(0);
-    let last: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, u64>> =
-        Default::default();
-    let on_bytes = |pos: u64| {
-        // Positions are per file; advance by the difference per thread's current file.
-        let mut map = last.lock().unwrap_or_else(|p| p.into_inner());
-        let prev = map.entry(std::thread::current().id()).or_insert(0);
-        let delta = pos.saturating_sub(*prev);
-        *prev = pos;
-        bar.set_position(seen.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta);
-    };
-    let mut timings = std::collections::BTreeMap::new();
-    let started = std::time::Instant::now();
-    // The keyed-hash secret comes from the source bytes: known before any record is read.
+    // The keyed-hash secret comes from the source bytes: known before any record is read,
+    // so each record goes to its person bucket as soon as it is linked.
     let index_secret =
         archive::derive_index_secret(&pipeline.text, &ingest::source_blake3(&pipeline.sources)?);
-    let ingested = ingest::ingest(&pipeline.sources, schema, tables, &on_bytes)?;
-    timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
-    bar.finish_and_clear();
-
-    let spinner = ctx.printer.spinner("reconcile");
-    let started = std::time::Instant::now();
-    let outcome = reconcile::reconcile(
-        schema,
-        ingested.records,
-        &ingested.registry,
-        &ingested.vrs_persons,
-        rules,
-    );
-    timings.insert("reconcile".to_string(), started.elapsed().as_secs_f64());
-    spinner.finish_and_clear();
-
-    // Fill the post-reconciliation accounting.
-    let mut accounting = ingested.accounting;
-    let file_idx = schema.idx("source_file_id");
-    let mut archived: std::collections::HashMap<&str, u64> = Default::default();
-    for r in &outcome.records {
-        if let Some(f) = r.at(file_idx).as_str() {
-            *archived.entry(f).or_default() += 1;
-        }
-    }
-    for a in &mut accounting {
-        if a.records > 0 {
-            a.records_archived = archived.get(a.file_id.as_str()).copied().unwrap_or(0);
-            a.records_merged = a.records - a.records_archived;
-        }
-    }
-    let balanced = accounting.iter().all(FileAccounting::balanced);
-    if !balanced {
-        return Err(refuse(
-            "internal accounting does not balance (rows in ≠ archived + merged + quarantined); nothing was written",
-            "this is a bug: report it with the `--json` accounting of a synthetic run",
-        ));
-    }
-    let mut quarantine_by_reason = std::collections::BTreeMap::new();
-    for q in &ingested.quarantine {
-        *quarantine_by_reason.entry(q.reason.clone()).or_insert(0u64) += 1;
-    }
-    let review: Vec<(String, String, f64)> = outcome
-        .review
-        .iter()
-        .flat_map(|r| {
-            r.candidates
-                .iter()
-                .map(move |(a, s)| (r.record_id.clone(), a.clone(), *s))
-        })
-        .collect();
-    // Residents by birth date, for the report's 未接種者数 (aggregates only).
-    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
-    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
-    for r in &ingested.registry {
-        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
-        {
-            *births.entry(b).or_default() += 1;
-        }
-    }
-    let resident_births: Vec<(i32, u64)> = births.into_iter().collect();
-    let stats = outcome.stats;
-    let records = outcome.records;
-    let n_records = records.len() as u64;
     let keys = WriteKeys {
         custodians,
         vault,
         signing,
         signing_public,
     };
-    let bar = ctx.printer.spinner("write");
-    let started = std::time::Instant::now();
-    let manifest = archive::write_new(
-        &store,
-        NewArchive {
-            schema,
-            records,
-            quarantine: ingested.quarantine,
-            review,
-            accounting: accounting.clone(),
-            reconciliation: serde_json::to_value(&stats)?,
-            pipeline_toml: pipeline.text.clone(),
-            municipality_code: pipeline.file.municipality_code.clone(),
-            buckets: pipeline
-                .file
-                .archive
-                .buckets
-                .unwrap_or_else(|| archive::default_buckets(n_records)),
-            created: now_rfc3339(),
-            index_secret,
-            resident_births,
-        },
-        &keys,
-        &|_| bar.tick(),
-    )?;
-    bar.finish_and_clear();
-    timings.insert("write".to_string(), started.elapsed().as_secs_f64());
+    let streamed = stream(&pipeline, &store, &keys, index_secret, rules, ctx)?;
+    let Streamed {
+        manifest,
+        accounting,
+        stats,
+        quarantine_by_reason,
+        records: n_records,
+        timings,
+    } = streamed;
     // Audit: one entry for the migration, and the first signed checkpoint. The manifest
     // is committed already; a failure here is reported, not a failed migration.
     let logged = crate::audit::append(
@@ -276,9 +180,281 @@ pub fn migrate(
         records: n_records,
         removed_stale_objects: removed,
         timings,
-        balanced,
+        balanced: true,
     })
 }
+
+/// What [`stream`] wrote and counted.
+struct Streamed {
+    manifest: archive::manifest::Manifest,
+    accounting: Vec<FileAccounting>,
+    stats: reconcile::Stats,
+    quarantine_by_reason: std::collections::BTreeMap<String, u64>,
+    records: u64,
+    timings: std::collections::BTreeMap<String, f64>,
+}
+
+/// Spill buckets when the pipeline names no bucket count: every default count
+/// ([`archive::default_buckets`], a power of two) divides it or is a multiple of it, so
+/// each archive bucket is a set of spill buckets (or each spill bucket a set of archive
+/// buckets) and a person's records are never split.
+const SPILL_BUCKETS: u16 = 64;
+
+/// Ingest → reconcile → write with the records out of memory between the passes:
+///
+/// 1. the registry and the VRS person list are read (they stay in memory);
+/// 2. the dose sources are read in parallel, and every [`LINK_BATCH`] records are linked
+///    ([`reconcile::Linker`]: enrich, link, apply) and sent, encrypted, to the spill
+///    bucket of their person ([`crate::spill`]);
+/// 3. one archive bucket at a time: its records are read back, settled (merges,
+///    [`reconcile::settle`]) and written ([`archive::Writer::add`]);
+/// 4. the index, lists and manifest are written and committed.
+///
+/// The archive's plaintext is the one [`reconcile::reconcile`] and [`archive::write_new`]
+/// give over all records at once (tested).
+fn stream(
+    pipeline: &Pipeline,
+    store: &Store,
+    keys: &WriteKeys,
+    index_secret: [u8; 32],
+    rules: &Rules,
+    ctx: &Context,
+) -> anyhow::Result<Streamed> {
+    let schema = Schema::embedded();
+    let tables = Tables::embedded();
+    let mut timings = std::collections::BTreeMap::new();
+    let total = ingest::total_bytes(&pipeline.sources);
+    let bar = ctx.printer.bar("ingest", total, true);
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    let last: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, u64>> =
+        Default::default();
+    let on_bytes = |pos: u64| {
+        // Positions are per file; advance by the difference per thread's current file.
+        let mut map = last.lock().unwrap_or_else(|p| p.into_inner());
+        let prev = map.entry(std::thread::current().id()).or_insert(0);
+        let delta = pos.saturating_sub(*prev);
+        *prev = pos;
+        bar.set_position(seen.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta);
+    };
+    let started = std::time::Instant::now();
+    // 1. Person rows.
+    let (person_sources, dose_sources): (Vec<_>, Vec<_>) = pipeline
+        .sources
+        .iter()
+        .cloned()
+        .partition(|s| !s.layout.kind.produces_records());
+    let ingest::Ingested {
+        registry,
+        vrs_persons,
+        quarantine: person_quarantine,
+        accounting: person_accounting,
+        ..
+    } = ingest::ingest(&person_sources, schema, tables, &on_bytes)?;
+    let linker = reconcile::Linker::new(schema, &registry, &vrs_persons, rules);
+
+    // 2. Dose records: linked a batch at a time and spilled by person bucket.
+    let explicit = pipeline.file.archive.buckets.map(|b| b.max(1));
+    let spill = crate::spill::Spill::new(None, usize::from(explicit.unwrap_or(SPILL_BUCKETS)))?;
+    let pending: std::sync::Mutex<Vec<crate::record::Record>> = Default::default();
+    let linked: std::sync::Mutex<(reconcile::Stats, Vec<reconcile::ReviewItem>)> =
+        Default::default();
+    let failed: std::sync::Mutex<Option<crate::spill::SpillError>> = Default::default();
+    let link_and_spill = |mut batch: Vec<crate::record::Record>| {
+        if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let out = linker.link(&mut batch);
+        {
+            let mut l = linked.lock().unwrap_or_else(|p| p.into_inner());
+            l.0.records_in += batch.len() as u64;
+            l.0.add(&out.stats);
+            l.1.extend(out.review);
+        }
+        let n = spill.buckets() as u32;
+        let routes: Vec<u32> = batch
+            .par_iter()
+            .map(|r| {
+                let hash = archive::keyed_hash_raw(
+                    &index_secret,
+                    "person",
+                    &archive::person_key(schema, r),
+                );
+                archive::hash_prefix(hash.as_bytes()) % n
+            })
+            .collect();
+        let mut by_bucket: Vec<Vec<&crate::record::Record>> = vec![Vec::new(); n as usize];
+        for (r, b) in batch.iter().zip(routes) {
+            by_bucket[b as usize].push(r);
+        }
+        let pushed = by_bucket
+            .into_par_iter()
+            .enumerate()
+            .try_for_each(|(b, rows)| spill.push(b, rows));
+        if let Err(e) = pushed {
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+        // Many small frees, over the pool.
+        batch.into_par_iter().for_each(drop);
+    };
+    let sink = |records: Vec<crate::record::Record>| {
+        let batch = {
+            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.extend(records);
+            if p.len() < LINK_BATCH {
+                return;
+            }
+            std::mem::take(&mut *p)
+        };
+        link_and_spill(batch);
+    };
+    let doses = ingest::ingest_into(&dose_sources, schema, tables, &on_bytes, &sink)?;
+    link_and_spill(std::mem::take(
+        &mut *pending.lock().unwrap_or_else(|p| p.into_inner()),
+    ));
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e.into());
+    }
+    drop(linker);
+    // Residents by birth date, for the report's 未接種者数 (aggregates only); the person
+    // rows are not needed after linking.
+    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
+    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
+    for r in &registry {
+        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
+        {
+            *births.entry(b).or_default() += 1;
+        }
+    }
+    registry.into_par_iter().for_each(drop);
+    vrs_persons.into_par_iter().for_each(drop);
+    let spilled = spill.finish()?;
+    let (mut stats, mut review) = linked.into_inner().unwrap_or_else(|p| p.into_inner());
+    timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
+    bar.finish_and_clear();
+
+    // Accounting and quarantine in pipeline order.
+    let mut per_source: std::collections::HashMap<String, FileAccounting> = person_accounting
+        .into_iter()
+        .chain(doses.accounting)
+        .map(|a| (a.file_id.clone(), a))
+        .collect();
+    let mut accounting: Vec<FileAccounting> = pipeline
+        .sources
+        .iter()
+        .filter_map(|s| per_source.remove(&s.id))
+        .collect();
+    let order: std::collections::HashMap<&str, usize> = pipeline
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut quarantine = person_quarantine;
+    quarantine.extend(doses.quarantine);
+    // Stable: row order within a source.
+    quarantine.sort_by_key(|q| order.get(q.file_id.as_str()).copied().unwrap_or(usize::MAX));
+
+    // 3. One archive bucket at a time: settle (merge) and write.
+    let records_in = stats.records_in;
+    let buckets = explicit.unwrap_or_else(|| archive::default_buckets(records_in));
+    let units: Vec<Vec<usize>> = if explicit.is_some() {
+        (0..usize::from(buckets)).map(|b| vec![b]).collect()
+    } else if buckets <= SPILL_BUCKETS {
+        (0..usize::from(buckets))
+            .map(|b| {
+                (b..usize::from(SPILL_BUCKETS))
+                    .step_by(usize::from(buckets))
+                    .collect()
+            })
+            .collect()
+    } else {
+        (0..usize::from(SPILL_BUCKETS)).map(|s| vec![s]).collect()
+    };
+    let spinner = ctx.printer.spinner("write");
+    let on_object = |_| spinner.tick();
+    let mut writer = archive::Writer::new(store, schema, keys, index_secret, buckets, &on_object);
+    let file_idx = schema.idx("source_file_id");
+    let mut archived: std::collections::HashMap<String, u64> = Default::default();
+    let (mut settle_time, mut write_time) = (0.0, 0.0);
+    for unit in units {
+        let started = std::time::Instant::now();
+        let mut records = Vec::new();
+        for s in unit {
+            records.extend(spilled.take(s)?);
+        }
+        let (records, merged_rows) = reconcile::settle(schema, records);
+        stats.merged_rows += merged_rows;
+        stats.add(&reconcile::Stats::count(schema, &records));
+        for r in &records {
+            if let Some(f) = r.at(file_idx).as_str() {
+                *archived.entry(f.to_string()).or_default() += 1;
+            }
+        }
+        settle_time += started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        writer.add(records)?;
+        write_time += started.elapsed().as_secs_f64();
+    }
+    drop(spilled);
+    timings.insert("reconcile".to_string(), settle_time);
+
+    // Post-reconciliation accounting.
+    for a in &mut accounting {
+        if a.records > 0 {
+            a.records_archived = archived.get(a.file_id.as_str()).copied().unwrap_or(0);
+            a.records_merged = a.records - a.records_archived;
+        }
+    }
+    if !accounting.iter().all(FileAccounting::balanced) {
+        return Err(refuse(
+            "internal accounting does not balance (rows in ≠ archived + merged + quarantined); nothing was committed",
+            "this is a bug: report it with the `--json` accounting of a synthetic run",
+        ));
+    }
+    let mut quarantine_by_reason = std::collections::BTreeMap::new();
+    for q in &quarantine {
+        *quarantine_by_reason.entry(q.reason.clone()).or_insert(0u64) += 1;
+    }
+    reconcile::sort_review(&mut review);
+    stats.review = review.len() as u64;
+    let review: Vec<(String, String, f64)> = review
+        .iter()
+        .flat_map(|r| {
+            r.candidates
+                .iter()
+                .map(move |(a, s)| (r.record_id.clone(), a.clone(), *s))
+        })
+        .collect();
+    let records = stats.records_out;
+    let started = std::time::Instant::now();
+    let manifest = writer.finish(archive::Rest {
+        quarantine,
+        review,
+        accounting: accounting.clone(),
+        reconciliation: serde_json::to_value(&stats)?,
+        pipeline_toml: pipeline.text.clone(),
+        municipality_code: pipeline.file.municipality_code.clone(),
+        created: now_rfc3339(),
+        resident_births: births.into_iter().collect(),
+    })?;
+    write_time += started.elapsed().as_secs_f64();
+    spinner.finish_and_clear();
+    timings.insert("write".to_string(), write_time);
+    Ok(Streamed {
+        manifest,
+        accounting,
+        stats,
+        quarantine_by_reason,
+        records,
+        timings,
+    })
+}
+
+/// Dose records linked together while streaming (bounds the join frames and links).
+const LINK_BATCH: usize = 1 << 18;
 
 /// Aligned text tables of a summary.
 pub fn render(s: &Summary) -> String {

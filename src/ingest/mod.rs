@@ -750,12 +750,28 @@ pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 /// rows and the file's accounting.
 pub type FileResult = (Vec<Record>, Vec<QuarantineEntry>, FileAccounting);
 
+/// Where [`ingest_into`] sends dose records: one call per chunk of rows read, from
+/// several threads at once (one per file).
+pub type RecordSink<'a> = &'a (dyn Fn(Vec<Record>) + Sync);
+
 /// The I/O shell: read one source file completely.
 pub fn read_file(
     source: &Source,
     schema: &Schema,
     tables: &Tables,
     on_bytes: OnBytes<'_>,
+) -> Result<FileResult, IngestError> {
+    read_file_to(source, schema, tables, on_bytes, None)
+}
+
+/// [`read_file`], sending dose records to `sink` (if any) a chunk at a time instead of
+/// returning them.
+fn read_file_to(
+    source: &Source,
+    schema: &Schema,
+    tables: &Tables,
+    on_bytes: OnBytes<'_>,
+    sink: Option<RecordSink<'_>>,
 ) -> Result<FileResult, IngestError> {
     let io = |source_err: std::io::Error| IngestError::Io {
         id: source.id.clone(),
@@ -769,7 +785,12 @@ pub fn read_file(
         .read_to_end(&mut sample)
         .map_err(io)?;
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    read_stream(source, schema, tables, sample, file, bytes_total, on_bytes)
+    let input = Opened {
+        sample,
+        rest: file,
+        bytes_total,
+    };
+    read_stream(source, schema, tables, input, on_bytes, sink)
 }
 
 /// [`read_file`] over bytes already in memory (`source.path` is only used in
@@ -784,28 +805,36 @@ pub fn read_bytes(
 ) -> Result<FileResult, IngestError> {
     let split = bytes.len().min(decode::DETECT_SAMPLE_BYTES);
     let (sample, rest) = bytes.split_at(split);
-    read_stream(
-        source,
-        schema,
-        tables,
-        sample.to_vec(),
+    let input = Opened {
+        sample: sample.to_vec(),
         rest,
-        bytes.len() as u64,
-        on_bytes,
-    )
+        bytes_total: bytes.len() as u64,
+    };
+    read_stream(source, schema, tables, input, on_bytes, None)
 }
 
 /// The shared body of [`read_file`] and [`read_bytes`]: `sample` is the first
 /// [`decode::DETECT_SAMPLE_BYTES`] of the file (or all of it), `rest` what follows.
+/// A source's bytes: the sample read for encoding detection, the rest, and the size.
+struct Opened<R> {
+    sample: Vec<u8>,
+    rest: R,
+    bytes_total: u64,
+}
+
 fn read_stream(
     source: &Source,
     schema: &Schema,
     tables: &Tables,
-    sample: Vec<u8>,
-    rest: impl Read,
-    bytes_total: u64,
+    input: Opened<impl Read>,
     on_bytes: OnBytes<'_>,
+    sink: Option<RecordSink<'_>>,
 ) -> Result<FileResult, IngestError> {
+    let Opened {
+        sample,
+        rest,
+        bytes_total,
+    } = input;
     let io = |source_err: std::io::Error| IngestError::Io {
         id: source.id.clone(),
         path: source.path.clone(),
@@ -906,6 +935,7 @@ fn read_stream(
         } else {
             chunk.par_iter().map(row).collect()
         };
+        let mut sent = Vec::new();
         for r in results {
             accounting.rows_read += 1;
             let whole_row_quarantined =
@@ -925,8 +955,14 @@ fn read_stream(
             } else {
                 accounting.persons += r.records.len() as u64;
             }
-            records.extend(r.records);
+            match sink {
+                Some(_) if plan.kind.produces_records() => sent.extend(r.records),
+                _ => records.extend(r.records),
+            }
             quarantine.extend(r.quarantine);
+        }
+        if let (Some(sink), false) = (sink, sent.is_empty()) {
+            sink(sent);
         }
         on_bytes(reader.position().byte());
     }
@@ -940,9 +976,33 @@ pub fn ingest(
     tables: &Tables,
     on_bytes: OnBytes<'_>,
 ) -> Result<Ingested, IngestError> {
+    ingest_files(sources, schema, tables, on_bytes, None)
+}
+
+/// [`ingest`], sending the dose records (ledger, VRS export) to `sink` a chunk of rows at
+/// a time, from one thread per file, instead of returning them: the returned
+/// [`Ingested::records`] is empty. Person rows (registry, VRS person list), quarantine and
+/// accounting are returned as by [`ingest`].
+pub fn ingest_into(
+    sources: &[Source],
+    schema: &Schema,
+    tables: &Tables,
+    on_bytes: OnBytes<'_>,
+    sink: RecordSink<'_>,
+) -> Result<Ingested, IngestError> {
+    ingest_files(sources, schema, tables, on_bytes, Some(sink))
+}
+
+fn ingest_files(
+    sources: &[Source],
+    schema: &Schema,
+    tables: &Tables,
+    on_bytes: OnBytes<'_>,
+    sink: Option<RecordSink<'_>>,
+) -> Result<Ingested, IngestError> {
     let per_file: Vec<_> = sources
         .par_iter()
-        .map(|s| read_file(s, schema, tables, on_bytes))
+        .map(|s| read_file_to(s, schema, tables, on_bytes, sink))
         .collect();
     let mut out = Ingested::default();
     for (source, result) in sources.iter().zip(per_file) {

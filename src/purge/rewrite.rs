@@ -447,7 +447,23 @@ pub fn apply(
             "{}-g{generation}",
             &m.archive_id[..16.min(m.archive_id.len())]
         );
-        for (path, role, data) in index::seal(&index, index_shards, &index_id, &keys.custodians)? {
+        let sealed = std::sync::Mutex::new(Vec::new());
+        index::seal(
+            &index,
+            index_shards,
+            &index_id,
+            &keys.custodians,
+            &|object| {
+                sealed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(object);
+            },
+        )?;
+        let mut sealed = sealed.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Shards in order, the key last (as they were sealed before shards went in parallel).
+        sealed.sort_by_key(|(path, role, _)| (role == index::KEY_ROLE, path.clone()));
+        for (path, role, data) in sealed {
             put(path, &role, data)?;
         }
         for f in &index_files {
