@@ -251,6 +251,17 @@ fn stream(
         ..
     } = ingest::ingest(&person_sources, schema, tables, &on_bytes)?;
     let linker = reconcile::Linker::new(schema, &registry, &vrs_persons, rules);
+    // Residents by birth date, for the report's 未接種者数 (aggregates only); the person
+    // rows are not needed once the linker is built.
+    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
+    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
+    for r in &registry {
+        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
+        {
+            *births.entry(b).or_default() += 1;
+        }
+    }
+    registry.into_par_iter().for_each(drop);
 
     // 2. Dose records: linked a batch at a time and spilled by person bucket.
     let explicit = pipeline.file.archive.buckets.map(|b| b.max(1));
@@ -318,17 +329,6 @@ fn stream(
         return Err(e.into());
     }
     drop(linker);
-    // Residents by birth date, for the report's 未接種者数 (aggregates only); the person
-    // rows are not needed after linking.
-    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
-    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
-    for r in &registry {
-        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
-        {
-            *births.entry(b).or_default() += 1;
-        }
-    }
-    registry.into_par_iter().for_each(drop);
     vrs_persons.into_par_iter().for_each(drop);
     let spilled = spill.finish()?;
     let (mut stats, mut review) = linked.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -1000,10 +1000,39 @@ fn ingest_files(
     on_bytes: OnBytes<'_>,
     sink: Option<RecordSink<'_>>,
 ) -> Result<Ingested, IngestError> {
-    let per_file: Vec<_> = sources
-        .par_iter()
-        .map(|s| read_file_to(s, schema, tables, on_bytes, sink))
-        .collect();
+    let per_file: Vec<Result<FileResult, IngestError>> = match sink {
+        None => sources
+            .par_iter()
+            .map(|s| read_file(s, schema, tables, on_bytes))
+            .collect(),
+        // Files on a few plain threads, not as rayon tasks: a rayon thread waiting inside
+        // the sink's parallel work would steal the next file's task and start reading it,
+        // nesting file upon file, each holding a batch (5M rows peaked at 2 GB that way).
+        Some(_) => {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let results: Vec<std::sync::Mutex<Option<Result<FileResult, IngestError>>>> =
+                sources.iter().map(|_| Default::default()).collect();
+            let readers = rayon::current_num_threads().clamp(1, sources.len().max(1));
+            std::thread::scope(|scope| {
+                for _ in 0..readers {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(source) = sources.get(i) else { break };
+                        let r = read_file_to(source, schema, tables, on_bytes, sink);
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                    });
+                }
+            });
+            results
+                .into_iter()
+                .map(|r| {
+                    r.into_inner()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .expect("every file was read")
+                })
+                .collect()
+        }
+    };
     let mut out = Ingested::default();
     for (source, result) in sources.iter().zip(per_file) {
         let (records, quarantine, accounting) = result?;

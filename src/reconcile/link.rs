@@ -179,10 +179,13 @@ impl People {
     }
 }
 
-/// The registry as [`link`] needs it, prepared once for all chunks of records: its rows,
-/// their persons (match keys) and its side of every join.
-pub(crate) struct Registry<'a> {
-    pub rows: &'a [Record],
+/// The registry as [`link`] needs it, prepared once for all chunks of records: its persons
+/// (match keys), its side of every join, and of its rows only the fields a link copies
+/// (the full rows are not needed once this is built: at 5M source rows they were a
+/// quarter of a GB).
+pub(crate) struct Registry {
+    /// Registry rows with only 宛名番号, status and status date.
+    pub rows: Vec<Record>,
     pub people: People,
     atena: frames::Right,
     integrated_atena: frames::Right,
@@ -191,8 +194,8 @@ pub(crate) struct Registry<'a> {
     blocks: Vec<frames::Right>,
 }
 
-impl<'a> Registry<'a> {
-    pub(crate) fn new(f: &Fields, rows: &'a [Record], rules: &Rules) -> Self {
+impl Registry {
+    pub(crate) fn new(f: &Fields, rows: &[Record], rules: &Rules) -> Self {
         let all = |_: usize| true;
         let people = People::of(f, rows);
         let blocks = rules
@@ -206,8 +209,17 @@ impl<'a> Registry<'a> {
                 frames::Right::new(right, rules.max_block_size)
             })
             .collect();
+        let kept = [f.atena_number, f.registry_status, f.registry_status_date];
+        let slim = rows
+            .par_iter()
+            .map(|r| {
+                let mut s = Record::new(r.len());
+                s.fill_from(r, |i| kept.contains(&i));
+                s
+            })
+            .collect();
         Registry {
-            rows,
+            rows: slim,
             atena: frames::Right::new(keyed(rows, f.atena_number, all), None),
             integrated_atena: frames::Right::new(keyed(rows, f.integrated_atena_number, all), None),
             kojin_bango: frames::Right::new(keyed(rows, f.kojin_bango, all), None),
@@ -374,12 +386,12 @@ pub(crate) fn link(
     f: &Fields,
     records: &[Record],
     ticket: &[TicketIds],
-    reg: &Registry<'_>,
+    reg: &Registry,
     rules: &Rules,
     people: &People,
 ) -> Vec<Link> {
     let n = records.len();
-    let (registry, reg_people) = (reg.rows, &reg.people);
+    let (registry, reg_people) = (&reg.rows, &reg.people);
 
     // Deterministic keys, in order of precedence. A record's own 宛名番号 / 個人番号 count
     // for `atena` / `kojin_bango`; those its VRS person row filled in count for `ticket`.

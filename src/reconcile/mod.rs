@@ -350,7 +350,7 @@ fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
 /// and their match keys are built once.
 pub struct Linker<'a> {
     f: Fields,
-    registry: link::Registry<'a>,
+    registry: link::Registry,
     vrs_persons: &'a [Record],
     rules: &'a Rules,
     persons_side: frames::Right,
@@ -378,7 +378,7 @@ impl<'a> Linker<'a> {
     /// Prepare the registry's and the VRS person list's side of every join.
     pub fn new(
         schema: &Schema,
-        registry: &'a [Record],
+        registry: &[Record],
         vrs_persons: &'a [Record],
         rules: &'a Rules,
     ) -> Linker<'a> {
