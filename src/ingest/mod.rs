@@ -1047,11 +1047,12 @@ fn ingest_files(
     Ok(out)
 }
 
-/// The blake3 of each source file's bytes, in pipeline order (files in parallel), for
-/// [`crate::archive::derive_index_secret`]. Never written anywhere.
+/// The blake3 of each source file's bytes, in pipeline order, for
+/// [`crate::archive::derive_index_secret`]. Never written anywhere. One file after another
+/// on the calling thread (it is I/O, meant to run beside other work, not on rayon's pool).
 pub fn source_blake3(sources: &[Source]) -> Result<Vec<[u8; 32]>, IngestError> {
     sources
-        .par_iter()
+        .iter()
         .map(|source| {
             let io = |source_err: std::io::Error| IngestError::Io {
                 id: source.id.clone(),

@@ -12,8 +12,15 @@
 
 use polars::prelude::*;
 
-/// A row index paired with a join key. Rows without a key are simply left out.
-pub(crate) type Keyed = Vec<(u32, String)>;
+/// A row index paired with its join key's hash ([`key`]). Rows without a key are simply
+/// left out.
+pub(crate) type Keyed = Vec<(u32, u128)>;
+
+/// The hash a key is joined and grouped by.
+#[inline]
+pub(crate) fn key(text: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
 
 /// The key columns of a frame.
 fn key_cols() -> [Expr; 2] {
@@ -27,8 +34,7 @@ fn frame(index_name: &str, rows: Keyed) -> PolarsResult<DataFrame> {
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for (i, key) in rows {
-        let h = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+    for (i, h) in rows {
         index.push(i);
         k1.push((h >> 64) as u64);
         k2.push(h as u64);
@@ -75,13 +81,7 @@ impl Right {
         let run = || -> PolarsResult<DataFrame> {
             let mut r = frame("r", rows)?.lazy();
             if let Some(cap) = max_right_per_key {
-                let small = r
-                    .clone()
-                    .group_by(key_cols())
-                    .agg([len().alias("n")])
-                    .filter(col("n").lt_eq(lit(cap)))
-                    .select(key_cols());
-                r = inner_join(r, small);
+                r = r.filter(len().over(key_cols())?.lt_eq(lit(cap)));
             }
             r.collect()
         };
@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     fn keyed(v: &[(u32, &str)]) -> Keyed {
-        v.iter().map(|(i, k)| (*i, (*k).to_string())).collect()
+        v.iter().map(|(i, k)| (*i, key(k))).collect()
     }
 
     #[test]

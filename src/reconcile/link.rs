@@ -204,7 +204,11 @@ impl Registry {
             .map(|rule| {
                 let right: Keyed = (0..people.len())
                     .into_par_iter()
-                    .filter_map(|g| people[g].block_key(rule).map(|k| (g as u32, k)))
+                    .filter_map(|g| {
+                        people[g]
+                            .block_key(rule)
+                            .map(|k| (g as u32, frames::key(&k)))
+                    })
                     .collect();
                 frames::Right::new(right, rules.max_block_size)
             })
@@ -361,7 +365,7 @@ fn keyed(rows: &[Record], field: usize, only: impl Fn(usize) -> bool + Sync) -> 
     rows.par_iter()
         .enumerate()
         .filter(|(i, _)| only(*i))
-        .filter_map(|(i, r)| text(r.at(field)).map(|s| (i as u32, s.to_string())))
+        .filter_map(|(i, r)| text(r.at(field)).map(|s| (i as u32, frames::key(s))))
         .collect()
 }
 
@@ -407,7 +411,7 @@ pub(crate) fn link(
                 records[i]
                     .at(field)
                     .as_str()
-                    .map(|s| (i as u32, s.to_string()))
+                    .map(|s| (i as u32, frames::key(s)))
             })
             .collect()
     };
@@ -481,7 +485,11 @@ pub(crate) fn link(
         let left: Keyed = (0..n)
             .into_par_iter()
             .filter(|&i| open(i))
-            .filter_map(|i| people[i].block_key(rule).map(|k| (i as u32, k)))
+            .filter_map(|i| {
+                people[i]
+                    .block_key(rule)
+                    .map(|k| (i as u32, frames::key(&k)))
+            })
             .collect();
         pairs.extend(frames::join_with(left, right));
     }

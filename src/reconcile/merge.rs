@@ -93,7 +93,10 @@ pub(crate) fn merge(
             let atena = r.at(f.registry_atena_number).as_str()?;
             let dose = r.at(f.dose_number).as_int()?;
             let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
-            Some((i as u32, format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")))
+            Some((
+                i as u32,
+                frames::key(&format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")),
+            ))
         })
         .collect();
     // Groups in group-id order, members in row order (a group's id is its first row).

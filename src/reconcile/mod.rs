@@ -269,7 +269,7 @@ fn ticket_side(f: &Fields, persons: &[Record]) -> frames::Right {
     let right: frames::Keyed = persons
         .par_iter()
         .enumerate()
-        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
+        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, frames::key(&k))))
         .collect();
     frames::Right::new(right, None)
 }
@@ -287,7 +287,7 @@ fn enrich(
         .par_iter()
         .enumerate()
         .filter(|(_, r)| is_vrs(r))
-        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, k)))
+        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, frames::key(&k))))
         .collect();
     let with_ticket = left.len() as u64;
     // Pairs are sorted: the first pair of a record is its lowest-indexed person row.
@@ -351,7 +351,8 @@ fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
 pub struct Linker<'a> {
     f: Fields,
     registry: link::Registry,
-    vrs_persons: &'a [Record],
+    /// VRS person rows with only the fields enrichment copies.
+    vrs_persons: Vec<Record>,
     rules: &'a Rules,
     persons_side: frames::Right,
 }
@@ -379,11 +380,20 @@ impl<'a> Linker<'a> {
     pub fn new(
         schema: &Schema,
         registry: &[Record],
-        vrs_persons: &'a [Record],
+        vrs_persons: &[Record],
         rules: &'a Rules,
     ) -> Linker<'a> {
         let f = Fields::new(schema);
         let persons_side = ticket_side(&f, vrs_persons);
+        // The caller can drop its person rows once the linker is built.
+        let vrs_persons = vrs_persons
+            .par_iter()
+            .map(|r| {
+                let mut slim = Record::new(r.len());
+                slim.fill_from(r, |i| f.person_fill.contains(&i));
+                slim
+            })
+            .collect();
         Linker {
             registry: link::Registry::new(&f, registry, rules),
             f,
@@ -398,7 +408,13 @@ impl<'a> Linker<'a> {
     pub fn link(&self, records: &mut [Record]) -> Linked {
         let f = &self.f;
         let mut stats = Stats::default();
-        let ticket = enrich(f, records, self.vrs_persons, &self.persons_side, &mut stats);
+        let ticket = enrich(
+            f,
+            records,
+            &self.vrs_persons,
+            &self.persons_side,
+            &mut stats,
+        );
         // Match keys once per distinct person of the chunk (kana and kanji keys are the
         // costly part), for linking and conflicts.
         let people = link::People::of(f, records);
