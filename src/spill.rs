@@ -6,7 +6,8 @@
 //! identity generated for this spill and held only in memory: no plaintext record ever
 //! reaches the disk, and once the process ends — normally or killed — nobody can read
 //! what it left (the folder is removed when the spill is dropped; after a kill it holds
-//! only ciphertext under a lost key).
+//! only ciphertext under a lost key, and the next spill in the same temporary folder
+//! removes it: folder names carry the writing process's id).
 //!
 //! Records are stored in their packed form ([`Record::write_packed`]): interned text is
 //! an id into this process's table, so a spill is only readable by the process that wrote
@@ -52,6 +53,7 @@ struct Bucket {
 /// by `Debug`.
 pub struct Spill {
     dir: tempfile::TempDir,
+    stale_removed: u64,
     identity: age::x25519::Identity,
     buckets: Vec<Mutex<Bucket>>,
 }
@@ -65,6 +67,41 @@ impl fmt::Debug for Spill {
     }
 }
 
+/// Start of a spill folder's name; then the writing process's id, `-`, random letters.
+const PREFIX: &str = "vaxarc-spill-";
+
+/// Remove the spill folders in `parent` whose writing process no longer runs (a killed
+/// run's: ciphertext under a key that died with it, possibly gigabytes). Where running
+/// processes cannot be told (no `/proc`), nothing is removed. Never touches a folder of a
+/// running process (two migrations at once each keep theirs) or anything not named like a
+/// spill folder. Returns the number removed.
+fn remove_stale(parent: &Path) -> u64 {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let running = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if is_dir && !running && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn path_of(dir: &Path, bucket: usize) -> PathBuf {
     dir.join(format!("bucket-{bucket:05}.age"))
 }
@@ -74,8 +111,9 @@ impl Spill {
     /// temporary folder if `None`).
     pub fn new(parent: Option<&Path>, buckets: usize) -> Result<Spill, SpillError> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let stale_removed = remove_stale(&parent);
         let dir = tempfile::Builder::new()
-            .prefix("vaxarc-spill-")
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
             .tempdir_in(&parent)
             .map_err(|source| SpillError::Io {
                 path: parent,
@@ -83,6 +121,7 @@ impl Spill {
             })?;
         Ok(Spill {
             dir,
+            stale_removed,
             identity: age::x25519::Identity::generate(),
             buckets: (0..buckets)
                 .map(|_| {
@@ -93,6 +132,11 @@ impl Spill {
                 })
                 .collect(),
         })
+    }
+
+    /// Spill folders of runs that were killed, removed when this one was made.
+    pub fn stale_removed(&self) -> u64 {
+        self.stale_removed
     }
 
     /// Number of buckets.
@@ -306,6 +350,39 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("名前"));
+    }
+
+    #[test]
+    fn a_killed_runs_spill_is_removed_and_a_running_ones_is_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let p = parent.path();
+        // No process has this id (above Linux's largest pid_max).
+        let dead = p.join(format!("{PREFIX}4294967-aBcDeF"));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("bucket-00000.age"), b"ciphertext").unwrap();
+        // pid 1 always runs; a file and an unrelated folder are never touched.
+        let alive = p.join(format!("{PREFIX}1-xYz"));
+        std::fs::create_dir(&alive).unwrap();
+        std::fs::write(p.join(format!("{PREFIX}4294967-file")), b"x").unwrap();
+        std::fs::create_dir(p.join("vaxarc-spillage")).unwrap();
+        let spill = Spill::new(Some(p), 2).unwrap();
+        assert_eq!(spill.stale_removed(), 1);
+        assert!(!dead.exists());
+        assert!(alive.exists());
+        assert!(p.join(format!("{PREFIX}4294967-file")).exists());
+        assert!(p.join("vaxarc-spillage").exists());
+        // This spill's own folder carries this process's id, so a second spill keeps it.
+        let second = Spill::new(Some(p), 1).unwrap();
+        assert_eq!(second.stale_removed(), 0);
+        assert!(spill.dir.path().exists());
+        assert!(spill
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("{PREFIX}{}-", std::process::id())));
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -273,6 +273,12 @@ fn stream(
     // 2. Dose records: linked a batch at a time and spilled by person bucket.
     let explicit = pipeline.file.archive.buckets.map(|b| b.max(1));
     let spill = crate::spill::Spill::new(None, usize::from(explicit.unwrap_or(SPILL_BUCKETS)))?;
+    if spill.stale_removed() > 0 {
+        ctx.printer.note(&format!(
+            "removed {} temporary spill folders left by killed runs (ciphertext only)",
+            spill.stale_removed()
+        ));
+    }
     let pending: std::sync::Mutex<Vec<crate::record::Record>> = Default::default();
     let linked: std::sync::Mutex<(reconcile::Stats, Vec<reconcile::ReviewItem>)> =
         Default::default();
