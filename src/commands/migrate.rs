@@ -200,7 +200,7 @@ const SPILL_BUCKETS: u16 = 64;
 ///
 /// 1. the registry and the VRS person list are read; the linker keeps what linking needs
 ///    (match keys, join sides, the few fields a link copies) and the rows are dropped;
-/// 2. the dose sources are read in parallel, and every batch of records ([`link_batch`]) is linked
+/// 2. the dose sources are read in parallel, and every [`LINK_BATCH`] records are linked
 ///    ([`reconcile::Linker`]: enrich, link, apply) and sent, encrypted, to the spill
 ///    bucket of their person ([`crate::spill`]);
 /// 3. one archive bucket at a time: its records are read back, settled (merges,
@@ -251,7 +251,6 @@ fn stream(
         accounting: person_accounting,
         ..
     } = ingest::ingest(&person_sources, schema, tables, &on_bytes)?;
-    let batch_size = link_batch(registry.len());
     let linker = reconcile::Linker::new(schema, &registry, &vrs_persons, rules);
     // Residents by birth date, for the report's 未接種者数 (aggregates only); the person
     // rows are not needed once the linker is built.
@@ -328,7 +327,7 @@ fn stream(
         let batch = {
             let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
             p.extend(records);
-            if p.len() < batch_size {
+            if p.len() < LINK_BATCH {
                 return;
             }
             std::mem::take(&mut *p)
@@ -466,20 +465,11 @@ fn stream(
     })
 }
 
-/// Dose records linked together while streaming, at least: bounds the records, join frames
-/// and links in memory (two batches link at once), while every batch's joins probe the
-/// whole registry side (smaller batches cost time: at 1M rows 65,536 took ≈ 2 s more than
+/// Dose records linked together while streaming: bounds the records, join frames and links
+/// in memory (two batches link at once), while every batch's joins probe the whole
+/// registry side (smaller batches cost time: at 1M rows 65,536 took ≈ 2 s more than
 /// 262,144 and saved ≈ 200 MB).
 const LINK_BATCH: usize = 1 << 17;
-
-/// Records per linking batch for a registry of `registry_rows` rows: [`LINK_BATCH`], or an
-/// eighth of the registry when that is more, so the registry probes stay a fixed share of
-/// the linking work (at 20M source rows, 3.9M registry rows, batches of 131,072 made the
-/// read-and-link pass 5.9× the 5M one's for 4× the rows). The batch then grows with the
-/// registry, which is in memory anyway.
-fn link_batch(registry_rows: usize) -> usize {
-    LINK_BATCH.max(registry_rows / 8)
-}
 
 /// Aligned text tables of a summary.
 pub fn render(s: &Summary) -> String {
