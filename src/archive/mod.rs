@@ -148,33 +148,18 @@ impl std::fmt::Debug for WriteKeys {
     }
 }
 
-/// Everything a new archive is written from.
+/// Everything a new archive is written from, all at once ([`write_new`]).
 pub struct NewArchive<'a> {
     /// Canonical schema.
     pub schema: &'a Schema,
     /// Reconciled records.
     pub records: Vec<Record>,
-    /// Quarantined rows.
-    pub quarantine: Vec<QuarantineEntry>,
-    /// Review list: (record id, candidate registry 宛名番号, score).
-    pub review: Vec<(String, String, f64)>,
-    /// Per-source accounting.
-    pub accounting: Vec<crate::ingest::FileAccounting>,
-    /// Reconciliation statistics.
-    pub reconciliation: serde_json::Value,
-    /// Pipeline text and municipality.
-    pub pipeline_toml: String,
-    /// Municipality code.
-    pub municipality_code: String,
     /// Person buckets.
     pub buckets: u16,
-    /// RFC 3339 UTC time of the run (from the shell).
-    pub created: String,
     /// The keyed-hash secret ([`derive_index_secret`]). Never printed.
     pub index_secret: [u8; 32],
-    /// Residents of the registry extract by birth date (days since 1970-01-01, count):
-    /// aggregates only, for the report's 未接種者数; stored encrypted.
-    pub resident_births: Vec<(i32, u64)>,
+    /// Everything else: lists, accounting, pipeline, time.
+    pub rest: Rest,
 }
 
 /// Key of the partition a record belongs to.
@@ -578,16 +563,7 @@ pub fn write_new(
         on_object,
     );
     writer.add(input.records)?;
-    writer.finish(Rest {
-        quarantine: input.quarantine,
-        review: input.review,
-        accounting: input.accounting,
-        reconciliation: input.reconciliation,
-        pipeline_toml: input.pipeline_toml,
-        municipality_code: input.municipality_code,
-        created: input.created,
-        resident_births: input.resident_births,
-    })
+    writer.finish(input.rest)
 }
 
 /// A new archive's generation.
@@ -611,7 +587,8 @@ pub struct Rest {
     pub municipality_code: String,
     /// RFC 3339 UTC time of the run (from the shell).
     pub created: String,
-    /// Residents of the registry extract by birth date (see [`NewArchive`]).
+    /// Residents of the registry extract by birth date (days since 1970-01-01, count):
+    /// aggregates only, for the report's 未接種者数; stored encrypted.
     pub resident_births: Vec<(i32, u64)>,
 }
 
