@@ -609,6 +609,9 @@ pub struct Writer<'a> {
     /// Distinct index rows of the records added so far (each `add` holds whole persons,
     /// so rows of different adds never repeat one another).
     index: Vec<index::Compact>,
+    /// Partitions written so far: a second `add` with records of one of them would write
+    /// its object again under the same name.
+    written: std::collections::BTreeSet<PartitionKey>,
     partitions: Vec<Partition>,
     files: Vec<FileEntry>,
     records: u64,
@@ -644,6 +647,7 @@ impl<'a> Writer<'a> {
             secret: index_secret,
             buckets: buckets.max(1),
             index: Vec::new(),
+            written: Default::default(),
             partitions: Vec::new(),
             files: Vec::new(),
             records: 0,
@@ -800,6 +804,13 @@ impl<'a> Writer<'a> {
         // The sort key holds the hash's first 32 hex digits inline (no pointer chase per
         // comparison); ties fall back to the whole hash, and the cached-key sort breaks equal
         // keys by position, so the order is exactly the stable sort by person hash.
+        if let Some(again) = groups.keys().find(|k| self.written.contains(*k)) {
+            return Err(ArchiveError::State(format!(
+                "internal error: partition class={} expiry={} bucket={} was written by an earlier set of records; nothing was committed (report this as a bug)",
+                again.retention_class, again.expiry, again.bucket
+            )));
+        }
+        self.written.extend(groups.keys().cloned());
         let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
         keyed.par_iter_mut().for_each(|(_, rows)| {
             rows.sort_by_cached_key(|r| {

@@ -45,6 +45,56 @@ fn embedded_roles_are_valid_and_vault_items_need_the_vault() {
     assert!(Roles::from_toml("default = \"x\"\n[role.x]\nitems = [\"nope\"]\n", schema).is_err());
 }
 
+/// A custodian identity and write keys for it (fresh vault and signing keys).
+fn write_keys() -> (age::x25519::Identity, crate::archive::WriteKeys) {
+    use crate::archive::crypto::Recipients;
+    let custodian = age::x25519::Identity::generate();
+    let vault = age::x25519::Identity::generate();
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let keys = crate::archive::WriteKeys {
+        custodians: Recipients(vec![custodian.to_public()]),
+        vault: Recipients(vec![vault.to_public()]),
+        signing_public: kp.pk.to_base64(),
+        signing: kp.sk,
+    };
+    (custodian, keys)
+}
+
+/// A writer given records of one partition in two sets refuses the second (its object
+/// would be written again under the same name).
+#[test]
+fn a_writer_refuses_a_partition_written_twice() {
+    use crate::archive::{store::Store, Writer};
+    let schema = Schema::embedded();
+    let (_, keys) = write_keys();
+    let mut records: Vec<Record> = (0..2)
+        .map(|i| {
+            let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000);
+            for (k, v) in [
+                ("registry_atena_number", "1001"),
+                ("source_kind", "vrs"),
+                ("source_file_id", "f"),
+                ("raw_row_blake3", "x"),
+                ("match_method", "atena"),
+                ("registry_status", "resident"),
+                ("merge_status", "single"),
+                ("retention_class", "covid_special"),
+            ] {
+                r.set(schema.idx(k), Value::Str(v.into()));
+            }
+            r.set(schema.idx("source_line"), Value::Int(i + 2));
+            r
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let mut writer = Writer::new(&store, schema, &keys, [7; 32], 4, &|_| {});
+    let second = records.split_off(1);
+    writer.add(records).unwrap();
+    let e = writer.add(second).unwrap_err().to_string();
+    assert!(e.contains("written by an earlier set"), "{e}");
+}
+
 fn rec(schema: &Schema, id: &str, person: &str, code: &str, dose: i64, date: i32) -> Record {
     let mut r = Record::new(schema.len());
     r.set(schema.idx("record_id"), Value::Str(id.into()));
@@ -147,17 +197,9 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
 /// persons are decrypted.
 #[test]
 fn twins_through_a_written_archive_give_candidates() {
-    use crate::archive::{self, crypto::Recipients, store::Store, NewArchive, WriteKeys};
+    use crate::archive::{self, store::Store, NewArchive};
     let schema = Schema::embedded();
-    let custodian = age::x25519::Identity::generate();
-    let vault = age::x25519::Identity::generate();
-    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
-    let keys = WriteKeys {
-        custodians: Recipients(vec![custodian.to_public()]),
-        vault: Recipients(vec![vault.to_public()]),
-        signing_public: kp.pk.to_base64(),
-        signing: kp.sk,
-    };
+    let (custodian, keys) = write_keys();
     let mut records = Vec::new();
     for (i, atena) in ["1001", "1002", "1003", "1004", "1005", "1006"]
         .iter()
