@@ -32,6 +32,16 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
+    /// The entry of an object about to be stored at `path` with these bytes.
+    pub fn of(path: &str, role: impl Into<String>, data: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.to_string(),
+            role: role.into(),
+            size: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+        }
+    }
+
     /// The Merkle leaf bytes: `path \0 size \0 blake3`.
     pub fn leaf(&self) -> Vec<u8> {
         format!("{}\0{}\0{}", self.path, self.size, self.blake3).into_bytes()

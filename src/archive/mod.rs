@@ -900,12 +900,7 @@ impl<'a> Writer<'a> {
         drop(index);
         let mut files = std::mem::take(&mut self.files);
         let mut put = |path: String, role: String, data: Vec<u8>| -> Result<(), ArchiveError> {
-            let entry = FileEntry {
-                blake3: blake3::hash(&data).to_hex().to_string(),
-                size: data.len() as u64,
-                path: path.clone(),
-                role,
-            };
+            let entry = FileEntry::of(&path, role, &data);
             store.put(&path, data)?;
             files.push(entry);
             on_object(1);
@@ -1040,12 +1035,7 @@ fn with_put_workers<T>(
             if failed.is_some() {
                 continue;
             }
-            let entry = FileEntry {
-                blake3: blake3::hash(&data).to_hex().to_string(),
-                size: data.len() as u64,
-                path: path.clone(),
-                role,
-            };
+            let entry = FileEntry::of(&path, role, &data);
             match store.put(&path, data) {
                 Ok(()) => {
                     entries.push(entry);

@@ -336,12 +336,7 @@ pub fn apply(
     let mut dropped = Vec::new();
     let mut rewritten = Vec::new();
     let mut put = |path: String, role: &str, data: Vec<u8>| -> Result<(), ArchiveError> {
-        let e = FileEntry {
-            blake3: blake3::hash(&data).to_hex().to_string(),
-            size: data.len() as u64,
-            path: path.clone(),
-            role: role.into(),
-        };
+        let e = FileEntry::of(&path, role, &data);
         store.put(&path, data)?;
         new_files.push(e);
         Ok(())
