@@ -45,6 +45,23 @@ fn embedded_roles_are_valid_and_vault_items_need_the_vault() {
     assert!(Roles::from_toml("default = \"x\"\n[role.x]\nitems = [\"nope\"]\n", schema).is_err());
 }
 
+/// Give a test record the bookkeeping fields every archived record holds (a linked VRS
+/// dose, single, in the covid class) and its source line.
+fn archived(schema: &Schema, r: &mut Record, line: i64) {
+    for (k, v) in [
+        ("source_kind", "vrs"),
+        ("source_file_id", "f"),
+        ("raw_row_blake3", "x"),
+        ("match_method", "atena"),
+        ("registry_status", "resident"),
+        ("merge_status", "single"),
+        ("retention_class", "covid_special"),
+    ] {
+        r.set(schema.idx(k), Value::Str(v.into()));
+    }
+    r.set(schema.idx("source_line"), Value::Int(line));
+}
+
 /// A custodian identity and write keys for it (fresh vault and signing keys).
 fn write_keys() -> (age::x25519::Identity, crate::archive::WriteKeys) {
     use crate::archive::crypto::Recipients;
@@ -70,19 +87,11 @@ fn a_writer_refuses_a_partition_written_twice() {
     let mut records: Vec<Record> = (0..2)
         .map(|i| {
             let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000);
-            for (k, v) in [
-                ("registry_atena_number", "1001"),
-                ("source_kind", "vrs"),
-                ("source_file_id", "f"),
-                ("raw_row_blake3", "x"),
-                ("match_method", "atena"),
-                ("registry_status", "resident"),
-                ("merge_status", "single"),
-                ("retention_class", "covid_special"),
-            ] {
-                r.set(schema.idx(k), Value::Str(v.into()));
-            }
-            r.set(schema.idx("source_line"), Value::Int(i + 2));
+            r.set(
+                schema.idx("registry_atena_number"),
+                Value::Str("1001".into()),
+            );
+            archived(schema, &mut r, i + 2);
             r
         })
         .collect();
@@ -224,19 +233,8 @@ fn twins_through_a_written_archive_give_candidates() {
             "birth_date",
             Value::Date(if i < 2 { 7000 } else { 7000 + i as i32 }),
         );
-        for (k, v) in [
-            ("source_kind", "vrs"),
-            ("source_file_id", "f"),
-            ("raw_row_blake3", "x"),
-            ("match_method", "atena"),
-            ("registry_status", "resident"),
-            ("merge_status", "single"),
-            ("retention_class", "covid_special"),
-        ] {
-            set(&mut r, k, Value::Str(v.into()));
-        }
+        archived(schema, &mut r, i as i64 + 2);
         set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}").into()));
-        set(&mut r, "source_line", Value::Int(i as i64 + 2));
         records.push(r);
     }
     let dir = tempfile::tempdir().unwrap();
