@@ -86,7 +86,7 @@ impl Right {
             r.collect()
         };
         Right(Some(
-            run().expect("building a (u32, str) frame cannot fail"),
+            run().expect("building a (row, key hash) frame cannot fail"),
         ))
     }
 }
@@ -106,7 +106,7 @@ pub(crate) fn join_with(left: Keyed, right: &Right) -> Vec<(u32, u32)> {
             .collect()?;
         pairs_of(&joined, "l", "r")
     };
-    run().expect("joining two (u32, str) frames cannot fail")
+    run().expect("joining two (row, key hash) frames cannot fail")
 }
 
 /// Group rows by key: for each row, the smallest row index with the same key (the
@@ -126,7 +126,7 @@ pub(crate) fn group_ids(rows: Keyed) -> Vec<(u32, u32)> {
             .collect()?;
         pairs_of(&joined, "row", "group")
     };
-    run().expect("grouping a (u32, str) frame cannot fail")
+    run().expect("grouping a (row, key hash) frame cannot fail")
 }
 
 #[cfg(test)]
