@@ -62,15 +62,29 @@ pub(crate) struct TicketIds {
 }
 
 /// The person items a comparison looks at, with the name keys computed once.
+///
+/// Compact, as the linker keeps one per registry row for the whole run: the four texts
+/// share one allocation, and the address — only ever compared for equality — is kept as
+/// its 128-bit hash (about a third of the size of five strings; 190 MB less at 5M rows).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Person {
-    pub kana: Option<String>,
-    pub kanji: Option<String>,
+    /// The kana key, kanji key, sex and postal code, one after the other.
+    text: Box<str>,
+    /// Where each of the four parts of `text` ends (fields are at most
+    /// [`crate::ingest::MAX_FIELD_BYTES`], so they fit).
+    ends: [u32; 4],
+    /// Bit `k`: part `k` is present (a present part may be empty: a postal code of dashes).
+    present: u8,
     pub birth: Option<i32>,
-    pub sex: Option<String>,
-    pub postal: Option<String>,
-    pub address: Option<String>,
+    /// xxh3-128 of the address with white space removed.
+    address: Option<[u8; 16]>,
 }
+
+/// The parts of [`Person::text`].
+const KANA: usize = 0;
+const KANJI: usize = 1;
+const SEX: usize = 2;
+const POSTAL: usize = 3;
 
 fn text(v: ValueRef<'_>) -> Option<&str> {
     v.as_str().filter(|s| !s.trim().is_empty())
@@ -243,29 +257,67 @@ impl std::ops::Index<usize> for People {
 impl Person {
     pub(crate) fn of(f: &Fields, r: &Record) -> Person {
         let key = |v: ValueRef<'_>, k: fn(&str) -> String| text(v).map(k).filter(|s| !s.is_empty());
+        let parts = [
+            key(r.at(f.kana_name), keys::kana),
+            key(r.at(f.kanji_name), keys::kanji),
+            text(r.at(f.sex)).filter(|s| *s != "U").map(str::to_string),
+            text(r.at(f.postal_code)).map(|s| s.replace(['-', 'ー', '－'], "")),
+        ];
+        let mut all = String::with_capacity(parts.iter().flatten().map(String::len).sum());
+        let (mut ends, mut present) = ([0u32; 4], 0u8);
+        for (k, part) in parts.iter().enumerate() {
+            if let Some(part) = part {
+                all.push_str(part);
+                present |= 1 << k;
+            }
+            ends[k] = all.len() as u32;
+        }
         Person {
-            kana: key(r.at(f.kana_name), keys::kana),
-            kanji: key(r.at(f.kanji_name), keys::kanji),
+            text: all.into_boxed_str(),
+            ends,
+            present,
             birth: r.at(f.birth_date).as_date(),
-            sex: text(r.at(f.sex)).filter(|s| *s != "U").map(str::to_string),
-            postal: text(r.at(f.postal_code)).map(|s| s.replace(['-', 'ー', '－'], "")),
-            address: text(r.at(f.address)).map(|s| s.split_whitespace().collect()),
+            address: text(r.at(f.address)).map(|s| {
+                let joined: String = s.split_whitespace().collect();
+                xxhash_rust::xxh3::xxh3_128(joined.as_bytes()).to_le_bytes()
+            }),
         }
     }
 
+    fn get(&self, k: usize) -> Option<&str> {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        (self.present & (1 << k) != 0).then(|| &self.text[start..self.ends[k] as usize])
+    }
+
+    pub(crate) fn kana(&self) -> Option<&str> {
+        self.get(KANA)
+    }
+
+    pub(crate) fn kanji(&self) -> Option<&str> {
+        self.get(KANJI)
+    }
+
+    pub(crate) fn sex(&self) -> Option<&str> {
+        self.get(SEX)
+    }
+
+    fn postal(&self) -> Option<&str> {
+        self.get(POSTAL)
+    }
+
     fn has_identity(&self) -> bool {
-        self.kana.is_some() || self.kanji.is_some()
+        self.kana().is_some() || self.kanji().is_some()
     }
 
     /// The value of a blocking key part, cut to `prefix` characters.
     fn part(&self, name: &str, prefix: Option<usize>) -> Option<String> {
         let full = match name {
-            "kana_key" => self.kana.clone(),
-            "kanji_key" => self.kanji.clone(),
+            "kana_key" => self.kana().map(str::to_string),
+            "kanji_key" => self.kanji().map(str::to_string),
             "birth_date" => self.birth.map(|d| d.to_string()),
             "birth_year" => self.birth.map(|d| civil_from_days(d).0.to_string()),
-            "sex" => self.sex.clone(),
-            "postal_code" => self.postal.clone(),
+            "sex" => self.sex().map(str::to_string),
+            "postal_code" => self.postal().map(str::to_string),
             _ => None,
         }?;
         Some(match prefix {
@@ -288,7 +340,7 @@ impl Person {
 /// disagree (each present on both sides).
 pub(crate) fn suspicious(record: &Person, registry: &Person) -> bool {
     let birth = matches!((record.birth, registry.birth), (Some(a), Some(b)) if a != b);
-    let kana = matches!((&record.kana, &registry.kana), (Some(a), Some(b)) if a != b);
+    let kana = matches!((record.kana(), registry.kana()), (Some(a), Some(b)) if a != b);
     birth && kana
 }
 
@@ -328,7 +380,7 @@ fn one_component_off(a: i32, b: i32) -> bool {
 /// The Fellegi–Sunter score of a record against a registry person.
 pub(crate) fn score(rules: &Rules, r: &Person, g: &Person) -> f64 {
     let mut total = 0.0;
-    if let (Some(a), Some(b)) = (&r.kana, &g.kana) {
+    if let (Some(a), Some(b)) = (r.kana(), g.kana()) {
         let level = if a == b {
             Some(0)
         } else if within_one_edit(a, b) {
@@ -338,7 +390,7 @@ pub(crate) fn score(rules: &Rules, r: &Person, g: &Person) -> f64 {
         };
         total += rules.weight("kana_key", level);
     }
-    if let (Some(a), Some(b)) = (&r.kanji, &g.kanji) {
+    if let (Some(a), Some(b)) = (r.kanji(), g.kanji()) {
         total += rules.weight("kanji_key", (a == b).then_some(0));
     }
     if let (Some(a), Some(b)) = (r.birth, g.birth) {
@@ -351,13 +403,15 @@ pub(crate) fn score(rules: &Rules, r: &Person, g: &Person) -> f64 {
         };
         total += rules.weight("birth_date", level);
     }
-    let exact = |name: &str, a: &Option<String>, b: &Option<String>| match (a, b) {
-        (Some(a), Some(b)) => rules.weight(name, (a == b).then_some(0)),
-        _ => 0.0,
-    };
-    total += exact("sex", &r.sex, &g.sex);
-    total += exact("postal_code", &r.postal, &g.postal);
-    total += exact("address", &r.address, &g.address);
+    fn exact<T: PartialEq>(rules: &Rules, name: &str, a: Option<T>, b: Option<T>) -> f64 {
+        match (a, b) {
+            (Some(a), Some(b)) => rules.weight(name, (a == b).then_some(0)),
+            _ => 0.0,
+        }
+    }
+    total += exact(rules, "sex", r.sex(), g.sex());
+    total += exact(rules, "postal_code", r.postal(), g.postal());
+    total += exact(rules, "address", r.address, g.address);
     total
 }
 

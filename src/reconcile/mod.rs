@@ -331,13 +331,13 @@ fn person_conflicts(rp: &link::Person, gp: &link::Person) -> Vec<&'static str> {
     if matches!((rp.birth, gp.birth), (Some(a), Some(b)) if a != b) {
         out.push("birth_date");
     }
-    if matches!((&rp.sex, &gp.sex), (Some(a), Some(b)) if a != b) {
+    if matches!((rp.sex(), gp.sex()), (Some(a), Some(b)) if a != b) {
         out.push("sex");
     }
-    if matches!((&rp.kana, &gp.kana), (Some(a), Some(b)) if a != b) {
+    if matches!((rp.kana(), gp.kana()), (Some(a), Some(b)) if a != b) {
         out.push("kana_name");
     }
-    if matches!((&rp.kanji, &gp.kanji), (Some(a), Some(b)) if a != b) {
+    if matches!((rp.kanji(), gp.kanji()), (Some(a), Some(b)) if a != b) {
         out.push("kanji_name");
     }
     out
