@@ -10,6 +10,7 @@ use crate::archive::{self, store::Store, WriteKeys};
 use crate::cli::MigrateArgs;
 use crate::exit_codes::ExitCode;
 use crate::ingest::{self, FileAccounting};
+use crate::layout::SourceKind;
 use crate::normalise::Tables;
 use crate::pipeline::Pipeline;
 use crate::reconcile::{self, Rules};
@@ -238,22 +239,30 @@ fn stream(
     // goes to its person bucket as soon as it is linked.
     let sources = pipeline.sources.clone();
     let hashing = std::thread::spawn(move || ingest::source_blake3(&sources));
-    // 1. Person rows.
-    let (person_sources, dose_sources): (Vec<_>, Vec<_>) = pipeline
+    // 1. Person rows: the registry, then the VRS person list, each dropped once the linker
+    // holds what it needs of it (never both lists' full rows at once).
+    let of_kind = |kind: SourceKind| -> Vec<_> {
+        pipeline
+            .sources
+            .iter()
+            .filter(|s| s.layout.kind == kind)
+            .cloned()
+            .collect()
+    };
+    let dose_sources: Vec<_> = pipeline
         .sources
         .iter()
+        .filter(|s| s.layout.kind.produces_records())
         .cloned()
-        .partition(|s| !s.layout.kind.produces_records());
+        .collect();
     let ingest::Ingested {
         registry,
-        vrs_persons,
-        quarantine: person_quarantine,
-        accounting: person_accounting,
+        quarantine: mut person_quarantine,
+        accounting: mut person_accounting,
         ..
-    } = ingest::ingest(&person_sources, schema, tables, &on_bytes)?;
-    let linker = reconcile::Linker::new(schema, &registry, &vrs_persons, rules);
-    // Residents by birth date, for the report's 未接種者数 (aggregates only); the person
-    // rows are not needed once the linker is built.
+    } = ingest::ingest(&of_kind(SourceKind::Registry), schema, tables, &on_bytes)?;
+    let prepared = reconcile::Linker::prepare_registry(schema, &registry, rules);
+    // Residents by birth date, for the report's 未接種者数 (aggregates only).
     let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
     let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
     for r in &registry {
@@ -263,6 +272,15 @@ fn stream(
         }
     }
     registry.into_par_iter().for_each(drop);
+    let ingest::Ingested {
+        vrs_persons,
+        quarantine,
+        accounting,
+        ..
+    } = ingest::ingest(&of_kind(SourceKind::VrsPersons), schema, tables, &on_bytes)?;
+    person_quarantine.extend(quarantine);
+    person_accounting.extend(accounting);
+    let linker = reconcile::Linker::with_registry(schema, prepared, &vrs_persons, rules);
     vrs_persons.into_par_iter().for_each(drop);
 
     let index_secret = archive::derive_index_secret(

@@ -375,11 +375,45 @@ pub struct Linked {
     pub stats: Stats,
 }
 
+/// The registry's side of linking ([`Linker::prepare_registry`]): built before the VRS
+/// person list is read, so that a streaming migrate never holds both lists' full rows.
+pub struct PreparedRegistry(link::Registry);
+
+impl fmt::Debug for PreparedRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedRegistry")
+            .field("rows", &self.0.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Linker<'a> {
     /// Prepare the registry's and the VRS person list's side of every join.
     pub fn new(
         schema: &Schema,
         registry: &[Record],
+        vrs_persons: &[Record],
+        rules: &'a Rules,
+    ) -> Linker<'a> {
+        let registry = Self::prepare_registry(schema, registry, rules);
+        Self::with_registry(schema, registry, vrs_persons, rules)
+    }
+
+    /// The registry's part of [`Linker::new`]: its match keys, its side of every join and
+    /// the few fields a link copies. The caller can drop the registry rows afterwards.
+    pub fn prepare_registry(
+        schema: &Schema,
+        registry: &[Record],
+        rules: &Rules,
+    ) -> PreparedRegistry {
+        PreparedRegistry(link::Registry::new(&Fields::new(schema), registry, rules))
+    }
+
+    /// The rest of [`Linker::new`]: the VRS person list's side, with a registry prepared by
+    /// [`Linker::prepare_registry`] under the same schema and rules.
+    pub fn with_registry(
+        schema: &Schema,
+        registry: PreparedRegistry,
         vrs_persons: &[Record],
         rules: &'a Rules,
     ) -> Linker<'a> {
@@ -395,7 +429,7 @@ impl<'a> Linker<'a> {
             })
             .collect();
         Linker {
-            registry: link::Registry::new(&f, registry, rules),
+            registry: registry.0,
             f,
             vrs_persons,
             rules,
