@@ -1,5 +1,6 @@
-//! Encrypted temporary storage of records, so that a stage can hand millions of records
-//! to the next one a bucket at a time instead of holding them all in memory.
+//! Encrypted temporary storage of records (or other [`Packed`] items: the archive
+//! writer's index rows), so that a stage can hand millions of them to the next one a
+//! bucket at a time instead of holding them all in memory.
 //!
 //! Each bucket is one file in a fresh private folder (mode 0700) under the system's
 //! temporary folder (or one the caller names), written as an age stream to an X25519
@@ -21,6 +22,24 @@ use std::sync::Mutex;
 
 use crate::record::Record;
 
+/// An item a spill can hold: written to bytes and read back by the same process.
+pub trait Packed: Sized {
+    /// Append the item's bytes.
+    fn write_packed(&self, out: &mut Vec<u8>);
+    /// Read back one item [`Packed::write_packed`] wrote at `bytes[*pos..]`, advancing
+    /// `pos`; `None` if the bytes end early or are not such an item.
+    fn read_packed(bytes: &[u8], pos: &mut usize) -> Option<Self>;
+}
+
+impl Packed for Record {
+    fn write_packed(&self, out: &mut Vec<u8>) {
+        Record::write_packed(self, out);
+    }
+    fn read_packed(bytes: &[u8], pos: &mut usize) -> Option<Record> {
+        Record::read_packed(bytes, pos)
+    }
+}
+
 /// A spill failed: the file at fault and what happened, never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum SpillError {
@@ -32,7 +51,7 @@ pub enum SpillError {
         /// The error.
         source: std::io::Error,
     },
-    /// A spill file did not decrypt or did not hold whole records.
+    /// A spill file did not decrypt or did not hold whole items.
     #[error("temporary spill file `{path}` is damaged ({message}); run again")]
     Damaged {
         /// The spill file.
@@ -49,7 +68,7 @@ struct Bucket {
     records: u64,
 }
 
-/// Buckets of records being written. The identity never leaves memory and is not shown
+/// Buckets of items being written. The identity never leaves memory and is not shown
 /// by `Debug`.
 pub struct Spill {
     dir: tempfile::TempDir,
@@ -144,14 +163,15 @@ impl Spill {
         self.buckets.len()
     }
 
-    /// Append records to a bucket (buckets can be written from several threads at once).
+    /// Append items to a bucket (buckets can be written from several threads at once).
+    /// A bucket holds items of one type.
     ///
     /// # Panics
     /// If `bucket` is not below [`Spill::buckets`].
-    pub fn push<'r>(
+    pub fn push<'r, T: Packed + 'r>(
         &self,
         bucket: usize,
-        records: impl IntoIterator<Item = &'r Record>,
+        records: impl IntoIterator<Item = &'r T>,
     ) -> Result<(), SpillError> {
         let path = path_of(self.dir.path(), bucket);
         let io = |source| SpillError::Io {
@@ -230,14 +250,14 @@ impl fmt::Debug for Spilled {
 }
 
 impl Spilled {
-    /// Records per bucket.
+    /// Items per bucket.
     pub fn records(&self) -> &[u64] {
         &self.records
     }
 
-    /// The records of a bucket, in the order they were pushed; the bucket's file is
+    /// The items of a bucket, in the order they were pushed; the bucket's file is
     /// removed once read.
-    pub fn take(&self, bucket: usize) -> Result<Vec<Record>, SpillError> {
+    pub fn take<T: Packed>(&self, bucket: usize) -> Result<Vec<T>, SpillError> {
         let expected = self.records[bucket];
         if expected == 0 {
             return Ok(Vec::new());
@@ -265,13 +285,13 @@ impl Spilled {
         let mut out = Vec::with_capacity(expected as usize);
         let mut pos = 0;
         while pos < bytes.len() {
-            let r = Record::read_packed(&bytes, &mut pos)
-                .ok_or_else(|| damaged("a record is cut short".into()))?;
+            let r = T::read_packed(&bytes, &mut pos)
+                .ok_or_else(|| damaged("an item is cut short".into()))?;
             out.push(r);
         }
         if out.len() as u64 != expected {
             return Err(damaged(format!(
-                "{} records read, {expected} written",
+                "{} items read, {expected} written",
                 out.len()
             )));
         }
@@ -322,11 +342,11 @@ mod tests {
             let bytes = std::fs::read(&entry).unwrap();
             assert!(!bytes.windows(6).any(|w| w == "名前".as_bytes()));
         }
-        assert_eq!(spilled.take(0).unwrap(), a);
-        assert!(spilled.take(1).unwrap().is_empty());
+        assert_eq!(spilled.take::<Record>(0).unwrap(), a);
+        assert!(spilled.take::<Record>(1).unwrap().is_empty());
         let mut bc = b.clone();
         bc.extend(c);
-        assert_eq!(spilled.take(2).unwrap(), bc);
+        assert_eq!(spilled.take::<Record>(2).unwrap(), bc);
         // Read buckets are removed; the folder goes with the spill.
         assert!(walk(parent.path()).is_empty());
         drop(spilled);
@@ -344,7 +364,7 @@ mod tests {
         let last = bytes.len() - 20;
         bytes[last] ^= 1;
         std::fs::write(&file, bytes).unwrap();
-        let e = spilled.take(0).unwrap_err().to_string();
+        let e = spilled.take::<Record>(0).unwrap_err().to_string();
         assert!(
             e.contains("bucket-00000.age") && e.contains("damaged"),
             "{e}"

@@ -119,6 +119,34 @@ pub struct Compact {
     pub bucket: u16,
 }
 
+/// The identifier kinds of [`super::identifiers`], in text order.
+pub const KINDS: [&str; 4] = ["atena", "kana_birth", "kojin_bango", "ticket"];
+
+/// Spilled by a streaming migrate ([`super::Writer::spill_index`]): 67 bytes, the kind as
+/// its place in [`KINDS`].
+impl crate::spill::Packed for Compact {
+    fn write_packed(&self, out: &mut Vec<u8>) {
+        let kind = KINDS
+            .iter()
+            .position(|k| *k == self.kind)
+            .expect("an index row's kind is one of KINDS");
+        out.extend_from_slice(&self.key_hash);
+        out.push(kind as u8);
+        out.extend_from_slice(&self.person_hash);
+        out.extend_from_slice(&self.bucket.to_le_bytes());
+    }
+    fn read_packed(bytes: &[u8], pos: &mut usize) -> Option<Compact> {
+        let b = bytes.get(*pos..*pos + 67)?;
+        *pos += 67;
+        Some(Compact {
+            key_hash: b[..32].try_into().ok()?,
+            kind: KINDS.get(usize::from(b[32]))?,
+            person_hash: b[33..65].try_into().ok()?,
+            bucket: u16::from_le_bytes([b[65], b[66]]),
+        })
+    }
+}
+
 impl Row for Compact {
     fn shard(&self, shards: u32) -> u32 {
         let [a, b, c, d, ..] = self.key_hash;
@@ -179,21 +207,80 @@ pub fn seal<E: Row>(
     emit: &(dyn Fn(Object) + Sync),
 ) -> Result<(), ArchiveError> {
     let shards = shards.max(1);
-    let mut by_shard: Vec<Vec<&E>> = vec![Vec::new(); shards as usize];
-    for e in index {
-        by_shard[e.shard(shards) as usize].push(e);
+    let (secret, recipient) = crypto::fresh_identity();
+    seal_shards(index, shards, 0..shards, index_id, &recipient, emit)?;
+    let wrapped = crypto::wrap_key("index", &secret, &custodians.0)?;
+    emit((key_path(index_id), KEY_ROLE.to_string(), wrapped));
+    Ok(())
+}
+
+/// [`seal`], the rows handed over a group at a time (for a migrate that spilled them):
+/// `group(g)` gives every row whose key hash's shard among `groups` is `g` (in any order;
+/// `groups` a power of two, as `shards` is). Each shard is sealed once all its rows are in:
+/// with `shards ≥ groups` a group holds whole shards; with fewer shards, a shard is a set
+/// of groups. The objects are those [`seal`] makes of all the rows at once (tested).
+pub fn seal_in_groups<E: Row>(
+    groups: u32,
+    group: &(dyn Fn(u32) -> Result<Vec<E>, ArchiveError> + Sync),
+    shards: u32,
+    index_id: &str,
+    custodians: &Recipients,
+    emit: &(dyn Fn(Object) + Sync),
+) -> Result<(), ArchiveError> {
+    let (groups, shards) = (groups.max(1), shards.max(1));
+    assert!(
+        groups.is_power_of_two() && shards.is_power_of_two(),
+        "index groups and shards are powers of two"
+    );
+    let (secret, recipient) = crypto::fresh_identity();
+    if shards >= groups {
+        for g in 0..groups {
+            let rows = group(g)?;
+            let mine = (g..shards).step_by(groups as usize);
+            seal_shards(&rows, shards, mine, index_id, &recipient, emit)?;
+        }
+    } else {
+        for s in 0..shards {
+            let mut rows = Vec::new();
+            for g in (s..groups).step_by(shards as usize) {
+                rows.extend(group(g)?);
+            }
+            seal_shards(&rows, shards, s..s + 1, index_id, &recipient, emit)?;
+        }
     }
+    let wrapped = crypto::wrap_key("index", &secret, &custodians.0)?;
+    emit((key_path(index_id), KEY_ROLE.to_string(), wrapped));
+    Ok(())
+}
+
+/// Seal shards `which` (of `shards`) from `rows`, which hold every row of those shards (and
+/// maybe others, ignored), each handed to `emit` as soon as it is sealed.
+fn seal_shards<E: Row>(
+    rows: &[E],
+    shards: u32,
+    which: impl Iterator<Item = u32>,
+    index_id: &str,
+    recipient: &age::x25519::Recipient,
+    emit: &(dyn Fn(Object) + Sync),
+) -> Result<(), ArchiveError> {
+    let which: Vec<u32> = which.collect();
+    let mut by_shard: std::collections::BTreeMap<u32, Vec<&E>> =
+        which.iter().map(|&s| (s, Vec::new())).collect();
+    for e in rows {
+        if let Some(v) = by_shard.get_mut(&e.shard(shards)) {
+            v.push(e);
+        }
+    }
+    let mut by_shard: Vec<(u32, Vec<&E>)> = by_shard.into_iter().collect();
     // Sorted by key hash (then kind, person), so row groups cover disjoint key ranges.
     by_shard
         .par_iter_mut()
-        .for_each(|rows| rows.sort_unstable_by(|a, b| a.shard_order(b)));
-    let (secret, recipient) = crypto::fresh_identity();
+        .for_each(|(_, rows)| rows.sort_unstable_by(|a, b| a.shard_order(b)));
     // Each shard is handed on as soon as it is sealed (not all shards held at once).
     by_shard
         .par_iter()
-        .enumerate()
         .try_for_each(|(s, rows)| -> Result<(), ArchiveError> {
-            let path = shard_path(index_id, s as u32);
+            let path = shard_path(index_id, *s);
             let batches: Vec<RecordBatch> = if rows.is_empty() {
                 vec![batch_of::<E>(&[])]
             } else {
@@ -203,15 +290,12 @@ pub fn seal<E: Row>(
                 &path,
                 &batches,
                 arrow_schema(),
-                &recipient,
+                recipient,
                 shard_properties(),
             )?;
             emit((path, ROLE.to_string(), ciphertext));
             Ok(())
-        })?;
-    let wrapped = crypto::wrap_key("index", &secret, &custodians.0)?;
-    emit((key_path(index_id), KEY_ROLE.to_string(), wrapped));
-    Ok(())
+        })
 }
 
 /// The index objects of a manifest: shard entries in shard order, and the key entry.
@@ -397,5 +481,101 @@ mod tests {
         let (a, b) = (batch_of(&compact), batch_of(&strings));
         assert_eq!(a, b);
         assert_eq!(a.num_rows(), 512);
+    }
+
+    /// The shards a sealing wrote: path → rows, decrypted with the index identity it
+    /// wrapped to a test custodian.
+    fn sealed(
+        seal: impl FnOnce(&Recipients, &(dyn Fn(Object) + Sync)) -> Result<(), ArchiveError>,
+    ) -> std::collections::BTreeMap<String, Vec<IndexEntry>> {
+        let custodian = age::x25519::Identity::generate();
+        let objects = std::sync::Mutex::new(Vec::new());
+        seal(&Recipients(vec![custodian.to_public()]), &|o| {
+            objects.lock().unwrap().push(o);
+        })
+        .unwrap();
+        let objects = objects.into_inner().unwrap();
+        let keys: Vec<&Object> = objects.iter().filter(|o| o.1 == KEY_ROLE).collect();
+        assert_eq!(keys.len(), 1, "one wrapped index identity");
+        let id = crypto::unwrap_key("index", &[custodian], &keys[0].2).unwrap();
+        objects
+            .iter()
+            .filter(|o| o.1 == ROLE)
+            .map(|(path, _, bytes)| {
+                let plain = crypto::decrypt(path, std::slice::from_ref(&id), bytes).unwrap();
+                let batches = super::super::read_parquet(path, plain).unwrap();
+                (path.clone(), rows(path, &batches).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packed_rows_read_back_and_refuse_short_bytes() {
+        use crate::spill::Packed;
+        let rows: Vec<Compact> = (0..=255u8)
+            .map(|i| both_forms(i, KINDS[usize::from(i) % 4], u16::from(i) * 257).0)
+            .collect();
+        let mut bytes = Vec::new();
+        for r in &rows {
+            r.write_packed(&mut bytes);
+        }
+        let mut pos = 0;
+        let back: Vec<Compact> =
+            std::iter::from_fn(|| Compact::read_packed(&bytes, &mut pos)).collect();
+        assert!(back == rows);
+        assert_eq!(pos, bytes.len());
+        let mut pos = 0;
+        assert!(Compact::read_packed(&bytes[..66], &mut pos).is_none());
+        let mut bad = bytes[..67].to_vec();
+        bad[32] = 4; // no such kind
+        assert!(Compact::read_packed(&bad, &mut 0).is_none());
+    }
+
+    #[test]
+    fn sealing_a_group_at_a_time_writes_the_shards_sealing_all_at_once_does() {
+        // Rows over the whole key-hash range, several per shard at 64 shards.
+        let rows: Vec<Compact> = (0..=255u8)
+            .flat_map(|i| {
+                [
+                    both_forms(i, KINDS[usize::from(i) % 4], u16::from(i) % 5).0,
+                    both_forms(i, KINDS[(usize::from(i) + 2) % 4], 1).0,
+                ]
+            })
+            .collect();
+        for shards in [1, 4, 64, 256] {
+            let all = sealed(|c, emit| seal(&rows, shards, "id-g1", c, emit));
+            assert_eq!(all.len(), shards as usize);
+            assert_eq!(all.values().map(Vec::len).sum::<usize>(), rows.len());
+            for groups in [1, 16, 64] {
+                let taken = std::sync::Mutex::new(Vec::new());
+                let grouped = sealed(|c, emit| {
+                    seal_in_groups(
+                        groups,
+                        &|g| {
+                            taken.lock().unwrap().push(g);
+                            // Each group's rows, in an order unlike the sorted one.
+                            Ok(rows
+                                .iter()
+                                .rev()
+                                .filter(|r| r.shard(groups) == g)
+                                .copied()
+                                .collect())
+                        },
+                        shards,
+                        "id-g1",
+                        c,
+                        emit,
+                    )
+                });
+                assert_eq!(grouped, all, "{groups} groups, {shards} shards");
+                let mut taken = taken.into_inner().unwrap();
+                taken.sort_unstable();
+                assert_eq!(
+                    taken,
+                    (0..groups).collect::<Vec<_>>(),
+                    "each group taken once"
+                );
+            }
+        }
     }
 }

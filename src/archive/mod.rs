@@ -100,6 +100,10 @@ const INDEX_CHUNK: usize = 1 << 16;
 
 /// Disjoint sets the distinct index rows are collected in, filled in parallel.
 const DISTINCT_SETS: usize = 16;
+
+/// Groups of a spilled index ([`Writer::spill_index`]): one spill file each (a power of
+/// two, like the shard count, so a group holds whole shards or a shard whole groups).
+const INDEX_GROUPS: usize = 64;
 /// Object path of the wrapped index hash key.
 pub const INDEX_SECRET: &str = "keys/index-hmac.key.age";
 
@@ -112,6 +116,9 @@ pub enum ArchiveError {
     /// Crypto failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A temporary spill file (a streaming migrate's index rows).
+    #[error(transparent)]
+    Spill(#[from] crate::spill::SpillError),
     /// Parquet / Arrow failed.
     #[error("parquet `{what}`: {message}")]
     Parquet { what: String, message: String },
@@ -609,6 +616,9 @@ pub struct Writer<'a> {
     /// Distinct index rows of the records added so far (each `add` holds whole persons,
     /// so rows of different adds never repeat one another).
     index: Vec<index::Compact>,
+    /// Where the index rows go instead, by [`INDEX_GROUPS`] group of their key hash
+    /// ([`Writer::spill_index`]).
+    index_spill: Option<crate::spill::Spill>,
     /// Partitions written so far: a second `add` with records of one of them would write
     /// its object again under the same name.
     written: std::collections::BTreeSet<PartitionKey>,
@@ -647,11 +657,29 @@ impl<'a> Writer<'a> {
             secret: index_secret,
             buckets: buckets.max(1),
             index: Vec::new(),
+            index_spill: None,
             written: Default::default(),
             partitions: Vec::new(),
             files: Vec::new(),
             records: 0,
         }
+    }
+
+    /// Keep the index rows in an encrypted spill ([`crate::spill`]) in a new folder under
+    /// `parent` (the system's temporary folder if `None`) instead of in memory; `finish`
+    /// seals the index a group of shards at a time. The archive is the same. A streaming
+    /// migrate does this: the rows are some 90 bytes per identifier and person, the
+    /// largest thing a writer would otherwise keep (about 300 MB at 5M records).
+    ///
+    /// # Panics
+    /// If records were added already.
+    pub fn spill_index(&mut self, parent: Option<&std::path::Path>) -> Result<(), ArchiveError> {
+        assert!(
+            self.index.is_empty() && self.records == 0,
+            "spill_index comes before the first add"
+        );
+        self.index_spill = Some(crate::spill::Spill::new(parent, INDEX_GROUPS)?);
+        Ok(())
     }
 
     /// Seal and store the partitions of `records` (settled records in record order that
@@ -711,8 +739,22 @@ impl<'a> Writer<'a> {
                 d.extend(mine.copied());
             });
         }
-        for d in distinct {
-            self.index.extend(d);
+        match &self.index_spill {
+            Some(spill) => distinct.into_par_iter().try_for_each(|d| {
+                let mut by_group: Vec<Vec<&index::Compact>> = vec![Vec::new(); INDEX_GROUPS];
+                for e in &d {
+                    by_group[index::Row::shard(e, INDEX_GROUPS as u32) as usize].push(e);
+                }
+                by_group
+                    .into_iter()
+                    .enumerate()
+                    .try_for_each(|(g, rows)| spill.push(g, rows))
+            })?,
+            None => {
+                for d in distinct {
+                    self.index.extend(d);
+                }
+            }
         }
         let plain_idx = schema.indices(|c| c != Class::NumberVault);
         let plain_schema = schema.arrow_schema(|c| c != Class::NumberVault);
@@ -881,21 +923,31 @@ impl<'a> Writer<'a> {
         });
         // The index shards and their wrapped identity.
         let index = std::mem::take(&mut self.index);
+        let spilled = self.index_spill.take().map(|s| s.finish()).transpose()?;
+        let rows = spilled
+            .as_ref()
+            .map_or(index.len() as u64, |s| s.records().iter().sum());
         let index_id = format!("{}-g{GENERATION}", &self.archive_id[..16]);
-        let index_shards = index::shards_for(index.len());
+        let index_shards = index::shards_for(rows as usize);
         let (sealed, stored) = with_put_workers(store, on_object, |tx, _| {
-            index::seal(
-                &index,
-                index_shards,
-                &index_id,
-                &keys.custodians,
-                &|object| {
-                    // The workers never hang up before the sender is dropped.
-                    let _ = tx.send(object);
-                },
-            )
+            // The workers never hang up before the sender is dropped.
+            let emit = |object| {
+                let _ = tx.send(object);
+            };
+            match &spilled {
+                Some(spilled) => index::seal_in_groups(
+                    INDEX_GROUPS as u32,
+                    &|g| Ok(spilled.take::<index::Compact>(g as usize)?),
+                    index_shards,
+                    &index_id,
+                    &keys.custodians,
+                    &emit,
+                ),
+                None => index::seal(&index, index_shards, &index_id, &keys.custodians, &emit),
+            }
         });
         sealed?;
+        drop(spilled);
         self.files.extend(stored?);
         drop(index);
         let mut files = std::mem::take(&mut self.files);

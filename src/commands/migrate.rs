@@ -406,6 +406,7 @@ fn stream(
     let spinner = ctx.printer.spinner("write");
     let on_object = |_| spinner.tick();
     let mut writer = archive::Writer::new(store, schema, keys, index_secret, buckets, &on_object);
+    writer.spill_index(None)?;
     let file_idx = schema.idx("source_file_id");
     let mut archived: std::collections::HashMap<String, u64> = Default::default();
     let (mut settle_time, mut write_time) = (0.0, 0.0);
