@@ -1,7 +1,7 @@
 //! migrate + verify: invariants (no plaintext PII, determinism, accounting), tamper
 //! detection, crash leftovers, key refusals.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{files_under, personal_values, run_ok, vaxarc, Fixture};
 
@@ -336,9 +336,15 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
     let started = std::time::Instant::now();
     f.migrate("timing");
     let full = started.elapsed();
+    let mut spills_left = 0;
     for i in 0..crate::KILL_POINTS {
         let archive = f.dir.path().join(format!("killed{i}"));
+        // The killed run and its rerun share a temporary folder: the rerun must remove
+        // the killed run's spill folder (ciphertext under a key that died with it).
+        let tmp = f.dir.path().join(format!("tmp{i}"));
+        std::fs::create_dir_all(&tmp).unwrap();
         let mut child = vaxarc()
+            .env("TMPDIR", &tmp)
             .arg("migrate")
             .arg("--pipeline")
             .arg(f.pipeline())
@@ -362,21 +368,37 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
                     "an interrupted archive must not verify"
                 );
             }
-            run_ok(
+            let killed_left = crate::spill_folders(&tmp).len();
+            spills_left += killed_left;
+            let rerun = run_ok(
                 vaxarc()
+                    .env("TMPDIR", &tmp)
                     .arg("migrate")
                     .arg("--pipeline")
                     .arg(f.pipeline())
                     .arg("--archive")
-                    .arg(&archive)
-                    .arg("--quiet"),
+                    .arg(&archive),
+            );
+            let stderr = String::from_utf8_lossy(&rerun.stderr);
+            assert_eq!(
+                stderr.contains("removed 1 temporary spill folders left by killed runs"),
+                killed_left == 1,
+                "kill point {i}: {killed_left} spill folders left; stderr: {stderr}"
             );
         }
+        assert_eq!(
+            crate::spill_folders(&tmp),
+            Vec::<PathBuf>::new(),
+            "kill point {i}"
+        );
         assert!(verify(&archive, &[&f.key("custodian-1.key")])
             .status
             .success());
         assert_eq!(plain(&archive), expected, "kill point {i}");
     }
+    // The spill lives through most of a run: some kill must have left one (else the
+    // check above proved nothing).
+    assert!(spills_left > 0, "no kill point left a spill folder");
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.

@@ -26,7 +26,35 @@ pub fn vaxarc() -> Command {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_vaxarc").into());
     let mut c = Command::new(bin);
     c.env("NO_PROGRESS", "1");
+    // Each run gets its own temporary folder: a migrate removes the spill folders that
+    // killed runs left in its temporary folder and says so on stderr, and tests run in
+    // parallel (some kill migrations on purpose) must not see each other's.
+    c.env("TMPDIR", private_tmp());
     c
+}
+
+/// A new folder under Cargo's per-target temporary folder, for one run's `TMPDIR`.
+fn private_tmp() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli-runs")
+        .join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a run's temporary folder");
+    dir
+}
+
+/// Spill folders (`vaxarc-spill-*`) in `dir`.
+pub fn spill_folders(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("vaxarc-spill-"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Run and return output, asserting the exit code.
