@@ -1,16 +1,18 @@
-//! The polars glue: every relational step of reconciliation (key joins, blocking joins,
-//! the merge group-by) runs here, on narrow frames of `(row index, key hash)`.
+//! The relational steps of reconciliation on narrow `(row index, key hash)` lists: the
+//! merge group-by in polars, and the joins of record batches against sides built once
+//! (the registry's, the VRS person list's) by lookups in a sorted [`Right`].
 //!
-//! A key is joined by its 128-bit xxh3 hash (two u64 columns), not its text: the frames
-//! the linker keeps for the whole run (the registry's side of every join) take a third of
-//! the memory, and the joins hash fixed-width values. Two different keys share a hash
+//! A key is joined by its 128-bit xxh3 hash, not its text: the sides the linker keeps
+//! for the whole run (the registry's side of every join) take a third of the memory, and
+//! joins compare fixed-width values. Two different keys share a hash
 //! with probability about n²/2¹²⁹ — for the ten million keys of a large run, 10⁻²⁵.
 //!
 //! Callers build key lists in plain Rust (the keys are personal data; they never leave
 //! this process and are never printed) and get back row-index pairs. All results are
-//! sorted, so the output does not depend on polars' thread scheduling.
+//! sorted, so the output does not depend on thread scheduling.
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 /// A row index paired with its join key's hash ([`key`]). Rows without a key are simply
 /// left out.
@@ -67,46 +69,97 @@ fn pairs_of(df: &DataFrame, left: &str, right: &str) -> PolarsResult<Vec<(u32, u
 }
 
 /// The right side of [`join_with`], built once and joined against many left sides (the
-/// registry against every chunk of records).
-#[derive(Clone)]
-pub(crate) struct Right(Option<DataFrame>);
+/// registry against every batch of records): its `(key hash, row)` pairs sorted, with a
+/// table of where each value of the hash's top [`RADIX_BITS`] bits starts.
+///
+/// Not a polars frame: a polars join builds a hash table over, or probes with, the whole
+/// registry side on every call, and row-encodes its two key columns each time — a cost
+/// per batch that grows with the registry, so migrate time grew faster than its rows
+/// (docs/decisions.md). A lookup here costs a few comparisons per left row, and the side
+/// takes the same 20 bytes per row the frame did.
+#[derive(Clone, Default)]
+pub(crate) struct Right {
+    /// Key hashes, ascending (ties: by row).
+    keys: Vec<u128>,
+    /// The row of each key.
+    rows: Vec<u32>,
+    /// `starts[b]..starts[b + 1]`: the positions whose key's top bits are `b`
+    /// (empty when the side is).
+    starts: Vec<u32>,
+}
+
+/// Top bits of a key hash that index [`Right::starts`] (2¹⁶ + 1 entries, 256 KiB).
+const RADIX_BITS: u32 = 16;
 
 impl Right {
     /// `rows` as a join's right side. Keys held by more than `max_right_per_key` rows are
     /// dropped (a blocking key that common says nothing and costs quadratic time).
     pub(crate) fn new(rows: Keyed, max_right_per_key: Option<u32>) -> Right {
-        if rows.is_empty() {
-            return Right(None);
-        }
-        let run = || -> PolarsResult<DataFrame> {
-            let mut r = frame("r", rows)?.lazy();
-            if let Some(cap) = max_right_per_key {
-                r = r.filter(len().over(key_cols())?.lt_eq(lit(cap)));
+        let mut pairs: Vec<(u128, u32)> = rows.into_iter().map(|(i, k)| (k, i)).collect();
+        pairs.par_sort_unstable();
+        // The cap counts a key's rows as given (as polars' `len().over(key)` did).
+        if let Some(cap) = max_right_per_key {
+            let cap = cap as usize;
+            let mut kept = Vec::with_capacity(pairs.len());
+            for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+                if run.len() <= cap {
+                    kept.extend_from_slice(run);
+                }
             }
-            r.collect()
-        };
-        Right(Some(
-            run().expect("building a (row, key hash) frame cannot fail"),
-        ))
+            pairs = kept;
+        }
+        pairs.dedup();
+        if pairs.is_empty() {
+            return Right::default();
+        }
+        let n = u32::try_from(pairs.len()).expect("a join side has fewer than 2³² rows");
+        let mut starts = vec![n; (1 << RADIX_BITS) + 1];
+        // Backwards, so each bucket keeps its first position; empty buckets take the
+        // start of the next non-empty one.
+        for (p, (k, _)) in pairs.iter().enumerate().rev() {
+            starts[top(*k)] = p as u32;
+        }
+        for b in (0..1 << RADIX_BITS).rev() {
+            starts[b] = starts[b].min(starts[b + 1]);
+        }
+        let (keys, rows) = pairs.into_iter().unzip();
+        Right { keys, rows, starts }
     }
+
+    /// Rows whose key hash is `k`, ascending.
+    #[inline]
+    fn rows_of(&self, k: u128) -> &[u32] {
+        if self.keys.is_empty() {
+            return &[];
+        }
+        let b = top(k);
+        let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        let bucket = &self.keys[lo..hi];
+        let first = bucket.partition_point(|x| *x < k);
+        let len = bucket[first..].partition_point(|x| *x == k);
+        &self.rows[lo + first..lo + first + len]
+    }
+}
+
+#[inline]
+fn top(k: u128) -> usize {
+    (k >> (128 - RADIX_BITS)) as usize
 }
 
 /// Inner join of `left` and a prepared right side on the key: every `(left row, right
 /// row)` pair whose keys are equal, sorted and deduplicated.
 pub(crate) fn join_with(left: Keyed, right: &Right) -> Vec<(u32, u32)> {
-    let Some(r) = &right.0 else {
-        return Vec::new();
-    };
-    if left.is_empty() {
+    if left.is_empty() || right.keys.is_empty() {
         return Vec::new();
     }
-    let run = || -> PolarsResult<Vec<(u32, u32)>> {
-        let joined = inner_join(frame("l", left)?.lazy(), r.clone().lazy())
-            .select([col("l"), col("r")])
-            .collect()?;
-        pairs_of(&joined, "l", "r")
-    };
-    run().expect("joining two (row, key hash) frames cannot fail")
+    let mut out: Vec<(u32, u32)> = left
+        .par_iter()
+        .with_min_len(4096)
+        .flat_map_iter(|&(l, k)| right.rows_of(k).iter().map(move |&r| (l, r)))
+        .collect();
+    out.par_sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Group rows by key: for each row, the smallest row index with the same key (the
@@ -150,6 +203,39 @@ mod tests {
             vec![(0, 10), (3, 10)]
         );
         assert!(join_with(l, &Right::new(Vec::new(), None)).is_empty());
+    }
+
+    proptest::proptest! {
+        /// The sorted side finds exactly the pairs a nested loop over both sides finds,
+        /// with any cap, and keys spread over and within the radix buckets.
+        #[test]
+        fn join_equals_nested_loop(
+            left in proptest::collection::vec((0u32..50, 0u8..12, proptest::bool::ANY), 0..60),
+            right in proptest::collection::vec((0u32..50, 0u8..12, proptest::bool::ANY), 0..60),
+            cap in proptest::option::of(1u32..4),
+        ) {
+            // Keys near each other in the top bits (same radix bucket) and far apart.
+            let k = |v: u8, far: bool| {
+                if far { (u128::from(v) << 120) | 7 } else { u128::from(v) }
+            };
+            let l: Keyed = left.iter().map(|&(i, v, far)| (i, k(v, far))).collect();
+            let r: Keyed = right.iter().map(|&(i, v, far)| (i, k(v, far))).collect();
+            let mut want = Vec::new();
+            for &(li, lk) in &l {
+                let held = r.iter().filter(|(_, rk)| *rk == lk).count() as u32;
+                if cap.is_some_and(|c| held > c) {
+                    continue;
+                }
+                for &(ri, rk) in &r {
+                    if rk == lk {
+                        want.push((li, ri));
+                    }
+                }
+            }
+            want.sort_unstable();
+            want.dedup();
+            proptest::prop_assert_eq!(join_with(l, &Right::new(r, cap)), want);
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!    `probabilistic`, `review` (never linked, listed in [`Outcome::review`]) or `none`.
 //! 4. **Merge** doses of one linked person recorded in both sources.
 //!
-//! Relational work (joins, blocking, the merge group-by) runs in polars on narrow
-//! `(row, key)` frames (`frames.rs`); see `docs/reconcile.md` for the model.
+//! Relational work runs on narrow `(row, key hash)` lists (`frames.rs`): joins and
+//! blocking against sides sorted once, the merge group-by in polars; see
+//! `docs/reconcile.md` for the model.
 //!
 //! Names, numbers and dates are personal data: nothing here logs or prints them, and
 //! the `Debug` impls of [`ReviewItem`] and [`Outcome`] show counts only.
