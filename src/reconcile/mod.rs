@@ -580,19 +580,32 @@ impl Stats {
             records_out: records.len() as u64,
             ..Stats::default()
         };
-        // Counted on borrowed names (a handful of distinct values), owned once at the end.
-        let mut by: [BTreeMap<&str, u64>; 3] = Default::default();
-        for r in records {
-            for (map, i) in by
-                .iter_mut()
-                .zip([f.match_method, f.registry_status, f.merge_status])
-            {
-                *map.entry(r.at(i).as_str().unwrap_or("")).or_default() += 1;
-            }
-            if !r.at(f.conflicts).is_null() {
-                stats.conflicts += 1;
-            }
-        }
+        // Counted on borrowed names (a handful of distinct values), owned once at the end;
+        // in parallel (sums: the same in any order).
+        type Counts<'a> = ([BTreeMap<&'a str, u64>; 3], u64);
+        let (by, conflicts) = records
+            .par_iter()
+            .fold(Counts::default, |(mut by, mut conflicts), r| {
+                for (map, i) in
+                    by.iter_mut()
+                        .zip([f.match_method, f.registry_status, f.merge_status])
+                {
+                    *map.entry(r.at(i).as_str().unwrap_or("")).or_default() += 1;
+                }
+                if !r.at(f.conflicts).is_null() {
+                    conflicts += 1;
+                }
+                (by, conflicts)
+            })
+            .reduce(Counts::default, |(mut a, ca), (b, cb)| {
+                for (into, from) in a.iter_mut().zip(b) {
+                    for (k, v) in from {
+                        *into.entry(k).or_default() += v;
+                    }
+                }
+                (a, ca + cb)
+            });
+        stats.conflicts = conflicts;
         let [method, status, merge_status] = by;
         for (target, counts) in [
             (&mut stats.by_method, method),
