@@ -292,9 +292,10 @@ fn stream(
     let explicit = pipeline.file.archive.buckets.map(|b| b.max(1));
     let spill = crate::spill::Spill::new(None, usize::from(explicit.unwrap_or(SPILL_BUCKETS)))?;
     if spill.stale_removed() > 0 {
+        let n = spill.stale_removed();
         ctx.printer.note(&format!(
-            "removed {} temporary spill folders left by killed runs (ciphertext only)",
-            spill.stale_removed()
+            "removed {n} temporary spill {} left by killed runs (ciphertext only)",
+            if n == 1 { "folder" } else { "folders" }
         ));
     }
     let pending: std::sync::Mutex<Vec<crate::record::Record>> = Default::default();

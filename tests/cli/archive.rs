@@ -336,6 +336,7 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
     let started = std::time::Instant::now();
     f.migrate("timing");
     let full = started.elapsed();
+    let found = crate::matcher(&personal_values(&f.input()));
     let mut spills_left = 0;
     for i in 0..crate::KILL_POINTS {
         let archive = f.dir.path().join(format!("killed{i}"));
@@ -370,6 +371,14 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
             }
             let killed_left = crate::spill_folders(&tmp).len();
             spills_left += killed_left;
+            // What the killed run left in its temporary folder is ciphertext only.
+            for file in files_under(&tmp) {
+                assert!(
+                    found.find(&std::fs::read(&file).unwrap()).is_none(),
+                    "kill point {i}: a personal value in plaintext in {}",
+                    file.display()
+                );
+            }
             let rerun = run_ok(
                 vaxarc()
                     .env("TMPDIR", &tmp)
@@ -381,7 +390,7 @@ fn killed_migrations_rerun_to_the_same_plaintext() {
             );
             let stderr = String::from_utf8_lossy(&rerun.stderr);
             assert_eq!(
-                stderr.contains("removed 1 temporary spill folders left by killed runs"),
+                stderr.contains("removed 1 temporary spill folder left by killed runs"),
                 killed_left == 1,
                 "kill point {i}: {killed_left} spill folders left; stderr: {stderr}"
             );
