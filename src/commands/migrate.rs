@@ -226,7 +226,8 @@ fn stream(
     let last: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, u64>> =
         Default::default();
     let on_bytes = |pos: u64| {
-        // Positions are per file; advance by the difference per thread's current file.
+        // Positions are per file, from the thread reading it (`0` when it starts one):
+        // advance by the difference from that thread's last position.
         let mut map = last.lock().unwrap_or_else(|p| p.into_inner());
         let prev = map.entry(std::thread::current().id()).or_insert(0);
         let delta = pos.saturating_sub(*prev);

@@ -743,7 +743,9 @@ fn line_of(
     0
 }
 
-/// Progress callback: bytes read so far in one file.
+/// Progress callback: bytes read so far in one file, called from the thread reading it:
+/// `0` when the file starts, then rising positions up to its end (a caller summing over
+/// files keeps one last position per thread, reset by the `0`).
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// What [`read_file`] and [`read_bytes`] return: records (or person rows), quarantined
@@ -835,6 +837,8 @@ fn read_stream(
         rest,
         bytes_total,
     } = input;
+    // A new file on this thread: its positions start again.
+    on_bytes(0);
     let io = |source_err: std::io::Error| IngestError::Io {
         id: source.id.clone(),
         path: source.path.clone(),
@@ -1094,6 +1098,26 @@ mod tests {
             path,
             layout: Layout::builtin(layout, Schema::embedded()).unwrap(),
         }
+    }
+
+    #[test]
+    fn progress_starts_at_zero_and_rises_to_the_files_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("宛名番号,接種名称,接種日,備考\n");
+        for i in 0..50_000 {
+            text.push_str(&format!("{i},MR,2020/01/05,\n"));
+        }
+        let s = source(dir.path(), "p.csv", text.as_bytes(), "ledger");
+        let calls = std::sync::Mutex::new(Vec::new());
+        read_file(&s, Schema::embedded(), Tables::embedded(), &|pos| {
+            calls.lock().unwrap().push(pos)
+        })
+        .unwrap();
+        let calls = calls.into_inner().unwrap();
+        assert_eq!(calls.first(), Some(&0), "{calls:?}");
+        assert!(calls.len() > 2, "{calls:?}");
+        assert!(calls.windows(2).all(|w| w[0] <= w[1]), "{calls:?}");
+        assert_eq!(calls.last(), Some(&(text.len() as u64)));
     }
 
     #[test]
