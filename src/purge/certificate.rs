@@ -18,7 +18,7 @@ pub const NOT_COVERED: &[&str] = &[
     "Copies outside this archive: exports, printouts, downloads, other systems, and backups of the storage taken before this purge are not erased by file deletion (their partitions are unreadable once the wrapped keys are destroyed only if the keys were never copied elsewhere). 本アーカイブ外の複製は対象外。",
     "The original source files (legacy CSV exports, registry extracts) and any staging copies: they were never encrypted and need their own sanitization record. 移行元ファイルは対象外。",
     "Previous versions of objects kept by the storage (snapshots, versioned buckets, file-system journals): issue 11. ストレージの旧版は対象外。",
-    "The quarantine and review lists (rows that never became records, possible matches) are not evaluated or rewritten. 隔離・照合待ちリストは対象外。",
+    "Quarantined source rows (rows that never became records) are not evaluated against the retention rules: their dates could not be read. A purge or erase removes the review-list rows of the erased records; an erase also removes review rows naming the person as a candidate and quarantined rows holding one of the person's 宛名番号, 個人番号 or 接種券番号 as a whole field — a quarantined row naming the person only by name or birth date is not found. 隔離行は保存期間の評価対象外（消去では本人の番号を含む行のみ削除）。",
     "Custodian identities: anyone holding a copy of a destroyed wrapped key together with a custodian identity can still decrypt a copy of the destroyed ciphertext.",
 ];
 
@@ -88,6 +88,10 @@ pub struct Verification {
     pub lookups_found: u64,
     /// Destroyed objects still present (must be 0).
     pub destroyed_objects_present: u64,
+    /// Rows of the new review and quarantine lists that still name an erased record or
+    /// person (must be 0).
+    #[serde(default)]
+    pub list_rows_remaining: u64,
     /// `vaxarc verify` of the new generation found no problem.
     pub archive_verifies: bool,
     /// All of the above hold.
@@ -109,6 +113,13 @@ pub struct Erased {
     pub persons_removed_from_index: u64,
     /// Index rows removed.
     pub index_rows_removed: u64,
+    /// Review-list rows removed (naming an erased record, or an erased person as the
+    /// candidate).
+    #[serde(default)]
+    pub review_rows_removed: u64,
+    /// Quarantine-list rows removed (holding an erased person's identifier).
+    #[serde(default)]
+    pub quarantine_rows_removed: u64,
 }
 
 /// Manifest roots.
@@ -280,6 +291,10 @@ pub fn render_markdown(c: &Certificate) -> String {
             "残存オブジェクト / Destroyed objects present",
             v.destroyed_objects_present.to_string(),
         ),
+        (
+            "リスト残存行 / Review and quarantine rows remaining",
+            v.list_rows_remaining.to_string(),
+        ),
     ] {
         s.push_str(&format!("| {l} | {val} |\n"));
     }
@@ -302,6 +317,10 @@ pub fn render_markdown(c: &Certificate) -> String {
         }
         s.push('\n');
     }
+    s.push_str(&format!(
+        "- 索引から削除した人 / Persons removed from the index: {}\n- 照合待ちリストから削除した行 / Review rows removed: {}\n- 隔離リストから削除した行 / Quarantined rows removed: {}\n\n",
+        c.erased.persons_removed_from_index, c.erased.review_rows_removed, c.erased.quarantine_rows_removed
+    ));
     s.push_str(&format!(
         "## マニフェスト / Manifest\n\n- 世代 / Generation {} → {}\n- Merkle root 前 / before: `{}`\n- Merkle root 後 / after: `{}`\n",
         c.manifest.generation_before, c.manifest.generation_after, c.manifest.root_before, c.manifest.root_after

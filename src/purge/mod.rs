@@ -7,12 +7,14 @@
 //! - [`rewrite`]: the machinery shared by purge and erase (lock, recovery, rewrite of
 //!   partly erased partitions under new keys, destruction of old objects, new
 //!   generation of the manifest with `history/`);
+//! - [`lists`]: what leaves the review and quarantine lists with the erased records;
 //! - [`certificate`]: signed erasure certificates and their verification.
 //!
 //! See `docs/purge.md`.
 
 pub mod certificate;
 pub mod inputs;
+pub mod lists;
 pub mod rewrite;
 pub mod run;
 

@@ -31,6 +31,8 @@ use crate::archive::{self, batch, crypto, ArchiveError, PartitionKey, WriteKeys}
 use crate::record::Record;
 use crate::schema::{Class, Schema};
 
+use super::lists::{self, List};
+
 /// The lock object.
 pub const LOCK: &str = "LOCK";
 
@@ -216,6 +218,8 @@ pub struct Change {
     pub removed_persons: BTreeSet<String>,
     /// Records removed.
     pub records_removed: u64,
+    /// What leaves the review and quarantine lists (docs/purge.md, "The lists").
+    pub lists: lists::Needles,
 }
 
 /// A destroyed object, named in certificates.
@@ -249,8 +253,14 @@ pub struct Applied {
     pub rewritten: Vec<(String, String)>,
     /// Index rows removed.
     pub index_rows_removed: u64,
+    /// Review-list rows removed.
+    pub review_rows_removed: u64,
+    /// Quarantine-list rows removed.
+    pub quarantine_rows_removed: u64,
     /// The new index (for the post-purge lookup check).
     pub index: Vec<IndexEntry>,
+    /// What had to leave the lists (for the post-purge check).
+    pub lists: lists::Needles,
 }
 
 fn vault_schema(schema: &Schema) -> Arc<ArrowSchema> {
@@ -466,6 +476,46 @@ pub fn apply(
         }
     }
 
+    // The review and quarantine lists without what names the removed records or the
+    // erased person (each list rewritten under a new key only when a row goes).
+    let tables = crate::normalise::Tables::embedded();
+    let list_id = format!(
+        "{}-g{generation}",
+        &m.archive_id[..16.min(m.archive_id.len())]
+    );
+    let (mut review_rows_removed, mut quarantine_rows_removed) = (0, 0);
+    let (mut review_total, mut quarantine_total) = (None, None);
+    for list in lists::LISTS {
+        if change.lists.is_empty() {
+            break;
+        }
+        let Some(batches) = lists::read(store, m, list, identities)? else {
+            continue;
+        };
+        let (kept, removed) = lists::filter(list, &batches, &change.lists, tables)?;
+        match list {
+            List::Review => {
+                review_rows_removed = removed;
+                review_total = Some(lists::review_records(&kept));
+            }
+            List::Quarantine => {
+                quarantine_rows_removed = removed;
+                quarantine_total = Some(lists::rows(&kept));
+            }
+        }
+        let (Some(first), true) = (batches.first(), removed > 0) else {
+            continue;
+        };
+        let (path, key_path) = list.paths(&list_id);
+        let sealed = archive::seal_parquet(&path, &kept, first.schema(), &keys.custodians)?;
+        put(path, list.role(), sealed.ciphertext)?;
+        put(key_path, list.key_role(), sealed.wrapped_key)?;
+        if let Some((object, key)) = lists::entries(m, list) {
+            gone.insert(object.path);
+            gone.insert(key.path);
+        }
+    }
+
     // The new manifest.
     let mut after = m.clone();
     after.generation = generation;
@@ -486,6 +536,12 @@ pub fn apply(
         .collect();
     after.files.sort_by(|a, b| a.path.cmp(&b.path));
     after.totals.records = after.partitions.iter().map(|p| p.rows).sum();
+    if let Some(n) = review_total {
+        after.totals.review = n;
+    }
+    if let Some(n) = quarantine_total {
+        after.totals.quarantined = n;
+    }
     after.merkle_root = manifest::files_root(&after.files);
 
     // History, then the commit point.
@@ -522,6 +578,9 @@ pub fn apply(
         dropped,
         rewritten,
         index_rows_removed,
+        review_rows_removed,
+        quarantine_rows_removed,
         index,
+        lists: change.lists,
     })
 }

@@ -8,6 +8,7 @@ use super::certificate::{
     self, Certificate, Erased, Media, Person, Roots, Sanitization, Verification,
 };
 use super::inputs::{Deaths, Submissions};
+use super::lists::{self, Needles};
 use super::rewrite::{self, Applied, Change};
 use super::{expired, Holds, RecordFacts, Rules};
 use crate::archive::manifest::{Manifest, Partition};
@@ -77,6 +78,11 @@ pub struct Outcome {
     pub partitions_rewritten: Vec<String>,
     /// Persons whose identifiers leave the index.
     pub persons_removed_from_index: u64,
+    /// Review-list rows that name an erased record or person (removed, or would be).
+    pub review_rows_removed: u64,
+    /// Quarantine-list rows that hold an erased person's identifier (removed, or would
+    /// be; an erase only: a purge cannot evaluate quarantined rows).
+    pub quarantine_rows_removed: u64,
     /// Objects removed by recovery of an interrupted run.
     pub recovered_objects: u64,
     /// An interrupted commit was completed.
@@ -357,16 +363,24 @@ pub fn purge(
     out.persons_removed_from_index = change.removed_persons.len() as u64;
     out.generation = m.generation;
     out.merkle_root = m.merkle_root.clone();
+    let removed_ids: BTreeSet<String> = removed_records
+        .iter()
+        .filter_map(|r| r.at(schema.idx("record_id")).as_str().map(str::to_string))
+        .collect();
+    change.lists = Needles {
+        records: removed_ids.clone(),
+        ..Needles::default()
+    };
+    if dry_run {
+        [out.review_rows_removed, out.quarantine_rows_removed] =
+            lists_going(store, &m, keys.identities, &change.lists)?;
+    }
     if dry_run || change.survivors.is_empty() {
         return Ok(out);
     }
     let write = keys.write.ok_or_else(|| {
         ArchiveError::State("a signing key is needed to change the archive".into())
     })?;
-    let removed_ids: BTreeSet<String> = removed_records
-        .iter()
-        .filter_map(|r| r.at(schema.idx("record_id")).as_str().map(str::to_string))
-        .collect();
     let persons = change.removed_persons.clone();
     timings.records_rewritten = change.survivors.values().map(|v| v.len() as u64).sum();
     timings.evaluate = clock.elapsed().as_secs_f64();
@@ -472,6 +486,13 @@ pub fn erase(
     change.removed_persons.insert(person.clone());
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = 1;
+    change.lists.add_identifier(kind, value);
+    for r in &removed_records {
+        change.lists.add_person_record(schema, r);
+        if let Some(id) = r.at(schema.idx("record_id")).as_str() {
+            change.lists.records.insert(id.to_string());
+        }
+    }
     let write = keys.write.ok_or_else(|| {
         ArchiveError::State("a signing key is needed to change the archive".into())
     })?;
@@ -512,6 +533,28 @@ pub fn erase(
         (&secret, &persons),
     )?;
     Ok(out)
+}
+
+/// Rows of the review and quarantine lists of `m` that the needles say go (in that order).
+fn lists_going(
+    store: &Store,
+    m: &Manifest,
+    ids: &[age::x25519::Identity],
+    needles: &Needles,
+) -> Result<[u64; 2], ArchiveError> {
+    let mut going = [0u64; 2];
+    if needles.is_empty() {
+        return Ok(going);
+    }
+    for (n, list) in going.iter_mut().zip(lists::LISTS) {
+        for b in lists::read(store, m, list, ids)?.unwrap_or_default() {
+            *n += lists::goes(list, &b, needles, Tables::embedded())?
+                .iter()
+                .filter(|g| **g)
+                .count() as u64;
+        }
+    }
+    Ok(going)
 }
 
 /// The full post-erasure check: decrypt every partition of the new generation and
@@ -560,6 +603,9 @@ fn post_check(
         })
         .count() as u64;
     v.lookups_found += index.values().filter(|p| persons.contains(**p)).count() as u64;
+    v.list_rows_remaining = lists_going(store, &applied.after, ids, &applied.lists)?
+        .iter()
+        .sum();
     for d in &applied.destroyed {
         if store.exists(&d.path)? {
             v.destroyed_objects_present += 1;
@@ -567,6 +613,7 @@ fn post_check(
     }
     v.archive_verifies = archive::verify::verify(store, schema, None, &[])?.ok();
     v.passed = v.expired_records_remaining == 0
+        && v.list_rows_remaining == 0
         && v.lookups_found == 0
         && v.destroyed_objects_present == 0
         && v.archive_verifies;
@@ -632,7 +679,7 @@ fn finish(
         sanitization: Sanitization {
             method_type: "Purge".into(),
             method_used: "Cryptographic Erase + file deletion".into(),
-            method_details: "each destroyed partition's age identity (its only key) was deleted with the ciphertext; partly erased partitions were re-encrypted with their surviving records under a fresh identity before the old identity and ciphertext were deleted; the lookup index was rewritten without erased persons".into(),
+            method_details: "each destroyed partition's age identity (its only key) was deleted with the ciphertext; partly erased partitions were re-encrypted with their surviving records under a fresh identity before the old identity and ciphertext were deleted; the lookup index was rewritten without erased persons, and the review and quarantine lists without the rows naming erased records or the erased person, each under a fresh identity".into(),
             tool: format!("vaxarc {}", env!("CARGO_PKG_VERSION")),
             verification_method: "Full".into(),
             verification: v.clone(),
@@ -645,6 +692,8 @@ fn finish(
             by_year: counts.by_year.clone(),
             persons_removed_from_index: out.persons_removed_from_index,
             index_rows_removed: a.index_rows_removed,
+            review_rows_removed: a.review_rows_removed,
+            quarantine_rows_removed: a.quarantine_rows_removed,
         },
         destroyed: a.destroyed.clone(),
         manifest: Roots {
@@ -659,6 +708,8 @@ fn finish(
     let (path, _) = certificate::write(store, &cert, &write.signing)?;
     out.generation = a.after.generation;
     out.merkle_root = a.after.merkle_root.clone();
+    out.review_rows_removed = a.review_rows_removed;
+    out.quarantine_rows_removed = a.quarantine_rows_removed;
     out.certificate = Some(path);
     out.verification = Some(v);
     Ok(())

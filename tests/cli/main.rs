@@ -106,6 +106,24 @@ impl Fixture {
         Fixture { dir }
     }
 
+    /// As [`Fixture::new`], with dirt rates from a `--config` TOML text.
+    pub fn with_dirt(people: usize, seed: u64, config: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("input");
+        let cfg = dir.path().join("dirt.toml");
+        std::fs::write(&cfg, config).unwrap();
+        run_ok(
+            vaxarc()
+                .args(["testdata", "--out"])
+                .arg(&input)
+                .args(["--people", &people.to_string(), "--seed", &seed.to_string()])
+                .arg("--config")
+                .arg(&cfg),
+        );
+        make_keys(&input);
+        Fixture { dir }
+    }
+
     pub fn input(&self) -> PathBuf {
         self.dir.path().join("input")
     }

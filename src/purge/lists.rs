@@ -1,0 +1,364 @@
+//! The quarantine and review lists under purge and erase.
+//!
+//! Both lists hold personal data beside the record partitions: the review list names a
+//! record and the registry 宛名番号 it may belong to; the quarantine list keeps the raw
+//! fields of source rows that never became records. When records go, what the lists say
+//! about them goes too, so that nothing of an erased person or an expired record lingers
+//! in an object the purge did not touch (the lakehouse failure docs/purge.md warns of):
+//!
+//! - **review**: a row goes when its `record_id` is a removed record (purge and erase), or,
+//!   for an erase, when its `candidate_atena_number` is one of the person's 宛名番号;
+//! - **quarantine** (erase only): a row goes when one of its raw fields, normalised as the
+//!   identifier it would be, equals one of the person's identifiers — 宛名番号
+//!   (`atena_number`, `registry_atena_number`, `integrated_atena_number`), 個人番号 and
+//!   接種券番号 (a whole field, 10 digits; never a padded short number). A purge cannot
+//!   evaluate quarantined rows (their dates could not be read): it keeps them, and its
+//!   certificate says so.
+//!
+//! The pure core ([`Needles`], [`quarantine_row_matches`], [`filter`]) has no I/O; the
+//! shell ([`read`]) decrypts a list object of a manifest.
+
+use std::collections::BTreeSet;
+
+use arrow::array::{Array, BinaryArray, BooleanArray, StringArray};
+use arrow::record_batch::RecordBatch;
+
+use crate::archive::manifest::{FileEntry, Manifest};
+use crate::archive::store::Store;
+use crate::archive::{self, crypto, ArchiveError};
+use crate::normalise::{self, Kind, Tables};
+use crate::record::Record;
+use crate::schema::Schema;
+
+/// The two lists, by their manifest roles.
+pub const LISTS: [List; 2] = [List::Review, List::Quarantine];
+
+/// One of the lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    /// `review/<id>.parquet.age`.
+    Review,
+    /// `quarantine/<id>.parquet.age`.
+    Quarantine,
+}
+
+impl List {
+    /// The object's role in the manifest.
+    pub fn role(self) -> &'static str {
+        match self {
+            List::Review => "review",
+            List::Quarantine => "quarantine",
+        }
+    }
+
+    /// The wrapped key's role.
+    pub fn key_role(self) -> &'static str {
+        match self {
+            List::Review => "review-key",
+            List::Quarantine => "quarantine-key",
+        }
+    }
+
+    /// Object and key paths of the list written under `id`.
+    pub fn paths(self, id: &str) -> (String, String) {
+        let r = self.role();
+        (
+            format!("{r}/{id}.parquet.age"),
+            format!("keys/{id}.{r}.key.age"),
+        )
+    }
+}
+
+/// What must leave the lists. No `Debug`: the values are personal identifiers.
+#[derive(Clone, Default)]
+pub struct Needles {
+    /// Removed record ids (review rows naming them go).
+    pub records: BTreeSet<String>,
+    /// Canonical 宛名番号 of an erased person (review candidates and quarantined fields).
+    pub atena: BTreeSet<String>,
+    /// 個人番号 of an erased person (quarantined fields).
+    pub kojin_bango: BTreeSet<String>,
+    /// 接種券番号 of an erased person (quarantined fields).
+    pub tickets: BTreeSet<String>,
+}
+
+impl Needles {
+    /// Nothing to remove.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && !self.erases_person()
+    }
+
+    /// Whether the needles name a person (an erase), not only records (a purge).
+    pub fn erases_person(&self) -> bool {
+        !(self.atena.is_empty() && self.kojin_bango.is_empty() && self.tickets.is_empty())
+    }
+
+    /// Add an erased person's identifiers as they appear in a removed record.
+    pub fn add_person_record(&mut self, schema: &Schema, r: &Record) {
+        for name in [
+            "atena_number",
+            "registry_atena_number",
+            "integrated_atena_number",
+        ] {
+            if let Some(v) = schema.index(name).and_then(|i| r.at(i).as_str()) {
+                self.atena.insert(v.to_string());
+            }
+        }
+        if let Some(v) = schema.index("kojin_bango").and_then(|i| r.at(i).as_str()) {
+            self.kojin_bango.insert(v.to_string());
+        }
+        if let Some(v) = schema.index("ticket_number").and_then(|i| r.at(i).as_str()) {
+            self.tickets.insert(v.to_string());
+        }
+    }
+
+    /// Add the identifier an erase was asked for (`kind` as in the index: `atena`,
+    /// `kojin_bango`, `ticket` with `MUNI:NUMBER`).
+    pub fn add_identifier(&mut self, kind: &str, value: &str) {
+        match kind {
+            "atena" => {
+                self.atena.insert(value.to_string());
+            }
+            "kojin_bango" => {
+                self.kojin_bango.insert(value.to_string());
+            }
+            "ticket" => {
+                if let Some((_, t)) = value.split_once(':') {
+                    self.tickets.insert(t.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a review row goes.
+    pub fn review_row_goes(&self, record_id: &str, candidate_atena: &str) -> bool {
+        self.records.contains(record_id) || self.atena.contains(candidate_atena)
+    }
+}
+
+/// Whether a quarantined row's raw fields (joined with the source's delimiter, in the
+/// source's encoding) hold one of the erased person's identifiers as a whole field.
+/// Fields are split on every delimiter a layout may use (`,` tab `;` `|`): identifiers
+/// never contain one. Text is read as UTF-8, else as CP932.
+pub fn quarantine_row_matches(raw: &[u8], needles: &Needles, tables: &Tables) -> bool {
+    if !needles.erases_person() {
+        return false;
+    }
+    let text = match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => encoding_rs::SHIFT_JIS.decode_without_bom_handling(raw).0,
+    };
+    let value = |kind: Kind, field: &str| match normalise::normalise(kind, field, tables) {
+        Ok(n) if n.flag.is_none() => n.value.as_str().map(str::to_string),
+        _ => None,
+    };
+    text.split([',', '\t', ';', '|']).any(|field| {
+        let field = field.trim_matches('"');
+        if field.trim().is_empty() {
+            return false;
+        }
+        (!needles.atena.is_empty()
+            && value(Kind::Atena, field).is_some_and(|v| needles.atena.contains(&v)))
+            || (!needles.kojin_bango.is_empty()
+                && value(Kind::KojinBango, field).is_some_and(|v| needles.kojin_bango.contains(&v)))
+            || (!needles.tickets.is_empty()
+                && value(Kind::TicketNumber, field).is_some_and(|v| needles.tickets.contains(&v)))
+    })
+}
+
+/// Keep the rows of a list that do not go; returns the kept batches and the rows removed.
+pub fn filter(
+    list: List,
+    batches: &[RecordBatch],
+    needles: &Needles,
+    tables: &Tables,
+) -> Result<(Vec<RecordBatch>, u64), ArchiveError> {
+    let mut out = Vec::with_capacity(batches.len());
+    let mut removed = 0u64;
+    for b in batches {
+        let goes = goes(list, b, needles, tables)?;
+        let mask: BooleanArray = goes.iter().map(|g| Some(!g)).collect();
+        removed += goes.iter().filter(|g| **g).count() as u64;
+        let kept =
+            arrow::compute::filter_record_batch(b, &mask).map_err(|e| ArchiveError::Parquet {
+                what: list.role().into(),
+                message: e.to_string(),
+            })?;
+        out.push(kept);
+    }
+    Ok((out, removed))
+}
+
+/// Per row of a list batch: whether it goes.
+pub fn goes(
+    list: List,
+    b: &RecordBatch,
+    needles: &Needles,
+    tables: &Tables,
+) -> Result<Vec<bool>, ArchiveError> {
+    let missing =
+        |c: &str| ArchiveError::State(format!("the {} list has no `{c}` column", list.role()));
+    Ok(match list {
+        List::Review => {
+            let col = |c: &str| {
+                b.column_by_name(c)
+                    .and_then(|a| a.as_any().downcast_ref::<StringArray>().cloned())
+                    .ok_or_else(|| missing(c))
+            };
+            let (ids, cands) = (col("record_id")?, col("candidate_atena_number")?);
+            (0..b.num_rows())
+                .map(|i| needles.review_row_goes(ids.value(i), cands.value(i)))
+                .collect()
+        }
+        List::Quarantine => {
+            let raw = b
+                .column_by_name("raw")
+                .and_then(|a| a.as_any().downcast_ref::<BinaryArray>().cloned())
+                .ok_or_else(|| missing("raw"))?;
+            (0..b.num_rows())
+                .map(|i| raw.is_valid(i) && quarantine_row_matches(raw.value(i), needles, tables))
+                .collect()
+        }
+    })
+}
+
+/// The list object and its wrapped key in a manifest, if the archive has the list.
+pub fn entries(m: &Manifest, list: List) -> Option<(FileEntry, FileEntry)> {
+    let find = |role: &str| m.files.iter().find(|f| f.role == role).cloned();
+    Some((find(list.role())?, find(list.key_role())?))
+}
+
+/// Decrypt a list of a manifest (with custodian identities). `None`: the archive has no
+/// such list.
+pub fn read(
+    store: &Store,
+    m: &Manifest,
+    list: List,
+    identities: &[age::x25519::Identity],
+) -> Result<Option<Vec<RecordBatch>>, ArchiveError> {
+    let Some((object, key)) = entries(m, list) else {
+        return Ok(None);
+    };
+    let k = crypto::unwrap_key(&key.path, identities, &store.get(&key.path)?)?;
+    let plain = crypto::decrypt(
+        &object.path,
+        std::slice::from_ref(&k),
+        &store.get(&object.path)?,
+    )?;
+    Ok(Some(archive::read_parquet(&object.path, plain)?))
+}
+
+/// Rows of a list, over its batches.
+pub fn rows(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+/// Distinct record ids of review batches (the manifest's `totals.review`).
+pub fn review_records(batches: &[RecordBatch]) -> u64 {
+    let mut ids = BTreeSet::new();
+    for b in batches {
+        if let Some(c) = b
+            .column_by_name("record_id")
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        {
+            for i in 0..c.len() {
+                ids.insert(c.value(i).to_string());
+            }
+        }
+    }
+    ids.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needles() -> Needles {
+        let mut n = Needles::default();
+        n.atena.insert("1234567".into());
+        n.tickets.insert("0012345678".into());
+        n.kojin_bango.insert("123456789018".into());
+        n
+    }
+
+    #[test]
+    fn a_quarantined_row_matches_a_whole_identifier_field_in_any_written_form() {
+        let t = Tables::embedded();
+        let n = needles();
+        // Zero-padded and full-width 宛名番号, in UTF-8 and CP932.
+        assert!(quarantine_row_matches(b"x,0001234567,2021-13-40", &n, t));
+        let wide = "山田,１２３４５６７,bad";
+        assert!(quarantine_row_matches(wide.as_bytes(), &n, t));
+        let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode(wide);
+        assert!(std::str::from_utf8(&cp932).is_err());
+        assert!(quarantine_row_matches(&cp932, &n, t));
+        // A ticket number as a whole field, quoted; a 個人番号 with hyphens.
+        assert!(quarantine_row_matches(b"a,\"0012345678\",b", &n, t));
+        assert!(quarantine_row_matches(b"a\t1234-5678-9018\tb", &n, t));
+    }
+
+    #[test]
+    fn a_quarantined_row_without_the_identifiers_stays() {
+        let t = Tables::embedded();
+        let n = needles();
+        // Part of a field, a longer number, a short number that pads to the ticket.
+        assert!(!quarantine_row_matches(b"x,12345678,y", &n, t));
+        assert!(!quarantine_row_matches(b"x,A1234567,y", &n, t));
+        assert!(!quarantine_row_matches(b"x,12345678 9,y", &n, t));
+        assert!(!quarantine_row_matches(b"x,1234567-0,y", &n, t));
+        let mut short = Needles::default();
+        short.tickets.insert("0000000012".into());
+        assert!(!quarantine_row_matches(b"x,12,y", &short, t));
+        // A purge's needles (records only) never match a quarantined row.
+        let mut records = Needles::default();
+        records.records.insert("r1".into());
+        assert!(!quarantine_row_matches(b"1234567,r1", &records, t));
+        assert!(!records.erases_person() && !records.is_empty());
+    }
+
+    #[test]
+    fn review_rows_go_by_record_or_candidate() {
+        let mut n = Needles::default();
+        n.records.insert("r1".into());
+        assert!(n.review_row_goes("r1", "99"));
+        assert!(!n.review_row_goes("r2", "1234567"));
+        n.atena.insert("1234567".into());
+        assert!(n.review_row_goes("r2", "1234567"));
+        assert!(!n.review_row_goes("r2", "7654321"));
+    }
+
+    #[test]
+    fn filter_keeps_the_other_rows_in_order() {
+        use arrow::array::{ArrayRef, Float64Array};
+        use std::sync::Arc;
+        let b = RecordBatch::try_from_iter(vec![
+            (
+                "record_id",
+                Arc::new(StringArray::from(vec!["r1", "r2", "r3", "r4"])) as ArrayRef,
+            ),
+            (
+                "candidate_atena_number",
+                Arc::new(StringArray::from(vec!["5", "1234567", "6", "7"])) as ArrayRef,
+            ),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.9, 0.8, 0.7, 0.6])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut n = Needles::default();
+        n.records.insert("r1".into());
+        n.atena.insert("1234567".into());
+        let (kept, removed) = filter(List::Review, &[b], &n, Tables::embedded()).unwrap();
+        assert_eq!(removed, 2);
+        let ids = kept[0]
+            .column_by_name("record_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), ["r3", "r4"]);
+        assert_eq!(review_records(&kept), 2);
+    }
+}
