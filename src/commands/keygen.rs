@@ -5,7 +5,7 @@ use crate::cli::KeygenArgs;
 use crate::exit_codes::ExitCode;
 
 /// `vaxarc keygen`: the recipient (public) is printed; secrets only go to 0600 files.
-pub fn run(args: KeygenArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
+pub fn run(args: KeygenArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let g = crate::keys::keygen(
         &args.output,
         args.signing_key.as_deref(),
@@ -17,17 +17,18 @@ pub fn run(args: KeygenArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
         print_json(&g)?;
     } else {
         println!("{}", g.recipient);
-        eprintln!(
+        // Notes on stderr, silenced by `--quiet` like every other command's.
+        ctx.printer.note(&format!(
             "identity written to `{}` (mode 0600); recipient to `{}`",
             g.identity.display(),
             g.recipient_file.display()
-        );
+        ));
         if let (Some(sk), Some(pk)) = (&g.signing_key, &g.signing_public_key_file) {
-            eprintln!(
+            ctx.printer.note(&format!(
                 "minisign secret key written to `{}` (mode 0600); public key to `{}`",
                 sk.display(),
                 pk.display()
-            );
+            ));
         }
     }
     Ok(ExitCode::Success)

@@ -188,6 +188,21 @@ fn keygen_prints_only_the_recipient() {
     assert!(stdout.trim().starts_with("age1"));
     let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(!all.contains("AGE-SECRET-KEY"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("identity written"));
+    // `--quiet`: the recipient on stdout, nothing on stderr.
+    let quiet = run_ok(
+        vaxarc()
+            .args(["keygen", "--quiet", "--output"])
+            .arg(dir.path().join("q.key")),
+    );
+    assert!(String::from_utf8_lossy(&quiet.stdout)
+        .trim()
+        .starts_with("age1"));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
     let again = vaxarc()
         .args(["keygen", "--output"])
         .arg(dir.path().join("k.key"))
