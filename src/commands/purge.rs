@@ -254,8 +254,8 @@ pub fn render(o: &Outcome, location: &str) -> String {
         s.push_str(&format!("  {p}\n"));
     }
     s.push_str(&format!(
-        "persons removed from the index: {}\n",
-        o.persons_removed_from_index
+        "persons removed from the index: {}\nreview rows removed: {}\nquarantined rows removed: {}\n",
+        o.persons_removed_from_index, o.review_rows_removed, o.quarantine_rows_removed
     ));
     if let Some(c) = &o.certificate {
         s.push_str(&format!(
@@ -267,10 +267,11 @@ pub fn render(o: &Outcome, location: &str) -> String {
     }
     if let Some(v) = &o.verification {
         s.push_str(&format!(
-            "post-erasure verification {}: {} records rescanned, {} should-be-gone remaining, {} of {} lookups found, {} destroyed objects present\n",
+            "post-erasure verification {}: {} records rescanned, {} should-be-gone remaining, {} list rows remaining, {} of {} lookups found, {} destroyed objects present\n",
             if v.passed { "passed" } else { "FAILED" },
             v.records_scanned,
             v.expired_records_remaining,
+            v.list_rows_remaining,
             v.lookups_found,
             v.lookups_attempted,
             v.destroyed_objects_present
