@@ -516,6 +516,11 @@ impl Record {
         if updates.iter().all(|(i, v)| self.at(*i) == *v) {
             return;
         }
+        if let [(i, v)] = updates.as_slice() {
+            if self.insert(*i, v.as_ref()) {
+                return;
+            }
+        }
         // Stable: of a field's updates, the last stays last.
         updates.sort_by_key(|(i, _)| *i);
         let mut present = self.present;
@@ -554,6 +559,60 @@ impl Record {
         self.present = present;
         self.wide = wide;
         self.data = data;
+    }
+
+    /// Set the empty field `i` to a non-null `v` without re-walking the record: the new
+    /// entry is spliced in at its rank and the start table gains one entry (the starts
+    /// after it move by the entry's length). The bytes equal what the general path
+    /// builds. Returns false (nothing changed) when that does not apply or the table would
+    /// change width. (The archive writer stores each record's person hash this way: a full
+    /// rebuild per record was ≈ 3 % of a migrate.)
+    fn insert(&mut self, i: usize, v: ValueRef<'_>) -> bool {
+        if v.is_null() || self.has(i) {
+            return false;
+        }
+        let piece = Piece::New(v);
+        let add = piece.len();
+        let (entries, table) = (self.entries(), self.table());
+        let payload = self.data.len() - table;
+        let wide = payload + add > usize::from(u16::MAX);
+        if wide != self.wide {
+            return false;
+        }
+        let width = if wide { 4 } else { 2 };
+        let rank = self.rank(i);
+        let at = if rank < entries {
+            self.offset(rank) - table
+        } else {
+            payload
+        };
+        let start = |k: usize| -> usize {
+            let b = &self.data[k * width..k * width + width];
+            if wide {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+            } else {
+                usize::from(u16::from_le_bytes([b[0], b[1]]))
+            }
+        };
+        let push = |out: &mut Vec<u8>, x: usize| {
+            if wide {
+                out.extend_from_slice(&(x as u32).to_le_bytes());
+            } else {
+                out.extend_from_slice(&(x as u16).to_le_bytes());
+            }
+        };
+        let mut out = Vec::with_capacity(self.data.len() + width + add);
+        out.extend_from_slice(&self.data[..rank * width]);
+        push(&mut out, at);
+        for k in rank..entries {
+            push(&mut out, start(k) + add);
+        }
+        out.extend_from_slice(&self.data[table..table + at]);
+        piece.write(&mut out);
+        out.extend_from_slice(&self.data[table + at..]);
+        self.present[i / 64] |= 1u64 << (i % 64);
+        self.data = out.into_boxed_slice();
+        true
     }
 
     /// Take field `i`'s value, leaving it empty.
@@ -1198,6 +1257,45 @@ mod tests {
             proptest::prop_assert_eq!(r.iter().len(), len);
             proptest::prop_assert_eq!(&r, &Record::from(v));
         }
+    }
+
+    proptest::proptest! {
+        /// Setting an empty field gives the same bytes as packing the values whole.
+        #[test]
+        fn setting_an_empty_field_gives_the_packed_bytes(
+            values in proptest::collection::vec(proptest::option::of(any_value()), 1..128),
+            value in any_value(),
+            pick in 0usize..128,
+        ) {
+            let mut v: Vec<Value> = values.into_iter().map(|x| x.unwrap_or(Value::Null)).collect();
+            let empty: Vec<usize> = (0..v.len()).filter(|&k| v[k].is_null()).collect();
+            if !empty.is_empty() {
+                let at = empty[pick % empty.len()];
+                let mut r = Record::from(v.clone());
+                r.set(at, value.clone());
+                v[at] = value;
+                let whole = Record::from(v);
+                proptest::prop_assert_eq!((r.present, r.wide), (whole.present, whole.wide));
+                proptest::prop_assert_eq!(&r.data, &whole.data);
+            }
+        }
+    }
+
+    #[test]
+    fn setting_past_64_kib_widens_the_table_as_packing_does() {
+        let (big, y) = (
+            Value::Str("x".repeat(65_000).into()),
+            Value::Str("y".repeat(1_000).into()),
+        );
+        let mut r = Record::from(vec![Value::Null, big.clone(), Value::Null, Value::Int(3)]);
+        r.set(0, y.clone());
+        let whole = Record::from(vec![y.clone(), big.clone(), Value::Null, Value::Int(3)]);
+        assert!(r.wide && whole.wide);
+        assert_eq!(r.data, whole.data);
+        // Wide stays wide: spliced in.
+        r.set(2, Value::Int(5));
+        let whole = Record::from(vec![y, big, Value::Int(5), Value::Int(3)]);
+        assert_eq!(r.data, whole.data);
     }
 
     #[test]
