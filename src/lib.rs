@@ -8,6 +8,7 @@
 //! [`archive`] (Parquet → age, manifest, verify). [`generate`] makes synthetic sources
 //! with ground truth.
 
+pub mod allocator;
 pub mod archive;
 pub mod audit;
 pub mod catalogue;

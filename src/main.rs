@@ -12,6 +12,7 @@ use vaxarc::exit_codes::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    vaxarc::allocator::tune();
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(code) => code.into(),

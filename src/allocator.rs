@@ -1,0 +1,79 @@
+//! Options of the global allocator (mimalloc, set in `src/main.rs`).
+//!
+//! A migrate frees and re-allocates its batches over and over. By default mimalloc returns
+//! freed memory to the OS after 10 ms and asks for transparent huge pages; every page
+//! returned was then faulted in and zeroed again by the kernel. Keeping freed memory mapped
+//! (purge delay −1) and not asking for huge pages made a 5M-row migrate 10–15 % faster
+//! (system time 13–16 s → 5 s) for ≈ 100 MB more peak RSS (docs/performance.md, "Allocator
+//! options"). An operator's own `MIMALLOC_PURGE_DELAY` / `MIMALLOC_ALLOW_THP` win.
+
+/// `mi_option_purge_delay` (`mi_option_t` in the v3 `mimalloc.h` that libmimalloc-sys
+/// 0.1.49 builds; Cargo.lock pins it, and a test checks the number).
+pub const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// `mi_option_allow_thp` (as above).
+pub const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
+/// Set the options this program runs best with, unless the environment sets them.
+pub fn tune() {
+    for (var, option, value) in [
+        ("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1),
+        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, 0),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: sets one of mimalloc's process-wide option values (an integer it
+            // reads when it next decides); no memory is touched.
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        }
+    }
+}
+
+/// An option's current value.
+pub fn option(option: libmimalloc_sys::mi_option_t) -> i64 {
+    // SAFETY: reads one of mimalloc's process-wide option values.
+    i64::from(unsafe { libmimalloc_sys::mi_option_get(option) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option numbers name the options: a child process of this test binary, started
+    /// with the options' environment variables (mimalloc reads them when the process
+    /// loads), reports the values under those numbers.
+    #[test]
+    fn option_numbers_are_the_options_their_names_say() {
+        if std::env::var_os("VAXARC_ALLOCATOR_PROBE").is_some() {
+            println!(
+                "probe purge_delay={} allow_thp={}",
+                option(MI_OPTION_PURGE_DELAY),
+                option(MI_OPTION_ALLOW_THP)
+            );
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "allocator::tests::option_numbers_are_the_options_their_names_say",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("VAXARC_ALLOCATOR_PROBE", "1")
+            .env("MIMALLOC_PURGE_DELAY", "4321")
+            .env("MIMALLOC_ALLOW_THP", "2")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("probe purge_delay=4321 allow_thp=2"),
+            "{text}"
+        );
+        // And `tune` sets them when the environment does not.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
+            && std::env::var_os("MIMALLOC_ALLOW_THP").is_none()
+        {
+            tune();
+            assert_eq!(option(MI_OPTION_PURGE_DELAY), -1);
+            assert_eq!(option(MI_OPTION_ALLOW_THP), 0);
+        }
+    }
+}
