@@ -28,9 +28,9 @@ pub fn tune() {
 }
 
 /// An option's current value.
-pub fn option(option: libmimalloc_sys::mi_option_t) -> i64 {
+pub fn option(option: libmimalloc_sys::mi_option_t) -> std::os::raw::c_long {
     // SAFETY: reads one of mimalloc's process-wide option values.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(option) })
+    unsafe { libmimalloc_sys::mi_option_get(option) }
 }
 
 #[cfg(test)]
