@@ -77,6 +77,10 @@ pub enum Command {
     )]
     Purge(PurgeArgs),
     /// Erase one person's records (deletion or correction request), with its own certificate.
+    ///
+    /// Also removes the person's index entries, the review rows of their records or naming
+    /// them as a candidate, and quarantined source rows holding one of their numbers as a
+    /// whole field (docs/purge.md, "The lists").
     #[command(
         after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key"
     )]
