@@ -80,7 +80,8 @@ pub enum Command {
     ///
     /// Also removes the person's index entries, the review rows of their records or naming
     /// them as a candidate, and quarantined source rows holding one of their numbers as a
-    /// whole field (docs/purge.md, "The lists").
+    /// whole field (docs/purge.md, "The lists"). With --quarantine instead of a person:
+    /// every quarantined source row.
     #[command(
         after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key"
     )]
@@ -140,7 +141,7 @@ pub struct PurgeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("who").required(true).args(["atena", "kojin_bango", "ticket"])))]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["atena", "kojin_bango", "ticket", "quarantine"])))]
 pub struct EraseArgs {
     /// Archive location.
     #[arg(long)]
@@ -163,6 +164,11 @@ pub struct EraseArgs {
     /// Vaccination ticket: 自治体コード:券番号.
     #[arg(long)]
     pub ticket: Option<String>,
+    /// Instead of one person: every quarantined source row (once staff have dealt with
+    /// them — entered by hand in the receiving system, or judged not to be kept). Records,
+    /// index and review list stay.
+    #[arg(long)]
+    pub quarantine: bool,
     /// minisign secret key (the archive's signing key).
     #[arg(long)]
     pub signing_key: Option<PathBuf>,

@@ -1,4 +1,5 @@
-//! `vaxarc erase`: one person's records, by the purge's rewrite machinery.
+//! `vaxarc erase`: one person's records (or, with `--quarantine`, every quarantined source
+//! row), by the purge's rewrite machinery.
 
 use super::{now_rfc3339, print_json, refuse, Context};
 use crate::archive::store::Store;
@@ -57,7 +58,11 @@ pub fn identifier(args: &EraseArgs) -> anyhow::Result<(&'static str, String)> {
 /// `vaxarc erase`.
 pub fn run(args: EraseArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let schema = Schema::embedded();
-    let (kind, value) = identifier(&args)?;
+    let who = if args.quarantine {
+        None
+    } else {
+        Some(identifier(&args)?)
+    };
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
     let store = Store::open(&args.archive)?;
     let (m, _) = archive::read_manifest(&store)?;
@@ -73,7 +78,12 @@ pub fn run(args: EraseArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         write: Some(&write),
     };
     let spinner = ctx.printer.spinner("erase");
-    let out = run::erase(&store, schema, kind, &value, &args.reason, &keys, &signer);
+    let out = match &who {
+        Some((kind, value)) => {
+            run::erase(&store, schema, kind, value, &args.reason, &keys, &signer)
+        }
+        None => run::erase_quarantine(&store, schema, &args.reason, &keys, &signer),
+    };
     spinner.finish_and_clear();
     let out = out.map_err(super::purge::hinted)?;
     if args.json {

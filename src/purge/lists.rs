@@ -8,7 +8,8 @@
 //!
 //! - **review**: a row goes when its `record_id` is a removed record (purge and erase), or,
 //!   for an erase, when its `candidate_atena_number` is one of the person's 宛名番号;
-//! - **quarantine** (erase only): a row goes when one of its raw fields, normalised as the
+//! - **quarantine**: every row goes with `vaxarc erase --quarantine`; otherwise (erase
+//!   only) a row goes when one of its raw fields, normalised as the
 //!   identifier it would be, equals one of the person's identifiers — 宛名番号
 //!   (`atena_number`, `registry_atena_number`, `integrated_atena_number`), 個人番号 and
 //!   接種券番号 (a whole field, 10 digits; never a padded short number). A purge cannot
@@ -80,12 +81,14 @@ pub struct Needles {
     pub kojin_bango: BTreeSet<String>,
     /// 接種券番号 of an erased person (quarantined fields).
     pub tickets: BTreeSet<String>,
+    /// Every quarantined row goes (`vaxarc erase --quarantine`).
+    pub all_quarantine: bool,
 }
 
 impl Needles {
     /// Nothing to remove.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && !self.erases_person()
+        self.records.is_empty() && !self.erases_person() && !self.all_quarantine
     }
 
     /// Whether the needles name a person (an erase), not only records (a purge).
@@ -217,7 +220,11 @@ pub fn goes(
                 .and_then(|a| a.as_any().downcast_ref::<BinaryArray>().cloned())
                 .ok_or_else(|| missing("raw"))?;
             (0..b.num_rows())
-                .map(|i| raw.is_valid(i) && quarantine_row_matches(raw.value(i), needles, tables))
+                .map(|i| {
+                    needles.all_quarantine
+                        || (raw.is_valid(i)
+                            && quarantine_row_matches(raw.value(i), needles, tables))
+                })
                 .collect()
         }
     })
@@ -315,6 +322,11 @@ mod tests {
         records.records.insert("r1".into());
         assert!(!quarantine_row_matches(b"1234567,r1", &records, t));
         assert!(!records.erases_person() && !records.is_empty());
+        let all = Needles {
+            all_quarantine: true,
+            ..Needles::default()
+        };
+        assert!(!all.is_empty() && !all.erases_person());
     }
 
     #[test]

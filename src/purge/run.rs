@@ -535,6 +535,75 @@ pub fn erase(
     Ok(out)
 }
 
+/// Erase every row of the quarantine list (source rows that never became records), with
+/// its own certificate: once staff have dealt with them (entered by hand in the receiving
+/// system, or judged not to be kept). Records, the index and the review list are untouched. Refuses
+/// (changing nothing) when the list is empty.
+pub fn erase_quarantine(
+    store: &Store,
+    schema: &Schema,
+    reason: &str,
+    keys: &RunKeys<'_>,
+    signer: &Signer<'_>,
+) -> Result<Outcome, ArchiveError> {
+    rewrite::ensure_deletable(store)?;
+    let _lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
+    let mut out = Outcome::default();
+    let rec = rewrite::recover(store)?;
+    out.recovered_objects = rec.removed_unlisted.len() as u64;
+    out.rolled_forward = rec.rolled_forward;
+    let (m, _) = archive::read_manifest(store)?;
+    let secret = rewrite::read_secret(store, keys.identities)?;
+    let rows = lists::read(store, &m, lists::List::Quarantine, keys.identities)?
+        .map_or(0, |b| lists::rows(&b));
+    if rows == 0 {
+        return Err(ArchiveError::State(
+            "the archive's quarantine list is empty; nothing was changed".into(),
+        ));
+    }
+    let write = keys.write.ok_or_else(|| {
+        ArchiveError::State("a signing key is needed to change the archive".into())
+    })?;
+    let mut change = Change::default();
+    change.lists.all_quarantine = true;
+    let applied = rewrite::apply(
+        store,
+        schema,
+        &m,
+        keys.identities,
+        write,
+        change,
+        signer.now,
+    )?;
+    let none = BTreeSet::new();
+    let v = post_check(
+        store,
+        schema,
+        &applied,
+        keys.identities,
+        &secret,
+        &[],
+        &none,
+        &|_| false,
+    )?;
+    let mut request = BTreeMap::new();
+    request.insert("reason".into(), reason.to_string());
+    request.insert("identifier_kind".into(), "quarantine".into());
+    finish(
+        store,
+        &mut out,
+        applied,
+        v,
+        "erase",
+        request,
+        &Counts::default(),
+        signer,
+        write,
+        (&secret, &none),
+    )?;
+    Ok(out)
+}
+
 /// Rows of the review and quarantine lists of `m` that the needles say go (in that order).
 fn lists_going(
     store: &Store,

@@ -1062,4 +1062,66 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
     // Not vacuous: the erasures did take rows from both lists.
     assert!(removed[0] >= 2 && removed[1] >= 1, "{removed:?}");
     verify_ok(&f, &archive);
+
+    // The whole quarantine list (its rows dealt with by staff):
+    // every row goes, nothing else; a second run refuses and changes nothing.
+    let erase_quarantine = || {
+        let mut c = vaxarc();
+        c.arg("erase")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(&c1)
+            .args([
+                "--operator",
+                "op",
+                "--reason",
+                "quarantine corrected, run 2",
+            ])
+            .args(["--quarantine", "--json"])
+            .arg("--signing-key")
+            .arg(f.key("signing.key"));
+        c
+    };
+    assert!(!quarantine.is_empty());
+    let out = run_ok(&mut erase_quarantine());
+    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["verification"]["passed"], true, "{o}");
+    assert_eq!(
+        o["quarantine_rows_removed"].as_u64(),
+        Some(quarantine.len() as u64)
+    );
+    assert_eq!(o["erased"]["records"].as_u64(), Some(0));
+    let (r3, q3) = lists(&archive, &c1);
+    assert!(q3.is_empty());
+    assert_eq!(r3, review);
+    assert_eq!(records(&archive, &c1).len(), recs.len());
+    generation += 1;
+    let c = cert(generation, "erase");
+    assert_eq!(c["request"]["identifier_kind"], "quarantine");
+    let roles: BTreeSet<&str> = c["destroyed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        BTreeSet::from(["quarantine", "quarantine-key"]),
+        "only the old list and its key"
+    );
+    let cert_path = archive.join(format!("certificates/{generation:06}-erase.json"));
+    assert!(cert_verify(&f, &archive, &cert_path).status.success());
+    verify_ok(&f, &archive);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(m["totals"]["quarantined"].as_u64(), Some(0));
+    let committed = std::fs::read(archive.join("MANIFEST.json")).unwrap();
+    let again = erase_quarantine().output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("quarantine list is empty"));
+    assert_eq!(
+        std::fs::read(archive.join("MANIFEST.json")).unwrap(),
+        committed
+    );
 }
