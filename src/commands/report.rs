@@ -153,17 +153,11 @@ fn read_quarantine(
     m: &archive::manifest::Manifest,
     identities: &[age::x25519::Identity],
 ) -> anyhow::Result<Vec<QuarantineFact>> {
-    let object = m.files.iter().find(|f| f.role == "quarantine");
-    let key = m.files.iter().find(|f| f.role == "quarantine-key");
-    let (Some(object), Some(key)) = (object, key) else {
+    use crate::purge::lists::{self, List};
+    let Some((object, _)) = lists::entries(m, List::Quarantine) else {
         return Ok(Vec::new());
     };
-    let batches = archive::open_parquet(
-        &object.path,
-        &store.get(&object.path)?,
-        &store.get(&key.path)?,
-        identities,
-    )?;
+    let batches = lists::read(store, m, List::Quarantine, identities)?.unwrap_or_default();
     let mut out = Vec::new();
     for b in &batches {
         let column = |name: &str| -> anyhow::Result<StringArray> {

@@ -26,7 +26,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::archive::manifest::{FileEntry, Manifest};
 use crate::archive::store::Store;
-use crate::archive::{self, crypto, ArchiveError};
+use crate::archive::{self, ArchiveError};
 use crate::normalise::{self, Kind, Tables};
 use crate::record::Record;
 use crate::schema::Schema;
@@ -247,13 +247,12 @@ pub fn read(
     let Some((object, key)) = entries(m, list) else {
         return Ok(None);
     };
-    let k = crypto::unwrap_key(&key.path, identities, &store.get(&key.path)?)?;
-    let plain = crypto::decrypt(
+    Ok(Some(archive::open_parquet(
         &object.path,
-        std::slice::from_ref(&k),
         &store.get(&object.path)?,
-    )?;
-    Ok(Some(archive::read_parquet(&object.path, plain)?))
+        &store.get(&key.path)?,
+        identities,
+    )?))
 }
 
 /// Rows of a list, over its batches.
