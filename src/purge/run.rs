@@ -425,6 +425,24 @@ pub fn purge(
     Ok(out)
 }
 
+/// What every erase starts with: the lock (held until the returned guard drops), recovery
+/// of an interrupted run, the manifest and the archive's hash key.
+fn begin_erase<'s>(
+    store: &'s Store,
+    keys: &RunKeys<'_>,
+    signer: &Signer<'_>,
+) -> Result<(rewrite::Lock<'s>, Outcome, Manifest, [u8; 32]), ArchiveError> {
+    rewrite::ensure_deletable(store)?;
+    let lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
+    let mut out = Outcome::default();
+    let rec = rewrite::recover(store)?;
+    out.recovered_objects = rec.removed_unlisted.len() as u64;
+    out.rolled_forward = rec.rolled_forward;
+    let (m, _) = archive::read_manifest(store)?;
+    let secret = rewrite::read_secret(store, keys.identities)?;
+    Ok((lock, out, m, secret))
+}
+
 /// Erase one person, found by an identifier `(kind, canonical value)` of the index.
 pub fn erase(
     store: &Store,
@@ -435,14 +453,7 @@ pub fn erase(
     keys: &RunKeys<'_>,
     signer: &Signer<'_>,
 ) -> Result<Outcome, ArchiveError> {
-    rewrite::ensure_deletable(store)?;
-    let _lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
-    let mut out = Outcome::default();
-    let rec = rewrite::recover(store)?;
-    out.recovered_objects = rec.removed_unlisted.len() as u64;
-    out.rolled_forward = rec.rolled_forward;
-    let (m, _) = archive::read_manifest(store)?;
-    let secret = rewrite::read_secret(store, keys.identities)?;
+    let (_lock, mut out, m, secret) = begin_erase(store, keys, signer)?;
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
     let Some(person) = index
@@ -537,8 +548,8 @@ pub fn erase(
 
 /// Erase every row of the quarantine list (source rows that never became records), with
 /// its own certificate: once staff have dealt with them (entered by hand in the receiving
-/// system, or judged not to be kept). Records, the index and the review list are untouched. Refuses
-/// (changing nothing) when the list is empty.
+/// system, or judged not to be kept). Records, the index and the review list are
+/// untouched. Refuses (changing nothing) when the list is empty.
 pub fn erase_quarantine(
     store: &Store,
     schema: &Schema,
@@ -546,14 +557,7 @@ pub fn erase_quarantine(
     keys: &RunKeys<'_>,
     signer: &Signer<'_>,
 ) -> Result<Outcome, ArchiveError> {
-    rewrite::ensure_deletable(store)?;
-    let _lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
-    let mut out = Outcome::default();
-    let rec = rewrite::recover(store)?;
-    out.recovered_objects = rec.removed_unlisted.len() as u64;
-    out.rolled_forward = rec.rolled_forward;
-    let (m, _) = archive::read_manifest(store)?;
-    let secret = rewrite::read_secret(store, keys.identities)?;
+    let (_lock, mut out, m, secret) = begin_erase(store, keys, signer)?;
     let rows = lists::read(store, &m, lists::List::Quarantine, keys.identities)?
         .map_or(0, |b| lists::rows(&b));
     if rows == 0 {
