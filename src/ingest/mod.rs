@@ -453,6 +453,18 @@ impl Plan {
 
     /// The pure core: one row's raw fields → records or quarantine.
     pub fn row(&self, fields: &[&[u8]], line: u64, tables: &Tables) -> RowResult {
+        self.row_with(fields, line, tables, &mut normalise::Memo::default())
+    }
+
+    /// [`Plan::row`] with a memo of the repeating kinds' results, kept across the rows of a
+    /// chunk (one memo per `tables`).
+    pub fn row_with(
+        &self,
+        fields: &[&[u8]],
+        line: u64,
+        tables: &Tables,
+        memo: &mut normalise::Memo,
+    ) -> RowResult {
         let raw_hash = row_hash(fields);
         let quarantine =
             |dose: Option<u16>, reason: &str, mapping: Option<&Mapping>, column: Option<usize>| {
@@ -490,7 +502,7 @@ impl Plan {
         for (i, v) in &self.constants {
             base[*i] = v.clone();
         }
-        if let Err((m, r)) = apply(&self.row, &decoded, &mut base, &mut flags, tables) {
+        if let Err((m, r)) = apply(&self.row, &decoded, &mut base, &mut flags, tables, memo) {
             return whole(quarantine(None, r, Some(m), None));
         }
         if self.groups.is_empty() {
@@ -519,7 +531,8 @@ impl Plan {
             let mut record = base.clone();
             let mut group_flags = flags.clone();
             record[self.idx.dose_number] = Value::Int(dose as i64);
-            if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables) {
+            if let Err((m, r)) = apply(group, &decoded, &mut record, &mut group_flags, tables, memo)
+            {
                 result
                     .quarantine
                     .push(quarantine(Some(dose), r, Some(m), None));
@@ -614,9 +627,10 @@ fn apply<'m>(
     record: &mut [Value],
     flags: &mut String,
     tables: &Tables,
+    memo: &mut normalise::Memo,
 ) -> Result<(), (&'m Mapping, &'static str)> {
     for m in mappings {
-        match normalise::normalise(m.kind, &decoded[m.column], tables) {
+        match memo.normalise(m.kind, &decoded[m.column], tables) {
             Ok(n) => {
                 if let Some(flag) = n.flag {
                     if !flags.is_empty() {
@@ -928,16 +942,21 @@ fn read_stream(
             let line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
             chunk.push((rec, line));
         }
-        let row = |(rec, line): &(csv::ByteRecord, u64)| {
+        let row = |memo: &mut normalise::Memo, (rec, line): &(csv::ByteRecord, u64)| {
             let fields: Vec<&[u8]> = rec.iter().collect();
-            plan.row(&fields, *line, tables)
+            plan.row_with(&fields, *line, tables, memo)
         };
         // A small chunk (a small file, or the last rows) is cheaper on this thread than
-        // handed to the pool and waited for.
+        // handed to the pool and waited for. Each piece of work keeps one memo of the
+        // repeating values' normalised forms across its rows.
         let results: Vec<RowResult> = if chunk.len() < PARALLEL_MIN_ROWS {
-            chunk.iter().map(row).collect()
+            let mut memo = normalise::Memo::default();
+            chunk.iter().map(|r| row(&mut memo, r)).collect()
         } else {
-            chunk.par_iter().map(row).collect()
+            chunk
+                .par_iter()
+                .map_init(normalise::Memo::default, row)
+                .collect()
         };
         let mut sent = Vec::new();
         for r in results {

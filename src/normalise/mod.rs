@@ -20,6 +20,7 @@ use crate::record::{format_date, Value};
 
 mod code;
 mod date;
+mod memo;
 mod number;
 mod tables;
 mod text;
@@ -27,6 +28,7 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+pub use memo::Memo;
 pub use tables::{ManufacturerInfo, StageRule, Tables, VaccineInfo};
 pub use text::{kana_key, kanji_key};
 
