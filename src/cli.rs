@@ -79,8 +79,9 @@ pub enum Command {
     /// Erase one person's records (deletion or correction request), with its own certificate.
     ///
     /// Also removes the person's index entries, the review rows of their records or naming
-    /// them as a candidate, and quarantined source rows holding one of their numbers as a
-    /// whole field (docs/purge.md, "The lists"). With --quarantine instead of a person:
+    /// them as a candidate, and quarantined source rows holding one of their numbers, or
+    /// one of their names with their birth date, as whole fields (docs/purge.md, "The
+    /// lists"). With --quarantine instead of a person:
     /// every quarantined source row.
     #[command(
         after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key"

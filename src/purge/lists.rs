@@ -12,14 +12,16 @@
 //!   only) a row goes when one of its raw fields, normalised as the
 //!   identifier it would be, equals one of the person's identifiers — 宛名番号
 //!   (`atena_number`, `registry_atena_number`, `integrated_atena_number`), 個人番号 and
-//!   接種券番号 (a whole field, 10 digits; never a padded short number). A purge cannot
+//!   接種券番号 (a whole field, 10 digits; never a padded short number) — or when one
+//!   field is one of their names (kana or kanji, by match key) and another their birth
+//!   date. A purge cannot
 //!   evaluate quarantined rows (their dates could not be read): it keeps them, and its
 //!   certificate says so.
 //!
 //! The pure core ([`Needles`], [`quarantine_row_matches`], [`filter`]) has no I/O; the
 //! shell ([`read`]) decrypts a list object of a manifest.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, BinaryArray, BooleanArray, StringArray};
 use arrow::record_batch::RecordBatch;
@@ -81,6 +83,10 @@ pub struct Needles {
     pub kojin_bango: BTreeSet<String>,
     /// 接種券番号 of an erased person (quarantined fields).
     pub tickets: BTreeSet<String>,
+    /// An erased person's names as match keys (kana key and kanji key of each kana and
+    /// kanji name their records hold), by birth date (days since 1970-01-01): a
+    /// quarantined row holding one of these names and that birth date goes.
+    pub names: BTreeMap<i32, BTreeSet<String>>,
     /// Every quarantined row goes (`vaxarc erase --quarantine`).
     pub all_quarantine: bool,
 }
@@ -93,11 +99,15 @@ impl Needles {
 
     /// Whether the needles name a person (an erase), not only records (a purge).
     pub fn erases_person(&self) -> bool {
-        !(self.atena.is_empty() && self.kojin_bango.is_empty() && self.tickets.is_empty())
+        !(self.atena.is_empty()
+            && self.kojin_bango.is_empty()
+            && self.tickets.is_empty()
+            && self.names.is_empty())
     }
 
-    /// Add an erased person's identifiers as they appear in a removed record.
-    pub fn add_person_record(&mut self, schema: &Schema, r: &Record) {
+    /// Add an erased person's identifiers as they appear in a removed record: 宛名番号,
+    /// 個人番号, 接種券番号, and their names with their birth date.
+    pub fn add_person_record(&mut self, schema: &Schema, tables: &Tables, r: &Record) {
         for name in [
             "atena_number",
             "registry_atena_number",
@@ -113,10 +123,22 @@ impl Needles {
         if let Some(v) = schema.index("ticket_number").and_then(|i| r.at(i).as_str()) {
             self.tickets.insert(v.to_string());
         }
+        let Some(birth) = schema.index("birth_date").and_then(|i| r.at(i).as_date()) else {
+            return;
+        };
+        let text = |name: &str| schema.index(name).and_then(|i| r.at(i).as_str());
+        let keys: Vec<String> = [text("kana_name"), text("kanji_name")]
+            .into_iter()
+            .flatten()
+            .flat_map(|n| name_keys(n, tables))
+            .collect();
+        if !keys.is_empty() {
+            self.names.entry(birth).or_default().extend(keys);
+        }
     }
 
     /// Add the identifier an erase was asked for (`kind` as in the index: `atena`,
-    /// `kojin_bango`, `ticket` with `MUNI:NUMBER`).
+    /// `kojin_bango`, `ticket` with `MUNI:NUMBER`, `kana_birth` with `KANA_KEY:DAYS`).
     pub fn add_identifier(&mut self, kind: &str, value: &str) {
         match kind {
             "atena" => {
@@ -130,6 +152,13 @@ impl Needles {
                     self.tickets.insert(t.to_string());
                 }
             }
+            "kana_birth" => {
+                if let Some((k, b)) = value.rsplit_once(':') {
+                    if let (false, Ok(b)) = (k.is_empty(), b.parse::<i32>()) {
+                        self.names.entry(b).or_default().insert(k.to_string());
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -140,8 +169,22 @@ impl Needles {
     }
 }
 
+/// The match keys of a name (kana key and kanji key, as linking compares names: width,
+/// spacing, small kana and kanji variants folded); none for a name that folds to nothing.
+fn name_keys(name: &str, tables: &Tables) -> Vec<String> {
+    let mut keys = vec![
+        normalise::kana_key(name),
+        normalise::kanji_key(name, tables),
+    ];
+    keys.retain(|k| !k.is_empty());
+    keys.dedup();
+    keys
+}
+
 /// Whether a quarantined row's raw fields (joined with the source's delimiter, in the
-/// source's encoding) hold one of the erased person's identifiers as a whole field.
+/// source's encoding) hold one of the erased person's identifiers as a whole field, or
+/// one of their names (kana or kanji, as a whole field, compared by match key) together
+/// with their birth date (a whole field in any spelling the `date` normaliser reads).
 /// Fields are split on every delimiter a layout may use (`,` tab `;` `|`): identifiers
 /// never contain one. Text is read as UTF-8, else as CP932.
 pub fn quarantine_row_matches(raw: &[u8], needles: &Needles, tables: &Tables) -> bool {
@@ -156,17 +199,40 @@ pub fn quarantine_row_matches(raw: &[u8], needles: &Needles, tables: &Tables) ->
         Ok(n) if n.flag.is_none() => n.value.as_str().map(str::to_string),
         _ => None,
     };
-    text.split([',', '\t', ';', '|']).any(|field| {
-        let field = field.trim_matches('"');
-        if field.trim().is_empty() {
-            return false;
-        }
+    let fields = || {
+        text.split([',', '\t', ';', '|'])
+            .map(|field| field.trim_matches('"'))
+            .filter(|field| !field.trim().is_empty())
+    };
+    let by_identifier = fields().any(|field| {
         (!needles.atena.is_empty()
             && value(Kind::Atena, field).is_some_and(|v| needles.atena.contains(&v)))
             || (!needles.kojin_bango.is_empty()
                 && value(Kind::KojinBango, field).is_some_and(|v| needles.kojin_bango.contains(&v)))
             || (!needles.tickets.is_empty()
                 && value(Kind::TicketNumber, field).is_some_and(|v| needles.tickets.contains(&v)))
+    });
+    if by_identifier || needles.names.is_empty() {
+        return by_identifier;
+    }
+    // A birth date of the person among the fields, then one of the names they go with.
+    let dates: BTreeSet<i32> = fields()
+        .filter_map(
+            |field| match normalise::normalise(Kind::Date, field, tables) {
+                Ok(n) => n.value.as_date(),
+                Err(_) => None,
+            },
+        )
+        .filter(|d| needles.names.contains_key(d))
+        .collect();
+    if dates.is_empty() {
+        return false;
+    }
+    fields().any(|field| {
+        let keys = name_keys(field, tables);
+        dates
+            .iter()
+            .any(|d| keys.iter().any(|k| needles.names[d].contains(k)))
     })
 }
 
@@ -326,6 +392,79 @@ mod tests {
             ..Needles::default()
         };
         assert!(!all.is_empty() && !all.erases_person());
+    }
+
+    /// Needles of a person as an erase gathers them from a removed record.
+    fn person() -> Needles {
+        let schema = Schema::embedded();
+        let mut v = vec![crate::record::Value::Null; schema.len()];
+        v[schema.idx("kana_name")] = crate::record::Value::Str("ヤマダ タロウ".into());
+        v[schema.idx("kanji_name")] = crate::record::Value::Str("山﨑 太郎".into());
+        v[schema.idx("birth_date")] = crate::record::Value::Date(3743); // 1980-04-01
+        let mut n = Needles::default();
+        n.add_person_record(schema, Tables::embedded(), &Record::from(v));
+        n
+    }
+
+    #[test]
+    fn a_quarantined_row_matches_a_name_with_the_birth_date() {
+        let t = Tables::embedded();
+        let n = person();
+        assert!(n.erases_person());
+        // Kana in half width without a space, a 和暦 birth date, a broken 宛名番号.
+        assert!(quarantine_row_matches(
+            "x,ﾔﾏﾀﾞﾀﾛｳ,S55.4.1,12a".as_bytes(),
+            &n,
+            t
+        ));
+        // The kanji name with the variant folded (崎), the date in another spelling; CP932.
+        let row = "山崎　太郎;1980/04/01;bad";
+        assert!(quarantine_row_matches(row.as_bytes(), &n, t));
+        let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode(row);
+        assert!(quarantine_row_matches(&cp932, &n, t));
+        // The kana_birth identifier an erase by that key names.
+        let mut by_key = Needles::default();
+        by_key.add_identifier(
+            "kana_birth",
+            &format!("{}:3743", normalise::kana_key("ヤマダタロウ")),
+        );
+        assert!(quarantine_row_matches(
+            "ヤマダ　タロウ,1980-04-01".as_bytes(),
+            &by_key,
+            t
+        ));
+    }
+
+    #[test]
+    fn a_name_without_the_birth_date_or_a_date_without_the_name_stays() {
+        let t = Tables::embedded();
+        let n = person();
+        // The name with another date; the date with another name; the name only as part
+        // of a field; the birth date alone; the name alone.
+        assert!(!quarantine_row_matches(
+            "ヤマダ タロウ,1980-04-02".as_bytes(),
+            &n,
+            t
+        ));
+        assert!(!quarantine_row_matches(
+            "ヤマダ ハナコ,1980-04-01".as_bytes(),
+            &n,
+            t
+        ));
+        assert!(!quarantine_row_matches(
+            "ヤマダ タロウ様方,1980-04-01".as_bytes(),
+            &n,
+            t
+        ));
+        assert!(!quarantine_row_matches(b"x,1980-04-01,y", &n, t));
+        assert!(!quarantine_row_matches("山﨑 太郎,x".as_bytes(), &n, t));
+        // A record without a birth date gives no name needle.
+        let schema = Schema::embedded();
+        let mut v = vec![crate::record::Value::Null; schema.len()];
+        v[schema.idx("kana_name")] = crate::record::Value::Str("ヤマダ タロウ".into());
+        let mut none = Needles::default();
+        none.add_person_record(schema, t, &Record::from(v));
+        assert!(!none.erases_person());
     }
 
     #[test]

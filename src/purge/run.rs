@@ -499,7 +499,9 @@ pub fn erase(
     out.persons_removed_from_index = 1;
     change.lists.add_identifier(kind, value);
     for r in &removed_records {
-        change.lists.add_person_record(schema, r);
+        change
+            .lists
+            .add_person_record(schema, Tables::embedded(), r);
         if let Some(id) = r.at(schema.idx("record_id")).as_str() {
             change.lists.records.insert(id.to_string());
         }

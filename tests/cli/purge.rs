@@ -844,22 +844,104 @@ fn lists(archive: &Path, custodian: &Path) -> (Vec<(String, String)>, Vec<Vec<u8
 
 /// The test's own reading of a quarantined row: does a field (UTF-8 or CP932, NFKC,
 /// trimmed) equal one of the 宛名番号 (leading zeros dropped) or ticket numbers?
-fn quarantined_row_names(raw: &[u8], atena: &BTreeSet<String>, tickets: &BTreeSet<String>) -> bool {
+/// What an erasure takes from the quarantine list, as this test reads it: a whole field
+/// that is one of the person's 宛名番号 (leading zeros and width ignored) or 接種券番号, or
+/// one of their names (by the match keys linking uses) in a row that also holds their
+/// birth date.
+fn quarantined_row_names(raw: &[u8], person: &PersonIds) -> bool {
     use unicode_normalization::UnicodeNormalization;
+    use vaxarc::normalise::{self, Kind, Tables};
     let text = match std::str::from_utf8(raw) {
         Ok(s) => s.to_string(),
         Err(_) => encoding_rs::SHIFT_JIS.decode(raw).0.into_owned(),
     };
-    text.split(',').any(|f| {
+    let by_number = text.split(',').any(|f| {
         let f: String = f.nfkc().collect();
         let f = f.trim().trim_matches('"').trim();
         if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
             return false;
         }
         let stripped = f.trim_start_matches('0');
-        atena.contains(if stripped.is_empty() { "0" } else { stripped })
-            || (f.len() == 10 && tickets.contains(f))
-    })
+        person
+            .atena
+            .contains(if stripped.is_empty() { "0" } else { stripped })
+            || (f.len() == 10 && person.tickets.contains(f))
+    });
+    let t = Tables::embedded();
+    let fields: Vec<&str> = text.split(',').map(|f| f.trim_matches('"')).collect();
+    let births: BTreeSet<i32> = fields
+        .iter()
+        .filter_map(|f| normalise::normalise(Kind::Date, f, t).ok()?.value.as_date())
+        .collect();
+    let by_name = fields.iter().any(|f| {
+        [normalise::kana_key(f), normalise::kanji_key(f, t)]
+            .iter()
+            .any(|k| {
+                !k.is_empty()
+                    && births
+                        .iter()
+                        .any(|b| person.names.contains(&(k.clone(), *b)))
+            })
+    });
+    by_number || by_name
+}
+
+/// A person's record ids, 宛名番号, ticket numbers and (name match key, birth date) pairs.
+#[derive(Default)]
+struct PersonIds {
+    records: BTreeSet<String>,
+    atena: BTreeSet<String>,
+    tickets: BTreeSet<String>,
+    names: BTreeSet<(String, i32)>,
+}
+
+/// Append to a UTF-8 ledger source a copy of one of its rows with the 宛名番号, the
+/// integrated 宛名番号 and the 個人番号 blanked and one field too many: a row quarantined
+/// (wrong column count) that names its person only by name and birth date. Returns the
+/// row's original 宛名番号 and the raw row as the quarantine list keeps it.
+fn add_name_only_row(input: &Path) -> (String, Vec<u8>) {
+    let mut files: Vec<_> = std::fs::read_dir(input.join("sources/ledger"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = body.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
+        let blank = [col("宛名番号"), col("団体内統合宛名番号"), col("個人番号")];
+        for line in lines {
+            let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+            let atena = fields[0].clone();
+            if line.contains('"')
+                || fields.len() != header.len()
+                || atena.is_empty()
+                || !atena.bytes().all(|b| b.is_ascii_digit())
+            {
+                continue;
+            }
+            for i in blank {
+                fields[i].clear();
+            }
+            fields.push("x".into());
+            let row = fields.join(",");
+            let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+            let mut out = bytes.clone();
+            if !text.ends_with('\n') {
+                out.extend_from_slice(newline.as_bytes());
+            }
+            out.extend_from_slice(row.as_bytes());
+            out.extend_from_slice(newline.as_bytes());
+            std::fs::write(&path, out).unwrap();
+            return (atena, row.into_bytes());
+        }
+    }
+    panic!("no UTF-8 ledger source with a plain row");
 }
 
 #[test]
@@ -871,11 +953,13 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         23,
         "[dirt]\nvrs_atena_blank = 0.6\nkana_typo = 0.3\nnot_in_registry = 0.2\n",
     );
+    let (name_only_atena, name_only_row) = add_name_only_row(&f.input());
     let (archive, _) = f.migrate("archive");
     let c1 = f.key("custodian-1.key");
     let schema = Schema::embedded();
     let before = records(&archive, &c1);
     let (review0, quarantine0) = lists(&archive, &c1);
+    assert!(quarantine0.contains(&name_only_row));
     assert!(review0.iter().all(|(id, _)| before.contains_key(id)));
 
     // A purge: the review rows of purged records go (here none: the records under review
@@ -920,19 +1004,38 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         schema.idx("person_hash"),
         schema.idx("record_id"),
     );
-    type Ids = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
-    // (record ids, 宛名番号, ticket numbers) of a person.
-    let person_ids = |recs: &BTreeMap<String, Record>, person: &str| -> Ids {
-        let mut ids: Ids = Default::default();
+    let (kana, kanji, birth) = (
+        schema.idx("kana_name"),
+        schema.idx("kanji_name"),
+        schema.idx("birth_date"),
+    );
+    let person_ids = |recs: &BTreeMap<String, Record>, person: &str| -> PersonIds {
+        let t = vaxarc::normalise::Tables::embedded();
+        let mut ids = PersonIds::default();
         for r in recs.values().filter(|r| r.at(ph).as_str() == Some(person)) {
-            ids.0.insert(r.at(rid).as_str().unwrap().to_string());
+            ids.records.insert(r.at(rid).as_str().unwrap().to_string());
             for i in [ra, an] {
                 if let Some(a) = r.at(i).as_str() {
-                    ids.1.insert(a.to_string());
+                    ids.atena.insert(a.to_string());
                 }
             }
             if let Some(t) = r.at(tn).as_str() {
-                ids.2.insert(t.to_string());
+                ids.tickets.insert(t.to_string());
+            }
+            if let Some(b) = r.at(birth).as_date() {
+                for n in [r.at(kana).as_str(), r.at(kanji).as_str()]
+                    .into_iter()
+                    .flatten()
+                {
+                    for k in [
+                        vaxarc::normalise::kana_key(n),
+                        vaxarc::normalise::kanji_key(n, t),
+                    ] {
+                        if !k.is_empty() {
+                            ids.names.insert((k, b));
+                        }
+                    }
+                }
             }
         }
         ids
@@ -962,17 +1065,27 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
     let mut quarantined = None;
     for r in recs.values().filter(|r| r.at(ra).as_str().is_some()) {
         let p = r.at(ph).as_str().unwrap();
-        let (_, a, t) = person_ids(&recs, p);
-        if quarantine.iter().any(|q| quarantined_row_names(q, &a, &t)) {
+        if quarantine
+            .iter()
+            .any(|q| quarantined_row_names(q, &person_ids(&recs, p)))
+        {
             quarantined = Some(p.to_string());
             break;
         }
     }
     let quarantined = quarantined.expect("a linked person with a quarantined row");
+    // 4. The person of the row that names them only by name and birth date.
+    let named_only = person_of(&recs, &|r| {
+        [ra, an]
+            .iter()
+            .any(|&i| r.at(i).as_str() == Some(name_only_atena.as_str()))
+    })
+    .expect("the person of the name-only row has records");
     let mut generation = 2;
     let mut removed = [0usize; 2];
-    for person in [under_review, candidate, quarantined] {
-        let (theirs, atena, tickets) = person_ids(&recs, &person);
+    for person in [under_review, candidate, quarantined, named_only] {
+        let ids = person_ids(&recs, &person);
+        let (theirs, atena) = (&ids.records, &ids.atena);
         let r = recs
             .values()
             .find(|r| r.at(ph).as_str() == Some(&person))
@@ -1014,7 +1127,7 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
             .collect();
         let kept_q: Vec<Vec<u8>> = quarantine
             .iter()
-            .filter(|q| !quarantined_row_names(q, &atena, &tickets))
+            .filter(|q| !quarantined_row_names(q, &ids))
             .cloned()
             .collect();
         assert_eq!(r2, kept_r);
@@ -1059,8 +1172,9 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
             Some(quarantine.len() as u64)
         );
     }
-    // Not vacuous: the erasures did take rows from both lists.
-    assert!(removed[0] >= 2 && removed[1] >= 1, "{removed:?}");
+    // Not vacuous: the erasures did take rows from both lists, the name-only row among them.
+    assert!(removed[0] >= 2 && removed[1] >= 2, "{removed:?}");
+    assert!(!quarantine.contains(&name_only_row));
     verify_ok(&f, &archive);
 
     // The whole quarantine list (its rows dealt with by staff):
