@@ -289,40 +289,78 @@ impl<'a> Reader<'a> {
     }
 
     /// Vault rows (record id → row) of the buckets given, when a vault identity opens
-    /// them; empty otherwise (and `vault_open` says so).
+    /// them; empty otherwise (and `vault_open` says so). The first vault file not read yet
+    /// is opened alone (it settles whether the identities open the vault at all: every
+    /// vault key is wrapped to the same recipients), the rest in parallel on the read pool
+    /// (on object storage each is two requests: one after another they were most of a
+    /// lookup's wait).
     pub fn vault(
         &mut self,
         buckets: &BTreeSet<u16>,
         wanted: &HashSet<String>,
     ) -> Result<BTreeMap<String, Record>, ArchiveError> {
         let mut out = BTreeMap::new();
-        let rid = self.schema.idx("record_id");
-        for p in self.partitions_of(buckets) {
+        if self.vault_open == Some(false) {
+            return Ok(out);
+        }
+        let partitions: Vec<Partition> = self
+            .partitions_of(buckets)
+            .into_iter()
+            .filter(|p| p.vault_file.is_some() && p.vault_key.is_some())
+            .collect();
+        let mut todo: Vec<&Partition> = partitions
+            .iter()
+            .filter(|p| !self.vaults.contains_key(&p.id))
+            .collect();
+        let (store, schema, ids) = (self.store, self.schema, self.identities);
+        // None: the identities do not open this vault key.
+        let open = |p: &Partition| -> Result<Option<Vec<Record>>, ArchiveError> {
             let (Some(file), Some(key)) = (&p.vault_file, &p.vault_key) else {
-                continue;
+                return Ok(Some(Vec::new()));
             };
-            if self.vault_open == Some(false) {
-                break;
-            }
-            if !self.vaults.contains_key(&p.id) {
-                let wrapped = self.store.get(key)?;
-                match crypto::unwrap_key(key, self.identities, &wrapped) {
-                    Ok(id) => {
-                        self.vault_open = Some(true);
-                        let plain = crypto::decrypt(file, &[id], &self.store.get(file)?)?;
-                        let batches = archive::read_parquet(file, plain)?;
-                        let rows: Vec<Record> = batches
-                            .iter()
-                            .flat_map(|b| archive::batch::from_batch(self.schema, b))
-                            .collect();
-                        self.vaults.insert(p.id.clone(), Arc::new(rows));
-                    }
-                    Err(_) => {
-                        self.vault_open = Some(false);
-                        break;
-                    }
+            let Ok(id) = crypto::unwrap_key(key, ids, &store.get(key)?) else {
+                return Ok(None);
+            };
+            let plain = crypto::decrypt(file, &[id], &store.get(file)?)?;
+            let batches = archive::read_parquet(file, plain)?;
+            Ok(Some(
+                batches
+                    .iter()
+                    .flat_map(|b| archive::batch::from_batch(schema, b))
+                    .collect(),
+            ))
+        };
+        if self.vault_open.is_none() && !todo.is_empty() {
+            let first = todo.remove(0);
+            match open(first)? {
+                Some(rows) => {
+                    self.vault_open = Some(true);
+                    self.vaults.insert(first.id.clone(), Arc::new(rows));
+                }
+                None => {
+                    self.vault_open = Some(false);
+                    return Ok(out);
                 }
             }
+        }
+        let read: Vec<Result<Option<Vec<Record>>, ArchiveError>> =
+            self.in_read_pool(|| todo.par_iter().map(|p| open(p)).collect());
+        for (p, rows) in todo.iter().zip(read) {
+            match rows? {
+                Some(rows) => {
+                    self.vaults.insert(p.id.clone(), Arc::new(rows));
+                }
+                // Opened one, not this one: a vault key wrapped to other recipients.
+                None => {
+                    return Err(ArchiveError::State(format!(
+                        "`{}` does not open with the identity that opened the other vault keys; the archive's vault keys disagree (run `vaxarc verify`)",
+                        p.vault_key.as_deref().unwrap_or_default()
+                    )))
+                }
+            }
+        }
+        let rid = self.schema.idx("record_id");
+        for p in &partitions {
             for r in self.vaults[&p.id].iter() {
                 if let Some(id) = r.at(rid).as_str() {
                     if wanted.contains(id) {
