@@ -600,15 +600,26 @@ impl Store {
 
     /// Every object, sorted by path.
     pub fn list(&self) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.list_under("")
+    }
+
+    /// The objects whose path starts with `prefix`, sorted by path. Only the folder that
+    /// holds the prefix is listed (on object storage one listing request per 1,000 keys of
+    /// that folder instead of the whole archive's: reading the audit log lists `audit/`
+    /// this way, not the thousands of partitions, keys and shards beside it).
+    pub fn list_under(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let folder = prefix.rsplit_once('/').map(|(f, _)| f).unwrap_or_default();
+        let location = (!folder.is_empty()).then(|| ObjectPath::from(folder));
         let mut objects: Vec<ObjectInfo> = self
             .runtime
-            .block_on(self.inner.list(None).try_collect::<Vec<_>>())
-            .map_err(|e| self.object_err("/", e))?
+            .block_on(self.inner.list(location.as_ref()).try_collect::<Vec<_>>())
+            .map_err(|e| self.object_err(if folder.is_empty() { "/" } else { folder }, e))?
             .into_iter()
             .map(|m| ObjectInfo {
                 path: m.location.to_string(),
                 size: m.size,
             })
+            .filter(|o| o.path.starts_with(prefix))
             .collect();
         objects.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(objects)
@@ -1707,6 +1718,50 @@ mod tests {
 
     /// Bytes held in a reader's window (prefetched, or filled by `BufRead`) read the
     /// same as the object, whatever the read crosses: the window's end, a seek, the end.
+    #[test]
+    fn listing_under_a_prefix_is_the_whole_listing_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        // No folder of the prefix yet: nothing, not an error.
+        assert!(store.list_under("audit/log-").unwrap().is_empty());
+        for p in [
+            "MANIFEST.json",
+            "audit/log-000001.jsonl",
+            "audit/log-000002.jsonl",
+            "audit/checkpoint-000001.txt",
+            "audit/frontier.json",
+            "auditx/log-000009.jsonl",
+            "partitions/audit/log-1",
+            "keys/a.key.age",
+        ] {
+            store.put(p, b"x".to_vec()).unwrap();
+        }
+        let all = store.list().unwrap();
+        assert_eq!(all.len(), 8);
+        for prefix in [
+            "audit/log-",
+            "audit/checkpoint-",
+            "audit/",
+            "keys/a",
+            "MANIFEST",
+            "",
+        ] {
+            let want: Vec<String> = all
+                .iter()
+                .filter(|o| o.path.starts_with(prefix))
+                .map(|o| o.path.clone())
+                .collect();
+            let got: Vec<String> = store
+                .list_under(prefix)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.path)
+                .collect();
+            assert_eq!(got, want, "{prefix}");
+        }
+        assert_eq!(store.list_under("audit/log-").unwrap().len(), 2);
+    }
+
     #[test]
     fn windowed_reads_match_the_object() {
         use std::io::{BufRead, Read, Seek, SeekFrom};

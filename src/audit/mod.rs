@@ -203,7 +203,7 @@ pub fn read_log(store: &Store) -> Result<Log, AuditError> {
         Err(e) => return Err(e.into()),
     }
     let mut segments: Vec<(u64, String)> = store
-        .list()?
+        .list_under(SEGMENT_PREFIX)?
         .into_iter()
         .filter_map(|o| {
             let n = o
@@ -607,7 +607,7 @@ pub fn verify(
         }
     }
     let mut checkpoints: Vec<(u64, String)> = store
-        .list()?
+        .list_under(CHECKPOINT_PREFIX)?
         .into_iter()
         .filter_map(|o| {
             let n = o

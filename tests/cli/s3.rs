@@ -749,6 +749,23 @@ fn s3_lookup_purge_and_a_killed_migrate_on_a_versioned_bucket() {
     let cert: serde_json::Value =
         serde_json::from_slice(&store.get(outcome["certificate"].as_str().unwrap()).unwrap())
             .unwrap();
+    // The purge's audit entry follows the migrate's and the lookup's in the same log (each
+    // append found the earlier segment by listing `audit/` in the bucket).
+    assert_eq!(
+        cert["audit"]["index"].as_u64(),
+        Some(2),
+        "{}",
+        cert["audit"]
+    );
+    assert_eq!(cert["audit"]["size"].as_u64(), Some(3), "{}", cert["audit"]);
+    // `audit verify` reads the whole log from the bucket (its segments found by listing
+    // `audit/log-`): the three entries.
+    let out = run_ok(
+        moto.vaxarc()
+            .args(["audit", "verify", "--archive", archive]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 entries"), "{text}");
     for d in cert["destroyed"].as_array().unwrap() {
         let path = d["path"].as_str().unwrap();
         assert!(
