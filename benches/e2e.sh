@@ -12,6 +12,8 @@
 # and prints one Markdown table row per size for docs/performance.md.
 # Each size's data (sources, UTF-8 copies, outputs; ~4.7 GB at 5M rows) is deleted after it
 # is measured; KEEP=1 keeps it (and the work folder, BENCH_DIR or a fresh /tmp folder).
+# RUNS=N runs the three conversions N rounds in turn and reports each one's median time and
+# largest peak RSS (this shared machine's runs differ by 10-20 %; default 1).
 # Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
 # b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
@@ -73,17 +75,15 @@ PY
     measure "b3sum (floor)" sh -c "b3sum $d/input/sources/*/*.csv"
     bsecs=$(cat "$work/last-secs")
   fi
-  measure "vaxarc migrate" "$bin" migrate --pipeline "$d/input/pipeline.toml" --archive "$d/archive" --quiet
-  vsecs=$(cat "$work/last-secs"); vmib=$(cat "$work/last-mib")
-  measure "polars scan_csv→parquet" python3 - "$d/utf8" "$d/polars" <<'PY'
+  # (Not named polars.py: Python would import the script itself for `import polars`.)
+  cat > "$work/conv_polars.py" <<'PY'
 import sys, os, glob, polars as pl
 os.makedirs(sys.argv[2], exist_ok=True)
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
     out = os.path.join(sys.argv[2], os.path.basename(f) + ".parquet")
     pl.scan_csv(f, infer_schema=False, truncate_ragged_lines=True).sink_parquet(out, compression="zstd")
 PY
-  psecs=$(cat "$work/last-secs"); pmib=$(cat "$work/last-mib")
-  measure "duckdb COPY→parquet" python3 - "$d/utf8" "$d/duckdb" <<'PY'
+  cat > "$work/conv_duckdb.py" <<'PY'
 import sys, os, glob, duckdb
 os.makedirs(sys.argv[2], exist_ok=True)
 con = duckdb.connect()
@@ -96,7 +96,24 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
                 f"header=true, all_varchar=true, null_padding=true, parallel=false, "
                 f"ignore_errors=true)) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
 PY
-  dsecs=$(cat "$work/last-secs"); dmib=$(cat "$work/last-mib")
+  # RUNS rounds, the three tools in turn each round (the machine's noise reaches all three
+  # alike); the table takes each tool's median time and its largest peak.
+  vs=(); vm=(); ps=(); pm=(); ds=(); dm=()
+  for round in $(seq "${RUNS:-1}"); do
+    [ "${RUNS:-1}" = 1 ] || echo "-- round $round"
+    rm -rf "$d/archive" "$d/polars" "$d/duckdb"
+    measure "vaxarc migrate" "$bin" migrate --pipeline "$d/input/pipeline.toml" --archive "$d/archive" --quiet
+    vs+=("$(cat "$work/last-secs")"); vm+=("$(cat "$work/last-mib")")
+    measure "polars scan_csv→parquet" python3 "$work/conv_polars.py" "$d/utf8" "$d/polars"
+    ps+=("$(cat "$work/last-secs")"); pm+=("$(cat "$work/last-mib")")
+    measure "duckdb COPY→parquet" python3 "$work/conv_duckdb.py" "$d/utf8" "$d/duckdb"
+    ds+=("$(cat "$work/last-secs")"); dm+=("$(cat "$work/last-mib")")
+  done
+  median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; if (NR%2==0) m=(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+  largest() { printf '%s\n' "$@" | sort -g | tail -1; }
+  vsecs=$(median "${vs[@]}"); vmib=$(largest "${vm[@]}")
+  psecs=$(median "${ps[@]}"); pmib=$(largest "${pm[@]}")
+  dsecs=$(median "${ds[@]}"); dmib=$(largest "${dm[@]}")
   ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")
   echo "vaxarc/polars time ratio: $ratio"
   table+=("| $people | $rows | $bytes | $vsecs s | $vmib MiB | $psecs s | $pmib MiB | $dsecs s | $dmib MiB | $ratio | $csecs s | $bsecs s |")
