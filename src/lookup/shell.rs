@@ -353,7 +353,7 @@ impl<'a> Reader<'a> {
                 // Opened one, not this one: a vault key wrapped to other recipients.
                 None => {
                     return Err(ArchiveError::State(format!(
-                        "`{}` does not open with the identity that opened the other vault keys; the archive's vault keys disagree (run `vaxarc verify`)",
+                        "`{}` does not open with the identity that opened the other vault keys; the archive's vault keys disagree",
                         p.vault_key.as_deref().unwrap_or_default()
                     )))
                 }

@@ -279,6 +279,62 @@ fn vault_items_appear_only_with_the_vault_identity_and_the_flag_and_the_log_hold
         .lines()
         .skip(1)
         .all(|l| l.contains("\"operator\":\"clerk-7\"")));
+
+    // Vault keys that disagree (a key of the person's bucket wrapped to other recipients
+    // than the first one the lookup opens): an error line naming the key, no 個人番号.
+    let out = lookup(
+        &archive,
+        &[custodian.clone(), vault.clone()],
+        &["--atena", &p["atena_number"], "--format", "json"],
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let person = a["persons"][0].as_str().unwrap().to_string();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
+    let bucket = vaxarc::archive::bucket_of(&person, m["buckets"].as_u64().unwrap() as u16);
+    let keys: Vec<&str> = m["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["bucket"].as_u64() == Some(u64::from(bucket)))
+        .filter_map(|q| q["vault_key"].as_str())
+        .collect();
+    assert!(
+        keys.len() >= 2,
+        "the person's bucket has {} vault keys",
+        keys.len()
+    );
+    let other = age::x25519::Identity::generate();
+    let wrapped =
+        vaxarc::archive::crypto::wrap_key("test", &other.to_string(), &[other.to_public()])
+            .unwrap();
+    let moved = keys[keys.len() - 1];
+    std::fs::write(archive.join(moved), wrapped).unwrap();
+    let out = vaxarc()
+        .arg("lookup")
+        .arg("--archive")
+        .arg(&archive)
+        .args(["--operator", "clerk-7", "--purpose", "certificate"])
+        .arg("--identity")
+        .arg(&custodian)
+        .arg("--identity")
+        .arg(&vault)
+        .args([
+            "--atena",
+            &p["atena_number"],
+            "--role",
+            "vault_officer",
+            "--show-vault",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains(moved) && first.contains("disagree"), "{err}");
+    // One error line and the usual hint.
+    assert!(err.trim().lines().count() <= 2, "{err}");
+    assert!(!crate::contains(&out.stderr, &kojin) && !crate::contains(&out.stdout, &kojin));
 }
 
 #[test]
