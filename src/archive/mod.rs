@@ -1173,6 +1173,8 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
         ArrowField::new("field", DataType::Utf8, true),
         ArrowField::new("column", DataType::UInt32, true),
         ArrowField::new("raw", DataType::Binary, false),
+        ArrowField::new("vaccination_date", DataType::Date32, true),
+        ArrowField::new("vaccine_code", DataType::Utf8, true),
     ]));
     let mut f = StringBuilder::new();
     let mut l = UInt64Builder::new();
@@ -1181,6 +1183,8 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
     let mut fi = StringBuilder::new();
     let mut c = UInt32Builder::new();
     let mut raw = BinaryBuilder::new();
+    let mut vd = arrow::array::Date32Builder::new();
+    let mut vc = StringBuilder::new();
     for e in q {
         f.append_value(&e.file_id);
         l.append_value(e.line);
@@ -1189,6 +1193,8 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
         fi.append_option(e.field.as_deref());
         c.append_option(e.column);
         raw.append_value(&e.raw);
+        vd.append_option(e.vaccination_date);
+        vc.append_option(e.vaccine_code.as_deref());
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(f.finish()),
@@ -1198,6 +1204,8 @@ fn quarantine_batch(q: &[QuarantineEntry]) -> (RecordBatch, Arc<ArrowSchema>) {
         Arc::new(fi.finish()),
         Arc::new(c.finish()),
         Arc::new(raw.finish()),
+        Arc::new(vd.finish()),
+        Arc::new(vc.finish()),
     ];
     (
         RecordBatch::try_new(schema.clone(), cols).expect("quarantine columns match"),

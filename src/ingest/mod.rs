@@ -71,6 +71,12 @@ pub struct QuarantineEntry {
     pub column: Option<u32>,
     /// The raw fields, joined with the delimiter (not decoded).
     pub raw: Vec<u8>,
+    /// 接種日 (days since 1970-01-01) as the record's would have been read, when the row's
+    /// fields line up with the header and that field normalises: what a purge decides a
+    /// quarantined row's retention from ([`Plan::retention_facts`]).
+    pub vaccination_date: Option<i32>,
+    /// Vaccine code, read the same way.
+    pub vaccine_code: Option<String>,
 }
 
 impl std::fmt::Debug for QuarantineEntry {
@@ -83,6 +89,8 @@ impl std::fmt::Debug for QuarantineEntry {
             .field("field", &self.field)
             .field("column", &self.column)
             .field("raw", &format_args!("<{} bytes>", self.raw.len()))
+            .field("vaccination_date", &self.vaccination_date.map(|_| "<date>"))
+            .field("vaccine_code", &self.vaccine_code)
             .finish()
     }
 }
@@ -468,6 +476,13 @@ impl Plan {
         let raw_hash = row_hash(fields);
         let quarantine =
             |dose: Option<u16>, reason: &str, mapping: Option<&Mapping>, column: Option<usize>| {
+                let group = dose.and_then(|d| {
+                    self.groups
+                        .iter()
+                        .find(|(n, _)| *n == d)
+                        .map(|(_, g)| g.as_slice())
+                });
+                let (vaccination_date, vaccine_code) = self.retention_facts(fields, group, tables);
                 QuarantineEntry {
                     file_id: self.file_id.clone(),
                     line,
@@ -476,6 +491,8 @@ impl Plan {
                     field: mapping.map(|m| m.field_name.clone()),
                     column: column.or(mapping.map(|m| m.column)).map(|c| c as u32 + 1),
                     raw: fields.join(&[self.delimiter][..]),
+                    vaccination_date,
+                    vaccine_code,
                 }
             };
         let whole = |q: QuarantineEntry| RowResult {
@@ -553,6 +570,53 @@ impl Plan {
             }
         }
         result
+    }
+
+    /// The 接種日 and vaccine code of a quarantined row (or dose group), read as its
+    /// record's would have been: the layout's constants, then the row's mappings, then the
+    /// dose group's, each field decoded and normalised alone, a later non-null value
+    /// winning. A field that does not decode or normalise gives nothing; a row whose
+    /// fields do not line up with the header gives nothing at all (its columns cannot be
+    /// trusted). A whole VRS row has no 接種日 (dates live in its dose groups).
+    fn retention_facts(
+        &self,
+        fields: &[&[u8]],
+        group: Option<&[Mapping]>,
+        tables: &Tables,
+    ) -> (Option<i32>, Option<String>) {
+        let (vd, vc) = (self.idx.vaccination_date, self.idx.vaccine_code);
+        let (mut date, mut code) = (None, None);
+        if fields.len() != self.width {
+            return (date, code);
+        }
+        for (i, v) in &self.constants {
+            if *i == vd {
+                date = v.as_date().or(date);
+            } else if *i == vc {
+                code = v.as_str().map(str::to_string).or(code);
+            }
+        }
+        for m in self.row.iter().chain(group.unwrap_or_default()) {
+            if m.field != vd && m.field != vc {
+                continue;
+            }
+            let Some(text) = fields
+                .get(m.column)
+                .filter(|f| f.len() <= MAX_FIELD_BYTES)
+                .and_then(|f| decode::decode_field(self.encoding, f))
+            else {
+                continue;
+            };
+            let Ok(n) = normalise::normalise(m.kind, &text, tables) else {
+                continue;
+            };
+            if m.field == vd {
+                date = n.value.as_date().or(date);
+            } else {
+                code = n.value.as_str().map(str::to_string).or(code);
+            }
+        }
+        (date, code)
     }
 
     /// Checks and computed fields common to every produced record.
@@ -1213,6 +1277,98 @@ mod tests {
             shown.contains("vaccination_date") && !shown.contains("2023"),
             "{shown}"
         );
+    }
+
+    /// What a purge decides a quarantined row by: the 接種日 and vaccine code read from the
+    /// layout's columns as the record's would have been — only where the row lines up.
+    #[test]
+    fn quarantined_rows_keep_the_date_and_vaccine_their_record_would_have_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = "宛名番号,接種名称,接種日,備考\n".as_bytes().to_vec();
+        bytes.extend_from_slice(b"1,MR,2020/01/05,\xFF\n");
+        bytes.extend_from_slice(
+            ",ＭＲ,R2.1.6,\n2,MR,2023/02/30,\n3,MR\n4,,2020/01/07,\n".as_bytes(),
+        );
+        bytes.extend_from_slice(b"5,MR,2020/01/0\xFF,\n");
+        let s = source(dir.path(), "f.csv", &bytes, "ledger");
+        let (records, quarantine, _) =
+            read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert!(records.is_empty());
+        let d = |y, m, d| crate::record::days_from_civil(y, m, d);
+        let facts: Vec<(&str, Option<i32>, Option<&str>)> = quarantine
+            .iter()
+            .map(|q| {
+                (
+                    q.reason.as_str(),
+                    q.vaccination_date,
+                    q.vaccine_code.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            facts,
+            vec![
+                // Undecodable 備考: the date and vaccine columns still read.
+                (reason::UNDECODABLE_BYTES, d(2020, 1, 5), Some("MR")),
+                // No person key: read as written (full width, 和暦).
+                (reason::NO_PERSON_KEY, d(2020, 1, 6), Some("MR")),
+                // An impossible date gives no date; a short row nothing at all.
+                ("impossible_date", None, Some("MR")),
+                (reason::WRONG_COLUMN_COUNT, None, None),
+                (reason::MISSING_VACCINE, d(2020, 1, 7), None),
+                // The undecodable field is the date itself.
+                (reason::UNDECODABLE_BYTES, None, Some("MR")),
+            ]
+        );
+        // Debug shows neither the date nor the raw bytes.
+        let shown = format!("{:?}", quarantine[0]);
+        assert!(
+            !shown.contains("2020") && !shown.contains("18266"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_quarantined_vrs_dose_group_keeps_its_own_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = vec!["個別宛名番号".to_string()];
+        for n in 1..=2 {
+            for c in [
+                "接種履歴登録日時",
+                "接種日",
+                "券番号",
+                "接種自治体コード",
+                "接種会場名",
+                "接種医師名",
+                "ワクチンメーカー",
+                "ワクチンロット番号",
+            ] {
+                header.push(format!("{n}回目{c}"));
+            }
+        }
+        // No 宛名番号; dose 1 has a ticket, dose 2 none (no person key), dose 2's date
+        // is its own.
+        let mut row = vec![String::new(); header.len()];
+        row[2] = "20210701".into();
+        row[3] = "1234567890".into();
+        row[4] = "131091".into();
+        row[10] = "20240501".into();
+        let text = format!("{}\n{}\n", header.join(","), row.join(","));
+        let s = source(dir.path(), "v.csv", text.as_bytes(), "vrs-ledger-export");
+        let (records, quarantine, _) =
+            read_file(&s, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(quarantine.len(), 1);
+        let q = &quarantine[0];
+        assert_eq!(
+            (q.dose, q.reason.as_str()),
+            (Some(2), reason::NO_PERSON_KEY)
+        );
+        assert_eq!(
+            q.vaccination_date,
+            crate::record::days_from_civil(2024, 5, 1)
+        );
+        assert_eq!(q.vaccine_code.as_deref(), Some("COVID19"));
     }
 
     #[test]

@@ -14,16 +14,21 @@
 //!   (`atena_number`, `registry_atena_number`, `integrated_atena_number`), 個人番号 and
 //!   接種券番号 (a whole field, 10 digits; never a padded short number) — or when one
 //!   field is one of their names (kana or kanji, by match key) and another their birth
-//!   date. A purge cannot
-//!   evaluate quarantined rows (their dates could not be read): it keeps them, and its
-//!   certificate says so.
+//!   date. A purge decides a quarantined row by the retention rules when migrate could
+//!   read its 接種日 and vaccine code from the layout's columns (the list's
+//!   `vaccination_date` and `vaccine_code`): the row goes when a rule counted from the
+//!   接種日 has run out and no legal hold names it (a person hold: one of its whole fields,
+//!   read as a 宛名番号, has the held keyed hash). A row without both, under a rule that
+//!   needs a death date, or of an archive written before the list had those columns, is
+//!   kept ([`quarantine_row_expired`]).
 //!
-//! The pure core ([`Needles`], [`quarantine_row_matches`], [`filter`]) has no I/O; the
+//! The pure core ([`Needles`], [`quarantine_row_matches`], [`quarantine_row_expired`],
+//! [`filter`]) has no I/O; the
 //! shell ([`read`]) decrypts a list object of a manifest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::{Array, BinaryArray, BooleanArray, StringArray};
+use arrow::array::{Array, BinaryArray, BooleanArray, Date32Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
 use crate::archive::manifest::{FileEntry, Manifest};
@@ -32,6 +37,8 @@ use crate::archive::{self, ArchiveError};
 use crate::normalise::{self, Kind, Tables};
 use crate::record::Record;
 use crate::schema::Schema;
+
+use super::{expired, Holds, RecordFacts, Rules};
 
 /// The two lists, by their manifest roles.
 pub const LISTS: [List; 2] = [List::Review, List::Quarantine];
@@ -89,12 +96,30 @@ pub struct Needles {
     pub names: BTreeMap<i32, BTreeSet<String>>,
     /// Every quarantined row goes (`vaxarc erase --quarantine`).
     pub all_quarantine: bool,
+    /// A purge: quarantined rows whose retention has run out go.
+    pub expiry: Option<QuarantineExpiry>,
+}
+
+/// What a purge decides quarantined rows by. No `Debug`: it holds the archive's hash key.
+#[derive(Clone)]
+pub struct QuarantineExpiry {
+    /// The purge's retention rules.
+    pub rules: Rules,
+    /// Its legal holds.
+    pub holds: Holds,
+    /// Its as-of date (days since 1970-01-01).
+    pub as_of: i32,
+    /// The archive's hash key (person holds name keyed hashes of 宛名番号).
+    pub secret: [u8; 32],
 }
 
 impl Needles {
     /// Nothing to remove.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && !self.erases_person() && !self.all_quarantine
+        self.records.is_empty()
+            && !self.erases_person()
+            && !self.all_quarantine
+            && self.expiry.is_none()
     }
 
     /// Whether the needles name a person (an erase), not only records (a purge).
@@ -191,19 +216,9 @@ pub fn quarantine_row_matches(raw: &[u8], needles: &Needles, tables: &Tables) ->
     if !needles.erases_person() {
         return false;
     }
-    let text = match std::str::from_utf8(raw) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => encoding_rs::SHIFT_JIS.decode_without_bom_handling(raw).0,
-    };
-    let value = |kind: Kind, field: &str| match normalise::normalise(kind, field, tables) {
-        Ok(n) if n.flag.is_none() => n.value.as_str().map(str::to_string),
-        _ => None,
-    };
-    let fields = || {
-        text.split([',', '\t', ';', '|'])
-            .map(|field| field.trim_matches('"'))
-            .filter(|field| !field.trim().is_empty())
-    };
+    let text = raw_text(raw);
+    let value = |kind: Kind, field: &str| identifier(kind, field, tables);
+    let fields = || raw_fields(&text);
     let by_identifier = fields().any(|field| {
         (!needles.atena.is_empty()
             && value(Kind::Atena, field).is_some_and(|v| needles.atena.contains(&v)))
@@ -228,12 +243,76 @@ pub fn quarantine_row_matches(raw: &[u8], needles: &Needles, tables: &Tables) ->
     if dates.is_empty() {
         return false;
     }
-    fields().any(|field| {
+    let named = fields().any(|field| {
         let keys = name_keys(field, tables);
         dates
             .iter()
             .any(|d| keys.iter().any(|k| needles.names[d].contains(k)))
-    })
+    });
+    named
+}
+
+/// A quarantined row's raw bytes as text: UTF-8, else CP932.
+fn raw_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => encoding_rs::SHIFT_JIS.decode_without_bom_handling(raw).0,
+    }
+}
+
+/// The non-empty fields of a quarantined row's text, split on every delimiter a layout
+/// may use (`,` tab `;` `|`), quotes trimmed.
+fn raw_fields(text: &str) -> impl Iterator<Item = &str> {
+    text.split([',', '\t', ';', '|'])
+        .map(|field| field.trim_matches('"'))
+        .filter(|field| !field.trim().is_empty())
+}
+
+/// A field read as an identifier of `kind`, when it reads without a repair flag.
+fn identifier(kind: Kind, field: &str, tables: &Tables) -> Option<String> {
+    match normalise::normalise(kind, field, tables) {
+        Ok(n) if n.flag.is_none() => n.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Whether a purge destroys a quarantined row: the evaluator of records
+/// ([`super::expired`]) on what migrate read of it — its 接種日 and vaccine code — with no
+/// record id, no death date and no provision date (so a rule counted from a death keeps
+/// it), and, when the purge has person holds, the keyed hash of every whole field that
+/// reads as a 宛名番号 (a field matching a held person keeps the row). Without a 接種日 or
+/// a vaccine code the row is kept.
+pub fn quarantine_row_expired(
+    vaccination_date: Option<i32>,
+    vaccine_code: Option<&str>,
+    raw: &[u8],
+    e: &QuarantineExpiry,
+    tables: &Tables,
+) -> bool {
+    let (Some(date), Some(code)) = (vaccination_date, vaccine_code) else {
+        return false;
+    };
+    let atena_hashes = if e.holds.persons.is_empty() {
+        Vec::new()
+    } else {
+        let text = raw_text(raw);
+        // Any reading, repaired or not: a hold errs on the side of keeping.
+        raw_fields(&text)
+            .filter_map(|f| normalise::normalise(Kind::Atena, f, tables).ok())
+            .filter_map(|n| {
+                n.value
+                    .as_str()
+                    .map(|a| archive::keyed_hash(&e.secret, "atena", a))
+            })
+            .collect()
+    };
+    let facts = RecordFacts {
+        record_id: String::new(),
+        category: tables.vaccine(code).map(|v| v.category.clone()),
+        vaccination_date: Some(date),
+        atena_hashes,
+    };
+    expired(&facts, &e.rules, e.as_of, None, None, &e.holds).expired
 }
 
 /// Keep the rows of a list that do not go; returns the kept batches and the rows removed.
@@ -285,11 +364,28 @@ pub fn goes(
                 .column_by_name("raw")
                 .and_then(|a| a.as_any().downcast_ref::<BinaryArray>().cloned())
                 .ok_or_else(|| missing("raw"))?;
+            // Absent from lists written before a purge could decide quarantined rows:
+            // those rows are kept.
+            let dates = b
+                .column_by_name("vaccination_date")
+                .and_then(|a| a.as_any().downcast_ref::<Date32Array>().cloned());
+            let codes = b
+                .column_by_name("vaccine_code")
+                .and_then(|a| a.as_any().downcast_ref::<StringArray>().cloned());
             (0..b.num_rows())
                 .map(|i| {
+                    let raw = raw.is_valid(i).then(|| raw.value(i));
                     needles.all_quarantine
-                        || (raw.is_valid(i)
-                            && quarantine_row_matches(raw.value(i), needles, tables))
+                        || raw.is_some_and(|raw| quarantine_row_matches(raw, needles, tables))
+                        || needles.expiry.as_ref().is_some_and(|e| {
+                            let date = dates
+                                .as_ref()
+                                .and_then(|d| d.is_valid(i).then(|| d.value(i)));
+                            let code = codes
+                                .as_ref()
+                                .and_then(|c| c.is_valid(i).then(|| c.value(i)));
+                            quarantine_row_expired(date, code, raw.unwrap_or_default(), e, tables)
+                        })
                 })
                 .collect()
         }
@@ -465,6 +561,151 @@ mod tests {
         let mut none = Needles::default();
         none.add_person_record(schema, t, &Record::from(v));
         assert!(!none.erases_person());
+    }
+
+    fn expiry(as_of: &str) -> QuarantineExpiry {
+        let (rules, holds) = crate::purge::Rules::embedded();
+        QuarantineExpiry {
+            rules,
+            holds,
+            as_of: crate::purge::parse_date(as_of).unwrap(),
+            secret: [7; 32],
+        }
+    }
+
+    #[test]
+    fn a_purge_decides_a_quarantined_row_by_its_date_and_vaccine() {
+        let t = Tables::embedded();
+        let d = |s: &str| crate::purge::parse_date(s);
+        let e = expiry("2025-04-11");
+        let raw = b"1234567,x,2020-04-10";
+        // Five years from 接種日 2020-04-10 end on 2025-04-10 (初日不算入).
+        assert!(quarantine_row_expired(
+            d("2020-04-10"),
+            Some("MR"),
+            raw,
+            &e,
+            t
+        ));
+        assert!(!quarantine_row_expired(
+            d("2020-04-10"),
+            Some("MR"),
+            raw,
+            &expiry("2025-04-10"),
+            t
+        ));
+        // Without a date or a vaccine code, or with a code the tables do not know: kept.
+        assert!(!quarantine_row_expired(None, Some("MR"), raw, &e, t));
+        assert!(!quarantine_row_expired(d("2010-01-01"), None, raw, &e, t));
+        assert!(!quarantine_row_expired(
+            d("2010-01-01"),
+            Some("NOPE"),
+            raw,
+            &e,
+            t
+        ));
+        // A COVID-19 dose of the special period needs a death date: kept, however old.
+        let late = expiry("2090-01-01");
+        assert!(!quarantine_row_expired(
+            d("2021-07-01"),
+            Some("COVID19"),
+            raw,
+            &late,
+            t
+        ));
+        assert!(quarantine_row_expired(
+            d("2024-05-01"),
+            Some("COVID19"),
+            raw,
+            &late,
+            t
+        ));
+    }
+
+    #[test]
+    fn a_person_hold_keeps_a_quarantined_row_naming_the_held_atena() {
+        let t = Tables::embedded();
+        let mut e = expiry("2030-01-01");
+        let date = crate::purge::parse_date("2020-01-01");
+        let held = archive::keyed_hash(&e.secret, "atena", "1234567");
+        e.holds.persons.insert(held, "disclosure".into());
+        // The held 宛名番号 as a whole field in any written form keeps the row.
+        assert!(!quarantine_row_expired(
+            date,
+            Some("MR"),
+            b"x,1234567,y",
+            &e,
+            t
+        ));
+        let wide = "x,００１２３４５６７,y";
+        assert!(!quarantine_row_expired(
+            date,
+            Some("MR"),
+            wide.as_bytes(),
+            &e,
+            t
+        ));
+        // Another number, or the number inside a field, does not.
+        assert!(quarantine_row_expired(
+            date,
+            Some("MR"),
+            b"x,1234568,y",
+            &e,
+            t
+        ));
+        assert!(quarantine_row_expired(
+            date,
+            Some("MR"),
+            b"x,A1234567,y",
+            &e,
+            t
+        ));
+    }
+
+    #[test]
+    fn quarantine_rows_go_by_their_columns_and_older_lists_keep_theirs() {
+        use arrow::array::{ArrayRef, BinaryArray, Date32Array};
+        use std::sync::Arc;
+        let t = Tables::embedded();
+        let d = |s: &str| crate::purge::parse_date(s);
+        let raw = || Arc::new(BinaryArray::from(vec![&b"a"[..], b"b", b"c", b"d"])) as ArrayRef;
+        let with = RecordBatch::try_from_iter(vec![
+            ("raw", raw()),
+            (
+                "vaccination_date",
+                Arc::new(Date32Array::from(vec![
+                    d("2010-01-01"),
+                    d("2029-01-01"),
+                    None,
+                    d("2010-01-01"),
+                ])) as ArrayRef,
+            ),
+            (
+                "vaccine_code",
+                Arc::new(StringArray::from(vec![
+                    Some("BCG"),
+                    Some("BCG"),
+                    Some("BCG"),
+                    None,
+                ])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let n = Needles {
+            expiry: Some(expiry("2030-01-01")),
+            ..Needles::default()
+        };
+        assert!(!n.is_empty() && !n.erases_person());
+        let going = goes(List::Quarantine, &with, &n, t).unwrap();
+        assert_eq!(going, [true, false, false, false]);
+        let (kept, removed) = filter(List::Quarantine, &[with], &n, t).unwrap();
+        assert_eq!((removed, rows(&kept)), (1, 3));
+        // A list written before the columns existed: every row stays.
+        let old = RecordBatch::try_from_iter(vec![("raw", raw())]).unwrap();
+        assert_eq!(
+            goes(List::Quarantine, &old, &n, t).unwrap(),
+            [false, false, false, false]
+        );
     }
 
     #[test]

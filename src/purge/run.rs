@@ -8,7 +8,7 @@ use super::certificate::{
     self, Certificate, Erased, Media, Person, Roots, Sanitization, Verification,
 };
 use super::inputs::{Deaths, Submissions};
-use super::lists::{self, Needles};
+use super::lists::{self, Needles, QuarantineExpiry};
 use super::rewrite::{self, Applied, Change};
 use super::{expired, Holds, RecordFacts, Rules};
 use crate::archive::manifest::{Manifest, Partition};
@@ -80,8 +80,9 @@ pub struct Outcome {
     pub persons_removed_from_index: u64,
     /// Review-list rows that name an erased record or person (removed, or would be).
     pub review_rows_removed: u64,
-    /// Quarantine-list rows that hold an erased person's identifier (removed, or would
-    /// be; an erase only: a purge cannot evaluate quarantined rows).
+    /// Quarantine-list rows removed (or that would be): an erase's rows holding the
+    /// erased person's identifiers; a purge's rows whose retention has run out (their
+    /// 接種日 and vaccine code were read at migrate).
     pub quarantine_rows_removed: u64,
     /// Objects removed by recovery of an interrupted run.
     pub recovered_objects: u64,
@@ -369,13 +370,19 @@ pub fn purge(
         .collect();
     change.lists = Needles {
         records: removed_ids.clone(),
+        expiry: Some(QuarantineExpiry {
+            rules: req.rules.clone(),
+            holds: req.holds.clone(),
+            as_of: req.as_of,
+            secret,
+        }),
         ..Needles::default()
     };
-    if dry_run {
-        [out.review_rows_removed, out.quarantine_rows_removed] =
-            lists_going(store, &m, keys.identities, &change.lists)?;
-    }
-    if dry_run || change.survivors.is_empty() {
+    // The lists are small (one object each): what leaves them is counted before
+    // anything changes — a purge in which only quarantined rows expire still runs.
+    [out.review_rows_removed, out.quarantine_rows_removed] =
+        lists_going(store, &m, keys.identities, &change.lists)?;
+    if dry_run || (change.survivors.is_empty() && out.quarantine_rows_removed == 0) {
         return Ok(out);
     }
     let write = keys.write.ok_or_else(|| {
