@@ -72,6 +72,10 @@ pub enum Command {
     )]
     Catalogue(CatalogueArgs),
     /// Destroy every record whose retention has expired, with a signed erasure certificate.
+    ///
+    /// Also destroys the review rows of those records and the quarantined source rows whose
+    /// retention has run out by the 接種日 and vaccine migrate read from their columns
+    /// (rows without them are kept; docs/purge.md, "The lists").
     #[command(
         after_help = "Example:\n  vaxarc purge --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --as-of 2026-04-01 --operator staff-0042 --registry-update registry-2026-03.csv \\\n    --national-db-submissions submissions.csv --signing-key keys/signing.key"
     )]

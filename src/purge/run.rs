@@ -761,7 +761,7 @@ fn finish(
         sanitization: Sanitization {
             method_type: "Purge".into(),
             method_used: "Cryptographic Erase + file deletion".into(),
-            method_details: "each destroyed partition's age identity (its only key) was deleted with the ciphertext; partly erased partitions were re-encrypted with their surviving records under a fresh identity before the old identity and ciphertext were deleted; the lookup index was rewritten without erased persons, and the review and quarantine lists without the rows naming erased records or the erased person, each under a fresh identity".into(),
+            method_details: "each destroyed partition's age identity (its only key) was deleted with the ciphertext; partly erased partitions were re-encrypted with their surviving records under a fresh identity before the old identity and ciphertext were deleted; the lookup index was rewritten without erased persons, and the review and quarantine lists without the rows naming erased records or the erased person and the quarantined rows whose retention had run out, each under a fresh identity".into(),
             tool: format!("vaxarc {}", env!("CARGO_PKG_VERSION")),
             verification_method: "Full".into(),
             verification: v.clone(),

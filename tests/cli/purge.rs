@@ -789,11 +789,13 @@ fn killed_erasures_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
     }
 }
 
-/// The review list `(record_id, candidate_atena_number)` and the quarantined rows' raw
-/// bytes of an archive, decrypted with the custodian identity (through the archive's
-/// own files, not vaxarc's list code).
-fn lists(archive: &Path, custodian: &Path) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
-    use arrow::array::{Array, BinaryArray, StringArray};
+/// One list object (`review` or `quarantine`) of an archive, decrypted with the custodian
+/// identity (through the archive's own files, not vaxarc's list code).
+fn open_list(
+    archive: &Path,
+    custodian: &Path,
+    role: &str,
+) -> Vec<arrow::record_batch::RecordBatch> {
     let ids = vaxarc::keys::load_identities(&[custodian.to_path_buf()], false).unwrap();
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
@@ -806,16 +808,21 @@ fn lists(archive: &Path, custodian: &Path) -> (Vec<(String, String)>, Vec<Vec<u8
             .map(|f| archive.join(f["path"].as_str().unwrap()))
             .unwrap()
     };
-    let open = |role: &str| {
-        let key = crypto::unwrap_key(
-            "k",
-            &ids,
-            &std::fs::read(path_of(&format!("{role}-key"))).unwrap(),
-        )
-        .unwrap();
-        let plain = crypto::decrypt("o", &[key], &std::fs::read(path_of(role)).unwrap()).unwrap();
-        archive::read_parquet("o", plain).unwrap()
-    };
+    let key = crypto::unwrap_key(
+        "k",
+        &ids,
+        &std::fs::read(path_of(&format!("{role}-key"))).unwrap(),
+    )
+    .unwrap();
+    let plain = crypto::decrypt("o", &[key], &std::fs::read(path_of(role)).unwrap()).unwrap();
+    archive::read_parquet("o", plain).unwrap()
+}
+
+/// The review list `(record_id, candidate_atena_number)` and the quarantined rows' raw
+/// bytes of an archive.
+fn lists(archive: &Path, custodian: &Path) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
+    use arrow::array::{Array, BinaryArray, StringArray};
+    let open = |role: &str| open_list(archive, custodian, role);
     let mut review = Vec::new();
     for b in open("review") {
         let col = |c: &str| {
@@ -842,8 +849,40 @@ fn lists(archive: &Path, custodian: &Path) -> (Vec<(String, String)>, Vec<Vec<u8
     (review, quarantine)
 }
 
-/// The test's own reading of a quarantined row: does a field (UTF-8 or CP932, NFKC,
-/// trimmed) equal one of the 宛名番号 (leading zeros dropped) or ticket numbers?
+/// The quarantined rows of an archive: raw bytes, 接種日 and vaccine code as migrate
+/// read them.
+type QuarantineFacts = Vec<(Vec<u8>, Option<i32>, Option<String>)>;
+
+fn quarantine_facts(archive: &Path, custodian: &Path) -> QuarantineFacts {
+    use arrow::array::{Array, BinaryArray, Date32Array, StringArray};
+    let mut out = Vec::new();
+    for b in open_list(archive, custodian, "quarantine") {
+        let col = |c: &str| b.column_by_name(c).unwrap().clone();
+        let (raw, date, code) = (col("raw"), col("vaccination_date"), col("vaccine_code"));
+        let raw = raw.as_any().downcast_ref::<BinaryArray>().unwrap();
+        let date = date.as_any().downcast_ref::<Date32Array>().unwrap();
+        let code = code.as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..raw.len() {
+            out.push((
+                raw.value(i).to_vec(),
+                date.is_valid(i).then(|| date.value(i)),
+                code.is_valid(i).then(|| code.value(i).to_string()),
+            ));
+        }
+    }
+    out
+}
+
+/// Whether the test's oracle says a quarantined row has expired on `as_of` (no death or
+/// provision date: a COVID-19 dose of the special period never does).
+fn quarantined_expired(
+    (_, date, code): &(Vec<u8>, Option<i32>, Option<String>),
+    as_of: i32,
+) -> bool {
+    code.as_deref()
+        .is_some_and(|v| oracle_expired(v, *date, None, None, as_of))
+}
+
 /// What an erasure takes from the quarantine list, as this test reads it: a whole field
 /// that is one of the person's 宛名番号 (leading zeros and width ignored) or 接種券番号, or
 /// one of their names (by the match keys linking uses) in a row that also holds their
@@ -959,11 +998,13 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
     let schema = Schema::embedded();
     let before = records(&archive, &c1);
     let (review0, quarantine0) = lists(&archive, &c1);
+    let facts0 = quarantine_facts(&archive, &c1);
     assert!(quarantine0.contains(&name_only_row));
     assert!(review0.iter().all(|(id, _)| before.contains_key(id)));
 
     // A purge: the review rows of purged records go (here none: the records under review
-    // are unlinked COVID records, which never expire), nothing else in either list.
+    // are unlinked COVID records, which never expire) and the quarantined rows whose
+    // retention ran out by the oracle; nothing else in either list.
     let out = run_ok(&mut purge_cmd(&f, &archive, &[]));
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(o["verification"]["passed"], true, "{o}");
@@ -976,12 +1017,21 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         .cloned()
         .collect();
     assert_eq!(review, expected);
-    assert_eq!(quarantine, quarantine0);
+    let kept: Vec<Vec<u8>> = facts0
+        .iter()
+        .filter(|q| !quarantined_expired(q, day(AS_OF)))
+        .map(|q| q.0.clone())
+        .collect();
+    assert_eq!(quarantine, kept);
+    assert!(quarantine.contains(&name_only_row));
     assert_eq!(
         o["review_rows_removed"].as_u64(),
         Some((review0.len() - review.len()) as u64)
     );
-    assert_eq!(o["quarantine_rows_removed"].as_u64(), Some(0));
+    assert_eq!(
+        o["quarantine_rows_removed"].as_u64(),
+        Some((quarantine0.len() - quarantine.len()) as u64)
+    );
     let cert = |g: u32, kind: &str| -> serde_json::Value {
         serde_json::from_slice(
             &std::fs::read(archive.join(format!("certificates/{g:06}-{kind}.json"))).unwrap(),
@@ -1238,4 +1288,177 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         std::fs::read(archive.join("MANIFEST.json")).unwrap(),
         committed
     );
+}
+
+/// How a crafted copy of a ledger row is quarantined.
+#[derive(Clone, Copy, PartialEq)]
+enum Spoil {
+    /// Its address holds a byte that is no character in UTF-8 or CP932.
+    Undecodable,
+    /// It has one field too many (its columns cannot be trusted).
+    ExtraField,
+}
+
+/// Append to the first UTF-8 ledger source other than COVID-19 one copy of one of its
+/// plain rows per `(接種日, spoil)`, the date written as given. Returns the source's
+/// vaccine code (its file name) and each copy's bytes as the quarantine list keeps them.
+fn add_quarantined_copies(input: &Path, copies: &[(&str, Spoil)]) -> (String, Vec<Vec<u8>>) {
+    let mut files: Vec<_> = std::fs::read_dir(input.join("sources/ledger"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("COVID19.csv"))
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = body.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
+        let (date, address) = (col("接種日"), col("住所"));
+        let Some(line) = lines.find(|l| !l.contains('"') && l.split(',').count() == header.len())
+        else {
+            continue;
+        };
+        let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+        let mut out = bytes.clone();
+        if !text.ends_with('\n') {
+            out.extend_from_slice(newline.as_bytes());
+        }
+        let mut rows = Vec::new();
+        for (vdate, spoil) in copies {
+            let mut fields: Vec<Vec<u8>> = line.split(',').map(|f| f.as_bytes().to_vec()).collect();
+            fields[date] = vdate.as_bytes().to_vec();
+            match spoil {
+                Spoil::Undecodable => fields[address] = b"\xFF\xFE".to_vec(),
+                Spoil::ExtraField => fields.push(b"x".to_vec()),
+            }
+            let row = fields.join(&b","[..]);
+            out.extend_from_slice(&row);
+            out.extend_from_slice(newline.as_bytes());
+            rows.push(row);
+        }
+        std::fs::write(&path, out).unwrap();
+        let code = path.file_stem().unwrap().to_str().unwrap().to_string();
+        return (code, rows);
+    }
+    panic!("no UTF-8 ledger source with a plain row");
+}
+
+#[test]
+fn a_purge_destroys_the_quarantined_rows_whose_retention_ran_out() {
+    let f = Fixture::new(300, 31);
+    // Every generated 接種日 is on or before 2024-09-30: a row vaccinated 2025-06-01 is
+    // the last thing in the archive to expire (after 2030-06-01) other than COVID-19
+    // doses of the special period, which never expire without a death date.
+    let (code, rows) = add_quarantined_copies(
+        &f.input(),
+        &[
+            ("2010-05-10", Spoil::Undecodable),
+            ("2025-06-01", Spoil::Undecodable),
+            ("2010-05-10", Spoil::ExtraField),
+        ],
+    );
+    let (archive, _) = f.migrate("archive");
+    let c1 = f.key("custodian-1.key");
+    let facts0 = quarantine_facts(&archive, &c1);
+    // Migrate read each copy's 接種日 and vaccine as its record's — except the copy whose
+    // columns do not line up.
+    let find = |facts: &QuarantineFacts, row: &[u8]| facts.iter().find(|q| q.0 == row).cloned();
+    let fact = |i: usize| find(&facts0, &rows[i]).expect("the crafted row is quarantined");
+    assert_eq!(fact(0).1, Some(day("2010-05-10")));
+    assert_eq!(fact(1).1, Some(day("2025-06-01")));
+    assert_eq!(fact(0).2.as_deref(), Some(code.as_str()));
+    assert_eq!((fact(2).1, fact(2).2), (None, None));
+
+    let purge = |as_of: &str| {
+        let out = run_ok(
+            vaxarc()
+                .arg("purge")
+                .arg("--archive")
+                .arg(&archive)
+                .arg("--identity")
+                .arg(&c1)
+                .args(["--as-of", as_of, "--operator", "test-op", "--json"])
+                .arg("--signing-key")
+                .arg(f.key("signing.key")),
+        );
+        let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(o["verification"]["passed"], true, "{o}");
+        assert_eq!(o["verification"]["list_rows_remaining"], 0, "{o}");
+        o
+    };
+    let manifest = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap()
+    };
+    // Each purge removes exactly the rows the oracle says expired (the first crafted copy
+    // among them at the first, the second alone at the second), keeps the rest, and
+    // says so in its output, its certificate and the manifest's totals.
+    let mut facts = facts0;
+    for (generation, as_of) in [(2, "2030-06-01"), (3, "2030-06-02")] {
+        let list_objects: Vec<String> = manifest()["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["role"] == "quarantine" || f["role"] == "quarantine-key")
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(list_objects.len(), 2);
+        let o = purge(as_of);
+        let expected: QuarantineFacts = facts
+            .iter()
+            .filter(|q| !quarantined_expired(q, day(as_of)))
+            .cloned()
+            .collect();
+        let after = quarantine_facts(&archive, &c1);
+        // Rows by a short hash of their bytes: a failure shows no row.
+        let brief = |q: &QuarantineFacts| -> Vec<(String, Option<i32>, Option<String>)> {
+            q.iter()
+                .map(|(raw, d, c)| (blake3::hash(raw).to_hex()[..12].to_string(), *d, c.clone()))
+                .collect()
+        };
+        assert_eq!(brief(&after), brief(&expected), "as of {as_of}");
+        let removed = (facts.len() - after.len()) as u64;
+        assert_eq!(o["quarantine_rows_removed"].as_u64(), Some(removed));
+        assert_eq!(
+            manifest()["totals"]["quarantined"].as_u64(),
+            Some(after.len() as u64)
+        );
+        let cert_path = archive.join(format!("certificates/{generation:06}-purge.json"));
+        let cert: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cert_path).unwrap()).unwrap();
+        assert_eq!(
+            cert["erased"]["quarantine_rows_removed"].as_u64(),
+            Some(removed)
+        );
+        let v = cert_verify(&f, &archive, &cert_path);
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+        // The old list and its key are destroyed (key first) and named in the certificate.
+        let destroyed: Vec<&str> = cert["destroyed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
+        for path in &list_objects {
+            assert!(!archive.join(path).exists(), "{path}");
+            assert!(destroyed.contains(&path.as_str()), "{path}");
+        }
+        if generation == 2 {
+            assert!(o["erased"]["records"].as_u64().unwrap() > 0);
+            assert!(find(&after, &rows[0]).is_none());
+            assert!(find(&after, &rows[1]).is_some());
+        } else {
+            // Only the quarantined row expired: the purge still ran and certified it.
+            assert_eq!(o["erased"]["records"].as_u64(), Some(0), "{o}");
+            assert_eq!(removed, 1);
+            assert!(find(&after, &rows[1]).is_none());
+        }
+        assert!(find(&after, &rows[2]).is_some());
+        facts = after;
+    }
+    verify_ok(&f, &archive);
 }
