@@ -73,7 +73,7 @@ pub fn default_buckets(records: u64) -> u16 {
     wanted.clamp(u64::from(DEFAULT_BUCKETS), u64::from(MAX_DEFAULT_BUCKETS)) as u16
 }
 /// zstd level of the Parquet pages.
-pub const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 1;
 /// Rows per Parquet row group (index, quarantine, review and summary objects).
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Rows per row group of a record partition (most partitions are one row group):
