@@ -441,6 +441,34 @@ fn name_kana() {
     s_ok(Kind::NameKana, "カ゛ク", "ガク");
 }
 
+/// The characters `nfkc_stable` lets past the Unicode tables are NFKC alone and in every
+/// pair (composition only ever joins two neighbours): exhaustive over the set.
+#[test]
+fn nfkc_stable_characters_are_nfkc_alone_and_in_pairs() {
+    use unicode_normalization::UnicodeNormalization;
+    let set: Vec<char> = (0u32..0x1_0000)
+        .filter_map(char::from_u32)
+        .filter(|c| text::nfkc_stable(*c))
+        .collect();
+    assert_eq!(set.len(), 95 + 86 + 90 + 1);
+    let mut pair = String::new();
+    for &a in &set {
+        assert_eq!(a.to_string().nfkc().collect::<String>(), a.to_string());
+        for &b in &set {
+            pair.clear();
+            pair.push(a);
+            pair.push(b);
+            assert!(pair.nfkc().eq(pair.chars()), "{a}{b}");
+        }
+    }
+    // And not what NFKC changes or what composes.
+    for c in [
+        '\u{3000}', '\u{3099}', '\u{309B}', 'ｱ', '\u{30FF}', '\u{309F}', '\u{7F}',
+    ] {
+        assert!(!text::nfkc_stable(c), "{c:?}");
+    }
+}
+
 #[test]
 fn kana_keys() {
     assert_eq!(kana_key("ヤマダ　タロウ"), "ヤマダタロウ");
@@ -1122,6 +1150,22 @@ proptest! {
                 "{} not idempotent on {:?} -> {:?}", kind, raw, rendered
             );
         }
+    }
+
+    /// The plain-kana fast path of `kana_key` gives what the general path gives, on
+    /// names mixing plain kana with everything that is not (ヴ, half-width kana,
+    /// combining marks, other spaces and dashes).
+    #[test]
+    fn prop_kana_key_fast_path_is_the_general_path(
+        raw in "[あ-んァ-ンーゔヴヵヶｱ-ﾝﾞﾟ\u{3099}\u{309A} \u{3000}\t‐ｰ〜a山]{0,12}"
+    ) {
+        prop_assert_eq!(kana_key(&raw), text::kana_key_general(&raw));
+    }
+
+    /// The same on names of plain kana alone (every one takes the fast path).
+    #[test]
+    fn prop_kana_key_fast_path_on_plain_kana(raw in "[あ-んァ-ンー \u{3000}]{0,12}") {
+        prop_assert_eq!(kana_key(&raw), text::kana_key_general(&raw));
     }
 
     #[test]

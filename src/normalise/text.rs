@@ -69,8 +69,16 @@ fn spacing_voicing_to_combining(c: char) -> char {
     }
 }
 
+/// Characters NFKC leaves as they are whatever surrounds them (printable ASCII, hiragana
+/// ぁ..ゖ, katakana ァ..ヺ, ー): a run of only these is NFKC without asking the Unicode
+/// tables (most names and codes; tested against the tables' quick check). Excludes
+/// combining marks, the spacing voicing marks, U+3000 and half-width forms.
+pub(crate) fn nfkc_stable(c: char) -> bool {
+    matches!(c, ' '..='~' | '\u{3041}'..='\u{3096}' | '\u{30A1}'..='\u{30FA}' | 'ー')
+}
+
 fn nfkc_run(run: &str, sink: &mut impl FnMut(char)) {
-    if is_nfkc_quick(run.chars()) == IsNormalized::Yes {
+    if run.chars().all(nfkc_stable) || is_nfkc_quick(run.chars()) == IsNormalized::Yes {
         run.chars().for_each(sink);
     } else {
         run.chars()
@@ -104,7 +112,7 @@ pub(crate) fn nfkc_keep_ideographs(s: &str, mut sink: impl FnMut(char)) {
 
 /// Full NFKC (ideographs included), borrowing when the input is already NFKC.
 pub(crate) fn nfkc(s: &str) -> Cow<'_, str> {
-    if s.is_ascii() || is_nfkc_quick(s.chars()) == IsNormalized::Yes {
+    if s.is_ascii() || s.chars().all(nfkc_stable) || is_nfkc_quick(s.chars()) == IsNormalized::Yes {
         Cow::Borrowed(s)
     } else {
         Cow::Owned(s.chars().map(spacing_voicing_to_combining).nfkc().collect())
@@ -261,7 +269,32 @@ fn kana_key_once(kana: &str) -> String {
 /// small kana → full size, ヴァ/ヴィ/ヴ/ヴェ/ヴォ → バ/ビ/ブ/ベ/ボ, ヂ→ジ, ヅ→ズ, ヲ→オ,
 /// ヰ→イ, ヱ→エ, long-vowel marks and dashes removed.
 pub fn kana_key(kana: &str) -> String {
+    kana_key_plain(kana).unwrap_or_else(|| kana_key_general(kana))
+}
+
+/// [`kana_key`] by the general path: NFKC, then the folds, until settled.
+pub(crate) fn kana_key_general(kana: &str) -> String {
     settle(kana_key_once(kana), kana_key_once)
+}
+
+/// [`kana_key`] of a name written only in plain kana — hiragana あ..ん, katakana ァ..ン,
+/// ー, and spaces (the form the `name_kana` normaliser stores) — without NFKC: none of
+/// those characters changes under NFKC or composes with another, so the key is the
+/// per-character folds alone (tested against [`kana_key_general`]). `None` for any
+/// other character (ヴ and its hiragana, half-width kana, combining marks, …).
+fn kana_key_plain(kana: &str) -> Option<String> {
+    let plain = |c: char| matches!(c, '\u{3041}'..='\u{3093}' | '\u{30A1}'..='\u{30F3}' | 'ー' | ' ' | '\u{3000}');
+    if !kana.chars().all(plain) {
+        return None;
+    }
+    let mut out = String::with_capacity(kana.len());
+    for c in kana.chars() {
+        if c == ' ' || c == '\u{3000}' || c == 'ー' {
+            continue;
+        }
+        out.push(kana_fold(hira_to_kata(c)));
+    }
+    Some(out)
 }
 
 fn kanji_key_once(kanji: &str, tables: &Tables) -> String {
