@@ -217,6 +217,9 @@ struct Mapping {
     field_name: String,
     kind: Kind,
     on_reject: OnReject,
+    /// The field's values repeat (one of [`INTERNED_FIELDS`]): its normalised values are
+    /// remembered whatever its kind.
+    repeats: bool,
 }
 
 /// A layout compiled against one file's header.
@@ -341,6 +344,7 @@ impl Plan {
                         on_reject: c
                             .on_reject
                             .unwrap_or_else(|| default_on_reject(&c.normaliser)),
+                        repeats: INTERNED_FIELDS.contains(&c.field.as_str()),
                     })),
                     None if required.contains(&c.field.as_str())
                         && !layout.constants.contains_key(&c.field) =>
@@ -694,7 +698,12 @@ fn apply<'m>(
     memo: &mut normalise::Memo,
 ) -> Result<(), (&'m Mapping, &'static str)> {
     for m in mappings {
-        match memo.normalise(m.kind, &decoded[m.column], tables) {
+        let n = if m.repeats {
+            memo.normalise_repeating(m.kind, &decoded[m.column], tables)
+        } else {
+            memo.normalise(m.kind, &decoded[m.column], tables)
+        };
+        match n {
             Ok(n) => {
                 if let Some(flag) = n.flag {
                     if !flags.is_empty() {

@@ -35,6 +35,22 @@ impl Memo {
         if !repeats(kind) {
             return normalise(kind, raw, tables);
         }
+        self.remembered(kind, raw, tables)
+    }
+
+    /// [`normalise`] remembered whatever the kind: for a column whose values repeat by
+    /// nature though its kind's do not in general (free text naming a vaccine, an
+    /// institution, a doctor: the fields ingest interns).
+    pub fn normalise_repeating(
+        &mut self,
+        kind: Kind,
+        raw: &str,
+        tables: &Tables,
+    ) -> Result<Normalised, Reject> {
+        self.remembered(kind, raw, tables)
+    }
+
+    fn remembered(&mut self, kind: Kind, raw: &str, tables: &Tables) -> Result<Normalised, Reject> {
         if self.maps.is_empty() {
             self.maps = (0..Kind::ALL.len()).map(|_| Map::default()).collect();
         }
@@ -116,6 +132,7 @@ mod tests {
                 for (k, v) in &values {
                     let kind = Kind::ALL[*k];
                     prop_assert_eq!(memo.normalise(kind, v, tables), normalise(kind, v, tables));
+                    prop_assert_eq!(memo.normalise_repeating(kind, v, tables), normalise(kind, v, tables));
                 }
             }
         }
