@@ -1006,19 +1006,25 @@ fn read_stream(
     };
     let mut records = Vec::new();
     let mut quarantine = Vec::new();
-    let mut chunk: Vec<(csv::ByteRecord, u64)> = Vec::new();
+    // The chunk's byte records are kept from chunk to chunk: read into again, they keep
+    // their buffers (a fresh record per row grew its buffers again on every row).
+    let mut rows: Vec<(csv::ByteRecord, u64)> = Vec::new();
     let mut done = false;
     while !done {
-        chunk.clear();
-        while chunk.len() < CHUNK_ROWS {
-            let mut rec = csv::ByteRecord::new();
-            if !reader.read_byte_record(&mut rec).map_err(csv_err)? {
+        let mut filled = 0;
+        while filled < CHUNK_ROWS {
+            if filled == rows.len() {
+                rows.push((csv::ByteRecord::new(), 0));
+            }
+            let (rec, line) = &mut rows[filled];
+            if !reader.read_byte_record(rec).map_err(csv_err)? {
                 done = true;
                 break;
             }
-            let line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
-            chunk.push((rec, line));
+            *line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
+            filled += 1;
         }
+        let chunk = &rows[..filled];
         let row = |memo: &mut normalise::Memo, (rec, line): &(csv::ByteRecord, u64)| {
             let fields: Vec<&[u8]> = rec.iter().collect();
             plan.row_with(&fields, *line, tables, memo)
