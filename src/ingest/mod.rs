@@ -245,8 +245,10 @@ pub struct Plan {
 
 /// Fields whose values repeat across many records (codes, vaccine and institution
 /// names, lot numbers, file ids): packed records hold an id into
-/// [`crate::record::intern`] instead of the text (docs/performance.md, "Packed records").
-/// Never a field that identifies a record or a person.
+/// [`crate::record::intern`] instead of the text (docs/performance.md, "Packed records"),
+/// and ingest remembers their normalised values across a chunk's rows
+/// ([`normalise::Memo::normalise_repeating`]). Never a field that identifies a record or a
+/// person (tested).
 const INTERNED_FIELDS: &[&str] = &[
     "vaccine_name",
     "vaccine_code",
@@ -1296,6 +1298,39 @@ mod tests {
             shown.contains("vaccination_date") && !shown.contains("2023"),
             "{shown}"
         );
+    }
+
+    /// The interned fields (held once per process, their normalised values remembered
+    /// across rows) exist, are text, and are vaccination or bookkeeping fields — or one of
+    /// three codes that many residents share (自己負担区分, 自治体コード, 国籍): none is a
+    /// name, a number or a date that identifies a person.
+    #[test]
+    fn interned_fields_are_shared_codes_never_identifiers() {
+        use crate::schema::{Class, FieldType};
+        const SHARED_CODES: [&str; 3] = ["copay_class", "municipality_code", "nationality"];
+        let schema = Schema::embedded();
+        for name in INTERNED_FIELDS {
+            let i = schema
+                .index(name)
+                .unwrap_or_else(|| panic!("`{name}` is not a schema field"));
+            let f = &schema.fields[i];
+            assert_eq!(f.field_type, FieldType::Utf8, "`{name}`");
+            assert!(
+                matches!(f.class, Class::Health | Class::Operational)
+                    || SHARED_CODES.contains(name),
+                "`{name}` is {:?}",
+                f.class
+            );
+        }
+        for id in [
+            "record_id",
+            "atena_number",
+            "kojin_bango",
+            "ticket_number",
+            "kana_name",
+        ] {
+            assert!(!INTERNED_FIELDS.contains(&id), "`{id}`");
+        }
     }
 
     /// `raw_row_blake3` is in every archive: one `update` of the whole input must give the
