@@ -437,7 +437,7 @@ impl Record {
     /// The byte range in `data` of every entry, in rank order (read once from the start
     /// table: the rebuilding walks take each entry twice; reading two starts per entry
     /// and walk, with the table's size recounted each time, was ≈ 4 % of a migrate).
-    fn entry_bounds(&self) -> ([u32; MAX_FIELDS + 1], usize) {
+    fn entry_bounds(&self) -> [u32; MAX_FIELDS + 1] {
         let entries = self.entries();
         let table = self.table();
         let mut bounds = [0u32; MAX_FIELDS + 1];
@@ -451,7 +451,7 @@ impl Record {
             }
         }
         bounds[entries] = self.data.len() as u32;
-        (bounds, entries)
+        bounds
     }
 
     #[inline]
@@ -542,7 +542,7 @@ impl Record {
         }
         // The result's entries in order, walked twice: once for their lengths, once to
         // write them.
-        let (bounds, _) = self.entry_bounds();
+        let bounds = self.entry_bounds();
         let old = |rank: usize| &self.data[bounds[rank] as usize..bounds[rank + 1] as usize];
         let walk = |emit: &mut dyn FnMut(Piece<'_>)| {
             let mut rank = 0;
@@ -651,7 +651,7 @@ impl Record {
         if count == 0 {
             return 0;
         }
-        let ((own_bounds, _), (their_bounds, _)) = (self.entry_bounds(), from.entry_bounds());
+        let (own_bounds, their_bounds) = (self.entry_bounds(), from.entry_bounds());
         fn entry<'r>(r: &'r Record, b: &[u32; MAX_FIELDS + 1], k: usize) -> &'r [u8] {
             &r.data[b[k] as usize..b[k + 1] as usize]
         }
