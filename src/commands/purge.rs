@@ -239,22 +239,32 @@ pub fn render(o: &Outcome, location: &str) -> String {
             s.push_str(&format!("  {k:<24} {n:>8}\n"));
         }
     }
+    let removed = if o.dry_run {
+        "that would be removed"
+    } else {
+        "removed"
+    };
+    let (dropped, rewritten) = if o.dry_run {
+        ("that would be dropped", "that would be rewritten")
+    } else {
+        ("dropped", "rewritten")
+    };
     s.push_str(&format!(
-        "partitions dropped: {}\n",
+        "partitions {dropped}: {}\n",
         o.partitions_dropped.len()
     ));
     for p in &o.partitions_dropped {
         s.push_str(&format!("  {p}\n"));
     }
     s.push_str(&format!(
-        "partitions rewritten: {}\n",
+        "partitions {rewritten}: {}\n",
         o.partitions_rewritten.len()
     ));
     for p in &o.partitions_rewritten {
         s.push_str(&format!("  {p}\n"));
     }
     s.push_str(&format!(
-        "persons removed from the index: {}\nreview rows removed: {}\nquarantined rows removed: {}\n",
+        "persons {removed} from the index: {}\nreview rows {removed}: {}\nquarantined rows {removed} (their retention ran out, or they named what was erased): {}\n",
         o.persons_removed_from_index, o.review_rows_removed, o.quarantine_rows_removed
     ));
     if let Some(c) = &o.certificate {
