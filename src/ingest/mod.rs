@@ -1204,6 +1204,25 @@ mod tests {
         }
     }
 
+    /// The header of a VRS 予防接種台帳向け出力 with `doses` dose groups of 8 columns.
+    fn vrs_header(doses: usize) -> Vec<String> {
+        let cols = [
+            "接種履歴登録日時",
+            "接種日",
+            "券番号",
+            "接種自治体コード",
+            "接種会場名",
+            "接種医師名",
+            "ワクチンメーカー",
+            "ワクチンロット番号",
+        ];
+        let mut h = vec!["個別宛名番号".to_string()];
+        for n in 1..=doses {
+            h.extend(cols.iter().map(|c| format!("{n}回目{c}")));
+        }
+        h
+    }
+
     #[test]
     fn progress_starts_at_zero_and_rises_to_the_files_end() {
         let dir = tempfile::tempdir().unwrap();
@@ -1412,21 +1431,7 @@ mod tests {
     #[test]
     fn a_quarantined_vrs_dose_group_keeps_its_own_date() {
         let dir = tempfile::tempdir().unwrap();
-        let mut header = vec!["個別宛名番号".to_string()];
-        for n in 1..=2 {
-            for c in [
-                "接種履歴登録日時",
-                "接種日",
-                "券番号",
-                "接種自治体コード",
-                "接種会場名",
-                "接種医師名",
-                "ワクチンメーカー",
-                "ワクチンロット番号",
-            ] {
-                header.push(format!("{n}回目{c}"));
-            }
-        }
+        let header = vrs_header(2);
         // No 宛名番号; dose 1 has a ticket, dose 2 none (no person key), dose 2's date
         // is its own.
         let mut row = vec![String::new(); header.len()];
@@ -1455,21 +1460,7 @@ mod tests {
     #[test]
     fn vrs_wide_rows_pivot_to_one_record_per_dose() {
         let dir = tempfile::tempdir().unwrap();
-        let mut header = vec!["個別宛名番号".to_string()];
-        for n in 1..=7 {
-            for c in [
-                "接種履歴登録日時",
-                "接種日",
-                "券番号",
-                "接種自治体コード",
-                "接種会場名",
-                "接種医師名",
-                "ワクチンメーカー",
-                "ワクチンロット番号",
-            ] {
-                header.push(format!("{n}回目{c}"));
-            }
-        }
+        let header = vrs_header(7);
         let mut row1 = vec![String::new(); header.len()];
         row1[0] = "123".into();
         let dose = |n: usize, row: &mut Vec<String>, date: &str| {
@@ -1519,23 +1510,6 @@ mod tests {
     #[test]
     fn vrs_exports_that_stop_at_an_earlier_dose_are_read_and_a_partial_group_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let cols = [
-            "接種履歴登録日時",
-            "接種日",
-            "券番号",
-            "接種自治体コード",
-            "接種会場名",
-            "接種医師名",
-            "ワクチンメーカー",
-            "ワクチンロット番号",
-        ];
-        let header = |doses: usize| {
-            let mut h = vec!["個別宛名番号".to_string()];
-            for n in 1..=doses {
-                h.extend(cols.iter().map(|c| format!("{n}回目{c}")));
-            }
-            h
-        };
         // A row for `h` whose column groups (in header order) carry these dates.
         let row_of = |h: &[String], dates: &[&str]| {
             let mut row = vec![String::new(); h.len()];
@@ -1551,7 +1525,7 @@ mod tests {
             row
         };
         // Doses 1 and 2 only: read, one record per dose.
-        let h = header(2);
+        let h = vrs_header(2);
         let row = row_of(&h, &["20210701", "20210722"]);
         let text = format!("{}\n{}\n", h.join(","), row.join(","));
         let s = source(dir.path(), "two.csv", text.as_bytes(), "vrs-ledger-export");
@@ -1560,7 +1534,7 @@ mod tests {
         assert_eq!((records.len(), quarantine.len()), (2, 0), "{quarantine:?}");
         assert!(acc.balanced());
         // Dose 3 present but without its 接種日: refused, naming the header.
-        let mut h3 = header(3);
+        let mut h3 = vrs_header(3);
         h3.retain(|c| c != "3回目接種日");
         let text = format!("{}\n", h3.join(","));
         let s = source(
@@ -1574,7 +1548,7 @@ mod tests {
             .to_string();
         assert!(err.contains("`3回目接種日`"), "{err}");
         // Doses 1 and 3 with dose 2's columns absent: each record keeps its own dose number.
-        let mut h13 = header(3);
+        let mut h13 = vrs_header(3);
         h13.retain(|c| !c.starts_with("2回目"));
         let row = row_of(&h13, &["20210701", "20211222"]);
         let text = format!("{}\n{}\n", h13.join(","), row.join(","));

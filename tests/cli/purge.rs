@@ -934,14 +934,18 @@ struct PersonIds {
     names: BTreeSet<(String, i32)>,
 }
 
-/// Append to a UTF-8 ledger source a copy of one of its rows with the 宛名番号, the
-/// integrated 宛名番号 and the 個人番号 blanked and one field too many: a row quarantined
-/// (wrong column count) that names its person only by name and birth date. Returns the
-/// row's original 宛名番号 and the raw row as the quarantine list keeps it.
-fn add_name_only_row(input: &Path) -> (String, Vec<u8>) {
+/// Append rows to the first UTF-8 ledger source (by file name, among those `wanted`) with a
+/// plain row (no quotes, every field) that `make(header, row)` accepts: the rows it gives
+/// go at the end of the file, in its line ending. Returns the file and those rows.
+fn append_to_ledger(
+    input: &Path,
+    wanted: impl Fn(&Path) -> bool,
+    mut make: impl FnMut(&[&str], &str) -> Option<Vec<Vec<u8>>>,
+) -> (std::path::PathBuf, Vec<Vec<u8>>) {
     let mut files: Vec<_> = std::fs::read_dir(input.join("sources/ledger"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| wanted(p))
         .collect();
     files.sort();
     for path in files {
@@ -952,35 +956,54 @@ fn add_name_only_row(input: &Path) -> (String, Vec<u8>) {
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut lines = body.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
-        let blank = [col("宛名番号"), col("団体内統合宛名番号"), col("個人番号")];
         for line in lines {
-            let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
-            let atena = fields[0].clone();
-            if line.contains('"')
-                || fields.len() != header.len()
-                || atena.is_empty()
-                || !atena.bytes().all(|b| b.is_ascii_digit())
-            {
+            if line.contains('"') || line.split(',').count() != header.len() {
                 continue;
             }
-            for i in blank {
-                fields[i].clear();
-            }
-            fields.push("x".into());
-            let row = fields.join(",");
+            let Some(rows) = make(&header, line) else {
+                continue;
+            };
             let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
             let mut out = bytes.clone();
             if !text.ends_with('\n') {
                 out.extend_from_slice(newline.as_bytes());
             }
-            out.extend_from_slice(row.as_bytes());
-            out.extend_from_slice(newline.as_bytes());
+            for row in &rows {
+                out.extend_from_slice(row);
+                out.extend_from_slice(newline.as_bytes());
+            }
             std::fs::write(&path, out).unwrap();
-            return (atena, row.into_bytes());
+            return (path, rows);
         }
     }
     panic!("no UTF-8 ledger source with a plain row");
+}
+
+/// Append to a UTF-8 ledger source a copy of one of its rows with the 宛名番号, the
+/// integrated 宛名番号 and the 個人番号 blanked and one field too many: a row quarantined
+/// (wrong column count) that names its person only by name and birth date. Returns the
+/// row's original 宛名番号 and the raw row as the quarantine list keeps it.
+fn add_name_only_row(input: &Path) -> (String, Vec<u8>) {
+    let mut atena = String::new();
+    let (_, mut rows) = append_to_ledger(
+        input,
+        |_| true,
+        |header, line| {
+            let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
+            let mut fields: Vec<&str> = line.split(',').collect();
+            if fields[0].is_empty() || !fields[0].bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            atena = fields[0].to_string();
+            for i in [col("宛名番号"), col("団体内統合宛名番号"), col("個人番号")]
+            {
+                fields[i] = "";
+            }
+            fields.push("x");
+            Some(vec![fields.join(",").into_bytes()])
+        },
+    );
+    (atena, rows.remove(0))
 }
 
 #[test]
@@ -1303,49 +1326,29 @@ enum Spoil {
 /// plain rows per `(接種日, spoil)`, the date written as given. Returns the source's
 /// vaccine code (its file name) and each copy's bytes as the quarantine list keeps them.
 fn add_quarantined_copies(input: &Path, copies: &[(&str, Spoil)]) -> (String, Vec<Vec<u8>>) {
-    let mut files: Vec<_> = std::fs::read_dir(input.join("sources/ledger"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.ends_with("COVID19.csv"))
-        .collect();
-    files.sort();
-    for path in files {
-        let bytes = std::fs::read(&path).unwrap();
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
-        };
-        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut lines = body.lines();
-        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
-        let (date, address) = (col("接種日"), col("住所"));
-        let Some(line) = lines.find(|l| !l.contains('"') && l.split(',').count() == header.len())
-        else {
-            continue;
-        };
-        let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-        let mut out = bytes.clone();
-        if !text.ends_with('\n') {
-            out.extend_from_slice(newline.as_bytes());
-        }
-        let mut rows = Vec::new();
-        for (vdate, spoil) in copies {
-            let mut fields: Vec<Vec<u8>> = line.split(',').map(|f| f.as_bytes().to_vec()).collect();
-            fields[date] = vdate.as_bytes().to_vec();
-            match spoil {
-                Spoil::Undecodable => fields[address] = b"\xFF\xFE".to_vec(),
-                Spoil::ExtraField => fields.push(b"x".to_vec()),
-            }
-            let row = fields.join(&b","[..]);
-            out.extend_from_slice(&row);
-            out.extend_from_slice(newline.as_bytes());
-            rows.push(row);
-        }
-        std::fs::write(&path, out).unwrap();
-        let code = path.file_stem().unwrap().to_str().unwrap().to_string();
-        return (code, rows);
-    }
-    panic!("no UTF-8 ledger source with a plain row");
+    let (path, rows) = append_to_ledger(
+        input,
+        |p| !p.ends_with("COVID19.csv"),
+        |header, line| {
+            let col = |h: &str| header.iter().position(|x| *x == h).unwrap();
+            let (date, address) = (col("接種日"), col("住所"));
+            let rows = copies
+                .iter()
+                .map(|(vdate, spoil)| {
+                    let mut fields: Vec<&[u8]> = line.split(',').map(str::as_bytes).collect();
+                    fields[date] = vdate.as_bytes();
+                    match spoil {
+                        Spoil::Undecodable => fields[address] = b"\xFF\xFE",
+                        Spoil::ExtraField => fields.push(b"x"),
+                    }
+                    fields.join(&b","[..])
+                })
+                .collect();
+            Some(rows)
+        },
+    );
+    let code = path.file_stem().unwrap().to_str().unwrap().to_string();
+    (code, rows)
 }
 
 #[test]
