@@ -117,13 +117,22 @@ fn oracle_expired(
 }
 
 fn purge_cmd(f: &Fixture, archive: &Path, extra: &[&std::ffi::OsStr]) -> std::process::Command {
+    purge_cmd_as_of(f, archive, AS_OF, extra)
+}
+
+fn purge_cmd_as_of(
+    f: &Fixture,
+    archive: &Path,
+    as_of: &str,
+    extra: &[&std::ffi::OsStr],
+) -> std::process::Command {
     let mut c = vaxarc();
     c.arg("purge").arg("--archive").arg(archive);
     c.arg("--identity")
         .arg(f.key("custodian-1.key"))
         .arg("--identity")
         .arg(f.key("vault.key"));
-    c.args(["--as-of", AS_OF, "--operator", "test-op", "--json"]);
+    c.args(["--as-of", as_of, "--operator", "test-op", "--json"]);
     c.arg("--signing-key").arg(f.key("signing.key"));
     c.args(extra);
     c
@@ -1378,17 +1387,7 @@ fn a_purge_destroys_the_quarantined_rows_whose_retention_ran_out() {
     assert_eq!((fact(2).1, fact(2).2), (None, None));
 
     let purge = |as_of: &str| {
-        let out = run_ok(
-            vaxarc()
-                .arg("purge")
-                .arg("--archive")
-                .arg(&archive)
-                .arg("--identity")
-                .arg(&c1)
-                .args(["--as-of", as_of, "--operator", "test-op", "--json"])
-                .arg("--signing-key")
-                .arg(f.key("signing.key")),
-        );
+        let out = run_ok(&mut purge_cmd_as_of(&f, &archive, as_of, &[]));
         let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(o["verification"]["passed"], true, "{o}");
         assert_eq!(o["verification"]["list_rows_remaining"], 0, "{o}");
