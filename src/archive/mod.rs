@@ -227,33 +227,57 @@ pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
 
 /// The lookup identifiers of a record, as (kind, value) pairs.
 pub fn identifiers(schema: &Schema, r: &Record) -> Vec<(&'static str, String)> {
-    let get = |name: &str| {
-        r.at(schema.idx(name))
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
     let mut out = Vec::new();
-    for name in ["atena_number", "registry_atena_number"] {
-        if let Some(a) = get(name) {
-            out.push(("atena", a));
-        }
-    }
-    if let Some(k) = get("kojin_bango") {
-        out.push(("kojin_bango", k));
-    }
-    if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
-        out.push(("ticket", format!("{m}:{t}")));
-    }
-    if let (Some(k), Some(b)) = (get("kana_name"), r.at(schema.idx("birth_date")).as_date()) {
-        out.push((
-            "kana_birth",
-            format!("{}:{}", crate::normalise::kana_key(&k), b),
-        ));
-    }
+    for_each_identifier(schema, r, |kind, parts| out.push((kind, parts.concat())));
     out.sort();
     out.dedup();
     out
+}
+
+/// The raw keyed hashes of a record's lookup identifiers, as (kind, hash), each once:
+/// [`identifiers`] hashed with [`keyed_hash_raw`], without building the values (the
+/// archive writer's index takes this for every record).
+pub fn identifier_hashes(
+    schema: &Schema,
+    r: &Record,
+    secret: &[u8; 32],
+) -> Vec<(&'static str, [u8; 32])> {
+    let mut out = Vec::with_capacity(6);
+    for_each_identifier(schema, r, |kind, parts| {
+        let mut h = blake3::Hasher::new_keyed(secret);
+        h.update(kind.as_bytes());
+        h.update(b"\0");
+        for p in parts {
+            h.update(p.as_bytes());
+        }
+        out.push((kind, *h.finalize().as_bytes()));
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Each lookup identifier of a record: its kind and its value in parts (the value is
+/// their concatenation). One definition for [`identifiers`] and [`identifier_hashes`].
+fn for_each_identifier(schema: &Schema, r: &Record, mut f: impl FnMut(&'static str, &[&str])) {
+    let get = |name: &str| r.at(schema.idx(name)).as_str().filter(|s| !s.is_empty());
+    for name in ["atena_number", "registry_atena_number"] {
+        if let Some(a) = get(name) {
+            f("atena", &[a]);
+        }
+    }
+    if let Some(k) = get("kojin_bango") {
+        f("kojin_bango", &[k]);
+    }
+    if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
+        f("ticket", &[m, ":", t]);
+    }
+    if let (Some(k), Some(b)) = (get("kana_name"), r.at(schema.idx("birth_date")).as_date()) {
+        f(
+            "kana_birth",
+            &[&crate::normalise::kana_key(k), ":", &b.to_string()],
+        );
+    }
 }
 
 /// The partition of a record (pure): retention class, earliest possible expiry year,
@@ -713,10 +737,10 @@ impl<'a> Writer<'a> {
                     r.set(person_hash_idx, Value::Str(ph.as_str().into()));
                     let r = &*r;
                     let person_hash = *raw.as_bytes();
-                    let entries = identifiers(schema, r)
+                    let entries = identifier_hashes(schema, r, &self.secret)
                         .into_iter()
-                        .map(|(kind, value)| index::Compact {
-                            key_hash: *keyed_hash_raw(&self.secret, kind, &value).as_bytes(),
+                        .map(|(kind, key_hash)| index::Compact {
+                            key_hash,
                             kind,
                             person_hash,
                             bucket,
@@ -1377,6 +1401,55 @@ mod tests {
         assert_eq!(default_buckets(16_672_224), 16); // the 20M-row benchmark set
         assert_eq!(default_buckets(40_000_000), 64);
         assert_eq!(default_buckets(u64::MAX), MAX_DEFAULT_BUCKETS);
+    }
+
+    /// The index the writer builds from `identifier_hashes` is the one a lookup (and the
+    /// post-erasure check) finds by hashing `identifiers`' values.
+    #[test]
+    fn identifier_hashes_are_the_keyed_hashes_of_the_identifiers() {
+        use crate::record::Value;
+        let schema = Schema::embedded();
+        let secret = [9u8; 32];
+        let mut full = vec![Value::Null; schema.len()];
+        for (name, v) in [
+            ("atena_number", Value::Str("1234567".into())),
+            ("registry_atena_number", Value::Str("1234567".into())),
+            ("kojin_bango", Value::Str("123456789018".into())),
+            ("municipality_code", Value::Str("131091".into())),
+            ("ticket_number", Value::Str("0012345678".into())),
+            ("kana_name", Value::Str("ヤマダ　タロウ".into())),
+            ("birth_date", Value::Date(3743)),
+        ] {
+            full[schema.idx(name)] = v;
+        }
+        let mut partial = full.clone();
+        partial[schema.idx("ticket_number")] = Value::Null;
+        partial[schema.idx("registry_atena_number")] = Value::Str("7654321".into());
+        for values in [full, partial, vec![Value::Null; schema.len()]] {
+            let r = Record::from(values);
+            let mut expected: Vec<(&str, [u8; 32])> = identifiers(schema, &r)
+                .into_iter()
+                .map(|(k, v)| (k, *keyed_hash_raw(&secret, k, &v).as_bytes()))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(identifier_hashes(schema, &r, &secret), expected);
+        }
+        // The shared 宛名番号 counts once; the ticket joins code and number.
+        let r = Record::from({
+            let mut v = vec![Value::Null; schema.len()];
+            v[schema.idx("atena_number")] = Value::Str("1".into());
+            v[schema.idx("registry_atena_number")] = Value::Str("1".into());
+            v[schema.idx("municipality_code")] = Value::Str("131091".into());
+            v[schema.idx("ticket_number")] = Value::Str("0012345678".into());
+            v
+        });
+        assert_eq!(
+            identifiers(schema, &r),
+            [
+                ("atena", "1".to_string()),
+                ("ticket", "131091:0012345678".to_string())
+            ]
+        );
     }
 
     #[test]
