@@ -199,8 +199,9 @@ const SPILL_BUCKETS: u16 = 64;
 
 /// Ingest → reconcile → write with the records out of memory between the passes:
 ///
-/// 1. the registry and the VRS person list are read; the linker keeps what linking needs
-///    (match keys, join sides, the few fields a link copies) and the rows are dropped;
+/// 1. the registry and the VRS person list are read a chunk of rows at a time; the
+///    linker keeps what linking needs of each chunk (match keys, join sides, the few
+///    fields a link copies) and the chunk is dropped;
 /// 2. the dose sources are read in parallel, and every [`LINK_BATCH`] records are linked
 ///    ([`reconcile::Linker`]: enrich, link, apply) and sent, encrypted, to the spill
 ///    bucket of their person ([`crate::spill`]);
@@ -256,33 +257,58 @@ fn stream(
         .filter(|s| s.layout.kind.produces_records())
         .cloned()
         .collect();
-    let ingest::Ingested {
-        registry,
-        quarantine: mut person_quarantine,
-        accounting: mut person_accounting,
-        ..
-    } = ingest::ingest(&of_kind(SourceKind::Registry), schema, tables, &on_bytes)?;
-    let prepared = reconcile::Linker::prepare_registry(schema, &registry, rules);
-    // Residents by birth date, for the report's 未接種者数 (aggregates only).
-    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
-    let mut births: std::collections::BTreeMap<i32, u64> = Default::default();
-    for r in &registry {
-        if let (Some("resident"), Some(b)) = (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
-        {
-            *births.entry(b).or_default() += 1;
+    // Rows arrive a chunk at a time, one file after another in pipeline order (the rows'
+    // order is the registry's row order, on which linking's ties depend); each chunk is
+    // taken by its builder and dropped, so a list's full rows never sit in memory together.
+    let mut person_quarantine = Vec::new();
+    let mut person_accounting = Vec::new();
+    let mut read_persons = |kind: SourceKind, take: &(dyn Fn(Vec<_>) + Sync)| {
+        for source in of_kind(kind) {
+            let ingest::Ingested {
+                quarantine,
+                accounting,
+                ..
+            } = ingest::ingest_into(
+                std::slice::from_ref(&source),
+                schema,
+                tables,
+                &on_bytes,
+                take,
+            )?;
+            person_quarantine.extend(quarantine);
+            person_accounting.extend(accounting);
         }
-    }
-    registry.into_par_iter().for_each(drop);
-    let ingest::Ingested {
-        vrs_persons,
-        quarantine,
-        accounting,
-        ..
-    } = ingest::ingest(&of_kind(SourceKind::VrsPersons), schema, tables, &on_bytes)?;
-    person_quarantine.extend(quarantine);
-    person_accounting.extend(accounting);
-    let linker = reconcile::Linker::with_registry(schema, prepared, &vrs_persons, rules);
-    vrs_persons.into_par_iter().for_each(drop);
+        Ok::<_, ingest::IngestError>(())
+    };
+    let (status_idx, birth_idx) = (schema.idx("registry_status"), schema.idx("birth_date"));
+    let registry = std::sync::Mutex::new((
+        reconcile::RegistryBuilder::new(schema),
+        // Residents by birth date, for the report's 未接種者数 (aggregates only).
+        std::collections::BTreeMap::<i32, u64>::new(),
+    ));
+    read_persons(SourceKind::Registry, &|rows| {
+        let mut guard = registry.lock().unwrap_or_else(|p| p.into_inner());
+        let (builder, births) = &mut *guard;
+        builder.add(&rows);
+        for r in &rows {
+            if let (Some("resident"), Some(b)) =
+                (r.at(status_idx).as_str(), r.at(birth_idx).as_date())
+            {
+                *births.entry(b).or_default() += 1;
+            }
+        }
+        drop(guard);
+        rows.into_par_iter().for_each(drop);
+    })?;
+    let (registry, births) = registry.into_inner().unwrap_or_else(|p| p.into_inner());
+    let prepared = registry.finish(rules);
+    let persons = std::sync::Mutex::new(reconcile::PersonListBuilder::new(schema));
+    read_persons(SourceKind::VrsPersons, &|rows| {
+        persons.lock().unwrap_or_else(|p| p.into_inner()).add(&rows);
+        rows.into_par_iter().for_each(drop);
+    })?;
+    let persons = persons.into_inner().unwrap_or_else(|p| p.into_inner());
+    let linker = reconcile::Linker::with_person_list(prepared, persons, rules);
 
     let index_secret = archive::derive_index_secret(
         &pipeline.text,

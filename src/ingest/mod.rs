@@ -847,8 +847,9 @@ pub type OnBytes<'a> = &'a (dyn Fn(u64) + Sync);
 /// rows and the file's accounting.
 pub type FileResult = (Vec<Record>, Vec<QuarantineEntry>, FileAccounting);
 
-/// Where [`ingest_into`] sends dose records: one call per chunk of rows read, from
-/// several threads at once (one per file).
+/// Where [`ingest_into`] sends records and person rows: one call per chunk of rows read,
+/// from several threads at once (one per file). A file's chunks come in file order, one
+/// after another; chunks of different files interleave.
 pub type RecordSink<'a> = &'a (dyn Fn(Vec<Record>) + Sync);
 
 /// The I/O shell: read one source file completely.
@@ -861,8 +862,8 @@ pub fn read_file(
     read_file_to(source, schema, tables, on_bytes, None)
 }
 
-/// [`read_file`], sending dose records to `sink` (if any) a chunk at a time instead of
-/// returning them.
+/// [`read_file`], sending records or person rows to `sink` (if any) a chunk at a time, in
+/// file order, instead of returning them.
 fn read_file_to(
     source: &Source,
     schema: &Schema,
@@ -1066,8 +1067,8 @@ fn read_stream(
                 accounting.persons += r.records.len() as u64;
             }
             match sink {
-                Some(_) if plan.kind.produces_records() => sent.extend(r.records),
-                _ => records.extend(r.records),
+                Some(_) => sent.extend(r.records),
+                None => records.extend(r.records),
             }
             quarantine.extend(r.quarantine);
         }
@@ -1089,10 +1090,11 @@ pub fn ingest(
     ingest_files(sources, schema, tables, on_bytes, None)
 }
 
-/// [`ingest`], sending the dose records (ledger, VRS export) to `sink` a chunk of rows at
-/// a time, from one thread per file, instead of returning them: the returned
-/// [`Ingested::records`] is empty. Person rows (registry, VRS person list), quarantine and
-/// accounting are returned as by [`ingest`].
+/// [`ingest`], sending the dose records (ledger, VRS export) and person rows (registry,
+/// VRS person list) to `sink` a chunk of rows at a time, from one thread per file, instead
+/// of returning them: the returned [`Ingested::records`], [`Ingested::registry`] and
+/// [`Ingested::vrs_persons`] are empty. Quarantine and accounting are returned as by
+/// [`ingest`]. A caller that needs rows in pipeline order passes one source at a time.
 pub fn ingest_into(
     sources: &[Source],
     schema: &Schema,

@@ -187,6 +187,15 @@ impl People {
         self.distinct.len()
     }
 
+    /// Append the rows of `more` after this one's (a row's person is unchanged; persons
+    /// equal across the two are kept twice, which only costs memory).
+    pub(crate) fn append(&mut self, more: People) {
+        let base = self.distinct.len() as u32;
+        self.distinct.extend(more.distinct);
+        self.person_of
+            .extend(more.person_of.into_iter().map(|d| base + d));
+    }
+
     /// Free the persons (millions of small strings) over the pool.
     pub(crate) fn free(self) {
         self.distinct.into_par_iter().for_each(drop);
@@ -210,8 +219,60 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(f: &Fields, rows: &[Record], rules: &Rules) -> Self {
+        let mut builder = RegistryBuilder::default();
+        builder.add(f, rows);
+        builder.finish(rules)
+    }
+}
+
+/// A [`Registry`] built from its rows a chunk at a time, so that the registry's full rows
+/// never sit in memory together (at 20M source rows, a registry of 3.8M residents, they
+/// set the migrate's peak). Chunks must come in row order; the result is the one
+/// [`Registry::new`] gives over all rows at once (tested).
+#[derive(Default)]
+pub(crate) struct RegistryBuilder {
+    rows: Vec<Record>,
+    people: Option<People>,
+    atena: Keyed,
+    integrated_atena: Keyed,
+    kojin_bango: Keyed,
+}
+
+impl RegistryBuilder {
+    /// Take the next rows of the registry.
+    pub(crate) fn add(&mut self, f: &Fields, rows: &[Record]) {
+        let base = self.rows.len() as u32;
         let all = |_: usize| true;
+        let shifted = |keyed: Keyed| keyed.into_iter().map(move |(i, k)| (base + i, k));
+        self.atena.extend(shifted(keyed(rows, f.atena_number, all)));
+        self.integrated_atena
+            .extend(shifted(keyed(rows, f.integrated_atena_number, all)));
+        self.kojin_bango
+            .extend(shifted(keyed(rows, f.kojin_bango, all)));
         let people = People::of(f, rows);
+        match &mut self.people {
+            Some(p) => p.append(people),
+            None => self.people = Some(people),
+        }
+        let kept = [f.atena_number, f.registry_status, f.registry_status_date];
+        self.rows.par_extend(rows.par_iter().map(|r| {
+            let mut s = Record::new(r.len());
+            s.fill_from(r, |i| kept.contains(&i));
+            s
+        }));
+    }
+
+    /// Number of rows taken so far.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The registry: the blocking sides of `rules` and the identifier sides.
+    pub(crate) fn finish(self, rules: &Rules) -> Registry {
+        let people = self.people.unwrap_or(People {
+            distinct: Vec::new(),
+            person_of: Vec::new(),
+        });
         let blocks = rules
             .blocking
             .iter()
@@ -227,20 +288,11 @@ impl Registry {
                 frames::Right::new(right, rules.max_block_size)
             })
             .collect();
-        let kept = [f.atena_number, f.registry_status, f.registry_status_date];
-        let slim = rows
-            .par_iter()
-            .map(|r| {
-                let mut s = Record::new(r.len());
-                s.fill_from(r, |i| kept.contains(&i));
-                s
-            })
-            .collect();
         Registry {
-            rows: slim,
-            atena: frames::Right::new(keyed(rows, f.atena_number, all), None),
-            integrated_atena: frames::Right::new(keyed(rows, f.integrated_atena_number, all), None),
-            kojin_bango: frames::Right::new(keyed(rows, f.kojin_bango, all), None),
+            rows: self.rows,
+            atena: frames::Right::new(self.atena, None),
+            integrated_atena: frames::Right::new(self.integrated_atena, None),
+            kojin_bango: frames::Right::new(self.kojin_bango, None),
             blocks,
             people,
         }

@@ -266,15 +266,6 @@ fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
 }
 
 /// The VRS person rows as the right side of [`enrich`]'s join on the ticket.
-fn ticket_side(f: &Fields, persons: &[Record]) -> frames::Right {
-    let right: frames::Keyed = persons
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, frames::key(&k))))
-        .collect();
-    frames::Right::new(right, None)
-}
-
 /// Step 1: fill VRS doses' Null person items from their ticket's person row.
 fn enrich(
     f: &Fields,
@@ -388,6 +379,89 @@ impl fmt::Debug for PreparedRegistry {
     }
 }
 
+/// [`Linker::prepare_registry`] a chunk of registry rows at a time, so that a streaming
+/// migrate never holds the registry's full rows together (at 20M source rows, a registry
+/// of 3.8M residents, they set the run's peak memory). Rows must come in registry order;
+/// the result is the one `prepare_registry` gives over all rows at once (tested).
+pub struct RegistryBuilder {
+    f: Fields,
+    inner: link::RegistryBuilder,
+}
+
+impl fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("rows", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryBuilder {
+    /// An empty registry of `schema`'s records.
+    pub fn new(schema: &Schema) -> RegistryBuilder {
+        RegistryBuilder {
+            f: Fields::new(schema),
+            inner: link::RegistryBuilder::default(),
+        }
+    }
+
+    /// Take the registry's next rows (they can be dropped afterwards).
+    pub fn add(&mut self, rows: &[Record]) {
+        self.inner.add(&self.f, rows);
+    }
+
+    /// The registry's side of linking under `rules`.
+    pub fn finish(self, rules: &Rules) -> PreparedRegistry {
+        PreparedRegistry(self.inner.finish(rules))
+    }
+}
+
+/// The VRS person list's side of linking taken a chunk of rows at a time (for
+/// [`Linker::with_person_list`]): the ticket join's side and, of each row, only the fields
+/// enrichment copies. Rows must come in list order; the result is the one
+/// [`Linker::with_registry`] gives over all rows at once (tested).
+pub struct PersonListBuilder {
+    f: Fields,
+    keyed: frames::Keyed,
+    slim: Vec<Record>,
+}
+
+impl fmt::Debug for PersonListBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonListBuilder")
+            .field("rows", &self.slim.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersonListBuilder {
+    /// An empty person list of `schema`'s records.
+    pub fn new(schema: &Schema) -> PersonListBuilder {
+        PersonListBuilder {
+            f: Fields::new(schema),
+            keyed: Vec::new(),
+            slim: Vec::new(),
+        }
+    }
+
+    /// Take the list's next rows (they can be dropped afterwards).
+    pub fn add(&mut self, rows: &[Record]) {
+        let f = &self.f;
+        let base = self.slim.len() as u32;
+        let keyed: frames::Keyed = rows
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, r)| ticket_key(f, r).map(|k| (base + i as u32, frames::key(&k))))
+            .collect();
+        self.keyed.extend(keyed);
+        self.slim.par_extend(rows.par_iter().map(|r| {
+            let mut slim = Record::new(r.len());
+            slim.fill_from(r, |i| f.person_fill.contains(&i));
+            slim
+        }));
+    }
+}
+
 impl<'a> Linker<'a> {
     /// Prepare the registry's and the VRS person list's side of every join.
     pub fn new(
@@ -418,23 +492,25 @@ impl<'a> Linker<'a> {
         vrs_persons: &[Record],
         rules: &'a Rules,
     ) -> Linker<'a> {
-        let f = Fields::new(schema);
-        let persons_side = ticket_side(&f, vrs_persons);
-        // The caller can drop its person rows once the linker is built.
-        let vrs_persons = vrs_persons
-            .par_iter()
-            .map(|r| {
-                let mut slim = Record::new(r.len());
-                slim.fill_from(r, |i| f.person_fill.contains(&i));
-                slim
-            })
-            .collect();
+        let mut persons = PersonListBuilder::new(schema);
+        persons.add(vrs_persons);
+        Self::with_person_list(registry, persons, rules)
+    }
+
+    /// [`Linker::with_registry`] with the VRS person list taken a chunk at a time by a
+    /// [`PersonListBuilder`] (of the same schema).
+    pub fn with_person_list(
+        registry: PreparedRegistry,
+        persons: PersonListBuilder,
+        rules: &'a Rules,
+    ) -> Linker<'a> {
+        let PersonListBuilder { f, keyed, slim } = persons;
         Linker {
             registry: registry.0,
             f,
-            vrs_persons,
+            vrs_persons: slim,
             rules,
-            persons_side,
+            persons_side: frames::Right::new(keyed, None),
         }
     }
 

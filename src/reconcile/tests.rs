@@ -581,6 +581,108 @@ fn settling_person_buckets_apart_equals_settling_all() {
     }
 }
 
+/// A linker whose registry and VRS person list were taken a chunk at a time (a streaming
+/// migrate: [`RegistryBuilder`], [`PersonListBuilder`]) links exactly as one built from all
+/// their rows at once: identifier hits in later chunks, a person repeated across chunks,
+/// a blocking key over the cap only once all chunks are in, twins in review.
+#[test]
+fn linker_built_from_chunks_links_as_one_built_at_once() {
+    let (mut records, mut reg, mut persons) = mixed_input();
+    let mut rules = Rules::embedded().clone();
+    rules.max_block_size = Some(4);
+    // Five rows of one person in different chunks: over the cap of 4 only together.
+    for k in 0..5 {
+        reg.push(person(
+            &format!("300{k}"),
+            "鈴木 次郎",
+            "スズキ ジロウ",
+            date(1960, 7, 7),
+            "M",
+        ));
+    }
+    // A person once, late in the registry; and three of a family of four by name.
+    reg.push(person(
+        "4001",
+        "伊藤 三郎",
+        "イトウ サブロウ",
+        date(1955, 4, 4),
+        "M",
+    ));
+    for k in 0..3 {
+        reg.push(person(
+            &format!("410{k}"),
+            "伊藤 花",
+            "イトウ ハナ",
+            date(1990, 1, 1),
+            "F",
+        ));
+    }
+    persons.push(vrs_person(
+        "0000000003",
+        Some("4001"),
+        "伊藤 三郎",
+        "イトウ サブロウ",
+        date(1955, 4, 4),
+    ));
+    records.extend([
+        ledger("l5", 6, &[("atena_number", s("3004"))]),
+        ledger(
+            "l6",
+            7,
+            &[
+                ("kanji_name", s("鈴木 次郎")),
+                ("kana_name", s("スズキ ジロウ")),
+                ("birth_date", date(1960, 7, 7)),
+            ],
+        ),
+        ledger(
+            "l7",
+            8,
+            &[
+                ("kanji_name", s("伊藤 三郎")),
+                ("kana_name", s("イトウ サブロウ")),
+                ("birth_date", date(1955, 4, 4)),
+            ],
+        ),
+        ledger(
+            "l8",
+            9,
+            &[
+                ("kanji_name", s("伊藤 花")),
+                ("kana_name", s("イトウ ハナ")),
+                ("birth_date", date(1990, 1, 1)),
+            ],
+        ),
+        vrs("v3", 7, "0000000003", &[]),
+    ]);
+    let whole = Linker::new(schema(), &reg, &persons, &rules);
+    let mut expected = records.clone();
+    let want = whole.link(&mut expected);
+    let methods: Vec<&str> = expected.iter().map(method).collect();
+    for m in ["atena", "ticket", "probabilistic", "review", "none"] {
+        assert!(
+            methods.contains(&m),
+            "the input has a {m} link to check: {methods:?}"
+        );
+    }
+    for chunk in [1, 2, 3, 7, reg.len()] {
+        let mut registry = RegistryBuilder::new(schema());
+        for rows in reg.chunks(chunk) {
+            registry.add(rows);
+        }
+        let mut list = PersonListBuilder::new(schema());
+        for rows in persons.chunks(chunk) {
+            list.add(rows);
+        }
+        let linker = Linker::with_person_list(registry.finish(&rules), list, &rules);
+        let mut got = records.clone();
+        let linked = linker.link(&mut got);
+        assert!(got == expected, "records differ with chunks of {chunk}");
+        assert_eq!(linked.review, want.review, "chunks of {chunk}");
+        assert_eq!(linked.stats, want.stats, "chunks of {chunk}");
+    }
+}
+
 #[test]
 fn same_result_with_one_thread() {
     let (records, reg, persons) = mixed_input();
