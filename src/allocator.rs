@@ -27,6 +27,30 @@ pub fn tune() {
     }
 }
 
+/// Run `free` (which drops a large structure) and give the memory it frees back to the
+/// OS: with [`tune`]'s setting mimalloc keeps every freed page mapped for reuse, so
+/// freeing only helps a later allocation on the same thread, and memory one pass freed on
+/// some threads was mapped again by the next pass on others (the peak grew by what the
+/// next pass needed). Purging is switched on while `free` runs and every thread's heap
+/// (rayon's workers and the caller's) collects its empty pages; then the option is set
+/// back. Does nothing but `free` when the operator set `MIMALLOC_PURGE_DELAY`.
+pub fn release_after(free: impl FnOnce()) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        free();
+        return;
+    }
+    let before = option(MI_OPTION_PURGE_DELAY);
+    // SAFETY: sets one of mimalloc's process-wide option values; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    free();
+    // SAFETY: `mi_collect` frees the calling thread's empty pages; it is called on each
+    // thread for its own heap.
+    rayon::broadcast(|_| unsafe { libmimalloc_sys::mi_collect(true) });
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    // SAFETY: as above.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, before) };
+}
+
 /// An option's current value.
 pub fn option(option: libmimalloc_sys::mi_option_t) -> std::os::raw::c_long {
     // SAFETY: reads one of mimalloc's process-wide option values.
@@ -74,6 +98,13 @@ mod tests {
             tune();
             assert_eq!(option(MI_OPTION_PURGE_DELAY), -1);
             assert_eq!(option(MI_OPTION_ALLOW_THP), 0);
+            // `release_after` runs its closure once, with purging on, and sets the option
+            // back (here, in the same test: another test reading the option meanwhile
+            // would see the temporary value).
+            let mut seen = Vec::new();
+            release_after(|| seen.push(option(MI_OPTION_PURGE_DELAY)));
+            assert_eq!(seen, [0]);
+            assert_eq!(option(MI_OPTION_PURGE_DELAY), -1);
         }
     }
 }

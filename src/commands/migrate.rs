@@ -393,7 +393,11 @@ fn stream(
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e.into());
     }
-    drop(linker);
+    // The linker (the registry's match keys and join sides: half a GB per million
+    // residents) is the first pass's largest part; its memory goes back to the OS so the
+    // second pass does not map more on top (docs/performance.md, "Person lists a chunk at
+    // a time").
+    crate::allocator::release_after(|| drop(linker));
     let spilled = spill.finish()?;
     let (mut stats, mut review) = linked.into_inner().unwrap_or_else(|p| p.into_inner());
     timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
