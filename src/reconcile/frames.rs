@@ -18,6 +18,27 @@ use rayon::prelude::*;
 /// left out.
 pub(crate) type Keyed = Vec<(u32, u128)>;
 
+/// A [`Keyed`] list held as two columns, for a side collected over a long time (a
+/// registry read a chunk at a time): 20 bytes a row instead of 32 (the `(u32, u128)`
+/// pair is padded to the key's alignment).
+#[derive(Default)]
+pub(crate) struct KeyColumns {
+    keys: Vec<u128>,
+    rows: Vec<u32>,
+}
+
+impl KeyColumns {
+    /// Append `more`, its rows shifted by `base`.
+    pub(crate) fn extend_shifted(&mut self, more: Keyed, base: u32) {
+        self.keys.reserve(more.len());
+        self.rows.reserve(more.len());
+        for (i, k) in more {
+            self.keys.push(k);
+            self.rows.push(base + i);
+        }
+    }
+}
+
 /// The hash a key is joined and grouped by.
 #[inline]
 pub(crate) fn key(text: &str) -> u128 {
@@ -95,7 +116,21 @@ impl Right {
     /// `rows` as a join's right side. Keys held by more than `max_right_per_key` rows are
     /// dropped (a blocking key that common says nothing and costs quadratic time).
     pub(crate) fn new(rows: Keyed, max_right_per_key: Option<u32>) -> Right {
-        let mut pairs: Vec<(u128, u32)> = rows.into_iter().map(|(i, k)| (k, i)).collect();
+        Self::of_pairs(
+            rows.into_iter().map(|(i, k)| (k, i)).collect(),
+            max_right_per_key,
+        )
+    }
+
+    /// [`Right::new`] of rows held as two columns ([`KeyColumns`]: 20 bytes a row
+    /// instead of 32 while a side is being collected).
+    pub(crate) fn of_columns(rows: KeyColumns, max_right_per_key: Option<u32>) -> Right {
+        let KeyColumns { keys, rows } = rows;
+        let pairs = keys.into_iter().zip(rows).collect();
+        Self::of_pairs(pairs, max_right_per_key)
+    }
+
+    fn of_pairs(mut pairs: Vec<(u128, u32)>, max_right_per_key: Option<u32>) -> Right {
         pairs.par_sort_unstable();
         // The cap counts a key's rows as given (as polars' `len().over(key)` did).
         if let Some(cap) = max_right_per_key {
@@ -203,6 +238,30 @@ mod tests {
             vec![(0, 10), (3, 10)]
         );
         assert!(join_with(l, &Right::new(Vec::new(), None)).is_empty());
+    }
+
+    /// A side collected a chunk at a time as columns joins as the same side built at once.
+    #[test]
+    fn a_side_collected_as_columns_in_chunks_is_the_same_side() {
+        let all = keyed(&[(0, "a"), (1, "b"), (2, "a"), (3, "c"), (4, "a"), (5, "b")]);
+        let left = keyed(&[(0, "a"), (1, "b"), (2, "c"), (3, "z")]);
+        for cap in [None, Some(2)] {
+            let whole = join_with(left.clone(), &Right::new(all.clone(), cap));
+            for chunk in [1, 2, 4, 6] {
+                let mut cols = KeyColumns::default();
+                for (n, part) in all.chunks(chunk).enumerate() {
+                    let base = (n * chunk) as u32;
+                    let local = part.iter().map(|&(i, k)| (i - base, k)).collect();
+                    cols.extend_shifted(local, base);
+                }
+                let side = Right::of_columns(cols, cap);
+                assert_eq!(join_with(left.clone(), &side), whole, "{chunk}, {cap:?}");
+            }
+        }
+        assert_eq!(
+            join_with(left.clone(), &Right::new(all.clone(), Some(2))),
+            vec![(1, 1), (1, 5), (2, 3)]
+        );
     }
 
     proptest::proptest! {

@@ -233,9 +233,9 @@ impl Registry {
 pub(crate) struct RegistryBuilder {
     rows: Vec<Record>,
     people: Option<People>,
-    atena: Keyed,
-    integrated_atena: Keyed,
-    kojin_bango: Keyed,
+    atena: frames::KeyColumns,
+    integrated_atena: frames::KeyColumns,
+    kojin_bango: frames::KeyColumns,
 }
 
 impl RegistryBuilder {
@@ -243,12 +243,12 @@ impl RegistryBuilder {
     pub(crate) fn add(&mut self, f: &Fields, rows: &[Record]) {
         let base = self.rows.len() as u32;
         let all = |_: usize| true;
-        let shifted = |keyed: Keyed| keyed.into_iter().map(move |(i, k)| (base + i, k));
-        self.atena.extend(shifted(keyed(rows, f.atena_number, all)));
+        self.atena
+            .extend_shifted(keyed(rows, f.atena_number, all), base);
         self.integrated_atena
-            .extend(shifted(keyed(rows, f.integrated_atena_number, all)));
+            .extend_shifted(keyed(rows, f.integrated_atena_number, all), base);
         self.kojin_bango
-            .extend(shifted(keyed(rows, f.kojin_bango, all)));
+            .extend_shifted(keyed(rows, f.kojin_bango, all), base);
         let people = People::of(f, rows);
         match &mut self.people {
             Some(p) => p.append(people),
@@ -273,6 +273,11 @@ impl RegistryBuilder {
             distinct: Vec::new(),
             person_of: Vec::new(),
         });
+        // The identifier sides first: each frees its collected keys before the blocking
+        // sides are built.
+        let atena = frames::Right::of_columns(self.atena, None);
+        let integrated_atena = frames::Right::of_columns(self.integrated_atena, None);
+        let kojin_bango = frames::Right::of_columns(self.kojin_bango, None);
         let blocks = rules
             .blocking
             .iter()
@@ -290,9 +295,9 @@ impl RegistryBuilder {
             .collect();
         Registry {
             rows: self.rows,
-            atena: frames::Right::new(self.atena, None),
-            integrated_atena: frames::Right::new(self.integrated_atena, None),
-            kojin_bango: frames::Right::new(self.kojin_bango, None),
+            atena,
+            integrated_atena,
+            kojin_bango,
             blocks,
             people,
         }

@@ -422,7 +422,7 @@ impl RegistryBuilder {
 /// [`Linker::with_registry`] gives over all rows at once (tested).
 pub struct PersonListBuilder {
     f: Fields,
-    keyed: frames::Keyed,
+    keyed: frames::KeyColumns,
     slim: Vec<Record>,
 }
 
@@ -439,7 +439,7 @@ impl PersonListBuilder {
     pub fn new(schema: &Schema) -> PersonListBuilder {
         PersonListBuilder {
             f: Fields::new(schema),
-            keyed: Vec::new(),
+            keyed: frames::KeyColumns::default(),
             slim: Vec::new(),
         }
     }
@@ -451,9 +451,9 @@ impl PersonListBuilder {
         let keyed: frames::Keyed = rows
             .par_iter()
             .enumerate()
-            .filter_map(|(i, r)| ticket_key(f, r).map(|k| (base + i as u32, frames::key(&k))))
+            .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, frames::key(&k))))
             .collect();
-        self.keyed.extend(keyed);
+        self.keyed.extend_shifted(keyed, base);
         self.slim.par_extend(rows.par_iter().map(|r| {
             let mut slim = Record::new(r.len());
             slim.fill_from(r, |i| f.person_fill.contains(&i));
@@ -510,7 +510,7 @@ impl<'a> Linker<'a> {
             f,
             vrs_persons: slim,
             rules,
-            persons_side: frames::Right::new(keyed, None),
+            persons_side: frames::Right::of_columns(keyed, None),
         }
     }
 
