@@ -207,15 +207,7 @@ fn a_person_list_split_over_two_files_gives_the_same_records() {
     let pipeline = pipeline.replace(&old, &halves);
     let split = f.input().join("split.toml");
     std::fs::write(&split, pipeline).unwrap();
-    let archive = f.dir.path().join("split");
-    let out = run_ok(
-        vaxarc()
-            .args(["migrate", "--pipeline"])
-            .arg(&split)
-            .arg("--archive")
-            .arg(&archive)
-            .arg("--json"),
-    );
+    let (archive, out) = f.migrate_with(&split, "split");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let files: Vec<&str> = summary["accounting"]
         .as_array()

@@ -138,12 +138,17 @@ impl Fixture {
 
     /// Migrate into `name` under the fixture folder; returns (archive path, output).
     pub fn migrate(&self, name: &str) -> (PathBuf, Output) {
+        self.migrate_with(&self.pipeline(), name)
+    }
+
+    /// [`Fixture::migrate`] with another pipeline file.
+    pub fn migrate_with(&self, pipeline: &Path, name: &str) -> (PathBuf, Output) {
         let archive = self.dir.path().join(name);
         let out = run_ok(
             vaxarc()
                 .arg("migrate")
                 .arg("--pipeline")
-                .arg(self.pipeline())
+                .arg(pipeline)
                 .arg("--archive")
                 .arg(&archive)
                 .arg("--json"),
