@@ -281,14 +281,15 @@ fn seal_shards<E: Row>(
         .par_iter()
         .try_for_each(|(s, rows)| -> Result<(), ArchiveError> {
             let path = shard_path(index_id, *s);
-            let batches: Vec<RecordBatch> = if rows.is_empty() {
-                vec![batch_of::<E>(&[])]
-            } else {
-                rows.chunks(8192).map(batch_of).collect()
-            };
+            // A batch at a time, each made when the writer asks for it (an empty shard
+            // is one empty batch).
+            let empty = rows.is_empty().then(|| Ok(batch_of::<E>(&[])));
+            let batches = empty
+                .into_iter()
+                .chain(rows.chunks(super::SEAL_BATCH_ROWS).map(|c| Ok(batch_of(c))));
             let (ciphertext, _) = super::seal_parquet_to(
                 &path,
-                &batches,
+                batches,
                 arrow_schema(),
                 recipient,
                 shard_properties(),

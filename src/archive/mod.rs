@@ -81,6 +81,17 @@ pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// and a bloom filter of `person_hash`, so a lookup skips the row groups that cannot hold
 /// a person.
 pub const PARTITION_ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Records turned into one Arrow batch at a time when a partition or an index shard is
+/// sealed ([`record_batches`]). Their writers ([`lookup_properties`]) cut a page every
+/// [`LOOKUP_PAGE_ROWS`] rows, write that many rows at a time and keep no dictionary; a
+/// batch size that divides the row groups and is a multiple of the page gives the Parquet
+/// bytes a single batch of all rows gives (tested).
+pub const SEAL_BATCH_ROWS: usize = 8 * 1024;
+const _: () = assert!(
+    PARTITION_ROW_GROUP_ROWS % SEAL_BATCH_ROWS == 0
+        && index::SHARD_ROW_GROUP_ROWS % SEAL_BATCH_ROWS == 0
+        && SEAL_BATCH_ROWS % LOOKUP_PAGE_ROWS == 0
+);
 /// Rows per data page of a record partition or index shard. Pages carry min/max statistics
 /// of the sort column (the column index) and every column an offset index, so a lookup
 /// decrypts and decodes only the pages that can hold the person or key, column by column.
@@ -392,13 +403,21 @@ pub fn seal_parquet(
     schema: Arc<ArrowSchema>,
     recipients: &Recipients,
 ) -> Result<Sealed, ArchiveError> {
-    seal_parquet_with(what, batches, schema, recipients, writer_properties())
+    seal_parquet_with(
+        what,
+        batches.iter().cloned().map(Ok),
+        schema,
+        recipients,
+        writer_properties(),
+    )
 }
 
-/// [`seal_parquet`] with other writer properties (partitions: [`partition_properties`]).
+/// [`seal_parquet`] with other writer properties (partitions: [`partition_properties`]),
+/// from batches made one at a time ([`record_batches`]): a partition's rows are never all
+/// in Arrow form at once.
 pub fn seal_parquet_with(
     what: &str,
-    batches: &[RecordBatch],
+    batches: impl IntoIterator<Item = Result<RecordBatch, ArchiveError>>,
     schema: Arc<ArrowSchema>,
     recipients: &Recipients,
     props: WriterProperties,
@@ -413,11 +432,30 @@ pub fn seal_parquet_with(
     })
 }
 
+/// Rows of [`SEAL_BATCH_ROWS`] records at a time as batches of the schema columns
+/// `indices` ([`batch::to_batch`]), each made when the Parquet writer asks for it.
+pub fn record_batches<'a>(
+    what: &'a str,
+    schema: &'a Schema,
+    indices: &'a [usize],
+    arrow_schema: &'a Arc<ArrowSchema>,
+    rows: &'a [&'a Record],
+) -> impl Iterator<Item = Result<RecordBatch, ArchiveError>> + 'a {
+    rows.chunks(SEAL_BATCH_ROWS).map(move |chunk| {
+        batch::to_batch(schema, indices, arrow_schema.clone(), chunk).map_err(|e| {
+            ArchiveError::Parquet {
+                what: what.to_string(),
+                message: e.to_string(),
+            }
+        })
+    })
+}
+
 /// Write batches as Parquet straight into an age stream to `recipient`: the ciphertext
 /// and the blake3 of the Parquet plaintext.
 pub fn seal_parquet_to(
     what: &str,
-    batches: &[RecordBatch],
+    batches: impl IntoIterator<Item = Result<RecordBatch, ArchiveError>>,
     schema: Arc<ArrowSchema>,
     recipient: &age::x25519::Recipient,
     props: WriterProperties,
@@ -431,7 +469,7 @@ pub fn seal_parquet_to(
     };
     let mut writer = ArrowWriter::try_new(tee, schema, Some(props)).map_err(pq(what))?;
     for b in batches {
-        writer.write(b).map_err(pq(what))?;
+        writer.write(&b?).map_err(pq(what))?;
     }
     let tee = writer.into_inner().map_err(pq(what))?;
     let plaintext_blake3 = tee.hasher.finalize().to_hex().to_string();
@@ -801,20 +839,9 @@ impl<'a> Writer<'a> {
             |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
                 let id = partition_id(archive_id, key, GENERATION);
                 let path = partition_path(key, &id);
-                let mut batches = Vec::new();
-                for chunk in rows.chunks(PARTITION_ROW_GROUP_ROWS) {
-                    batches.push(
-                        batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(
-                            |e| ArchiveError::Parquet {
-                                what: path.clone(),
-                                message: e.to_string(),
-                            },
-                        )?,
-                    );
-                }
                 let data = seal_parquet_with(
                     &path,
-                    &batches,
+                    record_batches(&path, schema, &plain_idx, &plain_schema, rows),
                     plain_schema.clone(),
                     &keys.custodians,
                     partition_properties(),
@@ -832,6 +859,8 @@ impl<'a> Writer<'a> {
                 let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
                 if !vault_rows.is_empty() {
                     let vpath = format!("vault/{id}.parquet.age");
+                    // One batch: the vault's writer (dictionary pages, pages cut by
+                    // size) gives other bytes for other cuts; its columns are few.
                     let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
                         .map_err(|e| ArchiveError::Parquet {
                             what: vpath.clone(),
@@ -1391,6 +1420,56 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Partitions and index shards are sealed a batch of [`SEAL_BATCH_ROWS`] at a time:
+    /// their Parquet bytes must be the ones one batch of all rows gives (the plaintext
+    /// hashes in every manifest), across row groups and a last short batch.
+    #[test]
+    fn sealing_in_batches_writes_the_bytes_of_one_batch() {
+        use arrow::array::{Int64Array, StringArray};
+        let n = PARTITION_ROW_GROUP_ROWS + 3 * SEAL_BATCH_ROWS + 77;
+        let hashes: Vec<String> = (0..n).map(|i| format!("{:064x}", i * 7919)).collect();
+        let texts: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 5 != 0).then(|| "名".repeat(i % 13) + &i.to_string()))
+            .collect();
+        let ints: Vec<Option<i64>> = (0..n)
+            .map(|i| (i % 3 != 0).then_some(i as i64 * 31))
+            .collect();
+        let schema = Arc::new(ArrowSchema::new(vec![
+            ArrowField::new("person_hash", DataType::Utf8, false),
+            ArrowField::new("name", DataType::Utf8, true),
+            ArrowField::new("n", DataType::Int64, true),
+        ]));
+        let all = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(hashes)),
+                Arc::new(StringArray::from(texts)),
+                Arc::new(Int64Array::from(ints)),
+            ],
+        )
+        .unwrap();
+        let (_, recipient) = crypto::fresh_identity();
+        let seal = |cut: usize| {
+            let batches = (0..n)
+                .step_by(cut)
+                .map(|at| Ok(all.slice(at, cut.min(n - at))));
+            seal_parquet_to(
+                "t",
+                batches,
+                schema.clone(),
+                &recipient,
+                partition_properties(),
+            )
+            .unwrap()
+            .1
+        };
+        let whole = seal(n);
+        assert_eq!(seal(SEAL_BATCH_ROWS), whole);
+        assert_eq!(seal(LOOKUP_PAGE_ROWS), whole);
+        // The comparison can tell: cuts inside a page give other pages.
+        assert_ne!(seal(LOOKUP_PAGE_ROWS + 100), whole);
+    }
 
     #[test]
     fn default_buckets_grow_with_the_archive() {

@@ -567,7 +567,7 @@ mod tests {
         let props = crate::archive::lookup_properties(key, row_group_rows, true);
         let (ct, _) = crate::archive::seal_parquet_to(
             "t",
-            std::slice::from_ref(&batch),
+            [Ok(batch.clone())],
             batch.schema(),
             &recipient,
             props,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::index::{self, IndexEntry};
 use crate::archive::manifest::{self, FileEntry, Manifest, Partition};
 use crate::archive::store::{Store, StoreError};
-use crate::archive::{self, batch, crypto, ArchiveError, PartitionKey, WriteKeys};
+use crate::archive::{self, crypto, ArchiveError, PartitionKey, WriteKeys};
 use crate::record::Record;
 use crate::schema::{Class, Schema};
 
@@ -379,20 +379,9 @@ pub fn apply(
         let id = archive::partition_id(&m.archive_id, &key, generation);
         let path = archive::partition_path(&key, &id);
         let refs: Vec<&Record> = survivors.iter().collect();
-        let mut batches = Vec::new();
-        for chunk in refs.chunks(archive::PARTITION_ROW_GROUP_ROWS) {
-            batches.push(
-                batch::to_batch(schema, &plain_idx, plain_schema.clone(), chunk).map_err(|e| {
-                    ArchiveError::Parquet {
-                        what: path.clone(),
-                        message: e.to_string(),
-                    }
-                })?,
-            );
-        }
         let sealed = archive::seal_parquet_with(
             &path,
-            &batches,
+            archive::record_batches(&path, schema, &plain_idx, &plain_schema, &refs),
             plain_schema.clone(),
             &keys.custodians,
             archive::partition_properties(),
