@@ -88,9 +88,9 @@ pub const PARTITION_ROW_GROUP_ROWS: usize = 64 * 1024;
 /// bytes a single batch of all rows gives (tested).
 pub const SEAL_BATCH_ROWS: usize = 8 * 1024;
 const _: () = assert!(
-    PARTITION_ROW_GROUP_ROWS % SEAL_BATCH_ROWS == 0
-        && index::SHARD_ROW_GROUP_ROWS % SEAL_BATCH_ROWS == 0
-        && SEAL_BATCH_ROWS % LOOKUP_PAGE_ROWS == 0
+    PARTITION_ROW_GROUP_ROWS.is_multiple_of(SEAL_BATCH_ROWS)
+        && index::SHARD_ROW_GROUP_ROWS.is_multiple_of(SEAL_BATCH_ROWS)
+        && SEAL_BATCH_ROWS.is_multiple_of(LOOKUP_PAGE_ROWS)
 );
 /// Rows per data page of a record partition or index shard. Pages carry min/max statistics
 /// of the sort column (the column index) and every column an offset index, so a lookup
