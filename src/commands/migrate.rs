@@ -216,8 +216,9 @@ const SPILL_BUCKETS: u16 = 64;
 /// 2. the dose sources are read in parallel, and every [`LINK_BATCH`] records are linked
 ///    ([`reconcile::Linker`]: enrich, link, apply) and sent, encrypted, to the spill
 ///    bucket of their person ([`crate::spill`]);
-/// 3. one archive bucket at a time: its records are read back, settled (merges,
-///    [`reconcile::settle`]) and written ([`archive::Writer::add`]);
+/// 3. one unit of archive buckets at a time: its records are read back, settled (merges,
+///    [`reconcile::settle`]) and written ([`archive::Writer::add`]) — the next unit is
+///    read back and settled while this one is written;
 /// 4. the index, lists and manifest are written and committed.
 ///
 /// The archive's plaintext is the one [`reconcile::reconcile`] and [`archive::write_new`]
