@@ -795,13 +795,18 @@ struct LineTracker<R> {
     at_line_start: bool,
     /// The previous byte was a CR: the line ended there unless an LF follows.
     after_cr: bool,
-    starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>>,
+    starts: LineStarts,
 }
+
+/// Where lines start, shared by the [`LineTracker`] inside the CSV reader and the code
+/// that asks for each record's line (a `Mutex`: the next chunk is read on another thread
+/// while this one is normalised).
+type LineStarts = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>>;
 
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut starts = self.starts.borrow_mut();
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
         for (i, &b) in buf[..n].iter().enumerate() {
             if self.after_cr && b != b'\n' {
                 self.line += 1;
@@ -823,11 +828,8 @@ impl<R: Read> Read for LineTracker<R> {
 }
 
 /// The physical line of a record that csv reports at byte `reported`.
-fn line_of(
-    starts: &std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>,
-    reported: u64,
-) -> u64 {
-    let mut starts = starts.borrow_mut();
+fn line_of(starts: &LineStarts, reported: u64) -> u64 {
+    let mut starts = starts.lock().unwrap_or_else(|p| p.into_inner());
     while let Some(&(offset, line)) = starts.front() {
         if offset >= reported {
             starts.pop_front();
@@ -924,7 +926,7 @@ fn read_stream(
     source: &Source,
     schema: &Schema,
     tables: &Tables,
-    input: Opened<impl Read>,
+    input: Opened<impl Read + Send>,
     on_bytes: OnBytes<'_>,
     sink: Option<RecordSink<'_>>,
 ) -> Result<FileResult, IngestError> {
@@ -941,8 +943,7 @@ fn read_stream(
         source: source_err,
     };
     let encoding = decode::detect(source.layout.encoding, &sample);
-    let starts: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(u64, u64)>>> =
-        Default::default();
+    let starts: LineStarts = Default::default();
     let rest = LineTracker {
         inner: std::io::Cursor::new(sample).chain(rest),
         offset: 0,
@@ -1011,11 +1012,12 @@ fn read_stream(
     };
     let mut records = Vec::new();
     let mut quarantine = Vec::new();
-    // The chunk's byte records are kept from chunk to chunk: read into again, they keep
-    // their buffers (a fresh record per row grew its buffers again on every row).
-    let mut rows: Vec<(csv::ByteRecord, u64)> = Vec::new();
-    let mut done = false;
-    while !done {
+    // A chunk of rows from the reader: `(rows filled, end of file)`. The chunk's byte
+    // records are kept from chunk to chunk: read into again, they keep their buffers (a
+    // fresh record per row grew its buffers again on every row).
+    let fill = |reader: &mut csv::Reader<_>,
+                rows: &mut Vec<(csv::ByteRecord, u64)>|
+     -> Result<(usize, bool), IngestError> {
         let mut filled = 0;
         while filled < CHUNK_ROWS {
             if filled == rows.len() {
@@ -1023,21 +1025,22 @@ fn read_stream(
             }
             let (rec, line) = &mut rows[filled];
             if !reader.read_byte_record(rec).map_err(csv_err)? {
-                done = true;
-                break;
+                return Ok((filled, true));
             }
             *line = line_of(&starts, rec.position().map_or(0, |p| p.byte()));
             filled += 1;
         }
-        let chunk = &rows[..filled];
-        let row = |memo: &mut normalise::Memo, (rec, line): &(csv::ByteRecord, u64)| {
-            let fields: Vec<&[u8]> = rec.iter().collect();
-            plan.row_with(&fields, *line, tables, memo)
-        };
-        // A small chunk (a small file, or the last rows) is cheaper on this thread than
-        // handed to the pool and waited for. Each piece of work keeps one memo of the
-        // repeating values' normalised forms across its rows.
-        let results: Vec<RowResult> = if chunk.len() < PARALLEL_MIN_ROWS {
+        Ok((filled, false))
+    };
+    let row = |memo: &mut normalise::Memo, (rec, line): &(csv::ByteRecord, u64)| {
+        let fields: Vec<&[u8]> = rec.iter().collect();
+        plan.row_with(&fields, *line, tables, memo)
+    };
+    // A small chunk (a small file, or the last rows) is cheaper on this thread than handed
+    // to the pool and waited for. Each piece of work keeps one memo of the repeating
+    // values' normalised forms across its rows.
+    let normalise_rows = |chunk: &[(csv::ByteRecord, u64)]| -> Vec<RowResult> {
+        if chunk.len() < PARALLEL_MIN_ROWS {
             let mut memo = normalise::Memo::default();
             chunk.iter().map(|r| row(&mut memo, r)).collect()
         } else {
@@ -1045,6 +1048,22 @@ fn read_stream(
                 .par_iter()
                 .map_init(normalise::Memo::default, row)
                 .collect()
+        }
+    };
+    let mut rows: Vec<(csv::ByteRecord, u64)> = Vec::new();
+    let mut ahead: Vec<(csv::ByteRecord, u64)> = Vec::new();
+    let (mut filled, mut done) = fill(&mut reader, &mut rows)?;
+    loop {
+        // The next chunk is read (serial CSV work) while this one is normalised: one file
+        // read alone — the registry, the VRS person list — kept the pool waiting on its
+        // reads otherwise. Rows keep their order: chunks are handled one after another.
+        let chunk = &rows[..filled];
+        let (results, next) = if done {
+            (normalise_rows(chunk), None)
+        } else {
+            let (results, next) =
+                rayon::join(|| normalise_rows(chunk), || fill(&mut reader, &mut ahead));
+            (results, Some(next))
         };
         let mut sent = Vec::new();
         for r in results {
@@ -1076,6 +1095,13 @@ fn read_stream(
             sink(sent);
         }
         on_bytes(reader.position().byte());
+        match next {
+            None => break,
+            Some(next) => {
+                (filled, done) = next?;
+                std::mem::swap(&mut rows, &mut ahead);
+            }
+        }
     }
     Ok((records, quarantine, accounting))
 }
@@ -1245,6 +1271,58 @@ mod tests {
         assert!(calls.len() > 2, "{calls:?}");
         assert!(calls.windows(2).all(|w| w[0] <= w[1]), "{calls:?}");
         assert_eq!(calls.last(), Some(&(text.len() as u64)));
+    }
+
+    /// Each chunk of a file is read while the one before is normalised: over several
+    /// chunks, with blank lines and quoted line breaks on both sides of chunk boundaries,
+    /// every record keeps its physical line and its place, and the sink receives the
+    /// records `read_file` returns, in order.
+    #[test]
+    fn lines_and_order_hold_while_the_next_chunk_is_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("宛名番号,接種名称,接種日,備考\n");
+        let mut line = 2i64;
+        let mut expected = Vec::new();
+        for i in 0..3 * CHUNK_ROWS + 123 {
+            if i % 997 == 0 {
+                text.push('\n');
+                line += 1;
+            }
+            expected.push(line);
+            if i % 1_001 == 0 {
+                text.push_str(&format!("{i},MR,2020/01/05,\"a\nb\"\n"));
+                line += 2;
+            } else {
+                text.push_str(&format!("{i},MR,2020/01/05,\n"));
+                line += 1;
+            }
+        }
+        let s = source(dir.path(), "c.csv", text.as_bytes(), "ledger");
+        let schema = Schema::embedded();
+        let (records, quarantine, acc) =
+            read_file(&s, schema, Tables::embedded(), &|_| {}).unwrap();
+        assert!(quarantine.is_empty(), "{quarantine:?}");
+        assert!(acc.balanced());
+        let lines: Vec<i64> = records
+            .iter()
+            .map(|r| r.at(schema.idx("source_line")).as_int().unwrap())
+            .collect();
+        assert_eq!(lines, expected);
+        let sent = std::sync::Mutex::new(Vec::new());
+        let chunks = std::sync::atomic::AtomicUsize::new(0);
+        ingest_into(
+            std::slice::from_ref(&s),
+            schema,
+            Tables::embedded(),
+            &|_| {},
+            &|rows| {
+                chunks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                sent.lock().unwrap().extend(rows);
+            },
+        )
+        .unwrap();
+        assert_eq!(chunks.into_inner(), 4);
+        assert!(sent.into_inner().unwrap() == records);
     }
 
     #[test]
