@@ -3,8 +3,9 @@
 //!
 //! The pure core ([`Plan::row`]) turns one row's raw fields into canonical records or a
 //! quarantine entry; the shell ([`read_file`]) streams a file in chunks of
-//! [`CHUNK_ROWS`] byte records, normalising each chunk in parallel (rayon) while keeping
-//! the output order of the file, so memory per file is one chunk plus the output.
+//! [`CHUNK_ROWS`] byte records, normalising each chunk in parallel (rayon) while the next
+//! one is read, keeping the output order of the file, so memory per file is two chunks
+//! plus the output.
 //!
 //! Invariant (checked by [`FileAccounting::balanced`]): for every file, rows read =
 //! rows that produced records + rows with no dose + rows quarantined, and for the VRS
