@@ -13,7 +13,20 @@ use arrow::record_batch::RecordBatch;
 use crate::record::{Record, Value, ValueRef};
 use crate::schema::{FieldType, Schema};
 
-/// Build a batch of the given schema columns (`indices` into the record) from records.
+/// A text field whose values are given beside the records rather than read from them:
+/// field `field` of record `k` is the lowercase hex of `hashes[k]` (the archive writer's
+/// person hashes, computed for every record it writes: storing each in its record first
+/// rebuilt every record once more).
+#[derive(Clone, Copy)]
+pub struct HashColumn<'a> {
+    /// The field (schema index).
+    pub field: usize,
+    /// One hash per record, in the records' order.
+    pub hashes: &'a [[u8; 32]],
+}
+
+/// Build a batch of the given schema columns (`indices` into the record) from records;
+/// with `given`, that field's values come from it instead of the records.
 ///
 /// Records are read once each, field by field in order (a sparse [`Record`] is cheapest
 /// to walk that way), each value appended to its column's builder.
@@ -22,6 +35,7 @@ pub fn to_batch(
     indices: &[usize],
     arrow_schema: Arc<ArrowSchema>,
     records: &[&Record],
+    given: Option<HashColumn<'_>>,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
     let n = records.len();
     let mut builders: Vec<Builder> = indices
@@ -33,10 +47,23 @@ pub fn to_batch(
     for (k, &i) in indices.iter().enumerate() {
         slots[i].push(k);
     }
-    for r in records {
-        for (slot, v) in slots.iter().zip(r.iter()) {
+    if let Some(g) = given {
+        assert_eq!(g.hashes.len(), n, "one given hash per record");
+    }
+    let given_field = given.map_or(usize::MAX, |g| g.field);
+    for (row, r) in records.iter().enumerate() {
+        for (i, (slot, v)) in slots.iter().zip(r.iter()).enumerate() {
+            if i == given_field {
+                continue;
+            }
             for &k in slot {
                 builders[k].append(v);
+            }
+        }
+        if let Some(g) = given {
+            let hex = blake3::Hash::from_bytes(g.hashes[row]).to_hex();
+            for &k in &slots[g.field] {
+                builders[k].append(ValueRef::Str(hex.as_str()));
             }
         }
     }
@@ -139,4 +166,80 @@ pub fn from_batch(schema: &Schema, batch: &RecordBatch) -> Vec<Record> {
         fill!(TimestampSecondArray, Value::Timestamp);
     }
     out.into_iter().map(Record::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Class;
+
+    /// A given hash column gives the batch the records would give with each hash's hex
+    /// stored in that field — whatever the records held there.
+    #[test]
+    fn a_given_hash_column_is_the_records_with_the_hex_stored() {
+        let schema = Schema::embedded();
+        let field = schema.idx("person_hash");
+        let names = ["record_id", "person_hash", "kana_name"];
+        let indices: Vec<usize> = names.iter().map(|n| schema.idx(n)).collect();
+        let all = schema.arrow_schema(|c| c != Class::NumberVault);
+        let arrow = Arc::new(ArrowSchema::new(
+            names
+                .iter()
+                .map(|n| all.field_with_name(n).unwrap().clone())
+                .collect::<Vec<_>>(),
+        ));
+        let hashes: Vec<[u8; 32]> = (0..5u8).map(|i| *blake3::hash(&[i]).as_bytes()).collect();
+        let record = |i: usize, stored: Value| {
+            let mut values = vec![Value::Null; schema.len()];
+            values[schema.idx("record_id")] = Value::Str(format!("r{i}").into());
+            values[schema.idx("kana_name")] = Value::Str("ヤマダ タロウ".into());
+            values[field] = stored;
+            Record::from(values)
+        };
+        // What the records hold there is ignored: nothing, or some other text.
+        let held: Vec<Record> = (0..5)
+            .map(|i| match i % 2 {
+                0 => record(i, Value::Null),
+                _ => record(i, Value::Str("stale".into())),
+            })
+            .collect();
+        let stored: Vec<Record> = (0..5)
+            .map(|i| {
+                let hex = blake3::Hash::from_bytes(hashes[i]).to_hex();
+                record(i, Value::Str(hex.as_str().into()))
+            })
+            .collect();
+        let given = HashColumn {
+            field,
+            hashes: &hashes,
+        };
+        let with_given = to_batch(
+            schema,
+            &indices,
+            arrow.clone(),
+            &held.iter().collect::<Vec<_>>(),
+            Some(given),
+        )
+        .unwrap();
+        let from_records = to_batch(
+            schema,
+            &indices,
+            arrow,
+            &stored.iter().collect::<Vec<_>>(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(with_given, from_records);
+        let column = with_given
+            .column_by_name("person_hash")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            column.value(3),
+            blake3::Hash::from_bytes(hashes[3]).to_hex().as_str()
+        );
+    }
 }

@@ -44,7 +44,7 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
 use crate::ingest::QuarantineEntry;
-use crate::record::{Record, Value};
+use crate::record::Record;
 use crate::schema::{Class, Schema};
 use crypto::{CryptoError, Recipients};
 use manifest::{FileEntry, Manifest, Partition};
@@ -433,22 +433,31 @@ pub fn seal_parquet_with(
 }
 
 /// Rows of [`SEAL_BATCH_ROWS`] records at a time as batches of the schema columns
-/// `indices` ([`batch::to_batch`]), each made when the Parquet writer asks for it.
+/// `indices` ([`batch::to_batch`]), each made when the Parquet writer asks for it; with
+/// `given`, one field's values come from there (one per row) instead of the records.
 pub fn record_batches<'a>(
     what: &'a str,
     schema: &'a Schema,
     indices: &'a [usize],
     arrow_schema: &'a Arc<ArrowSchema>,
     rows: &'a [&'a Record],
+    given: Option<batch::HashColumn<'a>>,
 ) -> impl Iterator<Item = Result<RecordBatch, ArchiveError>> + 'a {
-    rows.chunks(SEAL_BATCH_ROWS).map(move |chunk| {
-        batch::to_batch(schema, indices, arrow_schema.clone(), chunk).map_err(|e| {
-            ArchiveError::Parquet {
-                what: what.to_string(),
-                message: e.to_string(),
-            }
+    rows.chunks(SEAL_BATCH_ROWS)
+        .enumerate()
+        .map(move |(k, chunk)| {
+            let start = k * SEAL_BATCH_ROWS;
+            let given = given.map(|g| batch::HashColumn {
+                field: g.field,
+                hashes: &g.hashes[start..start + chunk.len()],
+            });
+            batch::to_batch(schema, indices, arrow_schema.clone(), chunk, given).map_err(|e| {
+                ArchiveError::Parquet {
+                    what: what.to_string(),
+                    message: e.to_string(),
+                }
+            })
         })
-    })
 }
 
 /// Write batches as Parquet straight into an age stream to `recipient`: the ciphertext
@@ -750,8 +759,9 @@ impl<'a> Writer<'a> {
         let (store, schema, keys, on_object) = (self.store, self.schema, self.keys, self.on_object);
         let archive_id = &self.archive_id;
         let person_hash_idx = schema.idx("person_hash");
-        let mut records = records;
-        // Person hash (stored in the record), bucket, partition key and index entries per
+        // Person hash (kept beside the record, written into its partition's `person_hash`
+        // column by `batch::to_batch`: storing it in the record rebuilt every record once
+        // more), bucket, partition key and index entries per
         // record, in parallel (pure), a chunk of records at a time, in one pass (each pass over
         // millions of scattered records pays its cache misses again); grouped in record order,
         // so every partition lists its rows in the same order as before. Every (identifier,
@@ -759,22 +769,19 @@ impl<'a> Writer<'a> {
         // date; an unlinked record keeps its own person key). A set keeps only distinct
         // entries (a person's records repeat them), in the compact form (raw hashes, no
         // allocation); `index::seal` orders each shard.
-        let mut groups: BTreeMap<PartitionKey, Vec<&Record>> = BTreeMap::new();
+        let mut groups: BTreeMap<PartitionKey, Vec<(&Record, [u8; 32])>> = BTreeMap::new();
         let mut distinct: Vec<Distinct> = (0..DISTINCT_SETS).map(|_| Distinct::default()).collect();
         // foldhash, not SipHash: the set's order is never used (each shard is sorted), and
         // SipHash over ~4 entries per record was a tenth of the write stage. The set is split
         // by key-hash prefix into DISTINCT_SETS disjoint sets filled in parallel (one serial
         // set was most of the stage's single-core time at 5M rows).
-        for chunk in records.chunks_mut(INDEX_CHUNK) {
-            let per_record: Vec<(PartitionKey, Vec<index::Compact>)> = chunk
-                .par_iter_mut()
+        for chunk in records.chunks(INDEX_CHUNK) {
+            let per_record: Vec<(PartitionKey, [u8; 32], Vec<index::Compact>)> = chunk
+                .par_iter()
                 .map(|r| {
                     let raw = keyed_hash_raw(&self.secret, "person", &person_key(schema, r));
-                    let ph = raw.to_hex();
-                    let bucket = bucket_of(&ph, self.buckets);
-                    r.set(person_hash_idx, Value::Str(ph.as_str().into()));
-                    let r = &*r;
                     let person_hash = *raw.as_bytes();
+                    let bucket = (hash_prefix(&person_hash) % u32::from(self.buckets)) as u16;
                     let entries = identifier_hashes(schema, r, &self.secret)
                         .into_iter()
                         .map(|(kind, key_hash)| index::Compact {
@@ -784,13 +791,12 @@ impl<'a> Writer<'a> {
                             bucket,
                         })
                         .collect();
-                    (partition_of(schema, r, bucket), entries)
+                    (partition_of(schema, r, bucket), person_hash, entries)
                 })
                 .collect();
-            let chunk: &[Record] = chunk;
             let mut entries = Vec::with_capacity(per_record.len());
-            for (r, (key, e)) in chunk.iter().zip(per_record) {
-                groups.entry(key).or_default().push(r);
+            for (r, (key, person_hash, e)) in chunk.iter().zip(per_record) {
+                groups.entry(key).or_default().push((r, person_hash));
                 entries.push(e);
             }
             distinct.par_iter_mut().enumerate().for_each(|(set, d)| {
@@ -835,61 +841,68 @@ impl<'a> Writer<'a> {
             Arc::new(ArrowSchema::new(fields))
         };
 
-        let seal_partition =
-            |key: &PartitionKey, rows: &[&Record]| -> Result<SealedPartition, ArchiveError> {
-                let id = partition_id(archive_id, key, GENERATION);
-                let path = partition_path(key, &id);
-                let data = seal_parquet_with(
-                    &path,
-                    record_batches(&path, schema, &plain_idx, &plain_schema, rows),
-                    plain_schema.clone(),
-                    &keys.custodians,
-                    partition_properties(),
-                )?;
-                let key_path = format!("keys/{id}.key.age");
-                let mut objects = vec![
-                    (path.clone(), "partition".to_string(), data.ciphertext),
-                    (key_path.clone(), "key".to_string(), data.wrapped_key),
-                ];
-                let vault_rows: Vec<&Record> = rows
-                    .iter()
-                    .copied()
-                    .filter(|r| vault_pos.iter().any(|&i| !r.at(i).is_null()))
-                    .collect();
-                let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
-                if !vault_rows.is_empty() {
-                    let vpath = format!("vault/{id}.parquet.age");
-                    // One batch: the vault's writer (dictionary pages, pages cut by
-                    // size) gives other bytes for other cuts; its columns are few.
-                    let vb = batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows)
+        let seal_partition = |key: &PartitionKey,
+                              rows: &[&Record],
+                              person_hashes: &[[u8; 32]]|
+         -> Result<SealedPartition, ArchiveError> {
+            let id = partition_id(archive_id, key, GENERATION);
+            let path = partition_path(key, &id);
+            let given = batch::HashColumn {
+                field: person_hash_idx,
+                hashes: person_hashes,
+            };
+            let data = seal_parquet_with(
+                &path,
+                record_batches(&path, schema, &plain_idx, &plain_schema, rows, Some(given)),
+                plain_schema.clone(),
+                &keys.custodians,
+                partition_properties(),
+            )?;
+            let key_path = format!("keys/{id}.key.age");
+            let mut objects = vec![
+                (path.clone(), "partition".to_string(), data.ciphertext),
+                (key_path.clone(), "key".to_string(), data.wrapped_key),
+            ];
+            let vault_rows: Vec<&Record> = rows
+                .iter()
+                .copied()
+                .filter(|r| vault_pos.iter().any(|&i| !r.at(i).is_null()))
+                .collect();
+            let (mut vault_file, mut vault_key, mut vault_hash) = (None, None, None);
+            if !vault_rows.is_empty() {
+                let vpath = format!("vault/{id}.parquet.age");
+                // One batch: the vault's writer (dictionary pages, pages cut by
+                // size) gives other bytes for other cuts; its columns are few.
+                let vb =
+                    batch::to_batch(schema, &vault_idx, vault_schema.clone(), &vault_rows, None)
                         .map_err(|e| ArchiveError::Parquet {
                             what: vpath.clone(),
                             message: e.to_string(),
                         })?;
-                    let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
-                    let vkey = format!("keys/{id}.vault.key.age");
-                    objects.push((vpath.clone(), "vault".into(), v.ciphertext));
-                    objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
-                    vault_file = Some(vpath);
-                    vault_key = Some(vkey);
-                    vault_hash = Some(v.plaintext_blake3);
-                }
-                let partition = Partition {
-                    id,
-                    retention_class: key.retention_class.clone(),
-                    expiry: key.expiry.clone(),
-                    bucket: key.bucket,
-                    rows: rows.len() as u64,
-                    vault_rows: vault_rows.len() as u64,
-                    file: path,
-                    key: key_path,
-                    vault_file,
-                    vault_key,
-                    plaintext_blake3: data.plaintext_blake3,
-                    vault_plaintext_blake3: vault_hash,
-                };
-                Ok((partition, objects))
+                let v = seal_parquet(&vpath, &[vb], vault_schema.clone(), &keys.vault)?;
+                let vkey = format!("keys/{id}.vault.key.age");
+                objects.push((vpath.clone(), "vault".into(), v.ciphertext));
+                objects.push((vkey.clone(), "vault-key".into(), v.wrapped_key));
+                vault_file = Some(vpath);
+                vault_key = Some(vkey);
+                vault_hash = Some(v.plaintext_blake3);
+            }
+            let partition = Partition {
+                id,
+                retention_class: key.retention_class.clone(),
+                expiry: key.expiry.clone(),
+                bucket: key.bucket,
+                rows: rows.len() as u64,
+                vault_rows: vault_rows.len() as u64,
+                file: path,
+                key: key_path,
+                vault_file,
+                vault_key,
+                plaintext_blake3: data.plaintext_blake3,
+                vault_plaintext_blake3: vault_hash,
             };
+            Ok((partition, objects))
+        };
 
         // Seal partitions in parallel; put workers store each partition's objects as soon
         // as it is sealed (puts fsync: several in flight overlap that wait with the sealing,
@@ -906,13 +919,16 @@ impl<'a> Writer<'a> {
             )));
         }
         self.written.extend(groups.keys().cloned());
-        let mut keyed: Vec<(PartitionKey, Vec<&Record>)> = groups.into_iter().collect();
-        keyed.par_iter_mut().for_each(|(_, rows)| {
-            rows.sort_by_cached_key(|r| {
-                let h = r.at(person_hash_idx).as_str().unwrap_or_default();
-                (crate::record::text_head::<32>(h), h)
+        // The raw hashes order as their hex does. Rows and their hashes are then split into
+        // two lists, as `seal_partition` takes them.
+        let keyed: Vec<(PartitionKey, Vec<&Record>, Vec<[u8; 32]>)> = groups
+            .into_par_iter()
+            .map(|(key, mut rows)| {
+                rows.sort_by(|a, b| a.1.cmp(&b.1));
+                let (rows, hashes) = rows.into_iter().unzip();
+                (key, rows, hashes)
             })
-        });
+            .collect();
         // The largest partitions start first, so the pool does not end on one big partition
         // sealed alone; results are put back in key order below.
         let mut order: Vec<usize> = (0..keyed.len()).collect();
@@ -928,8 +944,8 @@ impl<'a> Writer<'a> {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return (i, None);
                     }
-                    let (key, rows) = &keyed[i];
-                    let sealed = seal_partition(key, rows).map(|(partition, objects)| {
+                    let (key, rows, hashes) = &keyed[i];
+                    let sealed = seal_partition(key, rows, hashes).map(|(partition, objects)| {
                         for object in objects {
                             // The workers never hang up before the sender is dropped.
                             let _ = tx.send(object);

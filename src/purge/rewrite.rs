@@ -381,7 +381,7 @@ pub fn apply(
         let refs: Vec<&Record> = survivors.iter().collect();
         let sealed = archive::seal_parquet_with(
             &path,
-            archive::record_batches(&path, schema, &plain_idx, &plain_schema, &refs),
+            archive::record_batches(&path, schema, &plain_idx, &plain_schema, &refs, None),
             plain_schema.clone(),
             &keys.custodians,
             archive::partition_properties(),
