@@ -709,6 +709,9 @@ impl fmt::Debug for Writer<'_> {
     }
 }
 
+/// A partition's key, its rows in order, and their person hashes.
+type PartitionRows<'r> = (PartitionKey, Vec<&'r Record>, Vec<[u8; 32]>);
+
 impl<'a> Writer<'a> {
     /// A writer of a new archive (fresh random id) with `buckets` person buckets.
     pub fn new(
@@ -921,10 +924,10 @@ impl<'a> Writer<'a> {
         self.written.extend(groups.keys().cloned());
         // The raw hashes order as their hex does. Rows and their hashes are then split into
         // two lists, as `seal_partition` takes them.
-        let keyed: Vec<(PartitionKey, Vec<&Record>, Vec<[u8; 32]>)> = groups
+        let keyed: Vec<PartitionRows<'_>> = groups
             .into_par_iter()
             .map(|(key, mut rows)| {
-                rows.sort_by(|a, b| a.1.cmp(&b.1));
+                rows.sort_by_key(|row| row.1);
                 let (rows, hashes) = rows.into_iter().unzip();
                 (key, rows, hashes)
             })
