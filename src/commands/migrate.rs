@@ -362,11 +362,7 @@ fn stream(
         let routes: Vec<u32> = batch
             .par_iter()
             .map(|r| {
-                let hash = archive::keyed_hash_raw(
-                    &index_secret,
-                    "person",
-                    &archive::person_key(schema, r),
-                );
+                let hash = archive::person_hash(schema, r, &index_secret);
                 archive::hash_prefix(hash.as_bytes()) % n
             })
             .collect();
