@@ -201,14 +201,7 @@ pub fn person_key(schema: &Schema, r: &Record) -> String {
 /// (`keyed_hash_raw(secret, "person", &person_key(..))`), hashed from its parts without
 /// building the key: the writer and the migrate's routing take it for every record.
 pub fn person_hash(schema: &Schema, r: &Record, secret: &[u8; 32]) -> blake3::Hash {
-    person_key_parts(schema, r, |parts| {
-        let mut h = blake3::Hasher::new_keyed(secret);
-        h.update(b"person\0");
-        for p in parts {
-            h.update(p.as_bytes());
-        }
-        h.finalize()
-    })
+    person_key_parts(schema, r, |parts| keyed_hash_parts(secret, "person", parts))
 }
 
 /// [`person_key`] in parts (the key is their concatenation), handed to `f`.
@@ -236,10 +229,18 @@ pub fn keyed_hash(secret: &[u8; 32], kind: &str, value: &str) -> String {
 
 /// [`keyed_hash`] as raw bytes.
 pub fn keyed_hash_raw(secret: &[u8; 32], kind: &str, value: &str) -> blake3::Hash {
+    keyed_hash_parts(secret, kind, &[value])
+}
+
+/// [`keyed_hash_raw`] of the value that is the concatenation of `parts`, without building
+/// it (the writer hashes several identifiers of every record).
+fn keyed_hash_parts(secret: &[u8; 32], kind: &str, parts: &[&str]) -> blake3::Hash {
     let mut h = blake3::Hasher::new_keyed(secret);
     h.update(kind.as_bytes());
     h.update(b"\0");
-    h.update(value.as_bytes());
+    for p in parts {
+        h.update(p.as_bytes());
+    }
     h.finalize()
 }
 
@@ -253,6 +254,11 @@ pub fn hash_prefix(hash: &[u8; 32]) -> u32 {
 pub fn bucket_of(person_hash: &str, buckets: u16) -> u16 {
     let prefix = u32::from_str_radix(&person_hash[..8.min(person_hash.len())], 16).unwrap_or(0);
     (prefix % buckets.max(1) as u32) as u16
+}
+
+/// [`bucket_of`] of a raw person hash (the hex of `hash` gives the same bucket).
+pub fn bucket_of_raw(hash: &[u8; 32], buckets: u16) -> u16 {
+    (hash_prefix(hash) % u32::from(buckets.max(1))) as u16
 }
 
 /// The lookup identifiers of a record, as (kind, value) pairs.
@@ -274,13 +280,7 @@ pub fn identifier_hashes(
 ) -> Vec<(&'static str, [u8; 32])> {
     let mut out = Vec::with_capacity(6);
     for_each_identifier(schema, r, |kind, parts| {
-        let mut h = blake3::Hasher::new_keyed(secret);
-        h.update(kind.as_bytes());
-        h.update(b"\0");
-        for p in parts {
-            h.update(p.as_bytes());
-        }
-        out.push((kind, *h.finalize().as_bytes()));
+        out.push((kind, *keyed_hash_parts(secret, kind, parts).as_bytes()));
     });
     out.sort_unstable();
     out.dedup();
@@ -802,7 +802,7 @@ impl<'a> Writer<'a> {
                 .par_iter()
                 .map(|r| {
                     let person_hash = *person_hash(schema, r, &self.secret).as_bytes();
-                    let bucket = (hash_prefix(&person_hash) % u32::from(self.buckets)) as u16;
+                    let bucket = bucket_of_raw(&person_hash, self.buckets);
                     let entries = identifier_hashes(schema, r, &self.secret)
                         .into_iter()
                         .map(|(kind, key_hash)| index::Compact {
@@ -1544,10 +1544,14 @@ mod tests {
             let r = record(&all[skip..]);
             let key = person_key(schema, &r);
             keys.insert(key.clone());
-            assert_eq!(
-                person_hash(schema, &r, &secret),
-                keyed_hash_raw(&secret, "person", &key)
-            );
+            let hash = person_hash(schema, &r, &secret);
+            assert_eq!(hash, keyed_hash_raw(&secret, "person", &key));
+            for buckets in [1, 16, 32, 4096] {
+                assert_eq!(
+                    bucket_of_raw(hash.as_bytes(), buckets),
+                    bucket_of(hash.to_hex().as_str(), buckets)
+                );
+            }
         }
         // Six records, five distinct keys (without its municipality code a ticket number
         // makes no key: that record falls to its 宛名番号): each branch taken.
