@@ -14,6 +14,10 @@
 # is measured; KEEP=1 keeps it (and the work folder, BENCH_DIR or a fresh /tmp folder).
 # RUNS=N runs the three conversions N rounds in turn and reports each one's median time and
 # largest peak RSS (this shared machine's runs differ by 10-20 %; default 1).
+# SAME_WORK=1 also runs benches/same_work.py each round — a hand-written polars script doing
+# roughly vaxarc's work (decode, normalise, link, merge, keyed hashes, partitions, age) on
+# the original sources — and prints a second table (needs pyrage; installed if missing).
+# It holds everything in memory: about 3.3 GB per million rows.
 # Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
 # b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
@@ -23,6 +27,9 @@ command -v /usr/bin/time >/dev/null || { echo "install GNU time: apt-get install
 python3 -c 'import polars' 2>/dev/null || python3 -m pip install -q polars
 python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q duckdb
 command -v b3sum >/dev/null || cargo install --quiet b3sum || true
+if [ "${SAME_WORK:-0}" = 1 ]; then
+  python3 -c 'import pyrage' 2>/dev/null || python3 -m pip install -q pyrage
+fi
 cargo build --release --quiet
 bin=target/release/vaxarc
 work=${BENCH_DIR:-$(mktemp -d /tmp/vaxarc-bench.XXXXXX)}
@@ -38,6 +45,7 @@ measure() { # label, command...
   echo "$((kb / 1024))" > "$work/last-mib"
 }
 table=()
+same=()
 
 for people in "${sizes[@]}"; do
   d="$work/p$people"
@@ -63,8 +71,11 @@ PY
 import sys
 raw = open(sys.argv[1], "rb").read()
 if raw.startswith(b"\xef\xbb\xbf"): raw = raw[3:]
-try: text = raw.decode("utf-8")
-except UnicodeDecodeError: text = raw.decode("cp932", errors="replace")
+# UTF-8 or CP932, whichever gives fewer replacement characters over the first MiB (some
+# UTF-8 exports hold a few broken bytes on purpose: decoding them as CP932 made mojibake).
+head = raw[: 1 << 20]
+enc = min(["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd"))
+text = raw.decode(enc, errors="replace")
 open(sys.argv[2], "w", encoding="utf-8", newline="").write(text)
 PY
   done
@@ -98,7 +109,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
 PY
   # RUNS rounds, the three tools in turn each round (the machine's noise reaches all three
   # alike); the table takes each tool's median time and its largest peak.
-  vs=(); vm=(); ps=(); pm=(); ds=(); dm=()
+  vs=(); vm=(); ps=(); pm=(); ds=(); dm=(); ss=(); sm=()
   for round in $(seq "${RUNS:-1}"); do
     [ "${RUNS:-1}" = 1 ] || echo "-- round $round"
     rm -rf "$d/archive" "$d/polars" "$d/duckdb"
@@ -108,6 +119,11 @@ PY
     ps+=("$(cat "$work/last-secs")"); pm+=("$(cat "$work/last-mib")")
     measure "duckdb COPY→parquet" python3 "$work/conv_duckdb.py" "$d/utf8" "$d/duckdb"
     ds+=("$(cat "$work/last-secs")"); dm+=("$(cat "$work/last-mib")")
+    if [ "${SAME_WORK:-0}" = 1 ]; then
+      rm -rf "$d/same"
+      measure "polars, same work" python3 benches/same_work.py "$d/input/sources" "$d/same"
+      ss+=("$(cat "$work/last-secs")"); sm+=("$(cat "$work/last-mib")")
+    fi
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; if (NR%2==0) m=(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
   largest() { printf '%s\n' "$@" | sort -g | tail -1; }
@@ -116,6 +132,12 @@ PY
   dsecs=$(median "${ds[@]}"); dmib=$(largest "${dm[@]}")
   ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")
   echo "vaxarc/polars time ratio: $ratio"
+  if [ "${SAME_WORK:-0}" = 1 ]; then
+    ssecs=$(median "${ss[@]}"); smib=$(largest "${sm[@]}")
+    sratio=$(python3 -c "print(f'{float($vsecs)/max(float($ssecs),1e-9):.2f}')")
+    echo "vaxarc/(polars, same work) time ratio: $sratio"
+    same+=("| $people | $rows | $vsecs s | $vmib MiB | $ssecs s | $smib MiB | $sratio |")
+  fi
   table+=("| $people | $rows | $bytes | $vsecs s | $vmib MiB | $psecs s | $pmib MiB | $dsecs s | $dmib MiB | $ratio | $csecs s | $bsecs s |")
   # Sources, UTF-8 copies and three outputs: ~4.7 GB at 5M rows. Kept only with KEEP=1.
   [ "${KEEP:-0}" = 1 ] || rm -rf "$d"
@@ -125,3 +147,9 @@ echo
 echo "| people | source rows | bytes | vaxarc migrate | peak RSS | polars | peak RSS | DuckDB | peak RSS | vaxarc/polars | cat | b3sum |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${table[@]}"
+if [ ${#same[@]} -gt 0 ]; then
+  echo
+  echo "| people | source rows | vaxarc migrate | peak RSS | polars, same work | peak RSS | vaxarc/same work |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${same[@]}"
+fi
