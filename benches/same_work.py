@@ -40,13 +40,24 @@ import polars as pl
 import pyrage
 from pyrage import x25519
 
-ERAS = {"M": 1867, "T": 1911, "S": 1925, "H": 1988, "R": 2018,
-        "明治": 1867, "大正": 1911, "昭和": 1925, "平成": 1988, "令和": 2018}
+ERAS = {
+    "M": 1867,
+    "T": 1911,
+    "S": 1925,
+    "H": 1988,
+    "R": 2018,
+    "明治": 1867,
+    "大正": 1911,
+    "昭和": 1925,
+    "平成": 1988,
+    "令和": 2018,
+}
 BUCKETS = 16
 
 
 def read(path):
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+        raw = f.read()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -56,7 +67,9 @@ def read(path):
         # The encoding that gives the fewest replacement characters over the first MiB:
         # the exports are UTF-8 or CP932, with a few broken bytes on purpose.
         head = raw[: 1 << 20]
-        enc = min(["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd"))
+        enc = min(
+            ["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd")
+        )
         data = raw.decode(enc, errors="replace").encode()
     return pl.read_csv(data, infer_schema=False, truncate_ragged_lines=True)
 
@@ -76,42 +89,53 @@ def atena(col):
 def date(col):
     """A date from the forms the exports use; null when none fits."""
     s = key(col)
-    era = s.str.extract_groups(r"^(明治|大正|昭和|平成|令和|[MTSHR])(\d{1,2}|元)[./年-](\d{1,2})[./月-](\d{1,2})")
+    era = s.str.extract_groups(
+        r"^(明治|大正|昭和|平成|令和|[MTSHR])(\d{1,2}|元)[./年-](\d{1,2})[./月-](\d{1,2})"
+    )
     west = s.str.extract_groups(r"^(\d{4})[./-]?(\d{1,2})[./-]?(\d{1,2})")
-    era_year = era.struct.field("1").replace_strict(ERAS, default=None, return_dtype=pl.Int32) + \
-        era.struct.field("2").replace("元", "1").cast(pl.Int32, strict=False)
+    era_year = era.struct.field("1").replace_strict(
+        ERAS, default=None, return_dtype=pl.Int32
+    ) + era.struct.field("2").replace("元", "1").cast(pl.Int32, strict=False)
     y = pl.coalesce(era_year, west.struct.field("1").cast(pl.Int32, strict=False))
     m = pl.coalesce(era.struct.field("3"), west.struct.field("2")).cast(pl.Int32, strict=False)
     d = pl.coalesce(era.struct.field("4"), west.struct.field("3")).cast(pl.Int32, strict=False)
     return pl.format("{}-{}-{}", y, m, d).str.to_date("%Y-%m-%d", strict=False)
 
 
-LEDGER = {"宛名番号": "atena", "漢字氏名": "kanji", "かな氏名": "kana", "生年月日": "birth",
-          "性別": "sex", "郵便番号": "postal", "住所": "address", "電話番号": "phone",
-          "接種名称": "vaccine", "接種数": "dose", "接種区分": "kind", "Lot番号": "lot",
-          "メーカー": "maker", "接種日": "date", "接種医療機関": "site", "個人番号": "kojin"}
+# Ledger columns kept under a name (others are kept normalised as extra_N), and how each
+# is normalised when not plain text.
+LEDGER = {
+    "宛名番号": "atena",
+    "漢字氏名": "kanji",
+    "かな氏名": "kana",
+    "生年月日": "birth",
+    "性別": "sex",
+    "郵便番号": "postal",
+    "住所": "address",
+    "電話番号": "phone",
+    "接種名称": "vaccine",
+    "接種数": "dose",
+    "Lot番号": "lot",
+    "メーカー": "maker",
+    "接種日": "date",
+    "接種医療機関": "site",
+    "個人番号": "kojin",
+}
+LEDGER_FORMS = {
+    "宛名番号": atena,
+    "漢字氏名": key,
+    "かな氏名": key,
+    "生年月日": date,
+    "接種日": date,
+    "個人番号": key,
+}
 
 
 def ledger(path, source):
     df = read(path)
-    keep = [c for c in LEDGER if c in df.columns]
     return df.select(
-        atena("宛名番号").alias("atena"),
-        key("漢字氏名").alias("kanji"),
-        key("かな氏名").alias("kana"),
-        date("生年月日").alias("birth"),
-        norm("性別").alias("sex"),
-        norm("郵便番号").alias("postal"),
-        norm("住所").alias("address"),
-        norm("電話番号").alias("phone"),
-        norm("接種名称").alias("vaccine"),
-        norm("接種数").alias("dose"),
-        norm("Lot番号").alias("lot"),
-        norm("メーカー").alias("maker"),
-        date("接種日").alias("date"),
-        norm("接種医療機関").alias("site"),
-        key("個人番号").alias("kojin"),
-        *[norm(c).alias("extra_" + str(i)) for i, c in enumerate(df.columns) if c not in keep],
+        LEDGER_FORMS.get(c, norm)(c).alias(LEDGER.get(c, f"extra_{i}"))
+        for i, c in enumerate(df.columns)
     ).with_columns(pl.lit(source).alias("source"), pl.int_range(pl.len()).alias("line"))
 
 
@@ -120,40 +144,59 @@ def vrs(export_path, persons_path):
     doses = []
     for k in range(1, 8):
         p = f"{k}回目"
-        doses.append(ex.select(
-            atena("個別宛名番号").alias("atena"),
-            date(p + "接種日").alias("date"),
-            norm(p + "券番号").alias("ticket"),
-            norm(p + "接種会場名").alias("site"),
-            norm(p + "ワクチンメーカー").alias("maker"),
-            norm(p + "ワクチンロット番号").alias("lot"),
-            pl.lit(str(k)).alias("dose"),
-            pl.int_range(pl.len()).alias("line"),
-        ).filter(pl.col("date").is_not_null()))
-    long = pl.concat(doses).with_columns(pl.lit("新型コロナウイルス感染症").alias("vaccine"),
-                                         pl.lit("vrs").alias("source"))
-    persons = read(persons_path).select(
-        atena("宛名番号").alias("atena"), key("個人番号").alias("kojin"),
-        key("氏名").alias("kanji"), key("カナ").alias("kana"), date("生年月日").alias("birth"),
-        norm("性別").alias("sex"),
-    ).unique("atena", keep="first")
+        doses.append(
+            ex.select(
+                atena("個別宛名番号").alias("atena"),
+                date(p + "接種日").alias("date"),
+                norm(p + "券番号").alias("ticket"),
+                norm(p + "接種会場名").alias("site"),
+                norm(p + "ワクチンメーカー").alias("maker"),
+                norm(p + "ワクチンロット番号").alias("lot"),
+                pl.lit(str(k)).alias("dose"),
+                pl.int_range(pl.len()).alias("line"),
+            ).filter(pl.col("date").is_not_null())
+        )
+    long = pl.concat(doses).with_columns(
+        pl.lit("新型コロナウイルス感染症").alias("vaccine"), pl.lit("vrs").alias("source")
+    )
+    persons = (
+        read(persons_path)
+        .select(
+            atena("宛名番号").alias("atena"),
+            key("個人番号").alias("kojin"),
+            key("氏名").alias("kanji"),
+            key("カナ").alias("kana"),
+            date("生年月日").alias("birth"),
+            norm("性別").alias("sex"),
+        )
+        .unique("atena", keep="first")
+    )
     return long.join(persons, on="atena", how="left")
 
 
 def registry(path):
-    return read(path).select(
-        atena("宛名番号").alias("reg_atena"), key("個人番号").alias("reg_kojin"),
-        key("氏名").alias("reg_kanji"), key("カナ").alias("reg_kana"),
-        date("生年月日").alias("reg_birth"), norm("住民区分").alias("reg_status"),
-        date("異動日").alias("reg_status_date"),
-    ).unique("reg_atena", keep="first")
+    return (
+        read(path)
+        .select(
+            atena("宛名番号").alias("reg_atena"),
+            key("個人番号").alias("reg_kojin"),
+            key("氏名").alias("reg_kanji"),
+            key("カナ").alias("reg_kana"),
+            date("生年月日").alias("reg_birth"),
+            norm("住民区分").alias("reg_status"),
+            date("異動日").alias("reg_status_date"),
+        )
+        .unique("reg_atena", keep="first")
+    )
 
 
 def keyed(values, secret, kind):
     """Keyed hash of each distinct value (hex), as a frame to join on."""
     uniq = values.drop_nulls().unique()
-    hashes = [hashlib.blake2b((kind + "\0" + v).encode(), key=secret, digest_size=32).hexdigest()
-              for v in uniq.to_list()]
+    hashes = [
+        hashlib.blake2b((kind + "\0" + v).encode(), key=secret, digest_size=32).hexdigest()
+        for v in uniq.to_list()
+    ]
     return pl.DataFrame({values.name: uniq, kind + "_hash": hashes})
 
 
@@ -180,11 +223,19 @@ def main(sources, out):
     os.makedirs(out, exist_ok=True)
     recipients = [x25519.Identity.generate().to_public() for _ in range(2)]
     secret = os.urandom(32)
-    files = sorted(os.path.join(sources, "ledger", f) for f in os.listdir(os.path.join(sources, "ledger")))
-    doses = pl.concat([ledger(f, "ledger-" + os.path.basename(f)[:-4]) for f in files] +
-                      [vrs(os.path.join(sources, "vrs", "vrs-ledger-export.csv"),
-                           os.path.join(sources, "vrs", "vrs-persons.csv"))],
-                      how="diagonal_relaxed")
+    files = sorted(
+        os.path.join(sources, "ledger", f) for f in os.listdir(os.path.join(sources, "ledger"))
+    )
+    doses = pl.concat(
+        [ledger(f, "ledger-" + os.path.basename(f)[:-4]) for f in files]
+        + [
+            vrs(
+                os.path.join(sources, "vrs", "vrs-ledger-export.csv"),
+                os.path.join(sources, "vrs", "vrs-persons.csv"),
+            )
+        ],
+        how="diagonal_relaxed",
+    )
     reg = registry(os.path.join(sources, "registry", "registry.csv"))
     lap("read+normalise")
     # Link: by 宛名番号, else by kana key and birth date (only where that is unique).
@@ -192,35 +243,61 @@ def main(sources, out):
     linked = by_atena.filter(pl.col("reg_atena").is_not_null())
     rest = by_atena.filter(pl.col("reg_atena").is_null()).select(doses.columns)
     by_name = reg.filter(pl.len().over("reg_kana", "reg_birth") == 1)
-    rest = rest.join(by_name, left_on=["kana", "birth"], right_on=["reg_kana", "reg_birth"],
-                     how="left", coalesce=False)
+    rest = rest.join(
+        by_name,
+        left_on=["kana", "birth"],
+        right_on=["reg_kana", "reg_birth"],
+        how="left",
+        coalesce=False,
+    )
     linked = pl.concat([linked, rest], how="diagonal_relaxed")
     linked = linked.with_columns(
-        pl.coalesce("reg_atena", "atena", pl.format("{}|{}", "kana", "birth"),
-                    pl.format("{}#{}", "source", "line")).alias("person_key"),
+        pl.coalesce(
+            "reg_atena",
+            "atena",
+            pl.format("{}|{}", "kana", "birth"),
+            pl.format("{}#{}", "source", "line"),
+        ).alias("person_key"),
         pl.col("vaccine").str.replace_all(r"\s", "").alias("vaccine_key"),
     )
     lap("link")
     # Merge the same dose from several sources: the first row kept.
     merged = linked.unique(["person_key", "vaccine_key", "date"], keep="first", maintain_order=True)
     people = keyed(merged["person_key"], secret, "person")
-    merged = merged.join(people, on="person_key", how="left").with_columns(
-        (pl.col("person_hash").str.slice(0, 8).str.to_integer(base=16) % BUCKETS).alias("bucket"),
-        pl.when(pl.col("source") == "vrs").then(pl.lit("covid_special"))
-        .otherwise(pl.lit("routine_5y")).alias("class"),
-        # Expiry years clipped to the range vaxarc's retention rules give this data, so that
-        # both write about as many partitions (≈ 270 at 1M rows).
-        (pl.col("date").dt.year() + 6).clip(2020, 2031).fill_null(9999).alias("expiry"),
-    ).sort("person_hash")
+    merged = (
+        merged.join(people, on="person_key", how="left")
+        .with_columns(
+            (pl.col("person_hash").str.slice(0, 8).str.to_integer(base=16) % BUCKETS).alias(
+                "bucket"
+            ),
+            pl.when(pl.col("source") == "vrs")
+            .then(pl.lit("covid_special"))
+            .otherwise(pl.lit("routine_5y"))
+            .alias("class"),
+            # Expiry years clipped to the range vaxarc's retention rules give this data, so that
+            # both write about as many partitions (≈ 270 at 1M rows).
+            (pl.col("date").dt.year() + 6).clip(2020, 2031).fill_null(9999).alias("expiry"),
+        )
+        .sort("person_hash")
+    )
     lap("merge+hash")
     # Index: three identifiers per person, each hashed once per distinct value.
     index = []
     merged = merged.with_columns(pl.format("{}|{}", "kana", "birth").alias("kana_birth"))
-    for col, kind in [("reg_kojin", "kojin_bango"), ("atena", "atena"), ("kana_birth", "kana_birth")]:
+    for col, kind in [
+        ("reg_kojin", "kojin_bango"),
+        ("atena", "atena"),
+        ("kana_birth", "kana_birth"),
+    ]:
         h = keyed(merged[col].cast(pl.String), secret, kind)
-        index.append(merged.select(col, "person_hash").unique().join(h, on=col)
-                     .select(pl.lit(kind).alias("kind"), pl.col(kind + "_hash").alias("key_hash"),
-                             "person_hash"))
+        index.append(
+            merged.select(col, "person_hash")
+            .unique()
+            .join(h, on=col)
+            .select(
+                pl.lit(kind).alias("kind"), pl.col(kind + "_hash").alias("key_hash"), "person_hash"
+            )
+        )
     with open(os.path.join(out, "index.parquet.age"), "wb") as f:
         f.write(seal(pl.concat(index).unique().sort("key_hash"), recipients))
     lap("index")
@@ -241,8 +318,11 @@ def main(sources, out):
         list(pool.map(write, parts.items()))
     n = len(parts)
     lap("partitions")
-    print(f"{doses.height} dose rows, {merged.height} after merging, {n} partitions;",
-          ", ".join(lap.steps), file=sys.stderr)
+    print(
+        f"{doses.height} dose rows, {merged.height} after merging, {n} partitions;",
+        ", ".join(lap.steps),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":
