@@ -313,7 +313,7 @@ def main(sources, out):
             f.write(seal(part.select("person_hash", *personal), recipients))
 
     parts = merged.partition_by(["class", "expiry", "bucket"], as_dict=True)
-    # Two at a time (polars and pyrage work outside the GIL): this machine has two cores.
+    # One partition per core at a time (polars and pyrage work outside the GIL).
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(write, parts.items()))
     n = len(parts)
