@@ -159,34 +159,32 @@ def vrs(export_path, persons_path):
     long = pl.concat(doses).with_columns(
         pl.lit("新型コロナウイルス感染症").alias("vaccine"), pl.lit("vrs").alias("source")
     )
-    persons = (
-        read(persons_path)
-        .select(
-            atena("宛名番号").alias("atena"),
-            key("個人番号").alias("kojin"),
-            key("氏名").alias("kanji"),
-            key("カナ").alias("kana"),
-            date("生年月日").alias("birth"),
-            norm("性別").alias("sex"),
-        )
-        .unique("atena", keep="first")
-    )
+    persons = person_list(persons_path, "", norm("性別").alias("sex"))
     return long.join(persons, on="atena", how="left")
 
 
-def registry(path):
+def person_list(path, prefix, *extra):
+    """A list of persons (the registry, the VRS person list): one row per 宛名番号."""
     return (
         read(path)
         .select(
-            atena("宛名番号").alias("reg_atena"),
-            key("個人番号").alias("reg_kojin"),
-            key("氏名").alias("reg_kanji"),
-            key("カナ").alias("reg_kana"),
-            date("生年月日").alias("reg_birth"),
-            norm("住民区分").alias("reg_status"),
-            date("異動日").alias("reg_status_date"),
+            atena("宛名番号").alias(prefix + "atena"),
+            key("個人番号").alias(prefix + "kojin"),
+            key("氏名").alias(prefix + "kanji"),
+            key("カナ").alias(prefix + "kana"),
+            date("生年月日").alias(prefix + "birth"),
+            *extra,
         )
-        .unique("reg_atena", keep="first")
+        .unique(prefix + "atena", keep="first")
+    )
+
+
+def registry(path):
+    return person_list(
+        path,
+        "reg_",
+        norm("住民区分").alias("reg_status"),
+        date("異動日").alias("reg_status_date"),
     )
 
 
