@@ -14,11 +14,13 @@
 # is measured; KEEP=1 keeps it (and the work folder, BENCH_DIR or a fresh /tmp folder).
 # RUNS=N runs the three conversions N rounds in turn and reports each one's median time and
 # largest peak RSS (this shared machine's runs differ by 10-20 %; default 1).
-# SAME_WORK=1 also runs benches/same_work.py each round — a hand-written polars script doing
-# roughly vaxarc's work (decode, normalise, link, merge, keyed hashes, partitions, age) on
-# the original sources — and prints a second table (needs pyrage; installed if missing).
-# It holds everything in memory (about 3.3 GB per million rows); where that exceeds the
-# machine's available memory it is not run and the table says so.
+# SAME_WORK=1 also runs, each round, two hand-written scripts doing roughly vaxarc's work
+# (decode, normalise, link, merge, keyed hashes, partitions, age) on the original sources —
+# benches/same_work.py (polars) and benches/same_work_duckdb.py (DuckDB) — and prints a
+# second table (needs pyrage, numpy and pyarrow; installed if missing). The polars one holds
+# everything in memory (about 3.3 GB per million rows): where that exceeds the machine's
+# available memory it is not run, and the table says so; a peer that fails is reported as
+# failed, not fatal.
 # Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
 # b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
@@ -29,7 +31,7 @@ python3 -c 'import polars' 2>/dev/null || python3 -m pip install -q polars
 python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q duckdb
 command -v b3sum >/dev/null || cargo install --quiet b3sum || true
 if [ "${SAME_WORK:-0}" = 1 ]; then
-  python3 -c 'import pyrage' 2>/dev/null || python3 -m pip install -q pyrage
+  for m in pyrage numpy pyarrow; do python3 -c "import $m" 2>/dev/null || python3 -m pip install -q $m; done
 fi
 cargo build --release --quiet
 bin=target/release/vaxarc
@@ -110,7 +112,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
 PY
   # RUNS rounds, the three tools in turn each round (the machine's noise reaches all three
   # alike); the table takes each tool's median time and its largest peak.
-  vs=(); vm=(); ps=(); pm=(); ds=(); dm=(); ss=(); sm=()
+  vs=(); vm=(); ps=(); pm=(); ds=(); dm=(); ss=(); sm=(); ks=(); km=()
   # The same-work script holds everything in memory (≈ 3.3 GB per million source rows at 1M
   # and 5M): where that exceeds what the machine has free it is not started (the kernel would
   # kill it, or something else, after minutes of swapping).
@@ -134,8 +136,16 @@ PY
     ds+=("$(cat "$work/last-secs")"); dm+=("$(cat "$work/last-mib")")
     if [ "$same_work" = 1 ]; then
       rm -rf "$d/same"
-      measure "polars, same work" python3 benches/same_work.py "$d/input/sources" "$d/same"
-      ss+=("$(cat "$work/last-secs")"); sm+=("$(cat "$work/last-mib")")
+      if measure "polars, same work" python3 benches/same_work.py "$d/input/sources" "$d/same"; then
+        ss+=("$(cat "$work/last-secs")"); sm+=("$(cat "$work/last-mib")")
+      fi
+    fi
+    if [ "${SAME_WORK:-0}" = 1 ]; then
+      rm -rf "$d/same-duckdb"
+      if measure "duckdb, same work" python3 benches/same_work_duckdb.py "$d/input/sources" "$d/same-duckdb"; then
+        ks+=("$(cat "$work/last-secs")"); km+=("$(cat "$work/last-mib")")
+      fi
+      rm -rf "$d/same" "$d/same-duckdb"
     fi
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; if (NR%2==0) m=(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
@@ -145,13 +155,27 @@ PY
   dsecs=$(median "${ds[@]}"); dmib=$(largest "${dm[@]}")
   ratio=$(python3 -c "print(f'{float($vsecs)/max(float($psecs),1e-9):.2f}')")
   echo "vaxarc/polars time ratio: $ratio"
-  if [ "$same_work" = skipped ]; then
-    same+=("| $people | $rows | $vsecs s | $vmib MiB | not run: needs ≈ $need MiB | — | — |")
-  elif [ "$same_work" = 1 ]; then
-    ssecs=$(median "${ss[@]}"); smib=$(largest "${sm[@]}")
-    sratio=$(python3 -c "print(f'{float($vsecs)/max(float($ssecs),1e-9):.2f}')")
-    echo "vaxarc/(polars, same work) time ratio: $sratio"
-    same+=("| $people | $rows | $vsecs s | $vmib MiB | $ssecs s | $smib MiB | $sratio |")
+  # One peer's cells: median time, largest peak, vaxarc's time over it.
+  peer_cells() { # label, then times... -- peaks...
+    local label=$1; shift
+    local secs=() mibs=() seen=0
+    for x in "$@"; do
+      if [ "$x" = -- ]; then seen=1; elif [ $seen = 0 ]; then secs+=("$x"); else mibs+=("$x"); fi
+    done
+    if [ ${#secs[@]} = 0 ]; then echo "failed | — | —"; return; fi
+    local t; t=$(median "${secs[@]}")
+    local r; r=$(python3 -c "print(f'{float($vsecs)/max(float($t),1e-9):.2f}')")
+    echo "vaxarc/($label, same work) time ratio: $r" >&2
+    echo "$t s | $(largest "${mibs[@]}") MiB | $r"
+  }
+  if [ "${SAME_WORK:-0}" = 1 ]; then
+    if [ "$same_work" = skipped ]; then
+      pcells="not run: needs ≈ $need MiB | — | —"
+    else
+      pcells=$(peer_cells polars "${ss[@]}" -- "${sm[@]}")
+    fi
+    kcells=$(peer_cells duckdb "${ks[@]}" -- "${km[@]}")
+    same+=("| $people | $rows | $vsecs s | $vmib MiB | $pcells | $kcells |")
   fi
   table+=("| $people | $rows | $bytes | $vsecs s | $vmib MiB | $psecs s | $pmib MiB | $dsecs s | $dmib MiB | $ratio | $csecs s | $bsecs s |")
   # Sources, UTF-8 copies and three outputs: ~4.7 GB at 5M rows. Kept only with KEEP=1.
@@ -164,7 +188,7 @@ echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${table[@]}"
 if [ ${#same[@]} -gt 0 ]; then
   echo
-  echo "| people | source rows | vaxarc migrate | peak RSS | polars, same work | peak RSS | vaxarc/same work |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| people | source rows | vaxarc migrate | peak RSS | polars, same work | peak RSS | vaxarc/polars same work | DuckDB, same work | peak RSS | vaxarc/DuckDB same work |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${same[@]}"
 fi
