@@ -55,6 +55,13 @@ ERAS = {
 BUCKETS = 16
 
 
+def encoding(raw):
+    """UTF-8 or CP932, whichever gives fewer replacement characters over the first MiB: the
+    exports are one or the other, some with a few broken bytes on purpose."""
+    head = raw[: 1 << 20]
+    return min(["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd"))
+
+
 def read(path):
     with open(path, "rb") as f:
         raw = f.read()
@@ -64,13 +71,7 @@ def read(path):
         raw.decode("utf-8")  # valid UTF-8: polars reads the bytes as they are
         data = raw
     except UnicodeDecodeError:
-        # The encoding that gives the fewest replacement characters over the first MiB:
-        # the exports are UTF-8 or CP932, with a few broken bytes on purpose.
-        head = raw[: 1 << 20]
-        enc = min(
-            ["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd")
-        )
-        data = raw.decode(enc, errors="replace").encode()
+        data = raw.decode(encoding(raw), errors="replace").encode()
     return pl.read_csv(data, infer_schema=False, truncate_ragged_lines=True)
 
 

@@ -13,7 +13,6 @@ has no keyed hash), and age encryption of the Parquet files DuckDB writes with p
 
 import os
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 import pyrage
 from duckdb.sqltypes import VARCHAR
 from pyrage import x25519
+from same_work import Lap, encoding  # beside this file
 
 BUCKETS = 16
 ERA_YEAR = (
@@ -60,16 +60,11 @@ def utf8_path(path, scratch):
         raw.decode("utf-8")
         return path
     except UnicodeDecodeError:
-        # Whichever of UTF-8 and CP932 gives fewer replacement characters (same_work.py).
-        head = raw[: 1 << 20]
-        enc = min(
-            ["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd")
-        )
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         out = os.path.join(scratch, os.path.basename(path))
         with open(out, "w", encoding="utf-8", newline="") as f:
-            f.write(raw.decode(enc, errors="replace"))
+            f.write(raw.decode(encoding(raw), errors="replace"))
         return out
 
 
@@ -84,18 +79,6 @@ def csv(path):
 def form(column, how):
     q = f'"{column}"'
     return {"n": f"n({q})", "k": f"k({q})", "a": f"a({q})", "d": f"d(k({q}))"}[how]
-
-
-class Lap:
-    """Seconds per step, printed to stderr at the end."""
-
-    def __init__(self):
-        self.t, self.steps = time.perf_counter(), []
-
-    def __call__(self, step):
-        now = time.perf_counter()
-        self.steps.append(f"{step} {now - self.t:.2f} s")
-        self.t = now
 
 
 def main(sources, out):
