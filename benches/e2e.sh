@@ -21,7 +21,7 @@
 # everything in memory (about 3.3 GB per million rows): where that exceeds the machine's
 # available memory it is not run, and the table says so; a peer that fails is reported as
 # failed, not fatal.
-# Needs: a release build, python3 with polars and duckdb (installed with pip if missing),
+# Needs: a release build, python3 with polars, duckdb and pyrage (installed with pip if missing),
 # b3sum (cargo install b3sum, done here if missing), GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +29,12 @@ sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(250000)
 command -v /usr/bin/time >/dev/null || { echo "install GNU time: apt-get install time" >&2; exit 2; }
 python3 -c 'import polars' 2>/dev/null || python3 -m pip install -q polars
 python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q duckdb
+# same_work.py (its encoding choice makes the UTF-8 copies) imports pyrage.
+python3 -c 'import pyrage' 2>/dev/null || python3 -m pip install -q pyrage
+export PYTHONDONTWRITEBYTECODE=1
 command -v b3sum >/dev/null || cargo install --quiet b3sum || true
 if [ "${SAME_WORK:-0}" = 1 ]; then
-  for m in pyrage numpy pyarrow; do python3 -c "import $m" 2>/dev/null || python3 -m pip install -q $m; done
+  for m in numpy pyarrow; do python3 -c "import $m" 2>/dev/null || python3 -m pip install -q $m; done
 fi
 cargo build --release --quiet
 bin=target/release/vaxarc
@@ -72,13 +75,11 @@ PY
   for f in "$d"/input/sources/*/*.csv; do
     b=$(basename "$f"); python3 - "$f" "$d/utf8/$b" <<'PY'
 import sys
+sys.path.insert(0, "benches")
+from same_work import encoding  # UTF-8 or CP932, by fewer replacement characters
 raw = open(sys.argv[1], "rb").read()
 if raw.startswith(b"\xef\xbb\xbf"): raw = raw[3:]
-# UTF-8 or CP932, whichever gives fewer replacement characters over the first MiB (some
-# UTF-8 exports hold a few broken bytes on purpose: decoding them as CP932 made mojibake).
-head = raw[: 1 << 20]
-enc = min(["utf-8", "cp932"], key=lambda e: head.decode(e, errors="replace").count("\ufffd"))
-text = raw.decode(enc, errors="replace")
+text = raw.decode(encoding(raw), errors="replace")
 open(sys.argv[2], "w", encoding="utf-8", newline="").write(text)
 PY
   done
