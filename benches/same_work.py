@@ -206,7 +206,7 @@ def seal(df, recipients):
 
 
 class Lap:
-    """Seconds per step, printed to stderr at the end."""
+    """Seconds per step, printed to stderr at the end (report)."""
 
     def __init__(self):
         self.t, self.steps = time.perf_counter(), []
@@ -215,6 +215,10 @@ class Lap:
         now = time.perf_counter()
         self.steps.append(f"{step} {now - self.t:.2f} s")
         self.t = now
+
+    def report(self, counts):
+        """Print what was done (`counts`) and the seconds of each step to stderr."""
+        print(f"{counts};", ", ".join(self.steps), file=sys.stderr)
 
 
 def main(sources, out):
@@ -315,13 +319,8 @@ def main(sources, out):
     # One partition per core at a time (polars and pyrage work outside the GIL).
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(write, parts.items()))
-    n = len(parts)
     lap("partitions")
-    print(
-        f"{doses.height} dose rows, {merged.height} after merging, {n} partitions;",
-        ", ".join(lap.steps),
-        file=sys.stderr,
-    )
+    lap.report(f"{doses.height} dose rows, {merged.height} after merging, {len(parts)} partitions")
 
 
 if __name__ == "__main__":

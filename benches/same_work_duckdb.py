@@ -236,11 +236,7 @@ def main(sources, out):
     rows = con.execute(
         "SELECT (SELECT count(*) FROM doses), (SELECT count(*) FROM merged)"
     ).fetchone()
-    print(
-        f"{rows[0]} dose rows, {rows[1]} after merging, {len(files) - 1} objects;",
-        ", ".join(lap.steps),
-        file=sys.stderr,
-    )
+    lap.report(f"{rows[0]} dose rows, {rows[1]} after merging, {len(files) - 1} objects")
 
 
 if __name__ == "__main__":
