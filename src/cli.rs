@@ -63,12 +63,12 @@ pub enum Command {
     Report(ReportArgs),
     /// Re-wrap every object key to a new custodian (and vault) recipient set without touching the data.
     #[command(
-        after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.key.pub --custodian keys/new-custodian-2.key.pub --signing-key keys/signing.key"
+        after_help = "Example:\n  vaxarc rekey --archive ./archive --identity keys/custodian-1.key \\\n    --custodian keys/new-custodian-1.pub --custodian keys/new-custodian-2.pub \\\n    --signing-key keys/signing.key"
     )]
     Rekey(RekeyArgs),
     /// Catalogue several archives (id, municipality, generation, Merkle root) from their signed manifests; check it against an earlier catalogue.
     #[command(
-        after_help = "Examples:\n  vaxarc catalogue s3://gov-archive/131091/vaccination s3://gov-archive/131105/vaccination --out catalogue.json\n  vaxarc catalogue ./archives/* --previous catalogue.json --json"
+        after_help = "Examples:\n  vaxarc catalogue s3://gov-archive/131091/vaccination \\\n    s3://gov-archive/131105/vaccination --out catalogue.json\n  vaxarc catalogue ./archives/* --previous catalogue.json --json"
     )]
     Catalogue(CatalogueArgs),
     /// Destroy every record whose retention has expired, with a signed erasure certificate.
@@ -88,17 +88,17 @@ pub enum Command {
     /// lists"). With --quarantine instead of a person:
     /// every quarantined source row.
     #[command(
-        after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 --signing-key keys/signing.key"
+        after_help = "Example:\n  vaxarc erase --archive ./archive --identity keys/custodian-1.key --identity keys/vault.key \\\n    --operator staff-0042 --reason \"deletion request 2026-17\" --atena 25479007 \\\n    --signing-key keys/signing.key"
     )]
     Erase(EraseArgs),
     /// Erasure certificates.
     #[command(
-        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub"
+        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json \\\n    --archive ./archive --pubkey keys/signing.pub"
     )]
     Certificate(CertificateArgs),
     /// Look up one person's vaccination history (decrypts only the buckets that can hold them).
     #[command(
-        after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt"
+        after_help = "Examples:\n  vaxarc lookup --archive ./archive --identity keys/custodian-1.key \\\n    --operator u123 --purpose 証明書交付 --atena 1234567\n  vaxarc lookup ... --kana 'ヤマダ タロウ' --birth 1980-04-01 --format json\n  vaxarc lookup ... --batch queries.txt --format json"
     )]
     Lookup(LookupArgs),
     /// Check the archive's audit log and its signed checkpoints.
@@ -195,7 +195,7 @@ pub struct CertificateArgs {
 pub enum CertificateAction {
     /// Check a certificate's signature, that every destroyed object is gone, and its roots against history/.
     #[command(
-        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json --archive ./archive --pubkey keys/signing.pub --json"
+        after_help = "Example:\n  vaxarc certificate verify archive/certificates/000002-purge.json \\\n    --archive ./archive --pubkey keys/signing.pub --json"
     )]
     Verify(CertificateVerifyArgs),
 }
@@ -325,7 +325,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
-    /// Identity file to write (mode 0600); the recipient goes to the same name with `.pub`.
+    /// Identity file to write (mode 0600); the recipient goes beside it, its extension replaced
+    /// by `.pub` (`keys/a.key` → `keys/a.pub`).
     #[arg(long, short)]
     pub output: PathBuf,
     /// Also write a minisign secret key here (mode 0600) and its public key beside it with `.pub`.

@@ -190,9 +190,9 @@ pub fn rekey(
     let check = super::verify::verify(store, crate::schema::Schema::embedded(), None, &[])?;
     if !check.ok() {
         return Err(ArchiveError::State(format!(
-            "archive `{}` does not verify ({} problems, first: `{}`: {}); rekey refuses to change it",
+            "archive `{}` does not verify ({}, first: `{}`: {}); rekey refuses to change it",
             store.location(),
-            check.problems.len(),
+            crate::commands::problems(check.problems.len()),
             check.problems[0].path,
             check.problems[0].problem
         )));

@@ -34,6 +34,8 @@ use crate::merkle::{self, Hash};
 pub const LEGACY_LOG: &str = "audit/log.jsonl";
 /// Prefix of log segment objects (see [`segment_path`]).
 pub const SEGMENT_PREFIX: &str = "audit/log-";
+/// How a problem of the log as a whole (entries spanning segments) names its place.
+pub const LOG_PATHS: &str = "audit/log-*.jsonl";
 /// Entries per log segment.
 pub const SEGMENT_ENTRIES: u64 = 4096;
 /// The tree state appends work from (a cache of the log; see the module docs).
@@ -663,7 +665,7 @@ pub fn verify(
         }
         if size > leaves.len() as u64 {
             problem(
-                SEGMENT_PREFIX.into(),
+                LOG_PATHS.into(),
                 format!(
                     "{path} covers {size} entries but the log holds only {}: entries were deleted",
                     leaves.len()
@@ -682,7 +684,7 @@ pub fn verify(
                 .saturating_sub(1)
                 .min(leaves.len().saturating_sub(1));
             problem(
-                SEGMENT_PREFIX.into(),
+                LOG_PATHS.into(),
                 format!(
                     "not consistent with {path}: an entry among entries {}..={size} ({} to {}) was altered, deleted or inserted",
                     last_good + 1,

@@ -111,7 +111,7 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.path == SEGMENT_PREFIX && p.problem.contains("entries 2..=2")),
+            .any(|p| p.path == LOG_PATHS && p.problem.contains("entries 2..=2")),
         "{:?}",
         r.problems
     );

@@ -60,8 +60,8 @@ pub fn render(r: &crate::audit::Report, location: &str) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "audit log of {location} does NOT verify: {} problems\n",
-            r.problems.len()
+            "audit log of {location} does NOT verify: {}\n",
+            crate::commands::problems(r.problems.len())
         ));
         for p in &r.problems {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));

@@ -21,9 +21,9 @@ pub fn run(args: CertificateArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
                 println!("certificate {} verifies: signature good, every destroyed object is gone, roots agree with the archive's history", a.cert.display());
             } else {
                 println!(
-                    "certificate {} does NOT verify: {} problems",
+                    "certificate {} does NOT verify: {}",
                     a.cert.display(),
-                    problems.len()
+                    crate::commands::problems(problems.len())
                 );
                 for p in &problems {
                     println!("  `{}`: {}", p.path, p.problem);

@@ -69,6 +69,11 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "1 problem", "2 problems".
+pub fn problems(n: usize) -> String {
+    format!("{n} problem{}", if n == 1 { "" } else { "s" })
+}
+
 /// An error with the operator's next step attached.
 #[derive(Debug)]
 pub struct Hinted {
@@ -146,20 +151,89 @@ pub fn hint_for(err: &anyhow::Error) -> String {
         if cause.downcast_ref::<crate::report::ReportError>().is_some() {
             return "the report could not aggregate the decrypted records; run `vaxarc verify --identity` on the archive and report the message".into();
         }
-        if let Some(crate::archive::ArchiveError::State(m)) =
-            cause.downcast_ref::<crate::archive::ArchiveError>()
-        {
-            if m.contains("is locked") {
-                return "wait for the running purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into();
-            }
-        }
-        if cause
-            .downcast_ref::<crate::archive::ArchiveError>()
-            .is_some()
-        {
-            return "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)"
-                .into();
+        if let Some(e) = cause.downcast_ref::<crate::archive::ArchiveError>() {
+            return archive_hint(e);
         }
     }
     "see `vaxarc --help` and docs/cli.md".into()
+}
+
+/// The hint for an archive error. Its wrapped errors are `transparent`: the error chain
+/// skips them, so they are matched here rather than by type in [`hint_for`].
+fn archive_hint(e: &crate::archive::ArchiveError) -> String {
+    use crate::archive::ArchiveError;
+    let identity =
+        "pass the identity of a custodian (or vault holder) of this archive with --identity";
+    match e {
+        ArchiveError::Crypto(_) => identity.into(),
+        ArchiveError::Store(_) => {
+            "check the --archive location and that it is reachable and writable".into()
+        }
+        ArchiveError::Spill(_) => {
+            "check free space and permissions of the temporary folder (TMPDIR), then run again"
+                .into()
+        }
+        ArchiveError::State(m) if m.contains("is locked") => {
+            "wait for the running purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into()
+        }
+        ArchiveError::State(m) if m.contains("quarantine list is empty") => {
+            "nothing to erase: the quarantine list holds no rows (see `vaxarc report`)".into()
+        }
+        ArchiveError::State(m) if m.contains("no person in the archive's index") => {
+            "check the identifier; `vaxarc lookup` with it shows whether the archive holds the person".into()
+        }
+        ArchiveError::State(m) if m.contains("signing key is needed") => {
+            "pass the minisign secret key that signs this archive with --signing-key".into()
+        }
+        ArchiveError::State(m) if m.contains("not the one that signed") => {
+            "pass the minisign secret key that signed this archive with --signing-key".into()
+        }
+        ArchiveError::State(m) if m.contains("pass a vault identity") => {
+            "pass a vault holder's identity too (--identity keys/vault.key)".into()
+        }
+        ArchiveError::State(m)
+            if m.contains("already holds an archive") || m.contains("is not empty") =>
+        {
+            "choose a new, empty folder (or prefix) for --archive".into()
+        }
+        ArchiveError::State(m) if m.contains("does not allow deleting") => {
+            "see docs/object-storage.md (object lock, MFA delete): keep the archive in a bucket that allows deletion".into()
+        }
+        _ => "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint_for;
+    use crate::archive::crypto::CryptoError;
+    use crate::archive::ArchiveError;
+
+    fn hint(e: ArchiveError) -> String {
+        hint_for(&anyhow::Error::new(e).context("while doing something"))
+    }
+
+    /// An archive error's hint names its cause's next step, also for the wrapped
+    /// (transparent) errors the error chain does not show by type.
+    #[test]
+    fn archive_errors_get_the_hint_of_their_cause() {
+        let wrong_key = ArchiveError::Crypto(CryptoError::Decrypt {
+            what: "keys/x.key.age".into(),
+            message: "no matching keys".into(),
+        });
+        assert!(hint(wrong_key).contains("--identity"));
+        let empty = ArchiveError::State(
+            "the archive's quarantine list is empty; nothing was changed".into(),
+        );
+        assert!(hint(empty).starts_with("nothing to erase"));
+        let unsigned = ArchiveError::State("a signing key is needed to change the archive".into());
+        assert!(hint(unsigned).contains("--signing-key"));
+        let taken = ArchiveError::State(
+            "`./a` already holds an archive (MANIFEST.json exists); migrate writes new archives only"
+                .into(),
+        );
+        assert!(hint(taken).contains("empty folder"));
+        let broken = ArchiveError::Manifest("not JSON".into());
+        assert!(hint(broken).contains("vaxarc verify"));
+    }
 }

@@ -50,7 +50,7 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     spinner.finish_and_clear();
     if !check.ok() {
         return Err(refuse(
-            format!("archive `{}` does not verify ({} problems); no report is made from it", args.archive, check.problems.len()),
+            format!("archive `{}` does not verify ({}); no report is made from it", args.archive, crate::commands::problems(check.problems.len())),
             "run `vaxarc verify --archive DIR` to see the problems; see docs/runbooks.md (failed verify)",
         ));
     }

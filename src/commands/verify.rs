@@ -62,8 +62,8 @@ pub fn render(r: &verify::Report, location: &str) -> String {
         }
     } else {
         out.push_str(&format!(
-            "archive {location} does NOT verify: {} problems\n",
-            r.problems.len()
+            "archive {location} does NOT verify: {}\n",
+            crate::commands::problems(r.problems.len())
         ));
         for p in &r.problems {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));

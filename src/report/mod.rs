@@ -18,8 +18,8 @@
 //!   existed fall back to the residents *known to the archive* (persons with at least one
 //!   archived record), an undercount. The summary is as of migration: moves and deaths
 //!   since then are not reflected.
-//! - Legal holds are not modelled yet (issue 6); the retention outlook shows expiry by
-//!   partition under the rules of migration time.
+//! - The retention outlook shows expiry by partition under the rules of migration time;
+//!   legal holds (in the purge rules file) are applied by purge, not shown here.
 //! - Totals are shown; with small cells suppressed, a suppressed cell may sometimes be
 //!   derived from a total and the other cells (no complementary suppression).
 
@@ -41,7 +41,7 @@ pub const DEFAULT_SUPPRESS_BELOW: u64 = 10;
 /// The limitations every report states.
 pub const LIMITATIONS: &[&str] = &[
     "未接種者数: the target population is the residents of the registry extract used at migration (an encrypted summary by birth date; archives without it count only residents with a record); moves and deaths since migration are not reflected / 対象者は移行時の住民基本台帳の住民（生年月日別の集計）です",
-    "retention: legal holds are not modelled yet (issue 6); expiry is shown per partition under the rules applied at migration / 訴訟ホールド等の保存延長は未反映です",
+    "retention: expiry is shown per partition under the rules applied at migration; legal holds (the purge rules file's holds) are applied by purge and not shown here / 訴訟ホールド等による保存延長は消去時に適用され、本表には反映されません",
     "suppression: counts from 1 to one below the threshold are shown as <N; totals are not adjusted, so a suppressed cell can sometimes be derived from a total / 少数の秘匿は合計値を調整しません",
 ];
 
@@ -348,6 +348,10 @@ pub struct Report {
     pub vaccinated: Vec<VaccinatedRow>,
     /// 未接種者数 for the routine schedule.
     pub unvaccinated: Vec<UnvaccinatedRow>,
+    /// Whom 未接種者数 counts: `registry_extract` (every resident of the registry extract
+    /// used at migration, from the archive's registry summary) or `residents_with_records`
+    /// (archives without the summary: residents with at least one archived record).
+    pub unvaccinated_population: String,
     /// Reconciliation.
     pub reconciliation: Reconciliation,
     /// Quarantine by file and reason.
@@ -827,6 +831,12 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         vaccine_totals,
         vaccinated,
         unvaccinated,
+        unvaccinated_population: if input.resident_births.is_some() {
+            "registry_extract"
+        } else {
+            "residents_with_records"
+        }
+        .to_string(),
         reconciliation,
         quarantine,
         quarantine_by_reason: labelled(by_reason, below),

@@ -120,7 +120,15 @@ fn sections(r: &Report) -> Vec<Section> {
     ));
     out.push((
         "unvaccinated",
-        format!("定期接種の未接種者数（{}現在、記録のある住民） / Routine schedule: residents in the target ages with no dose recorded", r.as_of),
+        format!(
+            "定期接種の未接種者数（{}現在、{}） / Routine schedule: residents in the target ages with no dose recorded",
+            r.as_of,
+            if r.unvaccinated_population == "registry_extract" {
+                "移行時の住民基本台帳の住民"
+            } else {
+                "記録のある住民"
+            }
+        ),
         vec!["ワクチン / vaccine", "名称 / name", "対象年齢 / ages", "対象者 / target", "接種済 / vaccinated", "未接種 / unvaccinated"],
         r.unvaccinated
             .iter()

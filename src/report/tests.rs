@@ -211,6 +211,9 @@ fn renderings_show_figures_and_marks() {
     let t = render::text(&r);
     assert!(t.contains("接種の種類ごとの実施人数"), "{t}");
     assert!(t.contains("<10"));
+    // Without a registry summary, 未接種者数 counts residents with a record, and says so.
+    assert_eq!(r.unvaccinated_population, "residents_with_records");
+    assert!(t.contains("現在、記録のある住民）"), "{t}");
     let h = render::html(&r);
     assert!(h.starts_with("<!DOCTYPE html>"));
     assert!(h.contains("<svg") && h.contains("&lt;10"));

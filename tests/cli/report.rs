@@ -599,6 +599,20 @@ fn report_unvaccinated_target_population_comes_from_the_registry() {
             .args(["--json", "--suppress-below", "1"]),
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["unvaccinated_population"], "registry_extract");
+    let text = crate::run_ok(
+        crate::vaxarc()
+            .arg("report")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(f.key("custodian-1.key")),
+    );
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("現在、移行時の住民基本台帳の住民）"),
+        "the heading names the registry extract as the population"
+    );
     let as_of = r["as_of"].as_str().unwrap().to_string();
     let ymd = |s: &str| -> (i32, u32, u32) {
         let p: Vec<&str> = s.split('-').collect();
