@@ -593,9 +593,9 @@ pub fn partition_path(key: &PartitionKey, id: &str) -> String {
     )
 }
 
-/// Objects a fresh migrate may find left over by an interrupted earlier run.
-/// (`audit/` too: a migration appends to the audit log only after its commit, so an
-/// uncommitted folder's audit entries, if any, describe no archive.)
+/// Objects a fresh migrate may find left over by an interrupted earlier run. Not `audit/`:
+/// a migration appends to the audit log only after its commit, so audit entries without a
+/// manifest mean a committed archive whose manifest was lost ([`prepare_new`] refuses it).
 pub const STAGING_PREFIXES: &[&str] = &[
     "data/",
     "vault/",
@@ -604,9 +604,12 @@ pub const STAGING_PREFIXES: &[&str] = &[
     "quarantine/",
     "registry/",
     "review/",
-    "audit/",
     manifest::SIGNATURE,
 ];
+
+/// Objects only a committed archive has: the audit log (appended after the commit), and
+/// what purge, erase and rekey write to one.
+const COMMITTED_PREFIXES: &[&str] = &["audit/", "history/", "certificates/"];
 
 /// Prepare an empty location for a new archive: refuse an existing archive; remove the
 /// ciphertext objects an interrupted run left (they were never committed); refuse
@@ -619,6 +622,16 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
         )));
     }
     let objects = store.list()?;
+    if let Some(committed) = objects
+        .iter()
+        .find(|o| COMMITTED_PREFIXES.iter().any(|p| o.path.starts_with(p)))
+    {
+        return Err(ArchiveError::State(format!(
+            "`{}` holds objects of a committed archive (found `{}`) but no MANIFEST.json: its manifest was lost or removed; migrate refuses to overwrite it",
+            store.location(),
+            committed.path
+        )));
+    }
     if let Some(foreign) = objects
         .iter()
         .find(|o| !STAGING_PREFIXES.iter().any(|p| o.path.starts_with(p)))
@@ -1457,6 +1470,43 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh migrate removes what an interrupted run left (never committed), but refuses a
+    /// folder holding what only a committed archive has — its manifest lost — and anything
+    /// foreign, changing nothing.
+    #[test]
+    fn prepare_new_clears_leftovers_and_refuses_a_committed_archive_without_manifest() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path().to_str().unwrap()).unwrap();
+        store
+            .put(
+                "data/class=a/expiry=2030/bucket=00/x.parquet.age",
+                b"c".to_vec(),
+            )
+            .unwrap();
+        store.put("keys/x.key.age", b"k".to_vec()).unwrap();
+        store.put(manifest::SIGNATURE, b"s".to_vec()).unwrap();
+        assert_eq!(prepare_new(&store).unwrap(), 3);
+        assert!(store.list().unwrap().is_empty());
+        for committed in [
+            "audit/log-00000000.jsonl",
+            "history/000001/MANIFEST.json",
+            "certificates/000002-purge.json",
+        ] {
+            store.put("keys/x.key.age", b"k".to_vec()).unwrap();
+            store.put(committed, b"{}".to_vec()).unwrap();
+            let e = prepare_new(&store).unwrap_err().to_string();
+            assert!(
+                e.contains("manifest was lost") && e.contains(committed),
+                "{e}"
+            );
+            assert_eq!(store.list().unwrap().len(), 2, "nothing removed");
+            store.delete_all_versions(committed).unwrap();
+        }
+        store.put("notes.txt", b"x".to_vec()).unwrap();
+        let e = prepare_new(&store).unwrap_err().to_string();
+        assert!(e.contains("not an interrupted vaxarc archive"), "{e}");
+    }
 
     /// Partitions and index shards are sealed a batch of [`SEAL_BATCH_ROWS`] at a time:
     /// their Parquet bytes must be the ones one batch of all rows gives (the plaintext

@@ -432,6 +432,9 @@ fn stream(
     quarantine.extend(doses.quarantine);
     // Stable: row order within a source.
     quarantine.sort_by_key(|q| order.get(q.file_id.as_str()).copied().unwrap_or(usize::MAX));
+    if let Some(refusal) = unusable_source(&pipeline.sources, &accounting, &quarantine) {
+        return Err(refusal);
+    }
 
     // 3. One archive bucket at a time: settle (merge) and write.
     let records_in = stats.records_in;
@@ -619,6 +622,54 @@ pub fn render(s: &Summary) -> String {
         }
     }
     out
+}
+
+/// A refusal when some source had rows and every one of them was quarantined whole for
+/// its shape — the wrong number of fields or bytes that do not decode: the file does not
+/// fit its layout (a header with a column too many, another delimiter or encoding), and
+/// archiving the rest without it would look like success. Rows quarantined for their
+/// values (dates, numbers) are dirty data, kept in the quarantine list as ever, even when
+/// every row of a small file has them; a source with no rows at all (header only) is
+/// accepted: an export can be empty.
+fn unusable_source(
+    sources: &[crate::pipeline::Source],
+    accounting: &[FileAccounting],
+    quarantine: &[ingest::QuarantineEntry],
+) -> Option<anyhow::Error> {
+    const SHAPE: [&str; 2] = [
+        ingest::reason::WRONG_COLUMN_COUNT,
+        ingest::reason::UNDECODABLE_BYTES,
+    ];
+    let a = accounting.iter().find(|a| {
+        a.rows_read > 0
+            && a.rows_quarantined == a.rows_read
+            && quarantine
+                .iter()
+                .filter(|q| q.file_id == a.file_id)
+                .all(|q| SHAPE.contains(&q.reason.as_str()))
+    })?;
+    let path = sources
+        .iter()
+        .find(|s| s.id == a.file_id)
+        .map_or_else(String::new, |s| s.path.display().to_string());
+    let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut first_line = None;
+    for q in quarantine.iter().filter(|q| q.file_id == a.file_id) {
+        *reasons.entry(q.reason.as_str()).or_default() += 1;
+        first_line = first_line.or(Some(q.line));
+    }
+    let (reason, _) = reasons
+        .iter()
+        .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))?;
+    Some(refuse(
+        format!(
+            "source `{}` (`{path}`): all {} rows were quarantined, from line {} on (mostly `{reason}`): the file does not fit its layout; nothing was committed",
+            a.file_id,
+            a.rows_read,
+            first_line.unwrap_or(2),
+        ),
+        "check the file's header line against its layout (schemas/sources/), and the layout's delimiter and encoding; to migrate without this file, remove it from the pipeline",
+    ))
 }
 
 /// The accounting table: rows in = archived + merged + quarantined, per file.

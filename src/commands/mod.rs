@@ -191,6 +191,9 @@ fn archive_hint(e: &crate::archive::ArchiveError) -> String {
         ArchiveError::State(m) if m.contains("pass a vault identity") => {
             "pass a vault holder's identity too (--identity keys/vault.key)".into()
         }
+        ArchiveError::State(m) if m.contains("manifest was lost") => {
+            "restore MANIFEST.json and MANIFEST.json.minisig from a backup (the last generation's are also under history/), then `vaxarc verify`; or choose an empty folder".into()
+        }
         ArchiveError::State(m)
             if m.contains("already holds an archive") || m.contains("is not empty") =>
         {

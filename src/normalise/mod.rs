@@ -302,6 +302,13 @@ impl Normalised {
 /// Blank input (empty, or only whitespace including U+3000) is `Ok(Null)` without a
 /// flag for every kind.
 pub fn normalise(kind: Kind, raw: &str, tables: &Tables) -> Result<Normalised, Reject> {
+    // Invisible format characters NFKC keeps (a BOM left at the start of a line by
+    // concatenated exports, zero-width spaces pasted from other systems) would make equal
+    // numbers and names differ as keys: removed from every value first.
+    if !raw.is_ascii() && raw.contains(text::is_invisible) {
+        let visible: String = raw.chars().filter(|c| !text::is_invisible(*c)).collect();
+        return normalise(kind, &visible, tables);
+    }
     if text::is_blank(raw) {
         return Ok(Normalised::null());
     }

@@ -609,6 +609,27 @@ fn ticket_numbers() {
     }
 }
 
+/// A BOM or zero-width character inside a value (concatenated exports, pasted text) does
+/// not make a number, name or date differ from the same value without it.
+#[test]
+fn invisible_format_characters_are_removed_first() {
+    s_ok(Kind::Atena, "\u{FEFF}18902251", "18902251");
+    s_ok(Kind::Atena, "\u{200B}18902251\u{200D}", "18902251");
+    assert_eq!(
+        norm(Kind::NameKana, "ヤマ\u{200B}ダ\u{2060} タロウ"),
+        norm(Kind::NameKana, "ヤマダ タロウ")
+    );
+    assert_eq!(
+        norm(Kind::NameKanji, "\u{FEFF}山田\u{200C}　太郎"),
+        norm(Kind::NameKanji, "山田　太郎")
+    );
+    assert_eq!(
+        norm(Kind::Date, "R06.09.30\u{200B}"),
+        norm(Kind::Date, "R06.09.30")
+    );
+    assert_eq!(norm(Kind::Atena, "\u{200B}\u{FEFF}"), norm(Kind::Atena, ""));
+}
+
 #[test]
 fn atena_numbers() {
     s_ok(Kind::Atena, "000012345", "12345");

@@ -16,6 +16,13 @@ use super::Tables;
 pub(crate) const IDEOGRAPHIC_SPACE: char = '\u{3000}';
 
 /// True for empty or whitespace-only input (Unicode White_Space, incl. U+3000).
+/// Format characters with no glyph and no meaning in a name, number or date, which NFKC
+/// keeps: zero-width space, non-joiner and joiner, word joiner, BOM (zero-width no-break
+/// space). Removed from every raw value before it is normalised.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
 pub(crate) fn is_blank(s: &str) -> bool {
     s.chars().all(char::is_whitespace)
 }

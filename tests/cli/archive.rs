@@ -331,11 +331,39 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds an archive"));
-    // Simulate a run killed before its commit: objects without a manifest.
+    // A committed archive whose manifest was lost (its audit log shows it was committed)
+    // is refused, not cleared away as an interrupted run's leftovers.
+    let lost = f.dir.path().join("lost");
+    for file in files_under(&archive) {
+        let rel = file.strip_prefix(&archive).unwrap();
+        if rel.to_string_lossy() != "MANIFEST.json" {
+            let to = lost.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&file, &to).unwrap();
+        }
+    }
+    let before = files_under(&lost).len();
+    let out = vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(f.pipeline())
+        .arg("--archive")
+        .arg(&lost)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("manifest was lost") && err.contains("hint: restore"),
+        "{err}"
+    );
+    assert_eq!(files_under(&lost).len(), before, "nothing removed");
+    // Simulate a run killed before its commit: objects without a manifest (and without
+    // the audit log, which a migration appends to only after its commit).
     let partial = f.dir.path().join("partial");
     for file in files_under(&archive) {
         let rel = file.strip_prefix(&archive).unwrap();
-        if rel.to_string_lossy() == "MANIFEST.json" {
+        if rel.to_string_lossy() == "MANIFEST.json" || rel.starts_with("audit") {
             continue;
         }
         let to = partial.join(rel);

@@ -86,6 +86,10 @@ fn every_malformed_file_quarantines_or_refuses_in_one_line() {
     one_line_error("empty.csv", "no header row");
     one_line_error("duplicate-headers.csv", "header `接種日` appears twice");
     one_line_error("missing-headers.csv", "header `接種日` required by layout");
+    one_line_error(
+        "extra-header-column.csv",
+        "all 2 rows were quarantined, from line 2 on (mostly `wrong_column_count`)",
+    );
 
     let (code, out, err) = migrate(&corpus("header-only.csv"));
     assert_eq!(code, 0, "{err}");
