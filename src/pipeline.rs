@@ -181,6 +181,14 @@ impl Pipeline {
             path: path.to_path_buf(),
             message,
         };
+        if !crate::normalise::municipality_code_valid(&file.municipality_code) {
+            // The value itself is public (a municipality's code), but say where, not what.
+            return Err(PipelineError::Parse {
+                path: path.to_path_buf(),
+                location: key_location(text, "municipality_code"),
+                message: "`municipality_code` must be the 6-digit 地方公共団体コード with its check digit (e.g. 131091 for 品川区)".into(),
+            });
+        }
         if file.sources.is_empty() {
             return Err(invalid("has no [[source]]".into()));
         }
@@ -284,6 +292,24 @@ fn control_character_in(file: &PipelineFile) -> Option<&'static str> {
     checks.into_iter().find(|(_, b)| *b).map(|(k, _)| k)
 }
 
+/// " at line L, column C" of the value of the first top-level `key = …` line, or nothing.
+fn key_location(text: &str, key: &str) -> String {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                let eq = line.len() - rest.len() + rest.find('=').unwrap_or(0);
+                let value = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
+                let (l, c) = line_column(text, offset + value);
+                return format!(" at line {l}, column {c}");
+            }
+        }
+        offset += line.len();
+    }
+    String::new()
+}
+
 /// Ids appear in file names and manifests: keep them to a safe alphabet.
 pub fn is_safe_id(id: &str) -> bool {
     !id.is_empty()
@@ -318,6 +344,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("line 6"), "{err}");
+    }
+
+    /// A municipality code that is not six digits with its check digit is refused, with
+    /// the line and column of the value.
+    #[test]
+    fn municipality_codes_need_six_digits_and_their_check_digit() {
+        for (code, ok) in [
+            ("131091", true),
+            ("131016", true),
+            ("131092", false),
+            ("13109", false),
+            ("abc", false),
+            ("１３１０９１", false),
+        ] {
+            let text = format!(
+                "name = \"x\"\n  municipality_code = \"{code}\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = \"a.csv\"\n"
+            );
+            let r = Pipeline::parse(
+                &text,
+                Path::new("p.toml"),
+                Path::new("."),
+                Schema::embedded(),
+            );
+            match r {
+                Ok(_) => assert!(ok, "{code} accepted"),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(!ok, "{code}: {e}");
+                    assert!(
+                        e.contains("at line 2, column 23") && e.contains("check digit"),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     /// Found by fuzzing (`testdata/fuzz/corpus/pipeline/regression-newline-in-path`): a

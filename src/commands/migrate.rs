@@ -75,6 +75,18 @@ pub fn migrate(
         &pipeline.file.archive.custodians,
         &pipeline.base,
     )?;
+    let distinct: std::collections::BTreeSet<String> =
+        custodians.to_strings().into_iter().collect();
+    if distinct.len() < 2 {
+        return Err(refuse(
+            format!(
+                "pipeline `{}`: `archive.custodians` names {} distinct recipient(s); an archive needs at least two custodians, so that losing one identity loses nothing",
+                pipeline_path.display(),
+                distinct.len()
+            ),
+            "make a second custodian key with `vaxarc keygen` and list both in archive.custodians (docs/runbooks.md, key ceremony)",
+        ));
+    }
     let vault = crate::keys::load_recipients(
         "archive.vault",
         &pipeline.file.archive.vault,

@@ -133,6 +133,20 @@ pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.registry_update {
         request.insert("registry_update_blake3".to_string(), file_hash(p)?);
     }
+    if let Some(d) = &deaths {
+        // Rows the extract's layout could not read: their death dates are unknown to this
+        // purge (their persons' records are kept, as if alive). Said in the certificate.
+        request.insert(
+            "registry_update_rows_unreadable".to_string(),
+            d.rows_quarantined.to_string(),
+        );
+        if d.rows_quarantined > 0 {
+            ctx.printer.note(&format!(
+                "warning: {} rows of the registry update could not be read (quarantined by its layout); their death dates are not used, so their records are kept as if alive",
+                d.rows_quarantined
+            ));
+        }
+    }
     if let Some(p) = &args.national_db_submissions {
         request.insert("national_db_submissions_blake3".to_string(), file_hash(p)?);
     }

@@ -301,6 +301,16 @@ impl Normalised {
 ///
 /// Blank input (empty, or only whitespace including U+3000) is `Ok(Null)` without a
 /// flag for every kind.
+/// Whether `code` is a 地方公共団体コード as written in a pipeline: exactly six ASCII
+/// digits whose last is the check digit of the first five.
+pub fn municipality_code_valid(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6 && b.iter().all(u8::is_ascii_digit) && {
+        let d: Vec<u8> = b.iter().map(|c| c - b'0').collect();
+        number::municipality_check_digit(&d[..5]) == d[5]
+    }
+}
+
 pub fn normalise(kind: Kind, raw: &str, tables: &Tables) -> Result<Normalised, Reject> {
     // Invisible format characters NFKC keeps (a BOM left at the start of a line by
     // concatenated exports, zero-width spaces pasted from other systems) would make equal

@@ -21,7 +21,7 @@ use crate::schema::Schema;
 
 /// A problem with an input file: file, line, what — never a value.
 #[derive(Debug, thiserror::Error)]
-#[error("`{file}` line {line}: {message}")]
+#[error("`{file}`{}: {message}", if *line == 0 { String::new() } else { format!(" line {line}") })]
 pub struct InputError {
     /// File.
     pub file: String,
@@ -156,9 +156,16 @@ pub fn read_submissions(path: &Path) -> Result<Submissions, InputError> {
         ));
     }
     let mut out = Submissions::default();
-    for (i, row) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
-        let row = row.map_err(|e| err(line, format!("malformed CSV ({})", e.kind_name())))?;
+    // Physical lines (blank lines and quoted line breaks counted), from the reader.
+    let mut last_line = 1;
+    for row in rdr.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(last_line + 1, |p| p.line());
+            err(line, format!("malformed CSV ({})", e.kind_name()))
+        })?;
+        let line = row.position().map_or(last_line + 1, |p| p.line());
+        last_line = line;
+        let column = |c: usize| c + 1;
         let get = |c: Option<usize>| {
             c.and_then(|c| row.get(c))
                 .map(str::trim)
@@ -166,7 +173,15 @@ pub fn read_submissions(path: &Path) -> Result<Submissions, InputError> {
         };
         let date = get(Some(date_col))
             .and_then(super::parse_date)
-            .ok_or_else(|| err(line, "`provided_date` is not a YYYY-MM-DD date".into()))?;
+            .ok_or_else(|| {
+                err(
+                    line,
+                    format!(
+                        "column {} (`provided_date`) is not a YYYY-MM-DD date",
+                        column(date_col)
+                    ),
+                )
+            })?;
         let keys = [get(rc), get(ac), get(hc)];
         if keys.iter().filter(|k| k.is_some()).count() != 1 {
             return Err(err(
@@ -177,7 +192,18 @@ pub fn read_submissions(path: &Path) -> Result<Submissions, InputError> {
         let (map, key) = match keys {
             [Some(r), _, _] => (&mut out.by_record, r.to_string()),
             [_, Some(a), _] => (&mut out.by_atena, canonical_atena(a)),
-            [_, _, Some(h)] => (&mut out.by_atena_hash, h.to_ascii_lowercase()),
+            [_, _, Some(h)] => {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        line,
+                        format!(
+                            "column {} (`atena_hash`) is not 64 hex digits (an index key_hash of kind atena)",
+                            column(hc.unwrap_or_default())
+                        ),
+                    ));
+                }
+                (&mut out.by_atena_hash, h.to_ascii_lowercase())
+            }
             _ => unreachable!("one key is present"),
         };
         let e = map.entry(key).or_insert(date);
@@ -221,6 +247,27 @@ mod tests {
         );
         std::fs::write(&p, "record_id,provided_date\nr1,2026-13-01\n").unwrap();
         let e = read_submissions(&p).unwrap_err().to_string();
-        assert!(e.contains("line 2") && !e.contains("r1"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("column 2") && !e.contains("r1"),
+            "{e}"
+        );
+        // Physical lines: blank lines and a quoted line break before the bad row count.
+        std::fs::write(
+            &p,
+            "record_id,atena_number,atena_hash,provided_date\n\n\nr1,,,2026-07-01\n\"r\n2\",,,2026-07-01\n,123,,2026-13-01\n",
+        )
+        .unwrap();
+        let e = read_submissions(&p).unwrap_err().to_string();
+        assert!(e.contains("line 7") && e.contains("column 4"), "{e}");
+        std::fs::write(&p, "atena_hash,provided_date\nzz-not-hex,2026-07-01\n").unwrap();
+        let e = read_submissions(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("column 1") && !e.contains("zz"),
+            "{e}"
+        );
+        let e = read_submissions(&dir.path().join("missing.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("line 0") && e.contains("missing.csv"), "{e}");
     }
 }

@@ -141,6 +141,29 @@ fn migrate_refusals_are_one_line_with_hint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 2, "{err}");
     assert!(err.contains("line 2") && err.contains("hint:"), "{err}");
+    // One custodian listed twice: an archive needs two.
+    let text = std::fs::read_to_string(f.pipeline()).unwrap();
+    let one = f.input().join("one-custodian.toml");
+    std::fs::write(
+        &one,
+        text.replace("keys/custodian-2.pub", "keys/custodian-1.pub"),
+    )
+    .unwrap();
+    let out = vaxarc()
+        .arg("migrate")
+        .arg("--pipeline")
+        .arg(&one)
+        .arg("--archive")
+        .arg(f.dir.path().join("a0"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("names 1 distinct recipient") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!f.dir.path().join("a0").exists());
     // Missing key file.
     std::fs::remove_file(f.key("vault.pub")).unwrap();
     let out = vaxarc()

@@ -216,7 +216,10 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
             .flexible(true)
             .from_path(&registry_in)
             .unwrap();
-        let mut w = csv::Writer::from_path(&registry_out).unwrap();
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_path(&registry_out)
+            .unwrap();
         let dead_atena: BTreeSet<&str> =
             newly_dead.iter().map(|p| t.persons[p].0.as_str()).collect();
         let mut changed = BTreeSet::new();
@@ -230,6 +233,8 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
             }
             w.write_record(&r).unwrap();
         }
+        // A row the layout cannot read: counted in the certificate, not silently dropped.
+        w.write_record(["1"]).unwrap();
         w.flush().unwrap();
         for p in &newly_dead {
             if changed.contains(&t.persons[p].0) {
@@ -403,6 +408,16 @@ fn purge_removes_exactly_the_oracles_set_and_certifies_it() {
         expected.len() as u64
     );
     assert_eq!(cj["sanitization"]["method_type"], "Purge");
+    let unreadable: u64 = cj["request"]["registry_update_rows_unreadable"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        unreadable >= 1,
+        "the short row is counted: {}",
+        cj["request"]
+    );
     // The purge's audit-log entry, with its inclusion proof.
     assert_eq!(
         cj["audit"]["index"].as_u64(),
