@@ -81,6 +81,12 @@ pub fn write_public(path: &Path, content: &[u8], force: bool) -> Result<(), KeyE
 /// Read a secret file, refusing group/other-readable modes unless allowed.
 pub fn read_secret(path: &Path, allow_insecure: bool) -> Result<String, KeyError> {
     let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
+    if path.extension().is_some_and(|e| e == "pub") {
+        return Err(KeyError::Malformed {
+            path: path.to_path_buf(),
+            message: "is a public file (a recipient or public key), not a secret key: pass the matching `.key` file".into(),
+        });
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -215,14 +221,24 @@ pub fn keygen(
         identity.to_string().expose_secret()
     );
     let pub_file = pub_path(output);
-    if !force {
-        for p in [output, pub_file.as_path()] {
-            if p.exists() {
-                return Err(KeyError::Io {
-                    path: p.to_path_buf(),
-                    message: "already exists (use --force to replace it)".into(),
-                });
-            }
+    // Every file this run writes is checked first, so a refusal leaves nothing half made
+    // (an identity written, then its signing key refused).
+    let mut targets = vec![output.to_path_buf(), pub_file.clone()];
+    if let Some(sk) = signing {
+        targets.extend([sk.to_path_buf(), pub_path(sk)]);
+    }
+    for (i, p) in targets.iter().enumerate() {
+        if targets[..i].contains(p) {
+            return Err(KeyError::Io {
+                path: p.clone(),
+                message: "is named twice (an identity's recipient file replaces its extension with `.pub`: give the identity and the signing key different names)".into(),
+            });
+        }
+        if !force && p.exists() {
+            return Err(KeyError::Io {
+                path: p.clone(),
+                message: "already exists (use --force to replace it)".into(),
+            });
         }
     }
     write_secret(output, text.as_bytes(), force)?;
@@ -307,6 +323,28 @@ mod tests {
         assert_eq!(Some(public), g.signing_public_key);
         let pk = load_public_key(&pub_path(&sk)).unwrap();
         assert_eq!(pk.to_base64(), g.signing_public_key.unwrap());
+    }
+
+    /// A keygen refused for one of its files writes none of them.
+    #[test]
+    fn keygen_checks_every_file_before_writing_any() {
+        let dir = tempfile::tempdir().unwrap();
+        let sk = dir.path().join("s.key");
+        std::fs::write(&sk, "taken").unwrap();
+        let id = dir.path().join("b.key");
+        let e = keygen(&id, Some(&sk), None, "now", false).unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert!(!id.exists() && !pub_path(&id).exists());
+        // An identity and a signing key whose `.pub` files would be the same file.
+        let e = keygen(&id, Some(&dir.path().join("b.age")), None, "now", true).unwrap_err();
+        assert!(e.to_string().contains("named twice"), "{e}");
+        assert!(!id.exists());
+        // A recipient file given where an identity belongs is named as what it is.
+        keygen(&id, None, None, "now", false).unwrap();
+        let Err(e) = load_identities(&[pub_path(&id)], true) else {
+            panic!("a .pub file was taken as an identity");
+        };
+        assert!(e.to_string().contains("is a public file"), "{e}");
     }
 
     #[test]

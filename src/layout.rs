@@ -170,13 +170,29 @@ pub enum LayoutError {
     /// No built-in layout has that id.
     #[error("no built-in layout named `{0}`")]
     UnknownBuiltin(String),
+    /// A layout file (not a built-in layout) is bad: which file, then what.
+    #[error("layout file `{path}`: {error}")]
+    File {
+        /// The layout file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        error: Box<LayoutError>,
+    },
 }
 
 impl Layout {
     /// Parse and validate a layout against the schema.
     pub fn from_toml(text: &str, schema: &Schema) -> Result<Layout, LayoutError> {
-        let layout: Layout =
-            toml::from_str(text).map_err(|e| LayoutError::Toml(e.message().to_string()))?;
+        let layout: Layout = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let (line, column) = crate::pipeline::line_column(text, span.start);
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            LayoutError::Toml(format!("{at}{}", e.message()))
+        })?;
         layout.validate(schema)?;
         Ok(layout)
     }

@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
             // One line: the cause chain, then the operator's next step.
-            let message = format!("{err:#}").replace(['\n', '\r'], " ");
+            let message = commands::message_of(&err);
             eprintln!("error: {message}");
             eprintln!("hint: {}", commands::hint_for(&err));
             ExitCode::Error.into()

@@ -258,7 +258,10 @@ fn resolve_layout(
     let path = base.join(spec);
     let text = read_layout(&path)
         .map_err(|e| LayoutError::Toml(format!("cannot read `{}`: {e}", path.display())))?;
-    Layout::from_toml(&text, schema)
+    Layout::from_toml(&text, schema).map_err(|error| LayoutError::File {
+        path,
+        error: Box::new(error),
+    })
 }
 
 /// The first key whose value (a path or a recipient) holds a control character.

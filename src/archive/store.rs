@@ -352,6 +352,11 @@ impl Store {
             ));
         }
         let root = std::path::PathBuf::from(location);
+        if root.exists() && !root.is_dir() {
+            return Err(open_err(
+                "it is a file, not a folder: name a folder (new or holding an archive)".into(),
+            ));
+        }
         std::fs::create_dir_all(&root).map_err(|e| open_err(e.to_string()))?;
         let root = root.canonicalize().map_err(|e| open_err(e.to_string()))?;
         let fs = Arc::new(

@@ -99,18 +99,41 @@ pub fn refuse(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     })
 }
 
+/// An error as one line: its message, then each cause whose text the line does not
+/// already hold (many errors name their source in their own message; anyhow's `{:#}`
+/// repeated it), line breaks replaced by spaces.
+pub fn message_of(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
 /// The hint for an error: its own, or one chosen by the error's type.
 pub fn hint_for(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             return h.hint.clone();
         }
-        if cause
-            .downcast_ref::<crate::pipeline::PipelineError>()
-            .is_some()
-        {
-            return "fix the pipeline file at the place named; `docs/pipeline.md` lists every key"
-                .into();
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::PipelineError>() {
+            return match e {
+                crate::pipeline::PipelineError::Read { .. } => {
+                    "check the --pipeline path (a pipeline.toml; `vaxarc testdata` writes an example)".into()
+                }
+                crate::pipeline::PipelineError::Layout { .. } => {
+                    "fix the layout at the place named; the built-in layouts in schemas/sources/ are commented examples (docs/pipeline.md)".into()
+                }
+                _ => "fix the pipeline file at the place named; `docs/pipeline.md` lists every key"
+                    .into(),
+            };
         }
         if let Some(e) = cause.downcast_ref::<crate::ingest::IngestError>() {
             return match e {
@@ -214,6 +237,23 @@ mod tests {
 
     fn hint(e: ArchiveError) -> String {
         hint_for(&anyhow::Error::new(e).context("while doing something"))
+    }
+
+    /// A cause already spelled out in its error's message is not repeated; others are
+    /// appended; the result is one line.
+    #[test]
+    fn messages_are_one_line_without_repeated_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(crate::pipeline::PipelineError::Read {
+            path: "p.toml".into(),
+            source: io,
+        });
+        assert_eq!(
+            super::message_of(&e),
+            "cannot read pipeline `p.toml`: No such file"
+        );
+        let e = anyhow::anyhow!("inner\nsecond line").context("outer");
+        assert_eq!(super::message_of(&e), "outer: inner second line");
     }
 
     /// An archive error's hint names its cause's next step, also for the wrapped

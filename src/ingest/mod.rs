@@ -538,7 +538,7 @@ impl Plan {
                     quarantine: Vec::new(),
                     groups: 0,
                 },
-                Err(r) => whole(quarantine(None, r, None, None)),
+                Err((r, field)) => whole(quarantine(None, r, self.mapping_of(field, None), None)),
             };
         }
         let mut result = RowResult {
@@ -571,9 +571,12 @@ impl Plan {
                 tables,
             ) {
                 Ok(()) => result.records.push(Record::pack(&record, self.intern)),
-                Err(r) => result
-                    .quarantine
-                    .push(quarantine(Some(dose), r, None, None)),
+                Err((r, field)) => result.quarantine.push(quarantine(
+                    Some(dose),
+                    r,
+                    self.mapping_of(field, Some(group)),
+                    None,
+                )),
             }
         }
         result
@@ -626,7 +629,23 @@ impl Plan {
         (date, code)
     }
 
-    /// Checks and computed fields common to every produced record.
+    /// The column mapped to schema field `field` (a dose group's first, then the row's),
+    /// for a quarantine entry to name.
+    fn mapping_of<'a>(
+        &'a self,
+        field: Option<usize>,
+        group: Option<&'a [Mapping]>,
+    ) -> Option<&'a Mapping> {
+        let field = field?;
+        group
+            .into_iter()
+            .flatten()
+            .chain(&self.row)
+            .find(|m| m.field == field)
+    }
+
+    /// Checks and computed fields common to every produced record. A refusal gives its
+    /// reason and, for a missing required field, the field.
     fn finish(
         &self,
         record: &mut [Value],
@@ -635,16 +654,17 @@ impl Plan {
         dose: Option<u16>,
         raw_hash: &str,
         tables: &Tables,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), (&'static str, Option<usize>)> {
         for &i in &self.require {
             if record[i].is_null() {
-                return Err(if i == self.idx.vaccination_date {
+                let reason = if i == self.idx.vaccination_date {
                     reason::MISSING_VACCINATION_DATE
                 } else if i == self.idx.vaccine_code {
                     reason::MISSING_VACCINE
                 } else {
                     "missing_required_field"
-                });
+                };
+                return Err((reason, Some(i)));
             }
         }
         if !self.require_any.is_empty()
@@ -653,7 +673,7 @@ impl Plan {
                 .iter()
                 .any(|group| group.iter().all(|&i| !record[i].is_null()))
         {
-            return Err(reason::NO_PERSON_KEY);
+            return Err((reason::NO_PERSON_KEY, None));
         }
         let idx = &self.idx;
         record[idx.record_id] = Value::Str(record_id(&self.file_id, line, dose).into());
@@ -1394,6 +1414,11 @@ mod tests {
         assert_eq!(acc.rows_read, 6);
         assert_eq!(acc.rows_quarantined, 5);
         assert!(acc.balanced());
+        // A missing required field is named with its column.
+        assert_eq!(
+            (quarantine[2].field.as_deref(), quarantine[2].column),
+            (Some("vaccination_date"), Some(3))
+        );
         // The quarantine entry names the field and column, never the value.
         let shown = format!("{:?}", quarantine[1]);
         assert!(
