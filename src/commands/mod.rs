@@ -140,6 +140,9 @@ pub fn hint_for(err: &anyhow::Error) -> String {
                 crate::ingest::IngestError::MissingHeader { .. } | crate::ingest::IngestError::DuplicateHeader { .. } => {
                     "check that the file matches its layout in `schemas/sources/`, or write a layout for this export".into()
                 }
+                crate::ingest::IngestError::HeaderEncoding { .. } => {
+                    "the file is in another encoding than the one used: set the layout's `encoding` (utf-8 or cp932; `auto` guesses from the first MiB), or convert the file".into()
+                }
                 _ => "check that the source file exists, is readable, and is the export the pipeline names".into(),
             };
         }

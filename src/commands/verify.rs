@@ -25,6 +25,17 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     spinner.finish_and_clear();
     let report = report?;
     log_verify(&store, &args, &report, &identities, ctx);
+    if !identities.is_empty()
+        && report.partitions_decrypted == 0
+        && report
+            .problems
+            .iter()
+            .any(|p| p.problem.contains("with the given identities"))
+    {
+        ctx.printer.note(
+            "note: none of the given identities opens this archive's partition keys; pass a custodian's identity (and a vault holder's for the vault objects)",
+        );
+    }
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

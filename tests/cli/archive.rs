@@ -320,6 +320,10 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
     let out = verify(&archive, &[&stranger]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot unwrap"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("none of the given identities"),
+        "the operator is told the identity is the problem"
+    );
     // A second migrate into a committed archive is refused.
     let out = vaxarc()
         .arg("migrate")
