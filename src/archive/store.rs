@@ -323,8 +323,24 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Open a location: a local folder (created if absent) or `s3://bucket/prefix`, with
-    /// the process environment (see `docs/object-storage.md` for the variables read).
+    /// Open a new archive's location: [`Store::open`], a local folder created first if
+    /// absent (only `migrate` writes where nothing was).
+    pub fn create(location: &str) -> Result<Store, StoreError> {
+        if !location.contains("://") {
+            let root = std::path::Path::new(location);
+            if !root.exists() {
+                std::fs::create_dir_all(root).map_err(|e| StoreError::Open {
+                    location: display_location(location),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Self::open(location)
+    }
+
+    /// Open an existing location: a local folder or `s3://bucket/prefix`, with the
+    /// process environment (see `docs/object-storage.md` for the variables read). A local
+    /// folder that does not exist is an error (a mistyped path must not leave a folder).
     pub fn open(location: &str) -> Result<Store, StoreError> {
         let vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -352,12 +368,14 @@ impl Store {
             ));
         }
         let root = std::path::PathBuf::from(location);
-        if root.exists() && !root.is_dir() {
+        if !root.exists() {
+            return Err(open_err("no such folder".into()));
+        }
+        if !root.is_dir() {
             return Err(open_err(
                 "it is a file, not a folder: name a folder (new or holding an archive)".into(),
             ));
         }
-        std::fs::create_dir_all(&root).map_err(|e| open_err(e.to_string()))?;
         let root = root.canonicalize().map_err(|e| open_err(e.to_string()))?;
         let fs = Arc::new(
             LocalFileSystem::new_with_prefix(&root)

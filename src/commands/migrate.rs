@@ -132,7 +132,7 @@ pub fn migrate(
             ));
         }
     }
-    let store = Store::open(location)?;
+    let store = Store::create(location)?;
     let removed = archive::prepare_new(&store)?;
     if removed > 0 {
         ctx.printer.note(&format!(

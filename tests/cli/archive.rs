@@ -324,6 +324,10 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
         String::from_utf8_lossy(&out.stderr).contains("none of the given identities"),
         "the operator is told the identity is the problem"
     );
+    // A mistyped location is refused, and no folder is made there.
+    let missing = f.dir.path().join("no-such-archive");
+    assert_eq!(verify(&missing, &[]).status.code(), Some(2));
+    assert!(!missing.exists());
     // A second migrate into a committed archive is refused.
     let out = vaxarc()
         .arg("migrate")
