@@ -450,7 +450,10 @@ fn begin_erase<'s>(
     Ok((lock, out, m, secret))
 }
 
-/// Erase one person, found by an identifier `(kind, canonical value)` of the index.
+/// Erase one person, found by an identifier `(kind, canonical value)` of the index: every
+/// person key the identifier reaches (a resident the registry does not know can hold two —
+/// the VRS records' and the ledger records' — and a lookup by the identifier shows both),
+/// so that afterwards the identifier finds nothing.
 pub fn erase(
     store: &Store,
     schema: &Schema,
@@ -463,26 +466,30 @@ pub fn erase(
     let (_lock, mut out, m, secret) = begin_erase(store, keys, signer)?;
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
-    let Some(person) = index
+    let persons: BTreeSet<String> = index
         .into_iter()
-        .find(|(k, h, _, _)| k == kind && *h == hash)
+        .filter(|(k, h, _, _)| k == kind && *h == hash)
         .map(|e| e.2)
-    else {
+        .collect();
+    if persons.is_empty() {
         return Err(ArchiveError::State(format!(
             "no person in the archive's index has this {kind} identifier; nothing was changed"
         )));
-    };
-    let bucket = archive::bucket_of(&person, m.buckets);
+    }
+    let buckets: BTreeSet<u16> = persons
+        .iter()
+        .map(|p| archive::bucket_of(p, m.buckets))
+        .collect();
     let (ph, vc) = (schema.idx("person_hash"), schema.idx("vaccine_code"));
+    let is_erased = |r: &Record| r.at(ph).as_str().is_some_and(|h| persons.contains(h));
     let mut change = Change::default();
     let mut removed_records = Vec::new();
-    for p in m.partitions.iter().filter(|p| p.bucket == bucket) {
+    for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
         let records = archive::read_partition(store, schema, p, keys.identities)?;
         out.partitions_evaluated += 1;
         out.records_evaluated += records.len() as u64;
-        let (gone, keep): (Vec<Record>, Vec<Record>) = records
-            .into_iter()
-            .partition(|r| r.at(ph).as_str() == Some(person.as_str()));
+        let (gone, keep): (Vec<Record>, Vec<Record>) =
+            records.into_iter().partition(|r| is_erased(r));
         if gone.is_empty() {
             continue;
         }
@@ -501,9 +508,9 @@ pub fn erase(
         change.survivors.insert(p.id.clone(), keep);
         removed_records.extend(gone);
     }
-    change.removed_persons.insert(person.clone());
+    change.removed_persons.extend(persons.iter().cloned());
     change.records_removed = out.erased.records;
-    out.persons_removed_from_index = 1;
+    out.persons_removed_from_index = persons.len() as u64;
     change.lists.add_identifier(kind, value);
     for r in &removed_records {
         change
@@ -534,7 +541,7 @@ pub fn erase(
         &secret,
         &removed_records,
         &persons,
-        &|r| r.at(ph).as_str() == Some(person.as_str()),
+        &is_erased,
     )?;
     let mut request = BTreeMap::new();
     request.insert("reason".into(), reason.to_string());

@@ -1479,3 +1479,87 @@ fn a_purge_destroys_the_quarantined_rows_whose_retention_ran_out() {
     }
     verify_ok(&f, &archive);
 }
+
+/// An 宛名番号 can reach two person keys (a person the registry does not know: the VRS
+/// records keyed by ticket, the ledger records by 宛名番号; a lookup lists both). Erasing
+/// by it takes every record of both, and afterwards the identifier finds nothing.
+#[test]
+fn erase_by_an_identifier_takes_every_person_key_it_reaches() {
+    let f = Fixture::new(800, 21);
+    let (archive, _) = f.migrate("archive");
+    let schema = Schema::embedded();
+    let before = records(&archive, &f.key("custodian-1.key"));
+    let (a, ra, ph) = (
+        schema.idx("atena_number"),
+        schema.idx("registry_atena_number"),
+        schema.idx("person_hash"),
+    );
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in before.values() {
+        for i in [a, ra] {
+            if let Some(v) = r.at(i).as_str().filter(|s| !s.is_empty()) {
+                let person = r.at(ph).as_str().unwrap().to_string();
+                keys.entry(v.to_string()).or_default().insert(person);
+            }
+        }
+    }
+    let (atena, persons) = keys
+        .iter()
+        .find(|(_, p)| p.len() >= 2)
+        .expect("the fixture has an 宛名番号 reaching two person keys");
+    let erased: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, r)| persons.contains(r.at(ph).as_str().unwrap()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let lookup = |archive: &Path| -> serde_json::Value {
+        let out = run_ok(
+            vaxarc()
+                .arg("lookup")
+                .arg("--archive")
+                .arg(archive)
+                .arg("--identity")
+                .arg(f.key("custodian-1.key"))
+                .args(["--operator", "op", "--purpose", "test", "--atena", atena])
+                .args(["--format", "json"]),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        lookup(&archive)["persons"].as_array().unwrap().len(),
+        persons.len()
+    );
+
+    let out = run_ok(
+        vaxarc()
+            .arg("erase")
+            .arg("--archive")
+            .arg(&archive)
+            .arg("--identity")
+            .arg(f.key("custodian-1.key"))
+            .arg("--identity")
+            .arg(f.key("vault.key"))
+            .args([
+                "--operator",
+                "op",
+                "--reason",
+                "request 1",
+                "--atena",
+                atena,
+            ])
+            .arg("--signing-key")
+            .arg(f.key("signing.key"))
+            .arg("--json"),
+    );
+    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        o["persons_removed_from_index"].as_u64(),
+        Some(persons.len() as u64)
+    );
+    assert_eq!(o["erased"]["records"].as_u64(), Some(erased.len() as u64));
+    assert_eq!(o["verification"]["passed"], true, "{o}");
+    let after = records(&archive, &f.key("custodian-1.key"));
+    assert_eq!(after.len(), before.len() - erased.len());
+    assert!(erased.iter().all(|id| !after.contains_key(id)));
+    assert_eq!(lookup(&archive)["status"], "not_found");
+}
