@@ -20,8 +20,12 @@
 //!   since then are not reflected.
 //! - The retention outlook shows expiry by partition under the rules of migration time;
 //!   legal holds (in the purge rules file) are applied by purge, not shown here.
-//! - Totals are shown; with small cells suppressed, a suppressed cell may sometimes be
-//!   derived from a total and the other cells (no complementary suppression).
+//! - Counts of people and doses are withheld from 1 to the threshold; in 未接種者数 the
+//!   sibling that would give a withheld cell away (vaccinated + unvaccinated = target) is
+//!   withheld too. Other totals are not adjusted, so a withheld cell may sometimes still be
+//!   derived from a total and the other cells. Processing counts (source rows, records,
+//!   quarantined rows, accounting) are exact: they count rows, not people, and a reader
+//!   must be able to check that they add up.
 
 pub mod render;
 
@@ -42,7 +46,7 @@ pub const DEFAULT_SUPPRESS_BELOW: u64 = 10;
 pub const LIMITATIONS: &[&str] = &[
     "未接種者数: the target population is the residents of the registry extract used at migration (an encrypted summary by birth date; archives without it count only residents with a record); moves and deaths since migration are not reflected / 対象者は移行時の住民基本台帳の住民（生年月日別の集計）です",
     "retention: expiry is shown per partition under the rules applied at migration; legal holds (the purge rules file's holds) are applied by purge and not shown here / 訴訟ホールド等による保存延長は消去時に適用され、本表には反映されません",
-    "suppression: counts from 1 to one below the threshold are shown as <N; totals are not adjusted, so a suppressed cell can sometimes be derived from a total / 少数の秘匿は合計値を調整しません",
+    "suppression: counts of people and doses from 1 to one below the threshold are shown as <N, and in 未接種者数 the sibling that would give a withheld cell away is withheld too; other totals are not adjusted, so a withheld cell can sometimes still be derived from a total and its neighbours. Processing counts (source rows, records, quarantined rows, accounting) are exact: they count rows, not people, and must add up / 人数・接種件数の1〜閾値未満は秘匿（未接種者数では差し引きで分かる隣の値も秘匿）。その他の合計値は調整しないため、合計と隣接値から秘匿値が分かる場合があります。入力行・記録・隔離・件数照合は行数であり、照合のため正確な値を表示します",
 ];
 
 /// A count as shown: the value, or suppressed (too small to publish).
@@ -72,13 +76,44 @@ impl Count {
         }
     }
 
-    /// Text for a table cell: the number, or `<N`.
+    /// A processing count (source rows, quarantined rows, accounting): not a count of
+    /// people or their doses, shown exactly — the accounting must add up for a reader.
+    pub fn exact(n: u64) -> Count {
+        Count {
+            value: Some(n),
+            suppressed: false,
+        }
+    }
+
+    /// Withheld whatever its value: a cell from which a withheld sibling could be
+    /// computed (complementary suppression).
+    pub fn withheld() -> Count {
+        Count {
+            value: None,
+            suppressed: true,
+        }
+    }
+
+    /// Text for a table cell: the number with thousands separators, or `<N`.
     pub fn display(&self, below: u64) -> String {
         match self.value {
-            Some(v) => v.to_string(),
+            Some(v) => thousands(v),
             None => format!("<{below}"),
         }
     }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The columns of one record the report needs. Personal (person hash, dates): kept in
@@ -663,13 +698,20 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
                     .sum::<u64>()
                     .max(with);
             }
+            // vaccinated + unvaccinated = target: with the target shown, withholding one
+            // of the two withholds the other too, or it would give the first away.
+            let (mut vaccinated, mut unvaccinated) = (c(with), c(target - with));
+            if c(target).value.is_some() && (vaccinated.suppressed || unvaccinated.suppressed) {
+                vaccinated = Count::withheld();
+                unvaccinated = Count::withheld();
+            }
             UnvaccinatedRow {
                 vaccine: v.code.clone(),
                 vaccine_name: v.name.clone(),
                 target_ages: v.target_ages,
                 target_population: c(target),
-                vaccinated: c(with),
-                unvaccinated: c(target - with),
+                vaccinated,
+                unvaccinated,
             }
         })
         .collect();
@@ -764,7 +806,7 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
             QuarantineRow {
                 file_id: qf[i].clone().unwrap_or_default(),
                 reason,
-                rows: c(qn[i]),
+                rows: Count::exact(qn[i]),
             }
         })
         .collect();
@@ -775,12 +817,12 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         .map(|a| AccountingRow {
             file_id: a.file_id.clone(),
             kind: a.kind.clone(),
-            rows_read: c(a.rows_read),
-            records: c(a.records),
-            archived: c(a.records_archived),
-            merged: c(a.records_merged),
-            quarantined: c(a.rows_quarantined + a.dose_groups_quarantined),
-            persons: c(a.persons),
+            rows_read: Count::exact(a.rows_read),
+            records: Count::exact(a.records),
+            archived: Count::exact(a.records_archived),
+            merged: Count::exact(a.records_merged),
+            quarantined: Count::exact(a.rows_quarantined + a.dose_groups_quarantined),
+            persons: Count::exact(a.persons),
             balanced: a.balanced(),
         })
         .collect();
@@ -821,12 +863,12 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         as_of: date_text(input.as_of),
         suppress_below: below,
         totals: Totals {
-            rows_read: c(m.totals.rows_read),
-            records: c(input.facts.len() as u64),
+            rows_read: Count::exact(m.totals.rows_read),
+            records: Count::exact(input.facts.len() as u64),
             people: c(people.len() as u64),
-            merged: c(m.totals.merged),
-            quarantined: c(m.totals.quarantined),
-            registry_rows: c(registry_rows),
+            merged: Count::exact(m.totals.merged),
+            quarantined: Count::exact(m.totals.quarantined),
+            registry_rows: Count::exact(registry_rows),
         },
         vaccine_totals,
         vaccinated,
@@ -839,7 +881,13 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         .to_string(),
         reconciliation,
         quarantine,
-        quarantine_by_reason: labelled(by_reason, below),
+        quarantine_by_reason: by_reason
+            .into_iter()
+            .map(|(label, n)| Labelled {
+                label,
+                count: Count::exact(n),
+            })
+            .collect(),
         accounting,
         retention,
         limitations: LIMITATIONS.iter().map(|s| s.to_string()).collect(),

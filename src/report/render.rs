@@ -64,7 +64,65 @@ fn is_numeric(s: &str) -> bool {
     !s.is_empty()
         && s.trim_start_matches('<')
             .chars()
-            .all(|c| c.is_ascii_digit())
+            .all(|c| c.is_ascii_digit() || c == ',')
+}
+
+/// A code as shown to staff: its Japanese name, then the code (`宛名番号 / atena`); codes
+/// without a name here are shown as they are.
+pub fn label(code: &str) -> String {
+    let ja = match code {
+        // Match methods (docs/reconcile.md).
+        "atena" => "宛名番号",
+        "integrated_atena" => "団体内統合宛名番号",
+        "kojin_bango" => "個人番号",
+        "ticket" => "接種券番号",
+        "probabilistic" => "確率的照合",
+        "review" => "要確認",
+        "none" => "照合なし",
+        // Registry statuses.
+        "resident" => "住民",
+        "moved_out" => "転出",
+        "deceased" => "死亡",
+        "non_resident" => "住民外",
+        "unlinked" => "未連結",
+        // Merge statuses.
+        "single" => "単独",
+        "merged" => "統合",
+        "conflict" => "不一致",
+        // Retention classes.
+        "routine_5y" => "定期（5年保存）",
+        "covid_special" => "新型コロナ特例",
+        // Quarantine reasons (docs/quarantine.md).
+        "wrong_column_count" => "列数不一致",
+        "undecodable_bytes" => "文字化け",
+        "field_too_long" => "項目が長すぎる",
+        "missing_vaccination_date" => "接種日なし",
+        "missing_vaccine_code" => "接種名称なし",
+        "missing_required_field" => "必須項目なし",
+        "no_person_key" => "本人特定項目なし",
+        "unparseable_date" => "日付を解釈できない",
+        "impossible_date" => "存在しない日付",
+        "date_before_era" => "元号開始前の日付",
+        "unknown_vaccine" => "不明なワクチン",
+        "invalid_value" => "不正な値",
+        // Source kinds.
+        "ledger" => "予防接種台帳",
+        "vrs-ledger-export" => "VRS接種記録",
+        "vrs-persons" => "VRS個人",
+        "registry" => "住民記録",
+        _ => return code.to_string(),
+    };
+    format!("{ja} / {code}")
+}
+
+/// Target ages `[from, to)` as shown: `0歳`, `2–7歳`.
+fn ages(range: [u32; 2]) -> String {
+    let last = range[1].saturating_sub(1);
+    if last <= range[0] {
+        format!("{}歳", range[0])
+    } else {
+        format!("{}–{}歳", range[0], last)
+    }
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -88,7 +146,10 @@ fn sections(r: &Report) -> Vec<Section> {
         vec![
             vec!["入力行数 / rows read".into(), s(&r.totals.rows_read)],
             vec!["保存記録数 / records archived".into(), s(&r.totals.records)],
-            vec!["対象者数 / people".into(), s(&r.totals.people)],
+            vec![
+                "記録のある人数 / people with records".into(),
+                s(&r.totals.people),
+            ],
             vec!["統合記録数 / records merged".into(), s(&r.totals.merged)],
             vec!["隔離件数 / quarantined".into(), s(&r.totals.quarantined)],
             vec![
@@ -121,22 +182,30 @@ fn sections(r: &Report) -> Vec<Section> {
     out.push((
         "unvaccinated",
         format!(
-            "定期接種の未接種者数（{}現在、{}） / Routine schedule: residents in the target ages with no dose recorded",
+            "定期接種の未接種者数（{}現在、{}） / Routine schedule: residents in the target ages with no dose recorded, as of {}",
             r.as_of,
             if r.unvaccinated_population == "registry_extract" {
                 "移行時の住民基本台帳の住民"
             } else {
                 "記録のある住民"
-            }
+            },
+            r.as_of
         ),
         vec!["ワクチン / vaccine", "名称 / name", "対象年齢 / ages", "対象者 / target", "接種済 / vaccinated", "未接種 / unvaccinated"],
         r.unvaccinated
             .iter()
             .map(|u| {
+                // No archived dose of this vaccine at all: the sources probably hold none
+                // (no ledger of it), and "everyone unvaccinated" would mislead.
+                let none = !r.vaccine_totals.iter().any(|v| v.vaccine == u.vaccine);
                 vec![
                     u.vaccine.clone(),
-                    u.vaccine_name.clone(),
-                    format!("{}-{}", u.target_ages[0], u.target_ages[1].saturating_sub(1)),
+                    if none {
+                        format!("{}（記録なし: 記録元を確認 / no dose of it archived: check the sources）", u.vaccine_name)
+                    } else {
+                        u.vaccine_name.clone()
+                    },
+                    ages(u.target_ages),
                     s(&u.target_population),
                     s(&u.vaccinated),
                     s(&u.unvaccinated),
@@ -152,7 +221,7 @@ fn sections(r: &Report) -> Vec<Section> {
         vec!["照合方法 / method", "住民区分 / status", "記録数 / records"],
         rc.outcomes
             .iter()
-            .map(|o| vec![o.method.clone(), o.status.clone(), s(&o.records)])
+            .map(|o| vec![label(&o.method), label(&o.status), s(&o.records)])
             .collect(),
     ));
     let mut rec_rows: Vec<Vec<String>> = Vec::new();
@@ -161,7 +230,7 @@ fn sections(r: &Report) -> Vec<Section> {
         ("conflict field", &rc.conflicts_by_field),
     ] {
         for l in list {
-            rec_rows.push(vec![format!("{prefix} {}", l.label), s(&l.count)]);
+            rec_rows.push(vec![format!("{prefix} {}", label(&l.label)), s(&l.count)]);
         }
     }
     rec_rows.push(vec![
@@ -188,37 +257,37 @@ fn sections(r: &Report) -> Vec<Section> {
         vec!["入力 / source", "理由 / reason", "件数 / rows"],
         r.quarantine
             .iter()
-            .map(|q| vec![q.file_id.clone(), q.reason.clone(), s(&q.rows)])
+            .map(|q| vec![q.file_id.clone(), label(&q.reason), s(&q.rows)])
             .collect(),
     ));
     out.push((
         "accounting",
-        "入力ファイルごとの件数照合 / Accounting per source (rows in = archived + merged + quarantined)".into(),
+        "入力ファイルごとの件数照合（行 = 読込 + 接種なし + 隔離、記録 = 保存 + 統合。VRS接種記録は1行に複数回の接種） / Accounting per source (rows = loaded + without doses + quarantined; records = archived + merged; a VRS export row holds several doses)".into(),
         vec!["入力 / source", "種別 / kind", "行 / rows", "記録 / records", "保存 / archived", "統合 / merged", "隔離 / quarantined", "人 / persons", "一致 / balanced"],
         r.accounting
             .iter()
             .map(|a| {
                 vec![
                     a.file_id.clone(),
-                    a.kind.clone(),
+                    label(&a.kind),
                     s(&a.rows_read),
                     s(&a.records),
                     s(&a.archived),
                     s(&a.merged),
                     s(&a.quarantined),
                     s(&a.persons),
-                    if a.balanced { "yes" } else { "NO" }.into(),
+                    if a.balanced { "一致 / yes" } else { "不一致 / NO" }.into(),
                 ]
             })
             .collect(),
     ));
     out.push((
         "retention",
-        "保存期限の見通し（open = 無期限: 存命者の新型コロナ記録） / Retention outlook (open = held indefinitely)".into(),
+        "保存期限の見通し（open = 期限未定: 存命者の新型コロナ特例接種の記録） / Retention outlook (open = no expiry yet: COVID-19 special-period records of living persons)".into(),
         vec!["満了年 / expiry", "保存区分 / class", "区画 / partitions", "記録数 / records"],
         r.retention
             .iter()
-            .map(|x| vec![x.expiry.clone(), x.retention_class.clone(), x.partitions.to_string(), s(&x.records)])
+            .map(|x| vec![x.expiry.clone(), label(&x.retention_class), x.partitions.to_string(), s(&x.records)])
             .collect(),
     ));
     out.push((
@@ -312,11 +381,12 @@ pub fn bar_chart(title: &str, items: &[(String, Count)], below: u64) -> String {
             Some(v) => {
                 let w = ((v as f64 / max as f64) * bar_w as f64).round().max(if v > 0 { 2.0 } else { 0.0 });
                 svg.push_str(&format!(
-                    "<rect x=\"{label_w}\" y=\"{}\" width=\"{w}\" height=\"{}\" fill=\"#2563eb\"/><text x=\"{}\" y=\"{}\" class=\"cv\">{v}</text>",
+                    "<rect x=\"{label_w}\" y=\"{}\" width=\"{w}\" height=\"{}\" fill=\"#2563eb\"/><text x=\"{}\" y=\"{}\" class=\"cv\">{}</text>",
                     y + 3,
                     row_h - 6,
                     label_w as f64 + w + 6.0,
-                    y + 15
+                    y + 15,
+                    super::thousands(v)
                 ));
             }
             None => svg.push_str(&format!(
@@ -328,20 +398,39 @@ pub fn bar_chart(title: &str, items: &[(String, Count)], below: u64) -> String {
             )),
         }
     }
-    svg.push_str("</svg></figure>\n");
+    svg.push_str("</svg>");
+    if items.iter().any(|(_, c)| c.value.is_none()) {
+        svg.push_str(&format!(
+            "<p class=\"legend\">斜線 = {below}未満（秘匿） / hatched = fewer than {below} (withheld)</p>"
+        ));
+    }
+    svg.push_str("</figure>\n");
     svg
 }
 
 fn labelled_items(list: &[Labelled]) -> Vec<(String, Count)> {
-    list.iter().map(|l| (l.label.clone(), l.count)).collect()
+    list.iter().map(|l| (label(&l.label), l.count)).collect()
 }
 
-const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#111827;background:#fff;max-width:1100px}\
+/// A vaccine as a chart label: code and name, the name once when it is the code.
+fn vaccine_label(code: &str, name: &str) -> String {
+    if code == name {
+        code.to_string()
+    } else {
+        format!("{code} {name}")
+    }
+}
+
+const CSS: &str = "body{font-family:'Noto Sans JP','Noto Sans CJK JP','Yu Gothic','Meiryo','Hiragino Sans','IPAGothic',sans-serif;margin:24px;color:#111827;background:#fff;max-width:1100px}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:2px solid #2563eb;padding-bottom:4px}\
 p.meta{color:#374151;font-size:13px;margin:2px 0}table{border-collapse:collapse;font-size:13px;margin:6px 0}\
 th,td{border:1px solid #d1d5db;padding:3px 8px}th{background:#eff6ff;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 td.s{text-align:right;color:#6b7280}figure{margin:8px 0}.ct{font-size:14px;font-weight:bold;fill:#111827}.cl{font-size:12px;fill:#111827}\
-.cv{font-size:12px;fill:#374151}ul.lim{font-size:12px;color:#374151}@media print{h2{break-after:avoid}table,figure{break-inside:avoid}}";
+.cv{font-size:12px;fill:#374151}ul.lim{font-size:13px;color:#1f2937}\
+figure svg{max-width:100%;height:auto}div.t{overflow-x:auto}td{word-break:keep-all}p.legend{font-size:12px;color:#374151;margin:2px 0}\
+@media(max-width:600px){body{margin:8px}}\
+@page{size:A4;margin:15mm}\
+@media print{body{max-width:none;margin:0}h2{break-after:avoid;break-inside:avoid}figure{break-inside:avoid;break-after:avoid}section:not(#vaccinated) table{break-inside:avoid}thead{display:table-header-group}}";
 
 /// The HTML rendering: one self-contained file.
 pub fn html(r: &Report) -> String {
@@ -373,7 +462,7 @@ pub fn html(r: &Report) -> String {
                 "接種の種類ごとの実施人数 / People vaccinated per vaccine",
                 &r.vaccine_totals
                     .iter()
-                    .map(|v| (format!("{} {}", v.vaccine, v.vaccine_name), v.people))
+                    .map(|v| (vaccine_label(&v.vaccine, &v.vaccine_name), v.people))
                     .collect::<Vec<_>>(),
                 b,
             ),
@@ -384,7 +473,7 @@ pub fn html(r: &Report) -> String {
                 "未接種者数 / Residents with no dose recorded",
                 &r.unvaccinated
                     .iter()
-                    .map(|u| (format!("{} {}", u.vaccine, u.vaccine_name), u.unvaccinated))
+                    .map(|u| (vaccine_label(&u.vaccine, &u.vaccine_name), u.unvaccinated))
                     .collect::<Vec<_>>(),
                 b,
             ),
@@ -411,7 +500,12 @@ pub fn html(r: &Report) -> String {
                 "保存期限の満了年別の記録数 / Records by expiry year",
                 &r.retention
                     .iter()
-                    .map(|x| (format!("{} {}", x.expiry, x.retention_class), x.records))
+                    .map(|x| {
+                        (
+                            format!("{} {}", x.expiry, label(&x.retention_class)),
+                            x.records,
+                        )
+                    })
                     .collect::<Vec<_>>(),
                 b,
             ),
@@ -428,7 +522,7 @@ pub fn html(r: &Report) -> String {
         if rows.is_empty() {
             out.push_str("<p>(none / なし)</p>");
         } else {
-            out.push_str("<table><thead><tr>");
+            out.push_str("<div class=\"t\"><table><thead><tr>");
             for c in &cols {
                 out.push_str(&format!("<th>{}</th>", escape(c)));
             }
@@ -447,7 +541,7 @@ pub fn html(r: &Report) -> String {
                 }
                 out.push_str("</tr>\n");
             }
-            out.push_str("</tbody></table>");
+            out.push_str("</tbody></table></div>");
         }
         out.push_str("</section>\n");
     }

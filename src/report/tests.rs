@@ -173,16 +173,32 @@ fn unvaccinated_counts_known_residents_in_target_ages() {
     );
     let bcg = r.unvaccinated.iter().find(|u| u.vaccine == "BCG").unwrap();
     assert_eq!(bcg.target_population.value, Some(0));
-    // Suppressed at 10: the single unvaccinated child is withheld.
+    // Suppressed at 10: the single unvaccinated child is withheld — and so is the
+    // vaccinated count beside it, which with the shown target (12) would give it away.
     let r10 = report(&facts(), 10);
-    assert!(
-        r10.unvaccinated
-            .iter()
-            .find(|u| u.vaccine == "MR")
-            .unwrap()
-            .unvaccinated
-            .suppressed
+    let mr10 = r10.unvaccinated.iter().find(|u| u.vaccine == "MR").unwrap();
+    assert_eq!(mr10.target_population.value, Some(12));
+    assert!(mr10.unvaccinated.suppressed && mr10.vaccinated.suppressed);
+    // Processing counts stay exact whatever the threshold: the 3 quarantined rows.
+    assert_eq!(r10.quarantine[0].rows.value, Some(3));
+    assert_eq!(r10.quarantine_by_reason[0].count.value, Some(3));
+    assert_eq!(
+        r10.totals.quarantined.value,
+        Some(2),
+        "the manifest's total, exact"
     );
+}
+
+#[test]
+fn numbers_and_codes_as_staff_read_them() {
+    assert_eq!(super::thousands(0), "0");
+    assert_eq!(super::thousands(999), "999");
+    assert_eq!(super::thousands(1000), "1,000");
+    assert_eq!(super::thousands(1234567), "1,234,567");
+    assert_eq!(Count::new(25854, 10).display(10), "25,854");
+    assert_eq!(render::label("atena"), "宛名番号 / atena");
+    assert_eq!(render::label("routine_5y"), "定期（5年保存） / routine_5y");
+    assert_eq!(render::label("something_new"), "something_new");
 }
 
 #[test]
