@@ -161,7 +161,18 @@ impl Query {
                         .into(),
                 )
             })?;
-            kv.insert(k.trim(), v.trim());
+            // A key is named, never echoed: a mistyped line may hold a name or a number
+            // where the key belongs.
+            const KEYS: [&str; 6] = ["atena", "kojin_bango", "ticket", "kana", "birth", "person"];
+            let k = k.trim();
+            let Some(known) = KEYS.iter().find(|known| **known == k) else {
+                return Err(QueryError(
+                    "a key that is not atena, kojin_bango, ticket, kana, birth or person (not shown: it may be personal data)".into(),
+                ));
+            };
+            if kv.insert(*known, v.trim()).is_some() {
+                return Err(QueryError(format!("`{known}` is given twice")));
+            }
         }
         let keys: Vec<&str> = kv.keys().copied().collect();
         match keys.as_slice() {
@@ -170,7 +181,7 @@ impl Query {
             ["ticket"] => Query::ticket(kv["ticket"]),
             ["person"] => Query::person(kv["person"]),
             ["birth", "kana"] => Query::kana_birth(kv["kana"], kv["birth"]),
-            _ => Err(QueryError(format!("unknown query keys {keys:?}; use atena=, kojin_bango=, ticket=, kana=…,birth=… or person="))),
+            _ => Err(QueryError(format!("keys {keys:?} do not make a query; use atena=, kojin_bango=, ticket=, kana=…,birth=… or person="))),
         }
     }
 }

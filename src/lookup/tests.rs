@@ -19,6 +19,18 @@ fn queries_are_canonicalised_and_never_debug_their_value() {
     assert!(Query::parse_line("kana=ヤマダ,birth=1980-04-01").is_ok());
     assert!(Query::parse_line("ticket=131091:1234567890").is_ok());
     assert!(Query::parse_line("name=x").is_err());
+    // A mistyped line is refused without echoing what stood where a key belongs.
+    let e = Query::parse_line("山田太郎=1980-04-01")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("山田") && !e.contains("1980"), "{e}");
+    let e = Query::parse_line("25479007=x").unwrap_err().to_string();
+    assert!(!e.contains("25479007"), "{e}");
+    // A key given twice is refused, not the last one taken.
+    let e = Query::parse_line("atena=1,atena=2")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("twice"), "{e}");
     // Errors name the argument, never the value.
     let e = Query::ticket("999:abc").unwrap_err();
     assert!(!e.0.contains("999") && !e.0.contains("abc"), "{}", e.0);
