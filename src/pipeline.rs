@@ -18,6 +18,10 @@ use crate::schema::Schema;
 pub struct PipelineFile {
     /// Name of the run (free text, no personal data).
     pub name: String,
+    /// The sources are synthetic (`vaxarc testdata` sets it): reports made from the
+    /// archive say so in a banner, so that demo figures are never taken for a city's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
     /// The municipality's 6-digit 地方公共団体コード.
     pub municipality_code: String,
     /// Source files.

@@ -277,6 +277,7 @@ pub fn generate(config: &Config, out: &Path) -> anyhow::Result<Summary> {
     // pipeline.toml
     let mut p = String::new();
     p.push_str("name = \"synthetic\"\n");
+    p.push_str("synthetic = true                  # made by vaxarc testdata: no real person\n");
     p.push_str(&format!(
         "municipality_code = \"{}\"\n",
         config.municipality_code

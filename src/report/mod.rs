@@ -375,6 +375,9 @@ pub struct Report {
     pub as_of: String,
     /// Threshold below which counts are withheld.
     pub suppress_below: u64,
+    /// The archive was made from synthetic sources (its pipeline says `synthetic = true`):
+    /// every rendering carries a banner.
+    pub synthetic: bool,
     /// Archive-wide figures.
     pub totals: Totals,
     /// People vaccinated per vaccine.
@@ -862,6 +865,8 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         archive_created: m.created.clone(),
         as_of: date_text(input.as_of),
         suppress_below: below,
+        synthetic: toml::from_str::<crate::pipeline::PipelineFile>(&m.pipeline_toml)
+            .is_ok_and(|p| p.synthetic),
         totals: Totals {
             rows_read: Count::exact(m.totals.rows_read),
             records: Count::exact(input.facts.len() as u64),

@@ -314,6 +314,9 @@ pub fn text(r: &Report) -> String {
         r.suppress_below.saturating_sub(1),
         r.suppress_below
     );
+    if r.synthetic {
+        out.push_str(&format!("\n*** {SYNTHETIC} ***\n"));
+    }
     for (_, heading, cols, rows) in sections(r) {
         out.push('\n');
         out.push_str(&heading);
@@ -428,9 +431,13 @@ th,td{border:1px solid #d1d5db;padding:3px 8px}th{background:#eff6ff;text-align:
 td.s{text-align:right;color:#6b7280}figure{margin:8px 0}.ct{font-size:14px;font-weight:bold;fill:#111827}.cl{font-size:12px;fill:#111827}\
 .cv{font-size:12px;fill:#374151}ul.lim{font-size:13px;color:#1f2937}\
 figure svg{max-width:100%;height:auto}div.t{overflow-x:auto}td{word-break:keep-all}p.legend{font-size:12px;color:#374151;margin:2px 0}\
+p.demo{background:#fef3c7;border:2px solid #d97706;padding:6px 10px;font-weight:bold;color:#78350f}\
 @media(max-width:600px){body{margin:8px}}\
 @page{size:A4;margin:15mm}\
 @media print{body{max-width:none;margin:0}h2{break-after:avoid;break-inside:avoid}figure{break-inside:avoid;break-after:avoid}section:not(#vaccinated) table{break-inside:avoid}thead{display:table-header-group}}";
+
+/// The banner of a report made from synthetic sources.
+const SYNTHETIC: &str = "デモ用の合成データ — 実在の住民・実際の統計ではありません / DEMO: synthetic data — no real residents, not real statistics";
 
 /// The HTML rendering: one self-contained file.
 pub fn html(r: &Report) -> String {
@@ -442,6 +449,9 @@ pub fn html(r: &Report) -> String {
         escape(&r.archive_id)
     ));
     out.push_str("<h1>予防接種記録アーカイブ 統計報告 / Vaccination record archive report</h1>\n");
+    if r.synthetic {
+        out.push_str(&format!("<p class=\"demo\">{}</p>\n", escape(SYNTHETIC)));
+    }
     out.push_str(&format!(
         "<p class=\"meta\">アーカイブ / archive <code>{}</code> ・ 世代 / generation {} ・ 自治体コード / municipality {} ・ 作成 / created {}</p>\n\
 <p class=\"meta\">基準日 / as of {} ・ 1〜{}の件数は「&lt;{}」と表示（個人の特定防止） / counts from 1 to {} are shown as &lt;{} to prevent re-identification</p>\n",

@@ -226,6 +226,10 @@ fn renderings_show_figures_and_marks() {
     let r = report(&facts(), 10);
     let t = render::text(&r);
     assert!(t.contains("接種の種類ごとの実施人数"), "{t}");
+    assert!(
+        !r.synthetic && !t.contains("DEMO"),
+        "no banner on a real archive's report"
+    );
     assert!(t.contains("<10"));
     // Without a registry summary, 未接種者数 counts residents with a record, and says so.
     assert_eq!(r.unvaccinated_population, "residents_with_records");

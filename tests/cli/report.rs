@@ -173,6 +173,9 @@ fn report_shows_aggregates_only_and_renders_in_chromium() {
         );
     }
     assert!(text.contains("未接種者数") && text.contains("隔離") && text.contains("保存期限"));
+    // Made from `vaxarc testdata` sources: every rendering says the data is synthetic.
+    assert_eq!(json["synthetic"], true);
+    assert!(text.contains("DEMO: synthetic data") && page.contains("DEMO: synthetic data"));
     // Suppression: small counts of people and doses are null + suppressed, nothing 1..9 is
     // published; processing counts (accounting, quarantine, the totals of rows) are exact.
     let mut people_and_doses = json.clone();
