@@ -205,15 +205,19 @@ impl Pipeline {
         }
         let mut seen = std::collections::BTreeSet::new();
         let mut sources = Vec::new();
-        for entry in &file.sources {
+        for (n, entry) in file.sources.iter().enumerate() {
             if !is_safe_id(&entry.id) {
                 return Err(invalid(format!(
-                    "source id `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -",
-                    entry.id
+                    "source id{} must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                    source_location(text, n, "id")
                 )));
             }
             if !seen.insert(entry.id.clone()) {
-                return Err(invalid(format!("source id `{}` is used twice", entry.id)));
+                return Err(invalid(format!(
+                    "source id `{}`{} is used twice",
+                    entry.id,
+                    source_location(text, n, "id")
+                )));
             }
             let layout =
                 resolve_layout(&entry.layout, base, schema, read_layout).map_err(|error| {
@@ -297,6 +301,30 @@ fn control_character_in(file: &PipelineFile) -> Option<&'static str> {
         ),
     ];
     checks.into_iter().find(|(_, b)| *b).map(|(k, _)| k)
+}
+
+/// " at line L, column C" of `key = …` in the `n`-th (0-based) `[[source]]` table, or
+/// nothing when it is not written on a line of its own there.
+pub fn source_location(text: &str, n: usize, key: &str) -> String {
+    let (mut offset, mut count, mut current) = (0, 0, None);
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("[[source]]") {
+            current = Some(count);
+            count += 1;
+        } else if t.starts_with('[') {
+            current = None;
+        } else if current == Some(n) {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    let (l, c) = line_column(text, offset + line.len() - t.len());
+                    return format!(" at line {l}, column {c}");
+                }
+            }
+        }
+        offset += line.len();
+    }
+    String::new()
 }
 
 /// " at line L, column C" of the value of the first top-level `key = …` line, or nothing.
@@ -405,6 +433,26 @@ mod tests {
             err.contains("`source.path` holds a control character") && !err.contains('\n'),
             "{err}"
         );
+    }
+
+    #[test]
+    fn source_errors_name_the_line() {
+        let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = \"a.csv\"\n[archive]\nvault = []\n[[source]]\n  id = \"a\"\nlayout = \"ledger\"\npath = \"b.csv\"\n";
+        let err = Pipeline::parse(
+            text,
+            Path::new("p.toml"),
+            Path::new("."),
+            Schema::embedded(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`a` at line 10, column 3 is used twice"),
+            "{err}"
+        );
+        assert_eq!(source_location(text, 1, "path"), " at line 12, column 1");
+        assert_eq!(source_location(text, 0, "path"), " at line 6, column 1");
+        assert_eq!(source_location(text, 2, "path"), "");
     }
 
     #[test]

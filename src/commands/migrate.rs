@@ -124,10 +124,16 @@ pub fn migrate(
         }
         None => Rules::embedded(),
     };
-    for s in &pipeline.sources {
+    for (n, s) in pipeline.sources.iter().enumerate() {
         if !s.path.is_file() {
             return Err(refuse(
-                format!("source `{}`: file `{}` does not exist or is not a file", s.id, s.path.display()),
+                format!(
+                    "pipeline `{}`{}: source `{}`: file `{}` does not exist or is not a file",
+                    pipeline_path.display(),
+                    crate::pipeline::source_location(&pipeline.text, n, "path"),
+                    s.id,
+                    s.path.display()
+                ),
                 "fix the `path` of that [[source]] in the pipeline (paths are relative to the pipeline file)",
             ));
         }

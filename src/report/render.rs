@@ -292,8 +292,8 @@ fn sections(r: &Report) -> Vec<Section> {
     ));
     out.push((
         "vaccinated",
-        "付表: 接種の種類・期・回・年・年齢区分ごとの実施人数 / Appendix: people vaccinated by vaccine, stage, dose, year and age band".into(),
-        vec!["ワクチン / vaccine", "期 / stage", "回 / dose", "年 / year", "年齢 / age", "人数 / people"],
+        "付表: 接種の種類・期・回・年・年齢区分ごとの実施人数（年 = 接種日の暦年、年齢 = 接種時の年齢、- = 記載なし） / Appendix: people vaccinated by vaccine, stage, dose, calendar year of vaccination and age at vaccination (- = not recorded)".into(),
+        vec!["ワクチン / vaccine", "期 / stage", "回 / dose", "暦年 / year", "接種時年齢 / age", "人数 / people"],
         r.vaccinated
             .iter()
             .map(|v| vec![v.vaccine.clone(), opt(&v.stage), opt(&v.dose), opt(&v.year), v.age_band.clone(), s(&v.people)])
