@@ -303,41 +303,37 @@ fn control_character_in(file: &PipelineFile) -> Option<&'static str> {
     checks.into_iter().find(|(_, b)| *b).map(|(k, _)| k)
 }
 
-/// " at line L, column C" of `key = …` in the `n`-th (0-based) `[[source]]` table, or
-/// nothing when it is not written on a line of its own there.
+/// " at line L, column C" of the value of `key = …` in the `n`-th (0-based) `[[source]]`
+/// table, or nothing when it is not written on a line of its own there.
 pub fn source_location(text: &str, n: usize, key: &str) -> String {
-    let (mut offset, mut count, mut current) = (0, 0, None);
+    locate(text, Some(n), key)
+}
+
+/// " at line L, column C" of the value of the top-level `key = …` line, or nothing.
+fn key_location(text: &str, key: &str) -> String {
+    locate(text, None, key)
+}
+
+/// Where the value of `key = …` is written: at the top level (`source` None, before any
+/// table) or in the `n`-th `[[source]]` table.
+fn locate(text: &str, source: Option<usize>, key: &str) -> String {
+    // The table the line is in: None at the top, Some(Some(n)) in the n-th [[source]],
+    // Some(None) in any other table.
+    let (mut offset, mut sources, mut table) = (0, 0, None);
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
         if t.starts_with("[[source]]") {
-            current = Some(count);
-            count += 1;
+            table = Some(Some(sources));
+            sources += 1;
         } else if t.starts_with('[') {
-            current = None;
-        } else if current == Some(n) {
+            table = Some(None);
+        } else if table == source.map(Some) {
             if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    let (l, c) = line_column(text, offset + line.len() - t.len());
+                if let Some(after_eq) = rest.trim_start().strip_prefix('=') {
+                    let value = line.len() - after_eq.trim_start().len();
+                    let (l, c) = line_column(text, offset + value);
                     return format!(" at line {l}, column {c}");
                 }
-            }
-        }
-        offset += line.len();
-    }
-    String::new()
-}
-
-/// " at line L, column C" of the value of the first top-level `key = …` line, or nothing.
-fn key_location(text: &str, key: &str) -> String {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                let eq = line.len() - rest.len() + rest.find('=').unwrap_or(0);
-                let value = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
-                let (l, c) = line_column(text, offset + value);
-                return format!(" at line {l}, column {c}");
             }
         }
         offset += line.len();
@@ -367,17 +363,22 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parse_error_names_line_and_column() {
-        let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = 3\n";
-        let err = Pipeline::parse(
+    /// The refusal of a pipeline text, as one line.
+    fn refusal(text: &str) -> String {
+        Pipeline::parse(
             text,
             Path::new("p.toml"),
             Path::new("."),
             Schema::embedded(),
         )
         .unwrap_err()
-        .to_string();
+        .to_string()
+    }
+
+    #[test]
+    fn parse_error_names_line_and_column() {
+        let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = 3\n";
+        let err = refusal(text);
         assert!(err.contains("line 6"), "{err}");
     }
 
@@ -421,14 +422,7 @@ mod tests {
     #[test]
     fn control_characters_in_paths_are_refused() {
         let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = \"a\\nb.csv\"\n";
-        let err = Pipeline::parse(
-            text,
-            Path::new("p.toml"),
-            Path::new("."),
-            Schema::embedded(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(text);
         assert!(
             err.contains("`source.path` holds a control character") && !err.contains('\n'),
             "{err}"
@@ -438,20 +432,13 @@ mod tests {
     #[test]
     fn source_errors_name_the_line() {
         let text = "name = \"x\"\nmunicipality_code = \"131091\"\n[[source]]\nid = \"a\"\nlayout = \"ledger\"\npath = \"a.csv\"\n[archive]\nvault = []\n[[source]]\n  id = \"a\"\nlayout = \"ledger\"\npath = \"b.csv\"\n";
-        let err = Pipeline::parse(
-            text,
-            Path::new("p.toml"),
-            Path::new("."),
-            Schema::embedded(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(text);
         assert!(
-            err.contains("`a` at line 10, column 3 is used twice"),
+            err.contains("`a` at line 10, column 8 is used twice"),
             "{err}"
         );
-        assert_eq!(source_location(text, 1, "path"), " at line 12, column 1");
-        assert_eq!(source_location(text, 0, "path"), " at line 6, column 1");
+        assert_eq!(source_location(text, 1, "path"), " at line 12, column 8");
+        assert_eq!(source_location(text, 0, "path"), " at line 6, column 8");
         assert_eq!(source_location(text, 2, "path"), "");
     }
 
