@@ -186,6 +186,9 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         reader.set_columns(lookup::columns_for(r));
     }
     let mut events = Vec::new();
+    // The answers are printed only once their audit entries are written: a lookup whose
+    // entry cannot be written (a read-only or full archive) shows nothing.
+    let mut out = String::new();
     if let Some(q) = single {
         let a = answer_one(
             &mut reader,
@@ -195,7 +198,7 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             args.show_vault,
         )?;
         events.push(event(&reader, &args, Some(&q), Some(&a)));
-        print!("{}", render(args.format, &a)?);
+        out = render(args.format, &a)?;
     } else if let Some(path) = &args.batch {
         let text = std::fs::read_to_string(path).map_err(|e| {
             refuse(
@@ -203,7 +206,6 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "pass a UTF-8 file with one query per line",
             )
         })?;
-        let mut out = String::new();
         let mut queries = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -252,12 +254,12 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        print!("{out}");
     }
     let secret = *reader.secret();
     let archive_id = reader.manifest.archive_id.clone();
     let n = events.len();
     audit::append_all(&store, Some(&secret), events)?;
+    print!("{out}");
     let cp = audit::checkpoint(&store, &archive_id, signer.as_ref())?;
     ctx.printer.note(&format!(
         "{n} lookup(s) logged in the audit log (checkpoint {}, {}); {} of {} partitions and {} of {} index shards read",

@@ -406,6 +406,27 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
     // Restored, it verifies again; and the archive's own verify ignores audit/.
     std::fs::write(&log, &good).unwrap();
     assert_eq!(verify(&archive).0, Some(0));
+    // A lookup whose audit entry cannot be written shows nothing: here the log segment's
+    // place is taken by a folder, so the append fails.
+    std::fs::rename(&log, archive.join("log.bak")).unwrap();
+    std::fs::create_dir_all(log.join("blocked")).unwrap();
+    let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
+    let mut c = vaxarc();
+    c.arg("lookup")
+        .arg("--archive")
+        .arg(&archive)
+        .arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .args(["--operator", "clerk-7", "--purpose", "certificate"])
+        .args(["--atena", &p["atena_number"], "--format", "json"]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty(),
+        "an unaudited lookup printed its answer"
+    );
+    std::fs::remove_dir_all(&log).unwrap();
+    std::fs::rename(archive.join("log.bak"), &log).unwrap();
     assert!(vaxarc()
         .arg("verify")
         .arg("--archive")
