@@ -621,7 +621,12 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
             store.location()
         )));
     }
-    let objects = store.list()?;
+    // The migration's own lock (taken before this) is neither a leftover nor foreign.
+    let objects: Vec<_> = store
+        .list()?
+        .into_iter()
+        .filter(|o| o.path != crate::purge::rewrite::LOCK)
+        .collect();
     if let Some(committed) = objects
         .iter()
         .find(|o| COMMITTED_PREFIXES.iter().any(|p| o.path.starts_with(p)))

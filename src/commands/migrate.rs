@@ -139,6 +139,9 @@ pub fn migrate(
         }
     }
     let store = Store::create(location)?;
+    // Held until the run ends (committed or not): a second migrate into the same new
+    // folder at the same time is refused instead of overwriting this one's objects.
+    let _lock = crate::purge::rewrite::acquire_migrate_lock(&store, &super::now_rfc3339())?;
     let removed = archive::prepare_new(&store)?;
     if removed > 0 {
         ctx.printer.note(&format!(

@@ -200,7 +200,7 @@ fn archive_hint(e: &crate::archive::ArchiveError) -> String {
                 .into()
         }
         ArchiveError::State(m) if m.contains("is locked") => {
-            "wait for the running purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into()
+            "wait for the running migrate, purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into()
         }
         ArchiveError::State(m) if m.contains("quarantine list is empty") => {
             "nothing to erase: the quarantine list holds no rows (see `vaxarc report`)".into()

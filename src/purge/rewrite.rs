@@ -58,7 +58,9 @@ pub struct Lock<'a> {
 
 impl Drop for Lock<'_> {
     fn drop(&mut self) {
-        let _ = self.store.delete(LOCK);
+        // Every version: on a versioned bucket a plain delete leaves the lock's versions
+        // and a delete marker behind, once per run.
+        let _ = self.store.delete_all_versions(LOCK);
     }
 }
 
@@ -108,11 +110,42 @@ pub fn acquire_lock<'a>(
                 })
                 .unwrap_or_default();
             Err(ArchiveError::State(format!(
-                "archive `{}` is locked: object `{LOCK}` exists{held}; another purge or erase is running, or one was killed",
+                "archive `{}` is locked: object `{LOCK}` exists{held}; another migrate, purge or erase is running, or one was killed",
                 store.location()
             )))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// [`acquire_lock`] for a migration into a new location. Two migrations started into one
+/// folder at once would both find it empty; the lock lets one through and refuses the
+/// other. A lock left by a killed migration on this host (its process no longer runs) is
+/// taken over, so that a rerun completes as before; any other lock refuses.
+pub fn acquire_migrate_lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>, ArchiveError> {
+    match acquire_lock(store, "migrate", "-", now) {
+        Err(ArchiveError::State(m)) if m.contains("is locked") => {
+            let stale = store
+                .get(LOCK)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
+                .is_some_and(|l| {
+                    let here = std::fs::read_to_string("/etc/hostname")
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_default();
+                    l.command == "migrate"
+                        && l.host == here
+                        && l.pid != std::process::id()
+                        && std::path::Path::new("/proc/self").exists()
+                        && !std::path::Path::new(&format!("/proc/{}", l.pid)).exists()
+                });
+            if !stale {
+                return Err(ArchiveError::State(m));
+            }
+            store.delete_all_versions(LOCK)?;
+            acquire_lock(store, "migrate", "-", now)
+        }
+        other => other,
     }
 }
 

@@ -366,6 +366,44 @@ fn wrong_key_fails_deep_verify_and_interrupted_runs_never_verify() {
         "{err}"
     );
     assert_eq!(files_under(&lost).len(), before, "nothing removed");
+    // A migration running into a folder locks it: a second one is refused; the lock of a
+    // killed migration (its process gone) is taken over.
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let lock = |pid: u32| {
+        serde_json::json!({"command": "migrate", "operator": "-", "started": "t", "pid": pid, "host": host})
+            .to_string()
+    };
+    let busy = f.dir.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("LOCK"), lock(std::process::id())).unwrap();
+    let migrate_into = |dir: &Path| {
+        vaxarc()
+            .arg("migrate")
+            .arg("--pipeline")
+            .arg(f.pipeline())
+            .arg("--archive")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = migrate_into(&busy);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked"));
+    assert!(!busy.join("MANIFEST.json").exists());
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(busy.join("LOCK"), lock(dead)).unwrap();
+    let out = migrate_into(&busy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!busy.join("LOCK").exists(), "the lock goes with the run");
+    assert!(verify(&busy, &[]).status.success());
     // Simulate a run killed before its commit: objects without a manifest (and without
     // the audit log, which a migration appends to only after its commit).
     let partial = f.dir.path().join("partial");
