@@ -1253,8 +1253,17 @@ pub fn sign_manifest(
 /// two puts can be rolled forward (see [`rekey::recover`]). [`commit`] stays the
 /// create-only commit of a new archive.
 pub fn commit_replace(store: &Store, text: &[u8], signature: &str) -> Result<(), ArchiveError> {
+    let old = store.get(manifest::SIGNATURE).ok();
     store.put(manifest::SIGNATURE, signature.as_bytes().to_vec())?;
-    store.put(manifest::MANIFEST, text.to_vec())?;
+    if let Err(e) = store.put(manifest::MANIFEST, text.to_vec()) {
+        // The manifest could not be replaced while this process lives (a full disk): the
+        // old signature goes back, so the archive still verifies at its generation and a
+        // rerun starts over (with its certificate) instead of rolling this commit forward.
+        if let Some(old) = old {
+            let _ = store.put(manifest::SIGNATURE, old);
+        }
+        return Err(e.into());
+    }
     Ok(())
 }
 
@@ -1475,6 +1484,20 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// When the new manifest cannot be put (a full disk), the old signature is put back:
+    /// the archive still verifies at its generation instead of holding a new signature
+    /// over the old manifest.
+    #[test]
+    fn a_failed_manifest_replace_puts_the_old_signature_back() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path().to_str().unwrap()).unwrap();
+        store.put(manifest::SIGNATURE, b"old".to_vec()).unwrap();
+        // A folder where the manifest goes: its put fails.
+        std::fs::create_dir_all(d.path().join(manifest::MANIFEST).join("x")).unwrap();
+        assert!(commit_replace(&store, b"{}", "new").is_err());
+        assert_eq!(store.get(manifest::SIGNATURE).unwrap(), b"old".to_vec());
+    }
 
     /// A fresh migrate removes what an interrupted run left (never committed), but refuses a
     /// folder holding what only a committed archive has — its manifest lost — and anything
