@@ -78,6 +78,13 @@ pub fn ensure_deletable(store: &Store) -> Result<(), ArchiveError> {
     }
 }
 
+/// This machine's host name, if known (a lock names where its holder runs).
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Take the archive's lock, or refuse naming who holds it.
 pub fn acquire_lock<'a>(
     store: &'a Store,
@@ -90,9 +97,7 @@ pub fn acquire_lock<'a>(
         operator: operator.into(),
         started: now.into(),
         pid: std::process::id(),
-        host: std::fs::read_to_string("/etc/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        host: host_name(),
     };
     let bytes = serde_json::to_vec_pretty(&info).map_err(|e| ArchiveError::State(e.to_string()))?;
     match store.put_new(LOCK, bytes) {
@@ -130,11 +135,8 @@ pub fn acquire_migrate_lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>,
                 .ok()
                 .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
                 .is_some_and(|l| {
-                    let here = std::fs::read_to_string("/etc/hostname")
-                        .map(|s| s.trim().to_string())
-                        .unwrap_or_default();
                     l.command == "migrate"
-                        && l.host == here
+                        && l.host == host_name()
                         && l.pid != std::process::id()
                         && std::path::Path::new("/proc/self").exists()
                         && !std::path::Path::new(&format!("/proc/{}", l.pid)).exists()
