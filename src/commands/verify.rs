@@ -36,6 +36,16 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             "note: none of the given identities opens this archive's partition keys; pass a custodian's identity (and a vault holder's for the vault objects)",
         );
     }
+    if !report.ok()
+        && report
+            .problems
+            .iter()
+            .all(|p| p.problem == "not listed in the manifest")
+    {
+        ctx.printer.note(
+            "note: every problem is an object the manifest does not list, as an interrupted migrate, purge, erase or rekey leaves them: rerun that command (its recovery removes them); see docs/runbooks.md before deleting anything",
+        );
+    }
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

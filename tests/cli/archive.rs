@@ -305,6 +305,8 @@ fn verify_detects_every_kind_of_tampering_and_names_the_file() {
     let out = verify(&dst, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("data/extra.parquet.age"));
+    // Only unlisted objects: what an interrupted run leaves, and verify says so.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rerun that command"));
     // The untouched archive verifies.
     assert!(verify(&archive, &[&f.key("custodian-2.key")])
         .status
@@ -699,5 +701,11 @@ fn a_full_disk_gives_a_clear_error_and_leaves_the_previous_state() {
     let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     for p in report["problems"].as_array().unwrap() {
         assert!(p["problem"].as_str().unwrap().contains("not listed"), "{p}");
+    }
+    if !report["problems"].as_array().unwrap().is_empty() {
+        assert!(
+            String::from_utf8_lossy(&v.stderr).contains("rerun that command"),
+            "the operator is told these are an interrupted run's leftovers"
+        );
     }
 }
