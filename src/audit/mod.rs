@@ -359,6 +359,36 @@ pub fn append(
     Ok(r.pop().expect("one event, one receipt"))
 }
 
+/// The advisory lock file that serialises appends and checkpoints to a local archive's
+/// log (not an archive object: verify and `audit verify` read only the log's objects).
+pub const APPEND_LOCK: &str = "audit/.append.lock";
+
+/// Hold [`APPEND_LOCK`] (blocking) while the returned file lives, for a local archive.
+/// Each append rewrites the last segment: two processes appending at the same instant lost
+/// one's entries, which `audit verify` then reported as tampering. Object storage has no
+/// such lock: there, run audited commands one at a time (docs/audit.md).
+fn local_append_lock(store: &Store) -> Result<Option<std::fs::File>, AuditError> {
+    let Some(root) = store.local_root() else {
+        return Ok(None);
+    };
+    let io = |e: std::io::Error| AuditError::Malformed {
+        path: APPEND_LOCK.into(),
+        message: e.to_string(),
+    };
+    let path = root.join(APPEND_LOCK);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(Some(file))
+}
+
 /// Append several events with one write of the last segment (batch lookups). Receipts
 /// are against the tree after the last append.
 pub fn append_all(
@@ -366,6 +396,7 @@ pub fn append_all(
     secret: Option<&[u8; 32]>,
     events: Vec<Event>,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
+    let _serialised = local_append_lock(store)?;
     let tail = load_tail(store)?;
     let first = tail.frontier.size;
     let mut lines = Vec::with_capacity(events.len());
@@ -485,6 +516,7 @@ pub fn checkpoint(
     archive_id: &str,
     signer: Option<&minisign::SecretKey>,
 ) -> Result<Checkpoint, AuditError> {
+    let _serialised = local_append_lock(store)?;
     let tail = load_tail(store)?;
     let root = tail.frontier.root();
     let size = tail.frontier.size;

@@ -486,3 +486,42 @@ print(len(kinds))
         String::from_utf8_lossy(&v.stderr)
     );
 }
+
+/// Lookups started at the same instant on one local archive each get their audit entry
+/// (appends are serialised): none is lost, and the log verifies.
+#[test]
+fn simultaneous_lookups_lose_no_audit_entry() {
+    let f = Fixture::new(60, 47);
+    let (archive, _) = f.migrate("archive");
+    let (persons, _) = truth(&f.input());
+    let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
+    let children: Vec<std::process::Child> = (0..8)
+        .map(|_| {
+            vaxarc()
+                .arg("lookup")
+                .arg("--archive")
+                .arg(&archive)
+                .arg("--identity")
+                .arg(f.key("custodian-1.key"))
+                .args(["--operator", "clerk-7", "--purpose", "certificate"])
+                .args(["--atena", &p["atena_number"], "--format", "json", "--quiet"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let out = vaxarc()
+        .args(["audit", "verify", "--archive"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("9 entries"),
+        "migrate's and eight lookups': {text}"
+    );
+}
