@@ -107,9 +107,20 @@ pub fn verify(
         (Ok(k), Ok(sig)) => {
             let sig = String::from_utf8_lossy(&sig).to_string();
             if let Err(e) = manifest::verify_signature(&k, &bytes, &sig) {
+                // The next generation's signature in place over this manifest, with that
+                // generation staged under history/: a commit interrupted between its two
+                // puts, which the command's rerun completes (docs/archive-format.md).
+                let next = super::history_path(m.generation + 1, manifest::SIGNATURE);
+                let interrupted = store
+                    .get(&next)
+                    .is_ok_and(|staged| String::from_utf8_lossy(&staged) == sig);
                 problem(
                     manifest::SIGNATURE,
-                    format!("signature does not verify: {e}"),
+                    if interrupted {
+                        "signature does not verify: an interrupted commit (the next generation's signature is in place); rerun the purge, erase or rekey to complete it".to_string()
+                    } else {
+                        format!("signature does not verify: {e}")
+                    },
                 );
             }
         }

@@ -361,7 +361,7 @@ pub fn append(
 
 /// The advisory lock file that serialises appends and checkpoints to a local archive's
 /// log (not an archive object: verify and `audit verify` read only the log's objects).
-pub const APPEND_LOCK: &str = "audit/.append.lock";
+pub const APPEND_LOCK: &str = "audit/append.lock";
 
 /// Hold [`APPEND_LOCK`] (blocking) while the returned file lives, for a local archive.
 /// Each append rewrites the last segment: two processes appending at the same instant lost
