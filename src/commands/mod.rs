@@ -184,14 +184,31 @@ pub fn hint_for(err: &anyhow::Error) -> String {
     "see `vaxarc --help` and docs/cli.md".into()
 }
 
+/// Hints for refusals of the archive layer (`ArchiveError::State`), by a part of their
+/// message, first match wins.
+const STATE_HINTS: &[(&str, &str)] = &[
+    ("is locked", "wait for the running migrate, purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`"),
+    ("quarantine list is empty", "nothing to erase: the quarantine list holds no rows (see `vaxarc report`)"),
+    ("no person in the archive's index", "check the identifier; `vaxarc lookup` with it shows whether the archive holds the person"),
+    ("signing key is needed", "pass the minisign secret key that signs this archive with --signing-key"),
+    ("not the one that signed", "pass the minisign secret key that signed this archive with --signing-key"),
+    ("pass a vault identity", "pass a vault holder's identity too (--identity keys/vault.key)"),
+    ("manifest was lost", "restore MANIFEST.json and MANIFEST.json.minisig from a backup (the last generation's are also under history/), then `vaxarc verify`; or choose an empty folder"),
+    ("already holds an archive", "choose a new, empty folder (or prefix) for --archive"),
+    ("is not empty", "choose a new, empty folder (or prefix) for --archive"),
+    ("does not allow deleting", "see docs/object-storage.md (object lock, MFA delete): keep the archive in a bucket that allows deletion"),
+];
+
 /// The hint for an archive error. Its wrapped errors are `transparent`: the error chain
 /// skips them, so they are matched here rather than by type in [`hint_for`].
 fn archive_hint(e: &crate::archive::ArchiveError) -> String {
     use crate::archive::ArchiveError;
-    let identity =
-        "pass the identity of a custodian (or vault holder) of this archive with --identity";
+    let verify = "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)";
     match e {
-        ArchiveError::Crypto(_) => identity.into(),
+        ArchiveError::Crypto(_) => {
+            "pass the identity of a custodian (or vault holder) of this archive with --identity"
+                .into()
+        }
         ArchiveError::Store(_) => {
             "check the --archive location and that it is reachable and writable".into()
         }
@@ -199,36 +216,12 @@ fn archive_hint(e: &crate::archive::ArchiveError) -> String {
             "check free space and permissions of the temporary folder (TMPDIR), then run again"
                 .into()
         }
-        ArchiveError::State(m) if m.contains("is locked") => {
-            "wait for the running migrate, purge, erase or rekey to finish; if it was killed, see docs/runbooks.md before removing `LOCK`".into()
-        }
-        ArchiveError::State(m) if m.contains("quarantine list is empty") => {
-            "nothing to erase: the quarantine list holds no rows (see `vaxarc report`)".into()
-        }
-        ArchiveError::State(m) if m.contains("no person in the archive's index") => {
-            "check the identifier; `vaxarc lookup` with it shows whether the archive holds the person".into()
-        }
-        ArchiveError::State(m) if m.contains("signing key is needed") => {
-            "pass the minisign secret key that signs this archive with --signing-key".into()
-        }
-        ArchiveError::State(m) if m.contains("not the one that signed") => {
-            "pass the minisign secret key that signed this archive with --signing-key".into()
-        }
-        ArchiveError::State(m) if m.contains("pass a vault identity") => {
-            "pass a vault holder's identity too (--identity keys/vault.key)".into()
-        }
-        ArchiveError::State(m) if m.contains("manifest was lost") => {
-            "restore MANIFEST.json and MANIFEST.json.minisig from a backup (the last generation's are also under history/), then `vaxarc verify`; or choose an empty folder".into()
-        }
-        ArchiveError::State(m)
-            if m.contains("already holds an archive") || m.contains("is not empty") =>
-        {
-            "choose a new, empty folder (or prefix) for --archive".into()
-        }
-        ArchiveError::State(m) if m.contains("does not allow deleting") => {
-            "see docs/object-storage.md (object lock, MFA delete): keep the archive in a bucket that allows deletion".into()
-        }
-        _ => "run `vaxarc verify` on the archive; see docs/runbooks.md (failed verify)".into(),
+        ArchiveError::State(m) => STATE_HINTS
+            .iter()
+            .find(|(part, _)| m.contains(part))
+            .map_or(verify, |(_, hint)| hint)
+            .into(),
+        _ => verify.into(),
     }
 }
 

@@ -138,6 +138,21 @@ fn purge_cmd_as_of(
     c
 }
 
+/// `vaxarc erase` on `archive` with both identities, operator `op`, `reason` and the
+/// signing key; the identifier and output flags come in `extra`.
+fn erase_cmd(f: &Fixture, archive: &Path, reason: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = vaxarc();
+    c.arg("erase").arg("--archive").arg(archive);
+    c.arg("--identity")
+        .arg(f.key("custodian-1.key"))
+        .arg("--identity")
+        .arg(f.key("vault.key"));
+    c.args(["--operator", "op", "--reason", reason]);
+    c.arg("--signing-key").arg(f.key("signing.key"));
+    c.args(extra);
+    c
+}
+
 fn cert_verify(f: &Fixture, archive: &Path, cert: &Path) -> std::process::Output {
     vaxarc()
         .args(["certificate", "verify"])
@@ -746,26 +761,12 @@ fn killed_erasures_leave_the_old_or_new_state_and_rerun_to_the_same_result() {
     }
     let atena = counts.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
     let erase = |archive: &Path| {
-        let mut c = vaxarc();
-        c.arg("erase")
-            .arg("--archive")
-            .arg(archive)
-            .arg("--identity")
-            .arg(f.key("custodian-1.key"))
-            .arg("--identity")
-            .arg(f.key("vault.key"))
-            .args([
-                "--operator",
-                "op",
-                "--reason",
-                "deletion request",
-                "--atena",
-                &atena,
-                "--quiet",
-            ])
-            .arg("--signing-key")
-            .arg(f.key("signing.key"));
-        c
+        erase_cmd(
+            &f,
+            archive,
+            "deletion request",
+            &["--atena", &atena, "--quiet"],
+        )
     };
     let started = std::time::Instant::now();
     run_ok(&mut erase(&reference));
@@ -1535,27 +1536,12 @@ fn erase_by_an_identifier_takes_every_person_key_it_reaches() {
         persons.len()
     );
 
-    let out = run_ok(
-        vaxarc()
-            .arg("erase")
-            .arg("--archive")
-            .arg(&archive)
-            .arg("--identity")
-            .arg(f.key("custodian-1.key"))
-            .arg("--identity")
-            .arg(f.key("vault.key"))
-            .args([
-                "--operator",
-                "op",
-                "--reason",
-                "request 1",
-                "--atena",
-                atena,
-            ])
-            .arg("--signing-key")
-            .arg(f.key("signing.key"))
-            .arg("--json"),
-    );
+    let out = run_ok(&mut erase_cmd(
+        &f,
+        &archive,
+        "request 1",
+        &["--atena", atena, "--json"],
+    ));
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         o["persons_removed_from_index"].as_u64(),
