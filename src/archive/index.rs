@@ -273,9 +273,12 @@ fn seal_shards<E: Row>(
     }
     let mut by_shard: Vec<(u32, Vec<&E>)> = by_shard.into_iter().collect();
     // Sorted by key hash (then kind, person), so row groups cover disjoint key ranges.
-    by_shard
-        .par_iter_mut()
-        .for_each(|(_, rows)| rows.sort_unstable_by(|a, b| a.shard_order(b)));
+    // A row given twice (a record's identifier that the registry gives its person too)
+    // is written once.
+    by_shard.par_iter_mut().for_each(|(_, rows)| {
+        rows.sort_unstable_by(|a, b| a.shard_order(b));
+        rows.dedup_by(|a, b| a.shard_order(b).is_eq());
+    });
     // Each shard is handed on as soon as it is sealed (not all shards held at once).
     by_shard
         .par_iter()
@@ -577,6 +580,21 @@ mod tests {
                     "each group taken once"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_row_given_twice_is_sealed_once() {
+        let rows: Vec<Compact> = (0..=63u8)
+            .map(|i| both_forms(i, KINDS[usize::from(i) % 4], 1).0)
+            .collect();
+        // Every row again (a record's identifier that its registry row gives too).
+        let twice: Vec<Compact> = rows.iter().chain(&rows).copied().collect();
+        for shards in [1, 4] {
+            let once = sealed(|c, emit| seal(&rows, shards, "ab-g1", c, emit));
+            let again = sealed(|c, emit| seal(&twice, shards, "ab-g1", c, emit));
+            assert_eq!(once, again);
+            assert_eq!(once.values().map(Vec::len).sum::<usize>(), 64);
         }
     }
 }

@@ -721,8 +721,9 @@ pub struct Writer<'a> {
     archive_id: String,
     secret: [u8; 32],
     buckets: u16,
-    /// Distinct index rows of the records added so far (each `add` holds whole persons,
-    /// so rows of different adds never repeat one another).
+    /// Index rows of the records and persons added so far: distinct within each `add`
+    /// (each holds whole persons, so rows of different adds never repeat one another);
+    /// `add_persons` rows may repeat them (sealing keeps each row once).
     index: Vec<index::Compact>,
     /// Where the index rows go instead, by [`INDEX_GROUPS`] group of their key hash
     /// ([`Writer::spill_index`]).
@@ -790,6 +791,45 @@ impl<'a> Writer<'a> {
             "spill_index comes before the first add"
         );
         self.index_spill = Some(crate::spill::Spill::new(parent, INDEX_GROUPS)?);
+        Ok(())
+    }
+
+    /// Index the identifiers of `persons` — slim records that hold a person key and
+    /// identifiers but are no archived records (`reconcile::Linker::linked_persons`:
+    /// what the registry and the VRS person list hold for the persons linked records
+    /// reached) — under the person hash their key gives, which is their records'. Rows the
+    /// records' own identifiers give too are kept once. Writes no partition.
+    pub fn add_persons(&mut self, persons: Vec<Record>) -> Result<(), ArchiveError> {
+        let (schema, secret, buckets) = (self.schema, &self.secret, self.buckets);
+        let entries: Vec<index::Compact> = persons
+            .par_iter()
+            .flat_map_iter(|r| {
+                let person_hash = *person_hash(schema, r, secret).as_bytes();
+                let bucket = bucket_of_raw(&person_hash, buckets);
+                identifier_hashes(schema, r, secret)
+                    .into_iter()
+                    .map(move |(kind, key_hash)| index::Compact {
+                        key_hash,
+                        kind,
+                        person_hash,
+                        bucket,
+                    })
+            })
+            .collect();
+        persons.into_par_iter().for_each(drop);
+        match &self.index_spill {
+            Some(spill) => {
+                let mut by_group: Vec<Vec<&index::Compact>> = vec![Vec::new(); INDEX_GROUPS];
+                for e in &entries {
+                    by_group[index::Row::shard(e, INDEX_GROUPS as u32) as usize].push(e);
+                }
+                by_group
+                    .into_par_iter()
+                    .enumerate()
+                    .try_for_each(|(g, rows)| spill.push(g, rows))?;
+            }
+            None => self.index.extend(entries),
+        }
         Ok(())
     }
 

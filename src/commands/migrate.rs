@@ -422,15 +422,24 @@ fn stream(
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e.into());
     }
+    let (mut stats, mut review) = linked.into_inner().unwrap_or_else(|p| p.into_inner());
+    bar.finish_and_clear();
+    let records_in = stats.records_in;
+    let buckets = explicit.unwrap_or_else(|| archive::default_buckets(records_in));
+    let spinner = ctx.printer.spinner("write");
+    let on_object = |_| spinner.tick();
+    let mut writer = archive::Writer::new(store, schema, keys, index_secret, buckets, &on_object);
+    writer.spill_index(None)?;
+    // What the registry and the person list hold of the persons linked records reached
+    // goes into the index beside the records' own identifiers (docs/lookup.md).
+    linker.linked_persons(|persons| writer.add_persons(persons))?;
     // The linker (the registry's match keys and join sides: half a GB per million
     // residents) is the first pass's largest part; its memory goes back to the OS so the
     // second pass does not map more on top (docs/performance.md, "Person lists a chunk at
     // a time").
     crate::allocator::release_after(|| drop(linker));
     let spilled = spill.finish()?;
-    let (mut stats, mut review) = linked.into_inner().unwrap_or_else(|p| p.into_inner());
     timings.insert("ingest".to_string(), started.elapsed().as_secs_f64());
-    bar.finish_and_clear();
 
     // Accounting and quarantine in pipeline order.
     let mut per_source: std::collections::HashMap<String, FileAccounting> = person_accounting
@@ -458,8 +467,6 @@ fn stream(
     }
 
     // 3. One archive bucket at a time: settle (merge) and write.
-    let records_in = stats.records_in;
-    let buckets = explicit.unwrap_or_else(|| archive::default_buckets(records_in));
     let units: Vec<Vec<usize>> = if explicit.is_some() {
         (0..usize::from(buckets)).map(|b| vec![b]).collect()
     } else if buckets <= SPILL_BUCKETS {
@@ -473,10 +480,6 @@ fn stream(
     } else {
         (0..usize::from(SPILL_BUCKETS)).map(|s| vec![s]).collect()
     };
-    let spinner = ctx.printer.spinner("write");
-    let on_object = |_| spinner.tick();
-    let mut writer = archive::Writer::new(store, schema, keys, index_secret, buckets, &on_object);
-    writer.spill_index(None)?;
     let file_idx = schema.idx("source_file_id");
     let mut archived: std::collections::HashMap<String, u64> = Default::default();
     // A unit's records read back, settled and counted (pure but for the spill read).

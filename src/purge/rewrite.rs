@@ -294,6 +294,8 @@ pub struct Applied {
     pub quarantine_rows_removed: u64,
     /// The new index (for the post-purge lookup check).
     pub index: Vec<IndexEntry>,
+    /// The index rows removed (for the post-purge lookup check: each is looked up again).
+    pub removed_index: Vec<IndexEntry>,
     /// What had to leave the lists (for the post-purge check).
     pub lists: lists::Needles,
 }
@@ -465,10 +467,9 @@ pub fn apply(
     // The index without the removed persons (every shard rewritten under a new key).
     let (index_files, old_index) = read_index(store, m, identities)?;
     let before = old_index.len() as u64;
-    let index: Vec<IndexEntry> = old_index
+    let (removed_index, index): (Vec<IndexEntry>, Vec<IndexEntry>) = old_index
         .into_iter()
-        .filter(|e| !change.removed_persons.contains(&e.2))
-        .collect();
+        .partition(|e| change.removed_persons.contains(&e.2));
     let index_rows_removed = before - index.len() as u64;
     let index_shards = m.index_shards.max(1);
     if index_rows_removed > 0 {
@@ -605,6 +606,7 @@ pub fn apply(
         review_rows_removed,
         quarantine_rows_removed,
         index,
+        removed_index,
         lists: change.lists,
     })
 }

@@ -682,6 +682,13 @@ fn post_check(
             asked.insert((kind.to_string(), archive::keyed_hash(secret, kind, &value)));
         }
     }
+    // And every identifier the index held for them (also those no removed record
+    // carried: the registry's and the VRS person list's, docs/lookup.md).
+    for (kind, key_hash, person, _) in &applied.removed_index {
+        if persons.contains(person) {
+            asked.insert((kind.clone(), key_hash.clone()));
+        }
+    }
     v.lookups_attempted = asked.len() as u64;
     v.lookups_found = asked
         .iter()

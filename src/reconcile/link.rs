@@ -254,7 +254,14 @@ impl RegistryBuilder {
             Some(p) => p.append(people),
             None => self.people = Some(people),
         }
-        let kept = [f.atena_number, f.registry_status, f.registry_status_date];
+        // 個人番号 too: not for linking (the join side holds it) but for the lookup index
+        // (`Linker::linked_persons`).
+        let kept = [
+            f.atena_number,
+            f.kojin_bango,
+            f.registry_status,
+            f.registry_status_date,
+        ];
         self.rows.par_extend(rows.par_iter().map(|r| {
             let mut s = Record::new(r.len());
             s.fill_from(r, |i| kept.contains(&i));
@@ -396,8 +403,13 @@ impl Person {
 /// Does a deterministic key point at someone else? Both the birth date and the kana key
 /// disagree (each present on both sides).
 pub(crate) fn suspicious(record: &Person, registry: &Person) -> bool {
-    let birth = matches!((record.birth, registry.birth), (Some(a), Some(b)) if a != b);
-    let kana = matches!((record.kana(), registry.kana()), (Some(a), Some(b)) if a != b);
+    disagrees(record.kana(), record.birth, registry)
+}
+
+/// [`suspicious`] of a kana key and birth date.
+fn disagrees(kana: Option<&str>, birth: Option<i32>, registry: &Person) -> bool {
+    let birth = matches!((birth, registry.birth), (Some(a), Some(b)) if a != b);
+    let kana = matches!((kana, registry.kana()), (Some(a), Some(b)) if a != b);
     birth && kana
 }
 
@@ -493,6 +505,44 @@ fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<u32> {
         *h = if *h == NO_HIT { g } else { MANY_HITS };
     }
     hits
+}
+
+/// The registry row each of `rows` (VRS person rows) names: by its 宛名番号, else by its
+/// 個人番号 (the deterministic keys a VRS dose of that row is linked by), a key shared by
+/// two registry rows naming no one, and a key not followed when it is suspicious (the
+/// birth date and kana key both disagree), as in [`link`].
+pub(crate) fn registry_rows_of_persons(
+    f: &Fields,
+    rows: &[Record],
+    reg: &Registry,
+) -> Vec<Option<usize>> {
+    let n = rows.len();
+    let all = |_: usize| true;
+    let by_atena = hits_per_record(
+        n,
+        frames::join_with(keyed(rows, f.atena_number, all), &reg.atena),
+    );
+    let by_kojin = hits_per_record(
+        n,
+        frames::join_with(keyed(rows, f.kojin_bango, all), &reg.kojin_bango),
+    );
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let candidates = [by_atena[i], by_kojin[i]];
+            let mut hits = candidates
+                .into_iter()
+                .filter(|&g| g != NO_HIT && g != MANY_HITS);
+            hits.clone().next()?;
+            // Only what `suspicious` compares (`Person::of` would make the kanji key too).
+            let kana = text(rows[i].at(f.kana_name))
+                .map(keys::kana)
+                .filter(|k| !k.is_empty());
+            let birth = rows[i].at(f.birth_date).as_date();
+            hits.find(|&g| !disagrees(kana.as_deref(), birth, &reg.people[g as usize]))
+                .map(|g| g as usize)
+        })
+        .collect()
 }
 
 /// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket;

@@ -347,6 +347,8 @@ pub struct Linker<'a> {
     vrs_persons: Vec<Record>,
     rules: &'a Rules,
     persons_side: frames::Right,
+    /// Bit `g`: a record linked to registry row `g` (by any [`Linker::link`] so far).
+    linked: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for Linker<'_> {
@@ -454,9 +456,14 @@ impl PersonListBuilder {
             .filter_map(|(i, r)| ticket_key(f, r).map(|k| (i as u32, frames::key(&k))))
             .collect();
         self.keyed.extend_shifted(keyed, base);
+        // The ticket too, for the lookup index ([`Linker::linked_persons`]); enrichment
+        // copies only the person-fill fields.
+        let kept = |i: usize| {
+            f.person_fill.contains(&i) || i == f.municipality_code || i == f.ticket_number
+        };
         self.slim.par_extend(rows.par_iter().map(|r| {
             let mut slim = Record::new(r.len());
-            slim.fill_from(r, |i| f.person_fill.contains(&i));
+            slim.fill_from(r, kept);
             slim
         }));
     }
@@ -505,13 +512,105 @@ impl<'a> Linker<'a> {
         rules: &'a Rules,
     ) -> Linker<'a> {
         let PersonListBuilder { f, keyed, slim } = persons;
+        let linked = (0..registry.0.rows.len().div_ceil(64))
+            .map(|_| Default::default())
+            .collect();
         Linker {
             registry: registry.0,
             f,
             vrs_persons: slim,
             rules,
             persons_side: frames::Right::of_columns(keyed, None),
+            linked,
         }
+    }
+
+    /// Has a record been linked to registry row `g`?
+    fn is_linked(&self, g: usize) -> bool {
+        self.linked[g / 64].load(std::sync::atomic::Ordering::Relaxed) & (1 << (g % 64)) != 0
+    }
+
+    /// The identifiers the registry and the VRS person list hold for the registry persons
+    /// that [`Linker::link`] linked records to so far, as slim records the lookup index
+    /// reads like any record's (`crate::archive::identifiers`): each holds only
+    /// `registry_atena_number` — the linked records' person key — and one source's
+    /// identifiers of that person:
+    ///
+    /// - of each linked registry row: its 個人番号, and its kana key with its birth date;
+    /// - of each VRS person row that names a linked registry row by its 宛名番号 or
+    ///   個人番号 (as its VRS doses would be linked, [`link::registry_rows_of_persons`]):
+    ///   its 自治体コード and 接種券番号.
+    ///
+    /// Without them a person is found only by the identifiers written on their records:
+    /// a 個人番号 only the registry holds, the ticket of a resident whose doses are all in
+    /// the ledgers, or the registry's kana spelling would find nobody. Handed to `take`
+    /// [`LINKED_CHUNK`] source rows at a time (registry rows, then person rows, in
+    /// order); pure and deterministic. The records' own identifiers may repeat among
+    /// them (the index keeps each row once).
+    pub fn linked_persons<E>(
+        &self,
+        mut take: impl FnMut(Vec<Record>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let f = &self.f;
+        let reg = &self.registry;
+        let atena_of = |g: usize| {
+            reg.rows[g]
+                .at(f.atena_number)
+                .as_str()
+                .filter(|s| !s.trim().is_empty())
+        };
+        let slim = |g: usize, len: usize| {
+            let mut r = Record::new(len);
+            r.set_many([(
+                f.registry_atena_number,
+                atena_of(g).map_or(Value::Null, |a| Value::Str(a.into())),
+            )]);
+            r
+        };
+        for start in (0..reg.rows.len()).step_by(LINKED_CHUNK) {
+            let end = (start + LINKED_CHUNK).min(reg.rows.len());
+            let rows: Vec<Record> = (start..end)
+                .into_par_iter()
+                .filter(|&g| self.is_linked(g) && atena_of(g).is_some())
+                .map(|g| {
+                    let person = &reg.people[g];
+                    let mut r = slim(g, reg.rows[g].len());
+                    r.set_many([
+                        (f.kojin_bango, reg.rows[g].at(f.kojin_bango).to_value()),
+                        (
+                            f.kana_name,
+                            person.kana().map_or(Value::Null, |k| Value::Str(k.into())),
+                        ),
+                        (f.birth_date, person.birth.map_or(Value::Null, Value::Date)),
+                    ]);
+                    r
+                })
+                .collect();
+            take(rows)?;
+        }
+        for chunk in self.vrs_persons.chunks(LINKED_CHUNK) {
+            let of = link::registry_rows_of_persons(f, chunk, reg);
+            let rows: Vec<Record> = chunk
+                .par_iter()
+                .zip(of)
+                .filter_map(|(p, g)| {
+                    let g = g.filter(|&g| self.is_linked(g) && atena_of(g).is_some())?;
+                    let ticket = (p.at(f.municipality_code), p.at(f.ticket_number));
+                    let present = |v: ValueRef<'_>| v.as_str().is_some_and(|s| !s.is_empty());
+                    if !present(ticket.0) || !present(ticket.1) {
+                        return None;
+                    }
+                    let mut r = slim(g, p.len());
+                    r.set_many([
+                        (f.municipality_code, ticket.0.to_value()),
+                        (f.ticket_number, ticket.1.to_value()),
+                    ]);
+                    Some(r)
+                })
+                .collect();
+            take(rows)?;
+        }
+        Ok(())
     }
 
     /// Enrich, link and apply the links to `records` (in place). Pure; the result does not
@@ -547,6 +646,8 @@ impl<'a> Linker<'a> {
                 // start empty; `person_conflicts` lists them in `merge::CONFLICT_ORDER`.
                 let (atena, status, status_date, conflicts) = match l.registry {
                     Some(g) => {
+                        self.linked[g / 64]
+                            .fetch_or(1 << (g % 64), std::sync::atomic::Ordering::Relaxed);
                         let person = &self.registry.rows[g];
                         let status = match person.at(f.registry_status) {
                             ValueRef::Str(s) if !s.is_empty() => s,
@@ -754,6 +855,9 @@ fn reconcile_in_chunks(
         stats,
     }
 }
+
+/// Source rows per chunk of [`Linker::linked_persons`].
+const LINKED_CHUNK: usize = 1 << 16;
 
 /// The status given to a linked record whose registry row carries none.
 const DEFAULT_REGISTRY_STATUS: &str = "resident";

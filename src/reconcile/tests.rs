@@ -919,3 +919,99 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn linked_persons_give_the_registry_and_person_list_identifiers_of_linked_persons_only() {
+    let schema = schema();
+    let registry = registry();
+    let mut by_kojin = vrs_person("T3", None, "佐藤 花子", "サトウ ハナコ", date(1975, 1, 2));
+    by_kojin.set(schema.idx("kojin_bango"), s("000000001002"));
+    let persons = vec![
+        // Names linked registry row 1001 by 宛名番号.
+        vrs_person(
+            "T1",
+            Some("1001"),
+            "髙橋 一郎",
+            "タカハシ イチロウ",
+            date(1980, 5, 5),
+        ),
+        // Names 1003, which no record reached.
+        vrs_person(
+            "T2",
+            Some("1003"),
+            "山田 太郎",
+            "ヤマダ タロウ",
+            date(1990, 3, 3),
+        ),
+        // Names linked row 1002 by 個人番号 alone.
+        by_kojin,
+        // Names 1002 by 宛名番号, but is someone else (birth date and kana disagree).
+        vrs_person(
+            "T4",
+            Some("1002"),
+            "山田 太郎",
+            "ヤマダ タロウ",
+            date(1990, 3, 3),
+        ),
+        // Names nobody.
+        vrs_person(
+            "T5",
+            Some("9999"),
+            "田中 三郎",
+            "タナカ サブロウ",
+            date(1950, 1, 1),
+        ),
+    ];
+    let linker = Linker::new(schema, &registry, &persons, Rules::embedded());
+    let mut records = vec![
+        ledger("a", 2, &[("atena_number", s("1001"))]),
+        ledger("b", 3, &[("atena_number", s("1002"))]),
+    ];
+    linker.link(&mut records);
+    let mut got: Vec<(String, Vec<(&str, String)>)> = Vec::new();
+    linker
+        .linked_persons(|rows| {
+            for r in rows {
+                let key = crate::archive::person_key(schema, &r);
+                let mut ids = crate::archive::identifiers(schema, &r);
+                ids.retain(|(kind, _)| *kind != "atena");
+                got.push((key, ids));
+            }
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    let birth = |y, m, d| days_from_civil(y, m, d).unwrap().to_string();
+    let want = vec![
+        (
+            "R:1001".to_string(),
+            vec![
+                (
+                    "kana_birth",
+                    format!("タカハシイチロウ:{}", birth(1980, 5, 5)),
+                ),
+                ("kojin_bango", "000000001001".to_string()),
+            ],
+        ),
+        (
+            "R:1002".to_string(),
+            vec![
+                ("kana_birth", format!("サトウハナコ:{}", birth(1975, 1, 2))),
+                ("kojin_bango", "000000001002".to_string()),
+            ],
+        ),
+        (
+            "R:1001".to_string(),
+            vec![("ticket", "131091:T1".to_string())],
+        ),
+        (
+            "R:1002".to_string(),
+            vec![("ticket", "131091:T3".to_string())],
+        ),
+    ];
+    assert_eq!(got, want);
+    // Every slim record is keyed as the linked records are.
+    for r in &records {
+        let key = crate::archive::person_key(schema, r);
+        assert!(got.iter().any(|(k, _)| *k == key), "{key}");
+    }
+}

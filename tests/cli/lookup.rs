@@ -153,6 +153,58 @@ fn lookups_return_exactly_the_truths_records() {
         want.sort();
         assert_eq!(got, want);
     }
+    // Every identifier the city holds for a registry resident with records finds exactly
+    // their records — also a 個人番号 only the registry holds, the ticket of a resident
+    // whose doses are all in the ledgers, the registry's kana spelling (the index takes
+    // the linked registry and VRS person rows' identifiers, not only the records').
+    let mut queries = String::new();
+    let mut asked: Vec<(&str, &String)> = Vec::new();
+    for p in persons
+        .iter()
+        .filter(|p| p["in_registry"] == "true" && records.contains_key(&p["person_id"]))
+    {
+        let mut ask = |kind: &'static str, line: String| {
+            queries.push_str(&line);
+            queries.push('\n');
+            asked.push((kind, &p["person_id"]));
+        };
+        if !p["kojin_bango"].is_empty() {
+            ask("kojin_bango", format!("kojin_bango={}", p["kojin_bango"]));
+        }
+        if !p["ticket_number"].is_empty() {
+            ask(
+                "ticket",
+                format!("ticket={}:{}", p["municipality_code"], p["ticket_number"]),
+            );
+        }
+        if !p["kana_name"].is_empty() {
+            ask(
+                "kana",
+                format!("kana={},birth={}", p["kana_name"], p["birth_date"]),
+            );
+        }
+    }
+    std::fs::write(&file, &queries).unwrap();
+    let out = lookup(
+        &archive,
+        &id,
+        &["--batch", file.to_str().unwrap(), "--format", "json"],
+    );
+    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), asked.len());
+    assert!(asked.len() > 300, "{} queries", asked.len());
+    for (a, (kind, person)) in answers.iter().zip(&asked) {
+        assert_eq!(a["status"], "found", "{kind} of {person}");
+        let mut got = doses_of(a);
+        let mut want = records[*person].clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{kind} of {person}");
+    }
     // A ticket query finds the same person as the atena query.
     let p = picked
         .iter()
