@@ -1422,6 +1422,15 @@ pub fn history_path(generation: u64, name: &str) -> String {
     format!("history/{generation:06}/{name}")
 }
 
+/// `history/<generation>/pending.json.age`: what the purge or erase that wrote generation
+/// `generation` decided, staged (encrypted to the custodians) before its commit and deleted
+/// once its certificate is written — so that a run killed between the two is certified by
+/// the next purge or erase (`purge::run`). Present for the current generation: that
+/// generation has no certificate yet.
+pub fn pending_path(generation: u64) -> String {
+    history_path(generation, "pending.json.age")
+}
+
 /// Complete a replacing commit (purge, erase, rekey) that was killed between writing the
 /// new signature and the new manifest: the signature then matches the staged manifest in
 /// `history/<generation + 1>/`, which is put in place. Returns whether it rolled forward;
@@ -1506,7 +1515,9 @@ pub fn read_partition(
         .collect())
 }
 
-trait ClassifyName {
+/// A JSON error's category in words (its text may quote the input).
+pub(crate) trait ClassifyName {
+    /// The category.
     fn classify_name(&self) -> &'static str;
 }
 

@@ -182,6 +182,13 @@ pub fn rekey(
     let _lock = lock(store, now)?;
     let recovery = recover(store)?;
     let (m, old_text) = read_manifest(store)?;
+    if store.exists(&super::pending_path(m.generation))? {
+        return Err(ArchiveError::State(format!(
+            "generation {} was committed by a purge or erase that was killed before its certificate (`{}` is there); rekey refuses until it is certified: run `vaxarc purge` or `vaxarc erase` again first (its recovery writes that certificate)",
+            m.generation,
+            super::pending_path(m.generation)
+        )));
+    }
     if m.signing_public_key.trim() != signing_public.trim() {
         return Err(ArchiveError::State(
             "the signing key is not the one that signed this archive (`signing_public_key` in the manifest); rekey keeps the signer".into(),

@@ -39,6 +39,11 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Key id of the signature's public key.
     pub signing_key_id: String,
+    /// This generation was committed by a purge or erase that was killed before its
+    /// certificate (its pending object is in `history/`): not a problem of the archive,
+    /// but the next purge or erase must run to certify it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uncertified: bool,
 }
 
 impl Report {
@@ -98,6 +103,9 @@ pub fn verify(
         }
         Err(e) => return Err(e),
     };
+    report.uncertified = store
+        .exists(&super::pending_path(m.generation))
+        .unwrap_or(false);
     // Signature.
     let key = match pinned_key {
         Some(k) => Ok(k.clone()),

@@ -729,20 +729,7 @@ pub fn verify(
     Ok(report)
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected structure",
-            serde_json::error::Category::Eof => "truncated",
-        }
-    }
-}
+use crate::archive::ClassifyName;
 
 /// Parse 64 hex digits.
 pub fn unhex(s: &str) -> Option<Hash> {

@@ -228,6 +228,11 @@ pub fn render(o: &Outcome, location: &str) -> String {
             }
         ));
     }
+    if let Some(c) = &o.recovered_certificate {
+        s.push_str(&format!(
+            "certified the earlier run that was killed after its commit: {c}\n"
+        ));
+    }
     s.push_str(&format!(
         "evaluated {} records in {} partitions; {} held; {} {}\n",
         o.records_evaluated,

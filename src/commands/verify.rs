@@ -90,6 +90,12 @@ pub fn render(r: &verify::Report, location: &str) -> String {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));
         }
     }
+    if r.uncertified {
+        out.push_str(&format!(
+            "note: generation {} was committed by a purge or erase that was killed before its certificate; run `vaxarc purge` or `vaxarc erase` again: its recovery writes that certificate\n",
+            r.generation
+        ));
+    }
     out
 }
 

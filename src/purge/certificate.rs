@@ -171,6 +171,10 @@ pub struct Certificate {
     pub audit: Option<serde_json::Value>,
     /// What this certificate does not cover.
     pub not_covered: Vec<String>,
+    /// Set when a later run issued this certificate for a run killed after its commit and
+    /// before its certificate: who issued it, and what was checked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
 }
 
 /// Object path of a certificate.
@@ -220,6 +224,11 @@ pub fn render_markdown(c: &Certificate) -> String {
         "証明書ID / Certificate id: `{}`  \n発行日時 / Issued: {}  \n",
         c.certificate_id, c.issued
     ));
+    if let Some(r) = &c.recovered {
+        s.push_str(&format!(
+            "\n> 中断された処理の後続実行による発行 / Issued on recovery: {r}\n"
+        ));
+    }
     s.push_str("\n## 実施者 / Performer\n\n| 項目 / Field | 内容 / Value |\n|---|---|\n");
     for (l, v) in [
         ("氏名 / Name", opt(&c.performer.name)),

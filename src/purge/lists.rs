@@ -79,8 +79,10 @@ impl List {
     }
 }
 
-/// What must leave the lists. No `Debug`: the values are personal identifiers.
-#[derive(Clone, Default)]
+/// What must leave the lists. No `Debug`: the values are personal identifiers (they are
+/// serialised only into the custodian-encrypted pending object of a run, `run::Pending`;
+/// `expiry`, which holds the hash key, never).
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Needles {
     /// Removed record ids (review rows naming them go).
     pub records: BTreeSet<String>,
@@ -97,6 +99,7 @@ pub struct Needles {
     /// Every quarantined row goes (`vaxarc erase --quarantine`).
     pub all_quarantine: bool,
     /// A purge: quarantined rows whose retention has run out go.
+    #[serde(skip)]
     pub expiry: Option<QuarantineExpiry>,
 }
 

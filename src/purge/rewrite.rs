@@ -168,7 +168,12 @@ pub struct Recovery {
     pub rolled_forward: bool,
     /// Objects not listed in the manifest that were deleted.
     pub removed_unlisted: Vec<String>,
+    /// The version ids deleted of each (on a versioned bucket), for a certificate.
+    #[serde(skip)]
+    pub versions: BTreeMap<String, Vec<String>>,
 }
+
+pub use archive::pending_path;
 
 /// Complete or clean up an interrupted purge or erase (call with the lock held).
 pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
@@ -190,7 +195,8 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
             || (!listed.contains(o.path.as_str()) && !archive::verify::is_unlisted_ok(&o.path))
         {
             // Every version: leftovers may hold data a purge meant to destroy.
-            store.delete_all_versions(&o.path)?;
+            let versions = store.delete_all_versions(&o.path)?;
+            rec.versions.insert(o.path.clone(), versions);
             rec.removed_unlisted.push(o.path);
         }
     }
@@ -340,7 +346,13 @@ fn keep_rows(
     Ok((out, kept))
 }
 
-/// Write the new generation and destroy the old objects. The lock must be held.
+/// What a run stages before its commit ([`pending_path`]): the bytes to store, made from
+/// what is about to be committed (`destroyed` still empty).
+pub type Stage<'a> = &'a dyn Fn(&Applied) -> Result<Vec<u8>, ArchiveError>;
+
+/// Write the new generation and destroy the old objects. The lock must be held. `stage`
+/// gives the pending object put beside the new generation before the commit point.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     store: &Store,
     schema: &Schema,
@@ -349,6 +361,7 @@ pub fn apply(
     keys: &WriteKeys,
     change: Change,
     created: &str,
+    stage: Stage<'_>,
 ) -> Result<Applied, ArchiveError> {
     let generation = m.generation + 1;
     let files: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -569,12 +582,28 @@ pub fn apply(
     }
     after.merkle_root = manifest::files_root(&after.files);
 
+    let mut applied = Applied {
+        before: m.clone(),
+        after,
+        destroyed: Vec::new(),
+        dropped,
+        rewritten,
+        index_rows_removed,
+        review_rows_removed,
+        quarantine_rows_removed,
+        index,
+        removed_index,
+        lists: change.lists,
+    };
+    let after = &applied.after;
+    store.put(&pending_path(generation), stage(&applied)?)?;
+
     // History, then the commit point.
     let old_text = store.get(manifest::MANIFEST)?;
     let old_sig = store.get(manifest::SIGNATURE)?;
     store.put(&history_manifest(m.generation), old_text)?;
     store.put(&history_signature(m.generation), old_sig)?;
-    let (text, sig) = archive::sign_manifest(&after, keys)?;
+    let (text, sig) = archive::sign_manifest(after, keys)?;
     store.put(&history_manifest(generation), text.clone())?;
     store.put(&history_signature(generation), sig.clone().into_bytes())?;
     store.put(manifest::SIGNATURE, sig.into_bytes())?;
@@ -596,17 +625,6 @@ pub fn apply(
     for d in &mut destroyed {
         d.version_ids = store.delete_all_versions(&d.path)?;
     }
-    Ok(Applied {
-        before: m.clone(),
-        after,
-        destroyed,
-        dropped,
-        rewritten,
-        index_rows_removed,
-        review_rows_removed,
-        quarantine_rows_removed,
-        index,
-        removed_index,
-        lists: change.lists,
-    })
+    applied.destroyed = destroyed;
+    Ok(applied)
 }

@@ -2,18 +2,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::certificate::{
     self, Certificate, Erased, Media, Person, Roots, Sanitization, Verification,
 };
 use super::inputs::{Deaths, Submissions};
 use super::lists::{self, Needles, QuarantineExpiry};
-use super::rewrite::{self, Applied, Change};
+use super::rewrite::{self, Applied, Change, Destroyed};
 use super::{expired, Holds, RecordFacts, Rules};
+use crate::archive::index::IndexEntry;
 use crate::archive::manifest::{Manifest, Partition};
 use crate::archive::store::Store;
-use crate::archive::{self, ArchiveError, WriteKeys};
+use crate::archive::{self, crypto, ArchiveError, ClassifyName, WriteKeys};
 use crate::normalise::Tables;
 use crate::record::{civil_from_days, Record};
 use crate::schema::Schema;
@@ -35,7 +36,7 @@ pub struct PurgeRequest<'a> {
 }
 
 /// Counts by rule, vaccine and year.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counts {
     /// Records.
     pub records: u64,
@@ -88,6 +89,10 @@ pub struct Outcome {
     pub recovered_objects: u64,
     /// An interrupted commit was completed.
     pub rolled_forward: bool,
+    /// The certificate written now for an earlier purge or erase that was killed after its
+    /// commit and before its certificate ([`certify_interrupted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_certificate: Option<String>,
     /// New generation and root.
     pub generation: u64,
     /// Merkle root after.
@@ -306,6 +311,7 @@ pub fn purge(
         let rec = rewrite::recover(store)?;
         out.recovered_objects = rec.removed_unlisted.len() as u64;
         out.rolled_forward = rec.rolled_forward;
+        out.recovered_certificate = certify_interrupted(store, schema, keys, signer, &rec)?;
     }
     let (m, _) = archive::read_manifest(store)?;
     let secret = rewrite::read_secret(store, keys.identities)?;
@@ -391,6 +397,16 @@ pub fn purge(
     let persons = change.removed_persons.clone();
     timings.records_rewritten = change.survivors.values().map(|v| v.len() as u64).sum();
     timings.evaluate = clock.elapsed().as_secs_f64();
+    let counts = out.erased.clone();
+    let pending = Pending::of(
+        "purge",
+        req.request.clone(),
+        &counts,
+        &out,
+        &persons,
+        &removed_ids,
+        signer,
+    );
     let applied = rewrite::apply(
         store,
         schema,
@@ -399,6 +415,7 @@ pub fn purge(
         write,
         change,
         signer.now,
+        &|a| pending.seal(a, write),
     )?;
     timings.apply = clock.elapsed().as_secs_f64() - timings.evaluate;
     let v = post_check(
@@ -414,18 +431,8 @@ pub fn purge(
                 || decide(schema, tables, req, &secret, r).expired
         },
     )?;
-    let counts = out.erased.clone();
     finish(
-        store,
-        &mut out,
-        applied,
-        v,
-        "purge",
-        req.request.clone(),
-        &counts,
-        signer,
-        write,
-        (&secret, &persons),
+        store, &mut out, applied, v, pending, signer, write, &secret, None,
     )?;
     timings.verify = clock.elapsed().as_secs_f64() - timings.evaluate - timings.apply;
     out.timings = Some(timings);
@@ -445,6 +452,7 @@ fn begin_erase<'s>(
     let rec = rewrite::recover(store)?;
     out.recovered_objects = rec.removed_unlisted.len() as u64;
     out.rolled_forward = rec.rolled_forward;
+    out.recovered_certificate = certify_interrupted(store, Schema::embedded(), keys, signer, &rec)?;
     let (m, _) = archive::read_manifest(store)?;
     let secret = rewrite::read_secret(store, keys.identities)?;
     Ok((lock, out, m, secret))
@@ -472,8 +480,16 @@ pub fn erase(
         .map(|e| e.2)
         .collect();
     if persons.is_empty() {
+        let certified = out
+            .recovered_certificate
+            .as_ref()
+            .map_or(String::new(), |c| {
+                format!(
+                    " (an earlier erase or purge killed after its commit was certified now: `{c}`)"
+                )
+            });
         return Err(ArchiveError::State(format!(
-            "no person in the archive's index has this {kind} identifier; nothing was changed"
+            "no person in the archive's index has this {kind} identifier; nothing was changed{certified}"
         )));
     }
     let buckets: BTreeSet<u16> = persons
@@ -524,6 +540,19 @@ pub fn erase(
         ArchiveError::State("a signing key is needed to change the archive".into())
     })?;
     let persons = change.removed_persons.clone();
+    let mut request = BTreeMap::new();
+    request.insert("reason".into(), reason.to_string());
+    request.insert("identifier_kind".into(), kind.to_string());
+    let counts = out.erased.clone();
+    let pending = Pending::of(
+        "erase",
+        request,
+        &counts,
+        &out,
+        &persons,
+        &change.lists.records,
+        signer,
+    );
     let applied = rewrite::apply(
         store,
         schema,
@@ -532,6 +561,7 @@ pub fn erase(
         write,
         change,
         signer.now,
+        &|a| pending.seal(a, write),
     )?;
     let v = post_check(
         store,
@@ -543,21 +573,8 @@ pub fn erase(
         &persons,
         &is_erased,
     )?;
-    let mut request = BTreeMap::new();
-    request.insert("reason".into(), reason.to_string());
-    request.insert("identifier_kind".into(), kind.to_string());
-    let counts = out.erased.clone();
     finish(
-        store,
-        &mut out,
-        applied,
-        v,
-        "erase",
-        request,
-        &counts,
-        signer,
-        write,
-        (&secret, &persons),
+        store, &mut out, applied, v, pending, signer, write, &secret, None,
     )?;
     Ok(out)
 }
@@ -586,6 +603,19 @@ pub fn erase_quarantine(
     })?;
     let mut change = Change::default();
     change.lists.all_quarantine = true;
+    let none = BTreeSet::new();
+    let mut request = BTreeMap::new();
+    request.insert("reason".into(), reason.to_string());
+    request.insert("identifier_kind".into(), "quarantine".into());
+    let pending = Pending::of(
+        "erase",
+        request,
+        &Counts::default(),
+        &out,
+        &none,
+        &none,
+        signer,
+    );
     let applied = rewrite::apply(
         store,
         schema,
@@ -594,8 +624,8 @@ pub fn erase_quarantine(
         write,
         change,
         signer.now,
+        &|a| pending.seal(a, write),
     )?;
-    let none = BTreeSet::new();
     let v = post_check(
         store,
         schema,
@@ -606,20 +636,8 @@ pub fn erase_quarantine(
         &none,
         &|_| false,
     )?;
-    let mut request = BTreeMap::new();
-    request.insert("reason".into(), reason.to_string());
-    request.insert("identifier_kind".into(), "quarantine".into());
     finish(
-        store,
-        &mut out,
-        applied,
-        v,
-        "erase",
-        request,
-        &Counts::default(),
-        signer,
-        write,
-        (&secret, &none),
+        store, &mut out, applied, v, pending, signer, write, &secret, None,
     )?;
     Ok(out)
 }
@@ -716,21 +734,247 @@ fn post_check(
     Ok(v)
 }
 
+/// What a purge or erase decided, staged encrypted to the custodians beside its new
+/// generation before the commit ([`rewrite::pending_path`]) and deleted once its
+/// certificate is written: a run killed between the two is certified from it by the next
+/// purge or erase ([`certify_interrupted`]). PERSONAL DATA (the erased person's identifiers
+/// among the list needles): no `Debug`, only ever stored encrypted.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    /// `purge` or `erase`.
+    kind: String,
+    /// The certificate's request (operator included).
+    request: BTreeMap<String, String>,
+    /// When the run started.
+    started: String,
+    /// Records erased, by rule, vaccine and year.
+    counts: Counts,
+    /// Persons whose identifiers leave the index.
+    persons_removed_from_index: u64,
+    /// Their person hashes.
+    persons: BTreeSet<String>,
+    /// Record ids removed.
+    records: BTreeSet<String>,
+}
+
+/// The pending object: the run's decisions and what it is about to commit.
+#[derive(Deserialize)]
+struct Stored {
+    pending: Pending,
+    applied: Staged,
+}
+
+/// [`Stored`], borrowed, as it is written.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    pending: &'a Pending,
+    applied: &'a Staged,
+}
+
+/// The parts of [`Applied`] a certificate names that cannot be read back after the commit.
+#[derive(Serialize, Deserialize)]
+struct Staged {
+    dropped: Vec<String>,
+    rewritten: Vec<(String, String)>,
+    index_rows_removed: u64,
+    review_rows_removed: u64,
+    quarantine_rows_removed: u64,
+    /// The removed index rows of the erased persons (looked up again afterwards).
+    removed_index: Vec<IndexEntry>,
+    needles: Needles,
+}
+
+impl Pending {
+    fn of(
+        kind: &str,
+        mut request: BTreeMap<String, String>,
+        counts: &Counts,
+        out: &Outcome,
+        persons: &BTreeSet<String>,
+        records: &BTreeSet<String>,
+        signer: &Signer<'_>,
+    ) -> Pending {
+        request
+            .entry("operator".into())
+            .or_insert_with(|| signer.operator.to_string());
+        Pending {
+            kind: kind.into(),
+            request,
+            started: signer.now.to_string(),
+            counts: counts.clone(),
+            persons_removed_from_index: out.persons_removed_from_index,
+            persons: persons.clone(),
+            records: records.clone(),
+        }
+    }
+
+    /// The pending object's bytes: this, with what `a` is about to commit, as JSON
+    /// encrypted to the custodians.
+    fn seal(&self, a: &Applied, write: &WriteKeys) -> Result<Vec<u8>, ArchiveError> {
+        let staged = Staged {
+            dropped: a.dropped.clone(),
+            rewritten: a.rewritten.clone(),
+            index_rows_removed: a.index_rows_removed,
+            review_rows_removed: a.review_rows_removed,
+            quarantine_rows_removed: a.quarantine_rows_removed,
+            removed_index: a
+                .removed_index
+                .iter()
+                .filter(|e| self.persons.contains(&e.2))
+                .cloned()
+                .collect(),
+            needles: a.lists.clone(),
+        };
+        let json = serde_json::to_vec(&StoredRef {
+            pending: self,
+            applied: &staged,
+        })
+        .map_err(|e| ArchiveError::State(format!("cannot write the pending object: {e}")))?;
+        let path = rewrite::pending_path(a.after.generation);
+        Ok(crypto::encrypt(&path, &write.custodians.0, &json)?)
+    }
+}
+
+/// Certify the purge or erase that committed the current generation and was killed before
+/// its certificate: its pending object is still there ([`Pending`]). The objects the new
+/// generation no longer lists are destroyed (recovery deleted them already; each is named
+/// with the version ids deleted), the verification is done again now — records of the
+/// erased persons and the removed record ids, every removed index row of the erased
+/// persons, the list rows, the destroyed objects, `verify` — and the certificate, its
+/// audit entry and checkpoint are written as the killed run would have, with a
+/// `recovered` note. `None` when there is nothing to certify (no pending object, or its
+/// certificate exists: then the pending object is deleted).
+fn certify_interrupted(
+    store: &Store,
+    schema: &Schema,
+    keys: &RunKeys<'_>,
+    signer: &Signer<'_>,
+    rec: &rewrite::Recovery,
+) -> Result<Option<String>, ArchiveError> {
+    let (m, _) = archive::read_manifest(store)?;
+    let path = rewrite::pending_path(m.generation);
+    if !store.exists(&path)? {
+        return Ok(None);
+    }
+    let plain = crypto::decrypt(&path, keys.identities, &store.get(&path)?)?;
+    let Stored { pending, applied: staged } = serde_json::from_slice(&plain).map_err(|e| {
+        ArchiveError::State(format!(
+            "`{path}` (an interrupted run's pending certificate) cannot be read: line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            e.classify_name()
+        ))
+    })?;
+    if store.exists(&certificate::path(m.generation, &pending.kind))? {
+        store.delete_all_versions(&path)?;
+        return Ok(None);
+    }
+    let write = keys.write.ok_or_else(|| {
+        ArchiveError::State(
+            "a signing key is needed to certify the interrupted run that changed the archive"
+                .into(),
+        )
+    })?;
+    let before =
+        archive::parse_manifest(&store.get(&rewrite::history_manifest(m.generation - 1))?)?;
+    let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    let mut destroyed: Vec<Destroyed> = before
+        .files
+        .iter()
+        .filter(|f| !listed.contains(f.path.as_str()))
+        .map(|f| Destroyed {
+            path: f.path.clone(),
+            role: f.role.clone(),
+            size: f.size,
+            blake3: f.blake3.clone(),
+            version_ids: rec.versions.get(&f.path).cloned().unwrap_or_default(),
+        })
+        .collect();
+    destroyed.sort_by_key(|d| (!d.role.ends_with("key"), d.path.clone()));
+    for d in &mut destroyed {
+        // Recovery deleted every unlisted object; one still here is destroyed now.
+        if store.exists(&d.path)? {
+            d.version_ids.extend(store.delete_all_versions(&d.path)?);
+        }
+    }
+    let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
+    let applied = Applied {
+        before,
+        after: m.clone(),
+        destroyed,
+        dropped: staged.dropped,
+        rewritten: staged.rewritten,
+        index_rows_removed: staged.index_rows_removed,
+        review_rows_removed: staged.review_rows_removed,
+        quarantine_rows_removed: staged.quarantine_rows_removed,
+        index,
+        removed_index: staged.removed_index,
+        lists: staged.needles,
+    };
+    let secret = rewrite::read_secret(store, keys.identities)?;
+    let (ph, rid) = (schema.idx("person_hash"), schema.idx("record_id"));
+    let v = post_check(
+        store,
+        schema,
+        &applied,
+        keys.identities,
+        &secret,
+        &[],
+        &pending.persons,
+        &|r| {
+            r.at(ph)
+                .as_str()
+                .is_some_and(|h| pending.persons.contains(h))
+                || r.at(rid)
+                    .as_str()
+                    .is_some_and(|id| pending.records.contains(id))
+        },
+    )?;
+    let note = format!(
+        "issued by a later run (operator {}, {}) for the {} started {} that was killed after it committed generation {} and before its certificate: what was erased is as that run decided it; the verification was done again by the later run (records checked by person and record id; quarantined rows whose retention ran out are not re-evaluated)",
+        signer.operator, signer.now, pending.kind, pending.started, m.generation
+    );
+    let mut out = Outcome::default();
+    finish(
+        store,
+        &mut out,
+        applied,
+        v,
+        pending,
+        signer,
+        write,
+        &secret,
+        Some(note),
+    )?;
+    Ok(out.certificate)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finish(
     store: &Store,
     out: &mut Outcome,
     applied: Applied,
     v: Verification,
-    kind: &str,
-    mut request: BTreeMap<String, String>,
-    counts: &Counts,
+    pending: Pending,
     signer: &Signer<'_>,
     write: &WriteKeys,
-    (secret, persons): (&[u8; 32], &BTreeSet<String>),
+    secret: &[u8; 32],
+    recovered: Option<String>,
 ) -> Result<(), ArchiveError> {
+    #[cfg(test)]
+    if tests::KILLED_AFTER_COMMIT.with(std::cell::Cell::get) {
+        return Err(ArchiveError::State("test: killed after the commit".into()));
+    }
     let a = &applied;
-    request.insert("operator".into(), signer.operator.to_string());
+    let Pending {
+        kind,
+        request,
+        counts,
+        persons,
+        persons_removed_from_index,
+        ..
+    } = pending;
+    let (kind, counts, persons) = (kind.as_str(), &counts, &persons);
     // The audit entry of this erasure (persons as keyed hashes only), then a signed
     // checkpoint; the certificate carries the entry's inclusion proof.
     let receipt = crate::audit::append(
@@ -786,7 +1030,7 @@ fn finish(
             by_rule: counts.by_rule.clone(),
             by_vaccine: counts.by_vaccine.clone(),
             by_year: counts.by_year.clone(),
-            persons_removed_from_index: out.persons_removed_from_index,
+            persons_removed_from_index,
             index_rows_removed: a.index_rows_removed,
             review_rows_removed: a.review_rows_removed,
             quarantine_rows_removed: a.quarantine_rows_removed,
@@ -800,8 +1044,12 @@ fn finish(
         },
         audit: Some(serde_json::to_value(&receipt).map_err(|e| ArchiveError::State(e.to_string()))?),
         not_covered: certificate::NOT_COVERED.iter().map(|s| s.to_string()).collect(),
+        recovered,
     };
     let (path, _) = certificate::write(store, &cert, &write.signing)?;
+    // Certified: the pending object (the erased person's identifiers among its needles)
+    // goes, every version.
+    store.delete_all_versions(&rewrite::pending_path(a.after.generation))?;
     out.generation = a.after.generation;
     out.merkle_root = a.after.merkle_root.clone();
     out.review_rows_removed = a.review_rows_removed;
@@ -809,4 +1057,174 @@ fn finish(
     out.certificate = Some(path);
     out.verification = Some(v);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{crypto::Recipients, store::Store, NewArchive, Rest};
+    use crate::record::Value;
+
+    thread_local! {
+        /// `finish` fails at once (as if the run were killed after its commit).
+        pub(super) static KILLED_AFTER_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// An archive of two linked persons (宛名番号 1001 and 1002), two COVID doses each.
+    fn archive(dir: &std::path::Path) -> (Store, age::x25519::Identity, WriteKeys) {
+        let schema = Schema::embedded();
+        let custodian = age::x25519::Identity::generate();
+        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let keys = WriteKeys {
+            custodians: Recipients(vec![custodian.to_public()]),
+            vault: Recipients(vec![age::x25519::Identity::generate().to_public()]),
+            signing_public: kp.pk.to_base64(),
+            signing: kp.sk,
+        };
+        let records = (0..4)
+            .map(|i| {
+                let mut r = Record::new(schema.len());
+                let atena = if i < 2 { "1001" } else { "1002" };
+                for (k, v) in [
+                    ("record_id", format!("r{i}")),
+                    ("registry_atena_number", atena.into()),
+                    ("atena_number", atena.into()),
+                    ("vaccine_code", "COVID19".into()),
+                    ("source_kind", "ledger".into()),
+                    ("source_file_id", "f".into()),
+                    ("raw_row_blake3", format!("x{i}")),
+                    ("match_method", "atena".into()),
+                    ("registry_status", "resident".into()),
+                    ("merge_status", "single".into()),
+                    ("retention_class", "covid_special".into()),
+                ] {
+                    r.set(schema.idx(k), Value::Str(v.into()));
+                }
+                r.set(schema.idx("dose_number"), Value::Int(i % 2 + 1));
+                r.set(
+                    schema.idx("vaccination_date"),
+                    Value::Date(19000 + i as i32),
+                );
+                r.set(schema.idx("source_line"), Value::Int(i + 2));
+                r
+            })
+            .collect();
+        let store = Store::create(dir.to_str().unwrap()).unwrap();
+        archive::write_new(
+            &store,
+            NewArchive {
+                schema,
+                records,
+                buckets: 4,
+                index_secret: [7; 32],
+                rest: Rest {
+                    quarantine: vec![],
+                    review: vec![],
+                    accounting: vec![],
+                    reconciliation: serde_json::Value::Null,
+                    pipeline_toml: String::new(),
+                    municipality_code: "131091".into(),
+                    created: "2026-01-01T00:00:00Z".into(),
+                    resident_births: Vec::new(),
+                },
+            },
+            &keys,
+            &|_| {},
+        )
+        .unwrap();
+        (store, custodian, keys)
+    }
+
+    /// An erase killed after its commit leaves a committed generation without its
+    /// certificate; the next erase certifies it (with a `recovered` note and a passed
+    /// verification, naming the destroyed objects), deletes the pending object, and then
+    /// does its own work with its own certificate.
+    #[test]
+    fn a_run_killed_after_its_commit_is_certified_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, custodian, write) = archive(dir.path());
+        let schema = Schema::embedded();
+        let ids = [custodian];
+        let keys = RunKeys {
+            identities: &ids,
+            write: Some(&write),
+        };
+        let signer = |now| Signer {
+            operator: "op-1",
+            performer: Person::default(),
+            now,
+        };
+        let erase_one = |atena: &str, now| {
+            erase(
+                &store,
+                schema,
+                "atena",
+                atena,
+                "request",
+                &keys,
+                &signer(now),
+            )
+        };
+        KILLED_AFTER_COMMIT.with(|k| k.set(true));
+        let e = erase_one("1001", "2026-02-01T00:00:00Z").unwrap_err();
+        KILLED_AFTER_COMMIT.with(|k| k.set(false));
+        assert!(e.to_string().contains("killed after the commit"), "{e}");
+        let (m, _) = archive::read_manifest(&store).unwrap();
+        assert_eq!(m.generation, 2);
+        assert!(!store.exists(&certificate::path(2, "erase")).unwrap());
+        assert!(store.exists(&rewrite::pending_path(2)).unwrap());
+        let report = archive::verify::verify(&store, schema, None, &[]).unwrap();
+        assert!(report.ok() && report.uncertified, "{:?}", report.problems);
+
+        let out = erase_one("1002", "2026-02-02T00:00:00Z").unwrap();
+        assert_eq!(
+            out.recovered_certificate.as_deref(),
+            Some(certificate::path(2, "erase").as_str())
+        );
+        assert!(!store.exists(&rewrite::pending_path(2)).unwrap());
+        let cert: Certificate =
+            serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
+        assert!(cert
+            .recovered
+            .as_deref()
+            .unwrap()
+            .contains("killed after it committed generation 2"));
+        assert_eq!(cert.erased.records, 2);
+        assert_eq!(cert.erased.persons_removed_from_index, 1);
+        assert!(cert.erased.index_rows_removed >= 1);
+        assert_eq!(cert.request["operator"], "op-1");
+        let v = &cert.sanitization.verification;
+        assert!(v.passed && v.archive_verifies, "{v:?}");
+        assert_eq!(v.lookups_found, 0);
+        assert!(v.lookups_attempted >= 1);
+        assert_eq!(v.records_scanned, 2, "generation 2 holds 1002's records");
+        assert!(!cert.destroyed.is_empty());
+        for d in &cert.destroyed {
+            assert!(!store.exists(&d.path).unwrap(), "{} still there", d.path);
+        }
+        assert_eq!(
+            (
+                cert.manifest.generation_before,
+                cert.manifest.generation_after
+            ),
+            (1, 2)
+        );
+        assert!(
+            !archive::verify::verify(&store, schema, None, &[])
+                .unwrap()
+                .uncertified
+        );
+        // The second erase did its own work and certified it.
+        assert_eq!(out.generation, 3);
+        assert!(store.exists(&certificate::path(3, "erase")).unwrap());
+        assert!(!store.exists(&rewrite::pending_path(3)).unwrap());
+        // A third run finds nothing to certify.
+        let again = erase_one("1002", "2026-02-03T00:00:00Z")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.contains("no person") && !again.contains("certified"),
+            "{again}"
+        );
+    }
 }
