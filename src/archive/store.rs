@@ -45,6 +45,17 @@ pub enum StoreError {
     NotFound { path: String },
 }
 
+/// The state of an object a conditional write expects ([`Store::put_if_unchanged`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// No check (a local folder: writers hold a file lock).
+    Unchecked,
+    /// The object does not exist.
+    Absent,
+    /// The object's current ETag.
+    Tag(String),
+}
+
 /// Metadata of one stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -547,6 +558,54 @@ impl Store {
             Ok((file, meta.len()))
         };
         Some(open())
+    }
+
+    /// Read a whole object with what a later [`Store::put_if_unchanged`] needs to replace
+    /// exactly this version: on object storage its ETag (`Expect::Tag`), on a local folder
+    /// `Expect::Unchecked` (local writers are serialised by a file lock instead).
+    pub fn get_tagged(&self, path: &str) -> Result<(Vec<u8>, Expect), StoreError> {
+        if self.local.is_some() {
+            return self.get(path).map(|b| (b, Expect::Unchecked));
+        }
+        let location = ObjectPath::from(path);
+        self.runtime
+            .block_on(async {
+                let result = self.inner.get(&location).await?;
+                let tag = result.meta.e_tag.clone();
+                Ok::<_, object_store::Error>((result.bytes().await?, tag))
+            })
+            .map(|(b, tag)| (b.to_vec(), tag.map_or(Expect::Unchecked, Expect::Tag)))
+            .map_err(|e| self.object_err(path, e))
+    }
+
+    /// What [`Store::put_if_unchanged`] expects of an object that [`Store::get_tagged`]
+    /// found absent.
+    pub fn expect_absent(&self) -> Expect {
+        if self.local.is_some() {
+            Expect::Unchecked
+        } else {
+            Expect::Absent
+        }
+    }
+
+    /// Write an object only if it is still as it was read: absent (`If-None-Match: *`) or
+    /// the version with that ETag (`If-Match`). Of two writers that read the same version,
+    /// one succeeds and the other gets [`StoreError::AlreadyExists`] and reads again.
+    pub fn put_if_unchanged(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        expect: &Expect,
+    ) -> Result<(), StoreError> {
+        let mode = match expect {
+            Expect::Unchecked => PutMode::Overwrite,
+            Expect::Absent => PutMode::Create,
+            Expect::Tag(tag) => PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some(tag.clone()),
+                version: None,
+            }),
+        };
+        self.put_mode(path, data, mode)
     }
 
     /// Read a whole object.

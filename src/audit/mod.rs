@@ -27,7 +27,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::manifest::Manifest;
-use crate::archive::store::{Store, StoreError};
+use crate::archive::store::{Expect, Store, StoreError};
 use crate::merkle::{self, Hash};
 
 /// The single log object of archives written before segments (read, never appended to).
@@ -242,6 +242,8 @@ struct Tail {
     frontier: merkle::Frontier,
     legacy: u64,
     segment: Vec<u8>,
+    /// What the segment's replacement expects (object storage: its ETag, or absent).
+    expect: Expect,
 }
 
 /// The last entry's `seq` in a segment's bytes.
@@ -265,9 +267,9 @@ fn load_tail(store: &Store) -> Result<Tail, AuditError> {
             blocks,
         });
         let path = segment_path(f.size);
-        let segment = match store.get(&path) {
-            Ok(b) => Some(b),
-            Err(StoreError::NotFound { .. }) => None,
+        let (segment, expect) = match store.get_tagged(&path) {
+            Ok((b, expect)) => (Some(b), expect),
+            Err(StoreError::NotFound { .. }) => (None, store.expect_absent()),
             Err(e) => return Err(e.into()),
         };
         let matches = match &segment {
@@ -282,22 +284,36 @@ fn load_tail(store: &Store) -> Result<Tail, AuditError> {
                     frontier,
                     legacy: f.legacy,
                     segment: segment.unwrap_or_default(),
+                    expect,
                 });
             }
         }
     }
-    let log = read_log(store)?;
-    let frontier = merkle::Frontier::of(&log.leaves());
-    let segment = match store.get(&segment_path(frontier.size)) {
-        Ok(b) if frontier.size > log.legacy => b,
-        Ok(_) | Err(StoreError::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Tail {
-        frontier,
-        legacy: log.legacy,
-        segment,
-    })
+    // The log, then its last segment with its tag: another writer appending in between
+    // leaves a segment that holds more than the log read (its tag would let this writer
+    // append after entries it did not count); read both again then. A log whose last
+    // entry is damaged never agrees: after a few reads it is taken as it is (`verify`
+    // reports the damage).
+    for attempt in 0.. {
+        let log = read_log(store)?;
+        let frontier = merkle::Frontier::of(&log.leaves());
+        let (segment, expect) = match store.get_tagged(&segment_path(frontier.size)) {
+            Ok((b, expect)) if frontier.size > log.legacy => (b, expect),
+            Ok((_, expect)) => (Vec::new(), expect),
+            Err(StoreError::NotFound { .. }) => (Vec::new(), store.expect_absent()),
+            Err(e) => return Err(e.into()),
+        };
+        let consistent = segment.is_empty() || last_seq(&segment) == frontier.size.checked_sub(1);
+        if consistent || attempt >= 8 {
+            return Ok(Tail {
+                frontier,
+                legacy: log.legacy,
+                segment,
+                expect,
+            });
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 fn put_frontier(store: &Store, frontier: &merkle::Frontier, legacy: u64) -> Result<(), AuditError> {
@@ -366,7 +382,7 @@ pub const APPEND_LOCK: &str = "audit/append.lock";
 /// Hold [`APPEND_LOCK`] (blocking) while the returned file lives, for a local archive.
 /// Each append rewrites the last segment: two processes appending at the same instant lost
 /// one's entries, which `audit verify` then reported as tampering. Object storage has no
-/// such lock: there, run audited commands one at a time (docs/audit.md).
+/// such lock: there each segment write is conditional instead ([`append_all`]).
 fn local_append_lock(store: &Store) -> Result<Option<std::fs::File>, AuditError> {
     let Some(root) = store.local_root() else {
         return Ok(None);
@@ -389,67 +405,88 @@ fn local_append_lock(store: &Store) -> Result<Option<std::fs::File>, AuditError>
     Ok(Some(file))
 }
 
-/// Append several events with one write of the last segment (batch lookups). Receipts
-/// are against the tree after the last append.
+/// Append several events with one write of the last segment (batch lookups; one write per
+/// segment when they cross into the next). Each receipt is against the tree just after the
+/// write that holds its entry.
+///
+/// Concurrent appenders: on a local folder they take turns ([`APPEND_LOCK`]); on object
+/// storage each segment write is conditional on the segment being the version read
+/// (`If-Match` its ETag, or `If-None-Match` for a new segment), and a writer that lost the
+/// race reads the log's tail again and appends after the winner's entries — no entry is
+/// lost or overwritten. The frontier is a cache written after each segment: one left
+/// behind by a slower writer is rebuilt from the log by the next append.
 pub fn append_all(
     store: &Store,
     secret: Option<&[u8; 32]>,
     events: Vec<Event>,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
     let _serialised = local_append_lock(store)?;
-    let tail = load_tail(store)?;
-    let first = tail.frontier.size;
-    let mut lines = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let entry = entry_of(secret, first + i as u64, e)?;
-        let line = serde_json::to_vec(&entry).map_err(|e| AuditError::Malformed {
-            path: segment_path(first + i as u64),
-            message: e.to_string(),
-        })?;
-        lines.push(line);
-    }
-    let leaves: Vec<Hash> = lines.iter().map(|l| merkle::leaf_hash(l)).collect();
-    let (next, root, proofs) =
-        tail.frontier
-            .append(&leaves)
-            .ok_or_else(|| AuditError::Malformed {
-                path: FRONTIER.into(),
-                message: "not the state of a Merkle tree".into(),
+    let mut receipts = Vec::with_capacity(events.len());
+    let mut remaining: &[Event] = &events;
+    let mut lost = 0u32;
+    while !remaining.is_empty() {
+        let tail = load_tail(store)?;
+        let first = tail.frontier.size;
+        // The events that go into the tail's segment (up to its last entry).
+        let room = (SEGMENT_ENTRIES - first % SEGMENT_ENTRIES) as usize;
+        let now = &remaining[..remaining.len().min(room)];
+        let path = segment_path(first);
+        let mut lines = Vec::with_capacity(now.len());
+        for (i, e) in now.iter().enumerate() {
+            let entry = entry_of(secret, first + i as u64, e)?;
+            let line = serde_json::to_vec(&entry).map_err(|e| AuditError::Malformed {
+                path: path.clone(),
+                message: e.to_string(),
             })?;
-    // Segments first (the entries), the frontier last: a crash in between leaves a
-    // frontier that no longer matches the last segment, and the next append rebuilds it.
-    let mut object = tail.segment;
-    let mut path = segment_path(first);
-    for (i, line) in lines.iter().enumerate() {
-        let seq = first + i as u64;
-        if segment_path(seq) != path {
-            store.put(&path, std::mem::take(&mut object))?;
-            path = segment_path(seq);
+            lines.push(line);
         }
-        object.extend_from_slice(line);
-        object.push(b'\n');
-    }
-    if !lines.is_empty() {
-        store.put(&path, object)?;
+        let leaves: Vec<Hash> = lines.iter().map(|l| merkle::leaf_hash(l)).collect();
+        let (next, root, proofs) =
+            tail.frontier
+                .append(&leaves)
+                .ok_or_else(|| AuditError::Malformed {
+                    path: FRONTIER.into(),
+                    message: "not the state of a Merkle tree".into(),
+                })?;
+        // The segment first (the entries), the frontier last: a crash in between leaves a
+        // frontier that no longer matches the last segment, and the next append rebuilds it.
+        let mut object = tail.segment;
+        for line in &lines {
+            object.extend_from_slice(line);
+            object.push(b'\n');
+        }
+        match store.put_if_unchanged(&path, object, &tail.expect) {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists { .. }) if lost < APPEND_RETRIES => {
+                // Another writer appended since this one read the tail: read it again.
+                lost += 1;
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 * u64::from(lost) + u64::from(std::process::id() % 7),
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
         put_frontier(store, &next, tail.legacy)?;
+        let root = merkle::hex(&root);
+        receipts.extend(lines.into_iter().zip(leaves).zip(proofs).enumerate().map(
+            |(i, ((line, leaf), proof))| AppendReceipt {
+                index: first + i as u64,
+                size: next.size,
+                root: root.clone(),
+                leaf_hash: merkle::hex(&leaf),
+                inclusion_proof: proof.iter().map(merkle::hex).collect(),
+                entry: String::from_utf8_lossy(&line).into_owned(),
+            },
+        ));
+        remaining = &remaining[now.len()..];
     }
-    let root = merkle::hex(&root);
-    let size = next.size;
-    Ok(lines
-        .into_iter()
-        .zip(leaves)
-        .zip(proofs)
-        .enumerate()
-        .map(|(i, ((line, leaf), proof))| AppendReceipt {
-            index: first + i as u64,
-            size,
-            root: root.clone(),
-            leaf_hash: merkle::hex(&leaf),
-            inclusion_proof: proof.iter().map(merkle::hex).collect(),
-            entry: String::from_utf8_lossy(&line).into_owned(),
-        })
-        .collect())
+    Ok(receipts)
 }
+
+/// How often an append on object storage reads the tail again after losing a race to
+/// another writer before it gives up.
+const APPEND_RETRIES: u32 = 64;
 
 /// Check a receipt on its own: the entry's leaf hash and the inclusion proof against
 /// the receipt's root (pair it with a signed checkpoint of that size and root).
