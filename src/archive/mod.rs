@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod crypto;
 pub mod index;
+pub mod lock;
 pub mod manifest;
 pub mod rekey;
 pub mod seek;
@@ -625,7 +626,7 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
     let objects: Vec<_> = store
         .list()?
         .into_iter()
-        .filter(|o| o.path != crate::purge::rewrite::LOCK)
+        .filter(|o| o.path != lock::LOCK)
         .collect();
     if let Some(committed) = objects
         .iter()

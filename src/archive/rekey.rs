@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 
 use super::crypto::{self, Recipients};
 use super::manifest::{self, FileEntry, Manifest};
-use super::store::{Store, StoreError};
+use super::store::Store;
 use super::{read_manifest, ArchiveError, INDEX_SECRET};
 
 /// Roles re-wrapped to the custodians.
@@ -52,8 +52,7 @@ pub const CUSTODIAN_KEY_ROLES: &[&str] = &[
 ];
 /// Role re-wrapped to the vault recipients (only when new ones are given).
 pub const VAULT_KEY_ROLE: &str = "vault-key";
-/// The archive's lock object (shared with purge and erase).
-pub const LOCK: &str = "LOCK";
+pub use super::lock::LOCK;
 
 pub use super::history_path;
 
@@ -108,26 +107,6 @@ pub struct Outcome {
     pub recovery: Recovery,
 }
 
-struct Lock<'a>(&'a Store);
-
-impl Drop for Lock<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.delete(LOCK);
-    }
-}
-
-fn lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>, ArchiveError> {
-    let info = serde_json::json!({"command": "rekey", "started": now, "pid": std::process::id()});
-    match store.put_new(LOCK, info.to_string().into_bytes()) {
-        Ok(()) => Ok(Lock(store)),
-        Err(StoreError::AlreadyExists { .. }) => Err(ArchiveError::State(format!(
-            "archive `{}` is locked: object `{LOCK}` exists; a purge, erase or rekey is running, or one was killed",
-            store.location()
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Complete or clean up an interrupted rekey (call with the lock held).
 pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
     let mut rec = Recovery {
@@ -179,7 +158,9 @@ pub fn rekey(
     now: &str,
     on_key: super::OnObject<'_>,
 ) -> Result<Outcome, ArchiveError> {
-    let _lock = lock(store, now)?;
+    // The operator as migrate's audit entry takes it (rekey has no --operator).
+    let operator = std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "-".into());
+    let _lock = super::lock::acquire_lock(store, "rekey", &operator, now)?;
     let recovery = recover(store)?;
     let (m, old_text) = read_manifest(store)?;
     if store.exists(&super::pending_path(m.generation))? {

@@ -26,43 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::index::{self, IndexEntry};
 use crate::archive::manifest::{self, FileEntry, Manifest, Partition};
-use crate::archive::store::{Store, StoreError};
+use crate::archive::store::Store;
 use crate::archive::{self, crypto, ArchiveError, PartitionKey, WriteKeys};
 use crate::record::Record;
 use crate::schema::{Class, Schema};
 
 use super::lists::{self, List};
-
-/// The lock object.
-pub const LOCK: &str = "LOCK";
-
-/// What the lock object says (no personal data).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LockInfo {
-    /// Command holding it.
-    pub command: String,
-    /// Operator id.
-    pub operator: String,
-    /// When it was taken (UTC).
-    pub started: String,
-    /// Process id.
-    pub pid: u32,
-    /// Host name, if known.
-    pub host: String,
-}
-
-/// A held lock; removed when dropped (also on error paths).
-pub struct Lock<'a> {
-    store: &'a Store,
-}
-
-impl Drop for Lock<'_> {
-    fn drop(&mut self) {
-        // Every version: on a versioned bucket a plain delete leaves the lock's versions
-        // and a delete marker behind, once per run.
-        let _ = self.store.delete_all_versions(LOCK);
-    }
-}
 
 /// Refuse, before anything changes (even the lock), when the storage forbids deleting
 /// objects — object lock or a default retention on the bucket: a purge there could not
@@ -78,78 +47,7 @@ pub fn ensure_deletable(store: &Store) -> Result<(), ArchiveError> {
     }
 }
 
-/// This machine's host name, if known (a lock names where its holder runs).
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Take the archive's lock, or refuse naming who holds it.
-pub fn acquire_lock<'a>(
-    store: &'a Store,
-    command: &str,
-    operator: &str,
-    now: &str,
-) -> Result<Lock<'a>, ArchiveError> {
-    let info = LockInfo {
-        command: command.into(),
-        operator: operator.into(),
-        started: now.into(),
-        pid: std::process::id(),
-        host: host_name(),
-    };
-    let bytes = serde_json::to_vec_pretty(&info).map_err(|e| ArchiveError::State(e.to_string()))?;
-    match store.put_new(LOCK, bytes) {
-        Ok(()) => Ok(Lock { store }),
-        Err(StoreError::AlreadyExists { .. }) => {
-            let held = store
-                .get(LOCK)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
-                .map(|l| {
-                    format!(
-                        " (held by `{}` of operator {}, pid {} on {}, since {})",
-                        l.command, l.operator, l.pid, l.host, l.started
-                    )
-                })
-                .unwrap_or_default();
-            Err(ArchiveError::State(format!(
-                "archive `{}` is locked: object `{LOCK}` exists{held}; another migrate, purge or erase is running, or one was killed",
-                store.location()
-            )))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// [`acquire_lock`] for a migration into a new location. Two migrations started into one
-/// folder at once would both find it empty; the lock lets one through and refuses the
-/// other. A lock left by a killed migration on this host (its process no longer runs) is
-/// taken over, so that a rerun completes as before; any other lock refuses.
-pub fn acquire_migrate_lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>, ArchiveError> {
-    match acquire_lock(store, "migrate", "-", now) {
-        Err(ArchiveError::State(m)) if m.contains("is locked") => {
-            let stale = store
-                .get(LOCK)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
-                .is_some_and(|l| {
-                    l.command == "migrate"
-                        && l.host == host_name()
-                        && l.pid != std::process::id()
-                        && std::path::Path::new("/proc/self").exists()
-                        && !std::path::Path::new(&format!("/proc/{}", l.pid)).exists()
-                });
-            if !stale {
-                return Err(ArchiveError::State(m));
-            }
-            store.delete_all_versions(LOCK)?;
-            acquire_lock(store, "migrate", "-", now)
-        }
-        other => other,
-    }
-}
+pub use crate::archive::lock::{acquire_lock, acquire_migrate_lock, Lock, LockInfo, LOCK};
 
 /// `history/<generation>/MANIFEST.json` (6 digits, so paths sort by generation).
 pub fn history_manifest(generation: u64) -> String {
