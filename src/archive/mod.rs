@@ -1437,12 +1437,30 @@ pub fn pending_path(generation: u64) -> String {
 /// `history/<generation + 1>/`, which is put in place. Returns whether it rolled forward;
 /// refuses when the signature does not match and no staged commit explains it.
 pub fn roll_forward_interrupted_commit(store: &Store) -> Result<bool, ArchiveError> {
+    match read_signed_manifest(store)? {
+        (_, _, Some(staged)) => {
+            store.put(manifest::MANIFEST, staged)?;
+            Ok(true)
+        }
+        (_, _, None) => Ok(false),
+    }
+}
+
+/// Read the manifest and check its signature under the manifest's own
+/// `signing_public_key` (a pinned key is `vaxarc verify --pubkey`'s job). A commit
+/// interrupted between its two puts leaves the next generation's signature over the
+/// manifest staged in `history/<generation + 1>/`: the current manifest is then still the
+/// committed state (nothing of it was destroyed yet), and the staged manifest is returned
+/// third. Refuses any other mismatch: the archive is not as its signer left it.
+pub fn read_signed_manifest(
+    store: &Store,
+) -> Result<(Manifest, Vec<u8>, Option<Vec<u8>>), ArchiveError> {
     let (m, bytes) = read_manifest(store)?;
     let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
         .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
     let sig = String::from_utf8(store.get(manifest::SIGNATURE)?).unwrap_or_default();
     if manifest::verify_signature(&public, &bytes, &sig).is_ok() {
-        return Ok(false);
+        return Ok((m, bytes, None));
     }
     let next = m.generation + 1;
     let staged = store.get(&history_path(next, manifest::MANIFEST)).ok();
@@ -1452,11 +1470,10 @@ pub fn roll_forward_interrupted_commit(store: &Store) -> Result<bool, ArchiveErr
         .and_then(|b| String::from_utf8(b).ok());
     match (staged, staged_sig) {
         (Some(text), Some(s)) if s == sig && manifest::verify_signature(&public, &text, &sig).is_ok() => {
-            store.put(manifest::MANIFEST, text)?;
-            Ok(true)
+            Ok((m, bytes, Some(text)))
         }
         _ => Err(ArchiveError::State(format!(
-            "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to change the archive",
+            "`{}` does not verify against `{}` and no interrupted commit explains it; refusing to use the archive (`vaxarc verify` names what differs)",
             manifest::SIGNATURE,
             manifest::MANIFEST
         ))),

@@ -86,7 +86,9 @@ impl<'a> Reader<'a> {
         schema: &'a Schema,
         identities: &'a [age::x25519::Identity],
     ) -> Result<Reader<'a>, ArchiveError> {
-        let (manifest, _) = archive::read_manifest(store)?;
+        // Signed as its signer left it: an answer read through an altered manifest could
+        // be another person's records or miss some.
+        let (manifest, _, _) = archive::read_signed_manifest(store)?;
         let secret = read_secret(store, identities)?;
         let (shard_files, index_key) = index::files(&manifest)?;
         Ok(Reader {

@@ -238,6 +238,28 @@ fn lookups_return_exactly_the_truths_records() {
     );
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["status"], "not_found");
+    // A manifest altered after signing (here its creation time): no answer is given from
+    // it, and the refusal says what to run.
+    let path = archive.join("MANIFEST.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"created\"").unwrap();
+    let digit = at + text[at..].find("20").unwrap() + 3;
+    let mut altered = text.into_bytes();
+    altered[digit] = if altered[digit] == b'9' { b'8' } else { b'9' };
+    std::fs::write(&path, altered).unwrap();
+    let out = crate::vaxarc()
+        .arg("lookup")
+        .arg("--archive")
+        .arg(&archive)
+        .args(["--operator", "clerk-7", "--purpose", "certificate"])
+        .arg("--identity")
+        .arg(&id[0])
+        .args(["--atena", &p["atena_number"], "--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(err.contains("does not verify") && err.contains("vaxarc verify"), "{err}");
 }
 
 #[test]
