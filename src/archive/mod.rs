@@ -1446,15 +1446,17 @@ pub fn roll_forward_interrupted_commit(store: &Store) -> Result<bool, ArchiveErr
     }
 }
 
+/// A manifest whose signature checked, its bytes, and the staged manifest of a commit
+/// interrupted between its two puts ([`read_signed_manifest`]).
+pub type SignedManifest = (Manifest, Vec<u8>, Option<Vec<u8>>);
+
 /// Read the manifest and check its signature under the manifest's own
 /// `signing_public_key` (a pinned key is `vaxarc verify --pubkey`'s job). A commit
 /// interrupted between its two puts leaves the next generation's signature over the
 /// manifest staged in `history/<generation + 1>/`: the current manifest is then still the
 /// committed state (nothing of it was destroyed yet), and the staged manifest is returned
 /// third. Refuses any other mismatch: the archive is not as its signer left it.
-pub fn read_signed_manifest(
-    store: &Store,
-) -> Result<(Manifest, Vec<u8>, Option<Vec<u8>>), ArchiveError> {
+pub fn read_signed_manifest(store: &Store) -> Result<SignedManifest, ArchiveError> {
     let (m, bytes) = read_manifest(store)?;
     let public = minisign::PublicKey::from_base64(m.signing_public_key.trim())
         .map_err(|e| ArchiveError::Manifest(format!("signing public key unusable: {e}")))?;
