@@ -524,6 +524,21 @@ pub fn erase(
         change.survivors.insert(p.id.clone(), keep);
         removed_records.extend(gone);
     }
+    // Several person keys are one person when reconciliation could not tell (a resident
+    // the registry does not know: the VRS records' key and the ledger records'); records
+    // linked to two different registry residents are two people — an identifier that
+    // reaches both (a number two sources give different people) must not erase both.
+    let ra = schema.idx("registry_atena_number");
+    let residents: BTreeSet<&str> = removed_records
+        .iter()
+        .filter_map(|r| r.at(ra).as_str().filter(|a| !a.is_empty()))
+        .collect();
+    if residents.len() > 1 {
+        return Err(ArchiveError::State(format!(
+            "this {kind} identifier reaches the records of {} different registry residents (a number the sources give more than one person); nothing was changed: look them up with `vaxarc lookup` and erase each by --atena",
+            residents.len()
+        )));
+    }
     change.removed_persons.extend(persons.iter().cloned());
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = persons.len() as u64;
@@ -1071,13 +1086,14 @@ mod tests {
     }
 
     /// An archive of two linked persons (宛名番号 1001 and 1002), two COVID doses each.
-    fn archive(dir: &std::path::Path) -> (Store, age::x25519::Identity, WriteKeys) {
+    fn archive(dir: &std::path::Path) -> (Store, [age::x25519::Identity; 2], WriteKeys) {
         let schema = Schema::embedded();
         let custodian = age::x25519::Identity::generate();
+        let vault = age::x25519::Identity::generate();
         let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
         let keys = WriteKeys {
             custodians: Recipients(vec![custodian.to_public()]),
-            vault: Recipients(vec![age::x25519::Identity::generate().to_public()]),
+            vault: Recipients(vec![vault.to_public()]),
             signing_public: kp.pk.to_base64(),
             signing: kp.sk,
         };
@@ -1097,6 +1113,8 @@ mod tests {
                     ("registry_status", "resident".into()),
                     ("merge_status", "single".into()),
                     ("retention_class", "covid_special".into()),
+                    // One 個人番号 on both persons' records (a source error).
+                    ("kojin_bango", "123456789018".into()),
                 ] {
                     r.set(schema.idx(k), Value::Str(v.into()));
                 }
@@ -1132,7 +1150,7 @@ mod tests {
             &|_| {},
         )
         .unwrap();
-        (store, custodian, keys)
+        (store, [custodian, vault], keys)
     }
 
     /// An erase killed after its commit leaves a committed generation without its
@@ -1142,9 +1160,8 @@ mod tests {
     #[test]
     fn a_run_killed_after_its_commit_is_certified_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, custodian, write) = archive(dir.path());
+        let (store, ids, write) = archive(dir.path());
         let schema = Schema::embedded();
-        let ids = [custodian];
         let keys = RunKeys {
             identities: &ids,
             write: Some(&write),
@@ -1226,5 +1243,44 @@ mod tests {
             again.contains("no person") && !again.contains("certified"),
             "{again}"
         );
+    }
+
+    /// An identifier that reaches the records of two registry residents (one 個人番号
+    /// on both persons' records) erases neither: the erase refuses and changes nothing.
+    #[test]
+    fn an_identifier_of_two_residents_erases_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids, write) = archive(dir.path());
+        let keys = RunKeys {
+            identities: &ids,
+            write: Some(&write),
+        };
+        let signer = Signer {
+            operator: "op-1",
+            performer: Person::default(),
+            now: "2026-02-01T00:00:00Z",
+        };
+        let schema = Schema::embedded();
+        let e = erase(
+            &store,
+            schema,
+            "kojin_bango",
+            "123456789018",
+            "r",
+            &keys,
+            &signer,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("2 different registry residents") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        let (m, _) = archive::read_manifest(&store).unwrap();
+        assert_eq!(m.generation, 1);
+        assert_eq!(m.totals.records, 4);
+        // Each by 宛名番号 is erased alone.
+        let out = erase(&store, schema, "atena", "1001", "r", &keys, &signer).unwrap();
+        assert_eq!(out.erased.records, 2);
     }
 }

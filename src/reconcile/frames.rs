@@ -163,7 +163,7 @@ impl Right {
 
     /// Rows whose key hash is `k`, ascending.
     #[inline]
-    fn rows_of(&self, k: u128) -> &[u32] {
+    pub(crate) fn rows_of(&self, k: u128) -> &[u32] {
         if self.keys.is_empty() {
             return &[];
         }

@@ -403,13 +403,8 @@ impl Person {
 /// Does a deterministic key point at someone else? Both the birth date and the kana key
 /// disagree (each present on both sides).
 pub(crate) fn suspicious(record: &Person, registry: &Person) -> bool {
-    disagrees(record.kana(), record.birth, registry)
-}
-
-/// [`suspicious`] of a kana key and birth date.
-fn disagrees(kana: Option<&str>, birth: Option<i32>, registry: &Person) -> bool {
-    let birth = matches!((birth, registry.birth), (Some(a), Some(b)) if a != b);
-    let kana = matches!((kana, registry.kana()), (Some(a), Some(b)) if a != b);
+    let birth = matches!((record.birth, registry.birth), (Some(a), Some(b)) if a != b);
+    let kana = matches!((record.kana(), registry.kana()), (Some(a), Some(b)) if a != b);
     birth && kana
 }
 
@@ -507,10 +502,12 @@ fn hits_per_record(n: usize, pairs: Vec<(u32, u32)>) -> Vec<u32> {
     hits
 }
 
-/// The registry row each of `rows` (VRS person rows) names: by its 宛名番号, else by its
-/// 個人番号 (the deterministic keys a VRS dose of that row is linked by), a key shared by
-/// two registry rows naming no one, and a key not followed when it is suspicious (the
-/// birth date and kana key both disagree), as in [`link`].
+/// The registry row each of `rows` (VRS person rows) names, for the lookup index: by its
+/// 宛名番号, else by its 個人番号 — a key shared by two registry rows naming no one — and
+/// only when the row and that registry person agree on both the kana key and the birth
+/// date (each present). Stricter than linking (which follows a key unless both disagree):
+/// a ticket indexed under the wrong person would answer a lookup with another person's
+/// records, while one not indexed only leaves that ticket unanswered.
 pub(crate) fn registry_rows_of_persons(
     f: &Fields,
     rows: &[Record],
@@ -534,15 +531,27 @@ pub(crate) fn registry_rows_of_persons(
                 .into_iter()
                 .filter(|&g| g != NO_HIT && g != MANY_HITS);
             hits.clone().next()?;
-            // Only what `suspicious` compares (`Person::of` would make the kanji key too).
+            // Only what is compared (`Person::of` would make the kanji key too).
             let kana = text(rows[i].at(f.kana_name))
                 .map(keys::kana)
-                .filter(|k| !k.is_empty());
-            let birth = rows[i].at(f.birth_date).as_date();
-            hits.find(|&g| !disagrees(kana.as_deref(), birth, &reg.people[g as usize]))
-                .map(|g| g as usize)
+                .filter(|k| !k.is_empty())?;
+            let birth = rows[i].at(f.birth_date).as_date()?;
+            hits.find(|&g| {
+                let person = &reg.people[g as usize];
+                person.kana() == Some(kana.as_str()) && person.birth == Some(birth)
+            })
+            .map(|g| g as usize)
         })
         .collect()
+}
+
+impl Registry {
+    /// Whether registry row `g`'s 個人番号 is held by no other registry row (a number two
+    /// rows share identifies no one, as in linking).
+    pub(crate) fn kojin_bango_unique(&self, f: &Fields, g: usize) -> bool {
+        text(self.rows[g].at(f.kojin_bango))
+            .is_some_and(|k| self.kojin_bango.rows_of(frames::key(k)).len() == 1)
+    }
 }
 
 /// Link every record. `ticket[i]` holds the identifiers record `i` got via its ticket;

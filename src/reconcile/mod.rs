@@ -267,12 +267,14 @@ fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
 
 /// The VRS person rows as the right side of [`enrich`]'s join on the ticket.
 /// Step 1: fill VRS doses' Null person items from their ticket's person row.
+/// Each person row a dose was enriched from is set in `enriched` (a bit per row).
 fn enrich(
     f: &Fields,
     records: &mut [Record],
     persons: &[Record],
     persons_side: &frames::Right,
     stats: &mut Stats,
+    enriched: &[std::sync::atomic::AtomicU64],
 ) -> Vec<TicketIds> {
     let is_vrs = |r: &Record| r.at(f.source_kind).as_str() == Some(merge::VRS_KIND);
     let left: frames::Keyed = records
@@ -286,6 +288,9 @@ fn enrich(
     let mut person_of: Vec<Option<usize>> = vec![None; records.len()];
     for (r, p) in frames::join_with(left, persons_side) {
         person_of[r as usize].get_or_insert(p as usize);
+    }
+    for &p in person_of.iter().flatten() {
+        enriched[p / 64].fetch_or(1 << (p % 64), std::sync::atomic::Ordering::Relaxed);
     }
     let enriched = person_of.iter().flatten().count() as u64;
     stats.vrs_enriched += enriched;
@@ -349,6 +354,8 @@ pub struct Linker<'a> {
     persons_side: frames::Right,
     /// Bit `g`: a record linked to registry row `g` (by any [`Linker::link`] so far).
     linked: Vec<std::sync::atomic::AtomicU64>,
+    /// Bit `p`: a VRS dose was enriched from person row `p` (so far).
+    enriched: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for Linker<'_> {
@@ -512,22 +519,21 @@ impl<'a> Linker<'a> {
         rules: &'a Rules,
     ) -> Linker<'a> {
         let PersonListBuilder { f, keyed, slim } = persons;
-        let linked = (0..registry.0.rows.len().div_ceil(64))
-            .map(|_| Default::default())
-            .collect();
+        let bits = |n: usize| (0..n.div_ceil(64)).map(|_| Default::default()).collect();
         Linker {
+            linked: bits(registry.0.rows.len()),
+            enriched: bits(slim.len()),
             registry: registry.0,
             f,
             vrs_persons: slim,
             rules,
             persons_side: frames::Right::of_columns(keyed, None),
-            linked,
         }
     }
 
     /// Has a record been linked to registry row `g`?
     fn is_linked(&self, g: usize) -> bool {
-        self.linked[g / 64].load(std::sync::atomic::Ordering::Relaxed) & (1 << (g % 64)) != 0
+        is_set(&self.linked, g)
     }
 
     /// The identifiers the registry and the VRS person list hold for the registry persons
@@ -536,10 +542,18 @@ impl<'a> Linker<'a> {
     /// `registry_atena_number` — the linked records' person key — and one source's
     /// identifiers of that person:
     ///
-    /// - of each linked registry row: its 個人番号, and its kana key with its birth date;
-    /// - of each VRS person row that names a linked registry row by its 宛名番号 or
-    ///   個人番号 (as its VRS doses would be linked, [`link::registry_rows_of_persons`]):
-    ///   its 自治体コード and 接種券番号.
+    /// - of each linked registry row: its kana key with its birth date, and its 個人番号
+    ///   unless another registry row holds the same number (it identifies no one);
+    /// - of each VRS person row that no VRS dose was enriched from (a resident whose doses
+    ///   are all in the ledgers: a dose's ticket is on the dose record, indexed under
+    ///   whoever the dose was linked to), whose ticket no other person row holds, and
+    ///   that names a linked registry row by its 宛名番号 or 個人番号 while agreeing with
+    ///   it on kana key and birth date ([`link::registry_rows_of_persons`]): its
+    ///   自治体コード and 接種券番号.
+    ///
+    /// Each condition keeps a source error (a person row naming someone else, a number
+    /// two rows share) from indexing an identifier under the wrong person, whose records a
+    /// lookup — or an erase — by it would then reach.
     ///
     /// Without them a person is found only by the identifiers written on their records:
     /// a 個人番号 only the registry holds, the ticket of a resident whose doses are all in
@@ -575,8 +589,13 @@ impl<'a> Linker<'a> {
                 .map(|g| {
                     let person = &reg.people[g];
                     let mut r = slim(g, reg.rows[g].len());
+                    let kojin_bango = if reg.kojin_bango_unique(f, g) {
+                        reg.rows[g].at(f.kojin_bango).to_value()
+                    } else {
+                        Value::Null
+                    };
                     r.set_many([
-                        (f.kojin_bango, reg.rows[g].at(f.kojin_bango).to_value()),
+                        (f.kojin_bango, kojin_bango),
                         (
                             f.kana_name,
                             person.kana().map_or(Value::Null, |k| Value::Str(k.into())),
@@ -588,12 +607,18 @@ impl<'a> Linker<'a> {
                 .collect();
             take(rows)?;
         }
-        for chunk in self.vrs_persons.chunks(LINKED_CHUNK) {
+        for (c, chunk) in self.vrs_persons.chunks(LINKED_CHUNK).enumerate() {
             let of = link::registry_rows_of_persons(f, chunk, reg);
             let rows: Vec<Record> = chunk
                 .par_iter()
                 .zip(of)
-                .filter_map(|(p, g)| {
+                .enumerate()
+                .filter_map(|(i, (p, g))| {
+                    let only_row = ticket_key(f, p)
+                        .is_some_and(|k| self.persons_side.rows_of(frames::key(&k)).len() == 1);
+                    if is_set(&self.enriched, c * LINKED_CHUNK + i) || !only_row {
+                        return None;
+                    }
                     let g = g.filter(|&g| self.is_linked(g) && atena_of(g).is_some())?;
                     let ticket = (p.at(f.municipality_code), p.at(f.ticket_number));
                     let present = |v: ValueRef<'_>| v.as_str().is_some_and(|s| !s.is_empty());
@@ -624,6 +649,7 @@ impl<'a> Linker<'a> {
             &self.vrs_persons,
             &self.persons_side,
             &mut stats,
+            &self.enriched,
         );
         // Match keys once per distinct person of the chunk (kana and kanji keys are the
         // costly part), for linking and conflicts.
@@ -858,6 +884,11 @@ fn reconcile_in_chunks(
 
 /// Source rows per chunk of [`Linker::linked_persons`].
 const LINKED_CHUNK: usize = 1 << 16;
+
+/// Bit `i` of a bit set.
+fn is_set(bits: &[std::sync::atomic::AtomicU64], i: usize) -> bool {
+    bits[i / 64].load(std::sync::atomic::Ordering::Relaxed) & (1 << (i % 64)) != 0
+}
 
 /// The status given to a linked record whose registry row carries none.
 const DEFAULT_REGISTRY_STATUS: &str = "resident";

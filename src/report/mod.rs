@@ -341,6 +341,20 @@ pub struct RetentionRow {
     pub partitions: u64,
     /// Records.
     pub records: Count,
+    /// Against the report's as-of date: `past` (the expiry year is over: every record's
+    /// retention under the migration rules has run out, a purge is due), `this_year` (some
+    /// may have), `future`, or `open`.
+    pub status: &'static str,
+}
+
+/// [`RetentionRow::status`] of an expiry year on a date's year (pure).
+pub fn retention_status(expiry: &str, as_of_year: i32) -> &'static str {
+    match expiry.parse::<i32>() {
+        Ok(y) if y < as_of_year => "past",
+        Ok(y) if y == as_of_year => "this_year",
+        Ok(_) => "future",
+        Err(_) => "open",
+    }
 }
 
 /// Archive-wide figures.
@@ -358,6 +372,9 @@ pub struct Totals {
     pub quarantined: Count,
     /// Rows of the registry extract(s) read at migration.
     pub registry_rows: Count,
+    /// Records in partitions whose expiry year is over on the as-of date (retention run
+    /// out under the migration rules; legal holds are applied by purge): a purge is due.
+    pub past_retention: Count,
 }
 
 /// The report: aggregates only.
@@ -839,10 +856,17 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
         e.0 += 1;
         e.1 += p.rows;
     }
+    let as_of_year = crate::record::civil_from_days(input.as_of).0;
+    let past_retention: u64 = retention
+        .iter()
+        .filter(|((expiry, _), _)| retention_status(expiry, as_of_year) == "past")
+        .map(|(_, (_, rows))| rows)
+        .sum();
     let retention = retention
         .into_iter()
         .map(
             |((expiry, retention_class), (partitions, rows))| RetentionRow {
+                status: retention_status(&expiry, as_of_year),
                 expiry,
                 retention_class,
                 partitions,
@@ -874,6 +898,7 @@ pub fn build(input: &Input<'_>) -> Result<Report, ReportError> {
             merged: Count::exact(m.totals.merged),
             quarantined: Count::exact(m.totals.quarantined),
             registry_rows: Count::exact(registry_rows),
+            past_retention: c(past_retention),
         },
         vaccine_totals,
         vaccinated,

@@ -110,6 +110,11 @@ pub fn label(code: &str) -> String {
         "vrs-ledger-export" => "VRS接種記録",
         "vrs-persons" => "VRS個人",
         "registry" => "住民記録",
+        // Retention status against the as-of date.
+        "past" => "満了（消去対象）",
+        "this_year" => "本年満了",
+        "future" => "保存中",
+        "open" => "期限未定",
         _ => return code.to_string(),
     };
     format!("{ja} / {code}")
@@ -155,6 +160,10 @@ fn sections(r: &Report) -> Vec<Section> {
             vec![
                 "住民記録行数 / registry rows read".into(),
                 s(&r.totals.registry_rows),
+            ],
+            vec![
+                "保存期間満了の記録（消去対象） / records past retention (purge due)".into(),
+                s(&r.totals.past_retention),
             ],
         ],
     ));
@@ -284,10 +293,10 @@ fn sections(r: &Report) -> Vec<Section> {
     out.push((
         "retention",
         "保存期限の見通し（open = 期限未定: 存命者の新型コロナ特例接種の記録） / Retention outlook (open = no expiry yet: COVID-19 special-period records of living persons)".into(),
-        vec!["満了年 / expiry", "保存区分 / class", "区画 / partitions", "記録数 / records"],
+        vec!["満了年 / expiry", "保存区分 / class", "区画 / partitions", "記録数 / records", "状態 / status"],
         r.retention
             .iter()
-            .map(|x| vec![x.expiry.clone(), label(&x.retention_class), x.partitions.to_string(), s(&x.records)])
+            .map(|x| vec![x.expiry.clone(), label(&x.retention_class), x.partitions.to_string(), s(&x.records), label(x.status)])
             .collect(),
     ));
     out.push((
@@ -428,7 +437,7 @@ const CSS: &str = "body{font-family:'Noto Sans JP','Noto Sans CJK JP','Yu Gothic
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:2px solid #2563eb;padding-bottom:4px}\
 p.meta{color:#374151;font-size:13px;margin:2px 0}table{border-collapse:collapse;font-size:13px;margin:6px 0}\
 th,td{border:1px solid #d1d5db;padding:3px 8px}th{background:#eff6ff;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
-td.s{text-align:right;color:#6b7280}figure{margin:8px 0}.ct{font-size:14px;font-weight:bold;fill:#111827}.cl{font-size:12px;fill:#111827}\
+td.s{text-align:right;color:#6b7280}tr.due td{background:#fef3c7;font-weight:bold}figure{margin:8px 0}.ct{font-size:14px;font-weight:bold;fill:#111827}.cl{font-size:12px;fill:#111827}\
 .cv{font-size:12px;fill:#374151}ul.lim{font-size:13px;color:#1f2937}\
 figure svg{max-width:100%;height:auto}div.t{overflow-x:auto}td{word-break:keep-all}p.legend{font-size:12px;color:#374151;margin:2px 0}\
 p.demo{background:#fef3c7;border:2px solid #d97706;padding:6px 10px;font-weight:bold;color:#78350f}\
@@ -537,8 +546,14 @@ pub fn html(r: &Report) -> String {
                 out.push_str(&format!("<th>{}</th>", escape(c)));
             }
             out.push_str("</tr></thead><tbody>\n");
+            let due = label("past");
             for row in &rows {
-                out.push_str("<tr>");
+                // A retention row whose expiry year is over: a purge is due.
+                out.push_str(if row.contains(&due) {
+                    "<tr class=\"due\">"
+                } else {
+                    "<tr>"
+                });
                 for cell in row {
                     let class = if cell.starts_with('<') {
                         " class=\"s\""

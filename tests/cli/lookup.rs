@@ -259,7 +259,10 @@ fn lookups_return_exactly_the_truths_records() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
-    assert!(err.contains("does not verify") && err.contains("vaxarc verify"), "{err}");
+    assert!(
+        err.contains("does not verify") && err.contains("vaxarc verify"),
+        "{err}"
+    );
 }
 
 #[test]
