@@ -653,7 +653,9 @@ pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
     for o in &objects {
         store.delete_all_versions(&o.path)?;
     }
-    Ok(objects.len() as u64)
+    // And temporary files of writes the killed run did not finish.
+    let staged = store.remove_staging_leftovers()?.len();
+    Ok((objects.len() + staged) as u64)
 }
 
 /// A sealed partition and its objects: (path, role, bytes).

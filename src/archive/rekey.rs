@@ -143,6 +143,8 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
             rec.removed_unlisted += 1;
         }
     }
+    // Temporary files of killed writes.
+    rec.removed_unlisted += store.remove_staging_leftovers()?.len() as u64;
     Ok(rec)
 }
 
@@ -161,15 +163,20 @@ pub fn rekey(
     // The operator as migrate's audit entry takes it (rekey has no --operator).
     let operator = std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "-".into());
     let _lock = super::lock::acquire_lock(store, "rekey", &operator, now)?;
-    let recovery = recover(store)?;
-    let (m, old_text) = read_manifest(store)?;
-    if store.exists(&super::pending_path(m.generation))? {
+    // Before recovery, which would delete the old generation's objects that certifying
+    // run names (with the version ids it deletes): a generation committed by a purge or
+    // erase killed before its certificate (a commit interrupted between its two puts
+    // counts as committed).
+    let (m, _, staged) = super::read_signed_manifest(store)?;
+    let committed = m.generation + u64::from(staged.is_some());
+    if store.exists(&super::pending_path(committed))? {
         return Err(ArchiveError::State(format!(
-            "generation {} was committed by a purge or erase that was killed before its certificate (`{}` is there); rekey refuses until it is certified: run `vaxarc purge` or `vaxarc erase` again first (its recovery writes that certificate)",
-            m.generation,
-            super::pending_path(m.generation)
+            "generation {committed} was committed by a purge or erase that was killed before its certificate (`{}` is there); rekey refuses until it is certified, and changed nothing",
+            super::pending_path(committed)
         )));
     }
+    let recovery = recover(store)?;
+    let (m, old_text) = read_manifest(store)?;
     if m.signing_public_key.trim() != signing_public.trim() {
         return Err(ArchiveError::State(
             "the signing key is not the one that signed this archive (`signing_public_key` in the manifest); rekey keeps the signer".into(),

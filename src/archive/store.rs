@@ -479,6 +479,76 @@ impl Store {
         self.local_root.as_deref()
     }
 
+    /// Temporary files of writes killed before their rename (`<object>#<n>`: a local
+    /// folder's put writes one and renames it onto the object) of the archive's objects
+    /// (under its object prefixes, `history/`, `certificates/`, or the manifest's),
+    /// relative paths, sorted. Object storage has none (a put is atomic). `audit/` and
+    /// `LOCK` are left out: a lookup running beside a purge writes to the log without the
+    /// archive's lock, and a run taking the lock writes `LOCK#n` — theirs are not
+    /// leftovers. Other files are not the archive's and never touched. They are not
+    /// objects: listing never shows them.
+    pub fn staging_leftovers(&self) -> Result<Vec<String>, StoreError> {
+        let Some(root) = self.local_root() else {
+            return Ok(Vec::new());
+        };
+        let err = |path: &std::path::Path, e: std::io::Error| StoreError::Object {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let is_staging = |name: &str| {
+            name.rsplit_once('#').is_some_and(|(object, n)| {
+                let ours = super::STAGING_PREFIXES
+                    .iter()
+                    .chain(&["history/", "certificates/", super::manifest::MANIFEST])
+                    .any(|p| object.starts_with(p));
+                ours && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))? {
+                let entry = entry.map_err(|e| err(&dir, e))?;
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(root) else {
+                    continue;
+                };
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                let kind = entry.file_type().map_err(|e| err(&path, e))?;
+                if kind.is_dir() {
+                    if rel != "audit" {
+                        dirs.push(path);
+                    }
+                } else if is_staging(&rel) {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Delete [`Store::staging_leftovers`] (call with the archive's lock held); returns
+    /// what was deleted.
+    pub fn remove_staging_leftovers(&self) -> Result<Vec<String>, StoreError> {
+        let found = self.staging_leftovers()?;
+        if let Some(root) = self.local_root() {
+            for rel in &found {
+                match std::fs::remove_file(root.join(rel)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::Object {
+                            path: rel.clone(),
+                            message: e.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// True when the archive is on S3-compatible object storage.
     pub fn is_object_storage(&self) -> bool {
         self.s3.is_some()
@@ -1730,6 +1800,46 @@ impl S3Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Temporary files of killed writes of the archive's objects are found and removed;
+    /// the audit log's, the lock's and files that are not the archive's are left alone.
+    #[test]
+    fn staging_leftovers_are_the_archives_own_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        store.put("data/a.parquet.age", b"x".to_vec()).unwrap();
+        for f in [
+            "data/a.parquet.age#1",
+            "keys/k.key.age#12",
+            "MANIFEST.json#1",
+            "history/000002/MANIFEST.json#3",
+            "audit/log-00000000.jsonl#1",
+            "LOCK#1",
+            "notes#1",
+            "data/b.parquet.age#x",
+        ] {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        let want = [
+            "MANIFEST.json#1",
+            "data/a.parquet.age#1",
+            "history/000002/MANIFEST.json#3",
+            "keys/k.key.age#12",
+        ];
+        assert_eq!(store.staging_leftovers().unwrap(), want);
+        assert_eq!(store.remove_staging_leftovers().unwrap(), want);
+        assert!(store.staging_leftovers().unwrap().is_empty());
+        for kept in [
+            "audit/log-00000000.jsonl#1",
+            "LOCK#1",
+            "notes#1",
+            "data/a.parquet.age",
+        ] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
+    }
 
     /// A local archive's whole and ranged reads go to the file directly: they must give
     /// the same bytes, lengths, end of object and missing-object errors as reads through

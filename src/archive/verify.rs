@@ -157,6 +157,12 @@ pub fn verify(
             problem(&o.path, "not listed in the manifest".into());
         }
     }
+    for path in store.staging_leftovers()? {
+        problem(
+            &path,
+            "not listed in the manifest: the temporary file of a write that was killed (the next purge, erase or rekey removes it)".into(),
+        );
+    }
     for f in &m.files {
         if !present_paths.contains(f.path.as_str()) {
             problem(&f.path, "listed in the manifest but missing".into());

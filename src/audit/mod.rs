@@ -132,6 +132,35 @@ pub struct Entry {
     pub outcome: String,
 }
 
+/// A receipt for the last entry already in the log that `matches` (its inclusion proof
+/// against the whole log as it is now), or `None`. A run that recovers an interrupted one
+/// takes the entry that run appended instead of appending a second.
+pub fn find_entry(
+    store: &Store,
+    matches: impl Fn(&Entry) -> bool,
+) -> Result<Option<AppendReceipt>, AuditError> {
+    let log = read_log(store)?;
+    let Some(index) = log
+        .lines
+        .iter()
+        .rposition(|l| serde_json::from_slice::<Entry>(l).is_ok_and(|e| matches(&e)))
+    else {
+        return Ok(None);
+    };
+    let leaves = log.leaves();
+    Ok(Some(AppendReceipt {
+        index: index as u64,
+        size: leaves.len() as u64,
+        root: merkle::hex(&merkle::root(&leaves)),
+        leaf_hash: merkle::hex(&leaves[index]),
+        inclusion_proof: merkle::inclusion_proof(&leaves, index)
+            .iter()
+            .map(merkle::hex)
+            .collect(),
+        entry: String::from_utf8_lossy(&log.lines[index]).into_owned(),
+    }))
+}
+
 /// Proof that an entry is in the log: its position, the tree it was checked against and
 /// the RFC 9162 inclusion proof. Erasure certificates carry this.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

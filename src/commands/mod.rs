@@ -196,6 +196,7 @@ const STATE_HINTS: &[(&str, &str)] = &[
     ("manifest was lost", "restore MANIFEST.json and MANIFEST.json.minisig from a backup (the last generation's are also under history/), then `vaxarc verify`; or choose an empty folder"),
     ("already holds an archive", "choose a new, empty folder (or prefix) for --archive"),
     ("is not empty", "choose a new, empty folder (or prefix) for --archive"),
+    ("killed before its certificate", "run the interrupted purge or erase again (the same command): its recovery certifies that run first, then rekey (docs/purge.md)"),
     ("does not allow deleting", "see docs/object-storage.md (object lock, MFA delete): keep the archive in a bucket that allows deletion"),
 ];
 

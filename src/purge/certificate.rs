@@ -198,12 +198,15 @@ pub fn write(
         crate::archive::ArchiveError::State(format!("cannot sign the certificate: {e}"))
     })?;
     let p = path(cert.manifest.generation_after, &cert.kind);
-    store.put(&p, json.clone())?;
+    // The signature and the printable form first, the JSON last: a certificate whose JSON
+    // exists is complete (a run killed in between leaves no JSON, and the next purge or
+    // erase writes all three again).
     store.put(&format!("{p}.minisig"), sig.into_bytes())?;
     store.put(
         &p.replace(".json", ".md"),
         render_markdown(cert).into_bytes(),
     )?;
+    store.put(&p, json.clone())?;
     Ok((p, json))
 }
 

@@ -98,6 +98,10 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
             rec.removed_unlisted.push(o.path);
         }
     }
+    // Temporary files of killed writes (never objects: ciphertext whose key is gone, or of
+    // objects written again since).
+    rec.removed_unlisted
+        .extend(store.remove_staging_leftovers()?);
     Ok(rec)
 }
 
@@ -504,8 +508,8 @@ pub fn apply(
     let (text, sig) = archive::sign_manifest(after, keys)?;
     store.put(&history_manifest(generation), text.clone())?;
     store.put(&history_signature(generation), sig.clone().into_bytes())?;
-    store.put(manifest::SIGNATURE, sig.into_bytes())?;
-    store.put(manifest::MANIFEST, text)?;
+    // A manifest put that fails while this process lives puts the old signature back.
+    archive::commit_replace(store, &text, &sig)?;
 
     // Destroy: wrapped keys first (the cryptographic erase), then the ciphertexts.
     let mut destroyed: Vec<Destroyed> = gone

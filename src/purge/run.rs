@@ -977,7 +977,7 @@ fn finish(
     recovered: Option<String>,
 ) -> Result<(), ArchiveError> {
     #[cfg(test)]
-    if tests::KILLED_AFTER_COMMIT.with(std::cell::Cell::get) {
+    if tests::KILLED_AT.with(std::cell::Cell::get) == 1 {
         return Err(ArchiveError::State("test: killed after the commit".into()));
     }
     let a = &applied;
@@ -991,29 +991,51 @@ fn finish(
     } = pending;
     let (kind, counts, persons) = (kind.as_str(), &counts, &persons);
     // The audit entry of this erasure (persons as keyed hashes only), then a signed
-    // checkpoint; the certificate carries the entry's inclusion proof.
-    let receipt = crate::audit::append(
-        store,
-        Some(secret),
-        crate::audit::Event {
-            archive_id: a.after.archive_id.clone(),
-            generation: a.after.generation,
-            time: signer.now.to_string(),
-            operator: signer.operator.to_string(),
-            purpose: request
-                .get("reason")
-                .cloned()
-                .unwrap_or_else(|| kind.to_string()),
-            command: kind.to_string(),
-            persons: persons.iter().cloned().collect(),
-            query: None,
-            result_count: counts.records,
-            outcome: "erased".into(),
-        },
-    )
-    .map_err(|e| ArchiveError::State(format!("cannot append the {kind} to the audit log: {e}")))?;
+    // checkpoint; the certificate carries the entry's inclusion proof. Certifying a killed
+    // run, the entry that run appended (if it got that far) is taken, not a second one.
+    let appended = match &recovered {
+        Some(_) => crate::audit::find_entry(store, |e| {
+            e.archive_id == a.after.archive_id
+                && e.generation == a.after.generation
+                && e.command == kind
+                && e.outcome == "erased"
+        })
+        .map_err(|e| ArchiveError::State(format!("cannot read the audit log: {e}")))?,
+        None => None,
+    };
+    let receipt = match appended {
+        Some(r) => r,
+        None => crate::audit::append(
+            store,
+            Some(secret),
+            crate::audit::Event {
+                archive_id: a.after.archive_id.clone(),
+                generation: a.after.generation,
+                time: signer.now.to_string(),
+                operator: signer.operator.to_string(),
+                purpose: request
+                    .get("reason")
+                    .cloned()
+                    .unwrap_or_else(|| kind.to_string()),
+                command: kind.to_string(),
+                persons: persons.iter().cloned().collect(),
+                query: None,
+                result_count: counts.records,
+                outcome: "erased".into(),
+            },
+        )
+        .map_err(|e| {
+            ArchiveError::State(format!("cannot append the {kind} to the audit log: {e}"))
+        })?,
+    };
     crate::audit::checkpoint(store, &a.after.archive_id, Some(&write.signing))
         .map_err(|e| ArchiveError::State(format!("cannot write the audit checkpoint: {e}")))?;
+    #[cfg(test)]
+    if tests::KILLED_AT.with(std::cell::Cell::get) == 2 {
+        return Err(ArchiveError::State(
+            "test: killed after the audit entry".into(),
+        ));
+    }
     let cert = Certificate {
         format: certificate::FORMAT.into(),
         format_version: 1,
@@ -1081,8 +1103,9 @@ mod tests {
     use crate::record::Value;
 
     thread_local! {
-        /// `finish` fails at once (as if the run were killed after its commit).
-        pub(super) static KILLED_AFTER_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Where `finish` fails, as if the run were killed there: 1 at once (after the
+        /// commit), 2 after the audit entry and checkpoint (before the certificate).
+        pub(super) static KILLED_AT: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
     }
 
     /// An archive of two linked persons (宛名番号 1001 and 1002), two COVID doses each.
@@ -1182,9 +1205,9 @@ mod tests {
                 &signer(now),
             )
         };
-        KILLED_AFTER_COMMIT.with(|k| k.set(true));
+        KILLED_AT.with(|k| k.set(1));
         let e = erase_one("1001", "2026-02-01T00:00:00Z").unwrap_err();
-        KILLED_AFTER_COMMIT.with(|k| k.set(false));
+        KILLED_AT.with(|k| k.set(0));
         assert!(e.to_string().contains("killed after the commit"), "{e}");
         let (m, _) = archive::read_manifest(&store).unwrap();
         assert_eq!(m.generation, 2);
@@ -1282,5 +1305,70 @@ mod tests {
         // Each by 宛名番号 is erased alone.
         let out = erase(&store, schema, "atena", "1001", "r", &keys, &signer).unwrap();
         assert_eq!(out.erased.records, 2);
+    }
+
+    /// A run killed after its audit entry and before its certificate: the certifying run
+    /// takes that entry (its receipt proves it in the log as it is now) instead of
+    /// appending a second erasure of the same generation.
+    #[test]
+    fn a_run_killed_after_its_audit_entry_is_certified_with_that_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids, write) = archive(dir.path());
+        let schema = Schema::embedded();
+        let keys = RunKeys {
+            identities: &ids,
+            write: Some(&write),
+        };
+        let signer = |now| Signer {
+            operator: "op-1",
+            performer: Person::default(),
+            now,
+        };
+        KILLED_AT.with(|k| k.set(2));
+        let e = erase(
+            &store,
+            schema,
+            "atena",
+            "1001",
+            "r",
+            &keys,
+            &signer("2026-02-01T00:00:00Z"),
+        );
+        KILLED_AT.with(|k| k.set(0));
+        assert!(e.unwrap_err().to_string().contains("after the audit entry"));
+        let out = erase(
+            &store,
+            schema,
+            "atena",
+            "1002",
+            "r",
+            &keys,
+            &signer("2026-02-02T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            out.recovered_certificate.as_deref(),
+            Some(certificate::path(2, "erase").as_str())
+        );
+        let log = crate::audit::read_log(&store).unwrap();
+        let entries: Vec<crate::audit::Entry> = log
+            .lines
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let of = |g: u64| {
+            entries
+                .iter()
+                .filter(|e| e.generation == g && e.command == "erase")
+                .count()
+        };
+        assert_eq!((of(2), of(3)), (1, 1), "one entry per erasure");
+        let cert: Certificate =
+            serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
+        let receipt: crate::audit::AppendReceipt =
+            serde_json::from_value(cert.audit.clone().unwrap()).unwrap();
+        assert_eq!(receipt.index, 0);
+        assert!(crate::audit::verify_inclusion(&receipt));
+        assert_eq!(receipt.entry.as_bytes(), log.lines[0].as_slice());
     }
 }
