@@ -45,7 +45,7 @@ pub const DEFAULT_SUPPRESS_BELOW: u64 = 10;
 /// The limitations every report states.
 pub const LIMITATIONS: &[&str] = &[
     "未接種者数: the target population is the residents of the registry extract used at migration (an encrypted summary by birth date; archives without it count only residents with a record); moves and deaths since migration are not reflected / 対象者は移行時の住民基本台帳の住民（生年月日別の集計）です",
-    "retention: expiry is shown per partition under the rules applied at migration; legal holds (the purge rules file's holds) are applied by purge and not shown here / 訴訟ホールド等による保存延長は消去時に適用され、本表には反映されません",
+    "retention: expiry is shown per partition under the rules applied at migration, with its status on the as-of date (満了（消去対象） = the expiry year is over: run `vaxarc purge`); legal holds (the purge rules file's holds) are applied by purge and not shown here / 状態は基準日時点（満了 = 消去対象）。訴訟ホールド等による保存延長は消去時に適用され、本表には反映されません",
     "suppression: counts of people and doses from 1 to one below the threshold are shown as <N, and in 未接種者数 the sibling that would give a withheld cell away is withheld too; other totals are not adjusted, so a withheld cell can sometimes still be derived from a total and its neighbours. Processing counts (source rows, records, quarantined rows, accounting) are exact: they count rows, not people, and must add up / 人数・接種件数の1〜閾値未満は秘匿（未接種者数では差し引きで分かる隣の値も秘匿）。その他の合計値は調整しないため、合計と隣接値から秘匿値が分かる場合があります。入力行・記録・隔離・件数照合は行数であり、照合のため正確な値を表示します",
 ];
 

@@ -218,6 +218,17 @@ fn reconciliation_quarantine_retention() {
     assert_eq!(r.retention.len(), 2);
     let y2029 = r.retention.iter().find(|x| x.expiry == "2029").unwrap();
     assert_eq!((y2029.partitions, y2029.records.value), (2, Some(30)));
+    // As of 2025-04-01: 2029 is ahead, `open` has no expiry, nothing is due.
+    assert_eq!(y2029.status, "future");
+    assert_eq!(r.totals.past_retention.value, Some(0));
+    for (expiry, year, status) in [
+        ("2024", 2025, "past"),
+        ("2025", 2025, "this_year"),
+        ("2026", 2025, "future"),
+        ("open", 2025, "open"),
+    ] {
+        assert_eq!(super::retention_status(expiry, year), status, "{expiry}");
+    }
     assert_eq!(r.totals.people.value, Some(13));
 }
 
@@ -246,4 +257,32 @@ fn renderings_show_figures_and_marks() {
     assert!(!h.contains("<script") && !h.contains("https://") && !h.contains("<link"));
     // Alignment counts Japanese characters as two cells.
     assert_eq!(render::width("未接種 a"), 8);
+}
+
+/// Partitions whose expiry year is over on the as-of date are marked due for purge, in
+/// every rendering, and their records are summed in the summary.
+#[test]
+fn retention_past_its_year_is_marked_due() {
+    let m = manifest();
+    let r = build(&Input {
+        resident_births: None,
+        manifest: &m,
+        facts: &facts(),
+        quarantine: &[],
+        as_of: day(2030, 1, 2),
+        suppress_below: 1,
+    })
+    .unwrap();
+    let y2029 = r.retention.iter().find(|x| x.expiry == "2029").unwrap();
+    assert_eq!(y2029.status, "past");
+    assert_eq!(r.totals.past_retention.value, Some(30));
+    let t = render::text(&r);
+    assert!(t.contains("満了（消去対象） / past"), "{t}");
+    assert!(t.contains("records past retention (purge due)"), "{t}");
+    let h = render::html(&r);
+    assert_eq!(
+        h.matches("<tr class=\"due\">").count(),
+        1,
+        "the 2029 row only"
+    );
 }
