@@ -482,11 +482,11 @@ impl Store {
     /// Temporary files of writes killed before their rename (`<object>#<n>`: a local
     /// folder's put writes one and renames it onto the object) of the archive's objects
     /// (under its object prefixes, `history/`, `certificates/`, or the manifest's),
-    /// relative paths, sorted. Object storage has none (a put is atomic). `audit/` and
-    /// `LOCK` are left out: a lookup running beside a purge writes to the log without the
-    /// archive's lock, and a run taking the lock writes `LOCK#n` — theirs are not
-    /// leftovers. Other files are not the archive's and never touched. They are not
-    /// objects: listing never shows them.
+    /// relative paths, sorted. Object storage has none (a put is atomic). `audit/` is left
+    /// out (a lookup running beside a purge writes to the log without the archive's lock:
+    /// its temporary file is not a leftover), and `LOCK#n` counts only when a minute old (a
+    /// run may be taking the lock). Other files are not the archive's and never touched.
+    /// They are not objects: listing never shows them.
     pub fn staging_leftovers(&self) -> Result<Vec<String>, StoreError> {
         let Some(root) = self.local_root() else {
             return Ok(Vec::new());
@@ -521,6 +521,18 @@ impl Store {
                     }
                 } else if is_staging(&rel) {
                     out.push(rel);
+                } else if rel.starts_with("LOCK#") && rel[5..].bytes().all(|b| b.is_ascii_digit()) {
+                    // Another run may be taking the lock this instant (its put takes
+                    // milliseconds): only a lock's temporary file a minute old is left over.
+                    let old = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                    if old {
+                        out.push(rel);
+                    }
                 }
             }
         }
@@ -1839,6 +1851,14 @@ mod tests {
         ] {
             assert!(dir.path().join(kept).exists(), "{kept}");
         }
+        // A lock's temporary file a minute old is a leftover too.
+        let lock = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("LOCK#1"))
+            .unwrap();
+        lock.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120))
+            .unwrap();
+        assert_eq!(store.staging_leftovers().unwrap(), ["LOCK#1"]);
     }
 
     /// A local archive's whole and ranged reads go to the file directly: they must give
