@@ -1176,6 +1176,23 @@ mod tests {
         (store, [custodian, vault], keys)
     }
 
+    /// The run keys of [`archive`]'s identities and write keys.
+    fn run_keys<'a>(ids: &'a [age::x25519::Identity], write: &'a WriteKeys) -> RunKeys<'a> {
+        RunKeys {
+            identities: ids,
+            write: Some(write),
+        }
+    }
+
+    /// Operator `op-1` signing at `now`.
+    fn signer(now: &str) -> Signer<'_> {
+        Signer {
+            operator: "op-1",
+            performer: Person::default(),
+            now,
+        }
+    }
+
     /// An erase killed after its commit leaves a committed generation without its
     /// certificate; the next erase certifies it (with a `recovered` note and a passed
     /// verification, naming the destroyed objects), deletes the pending object, and then
@@ -1185,15 +1202,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, ids, write) = archive(dir.path());
         let schema = Schema::embedded();
-        let keys = RunKeys {
-            identities: &ids,
-            write: Some(&write),
-        };
-        let signer = |now| Signer {
-            operator: "op-1",
-            performer: Person::default(),
-            now,
-        };
+        let keys = run_keys(&ids, &write);
         let erase_one = |atena: &str, now| {
             erase(
                 &store,
@@ -1274,15 +1283,8 @@ mod tests {
     fn an_identifier_of_two_residents_erases_neither() {
         let dir = tempfile::tempdir().unwrap();
         let (store, ids, write) = archive(dir.path());
-        let keys = RunKeys {
-            identities: &ids,
-            write: Some(&write),
-        };
-        let signer = Signer {
-            operator: "op-1",
-            performer: Person::default(),
-            now: "2026-02-01T00:00:00Z",
-        };
+        let keys = run_keys(&ids, &write);
+        let signer = signer("2026-02-01T00:00:00Z");
         let schema = Schema::embedded();
         let e = erase(
             &store,
@@ -1315,15 +1317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, ids, write) = archive(dir.path());
         let schema = Schema::embedded();
-        let keys = RunKeys {
-            identities: &ids,
-            write: Some(&write),
-        };
-        let signer = |now| Signer {
-            operator: "op-1",
-            performer: Person::default(),
-            now,
-        };
+        let keys = run_keys(&ids, &write);
         KILLED_AT.with(|k| k.set(2));
         let e = erase(
             &store,
