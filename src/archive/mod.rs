@@ -1434,6 +1434,21 @@ pub fn pending_path(generation: u64) -> String {
     history_path(generation, "pending.json.age")
 }
 
+/// Whether generation `generation` was committed by a purge or erase that was killed
+/// before its certificate: its pending object is there and no certificate of that
+/// generation (`certificates/<generation>-<kind>.json`) is. A pending object beside its
+/// certificate is only not yet deleted (the next purge or erase deletes it).
+pub fn uncertified(store: &Store, generation: u64) -> Result<bool, ArchiveError> {
+    if !store.exists(&pending_path(generation))? {
+        return Ok(false);
+    }
+    let prefix = format!("certificates/{generation:06}-");
+    Ok(!store
+        .list_under("certificates/")?
+        .iter()
+        .any(|o| o.path.starts_with(&prefix) && o.path.ends_with(".json")))
+}
+
 /// Complete a replacing commit (purge, erase, rekey) that was killed between writing the
 /// new signature and the new manifest: the signature then matches the staged manifest in
 /// `history/<generation + 1>/`, which is put in place. Returns whether it rolled forward;

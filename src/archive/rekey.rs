@@ -169,7 +169,7 @@ pub fn rekey(
     // counts as committed).
     let (m, _, staged) = super::read_signed_manifest(store)?;
     let committed = m.generation + u64::from(staged.is_some());
-    if store.exists(&super::pending_path(committed))? {
+    if super::uncertified(store, committed)? {
         return Err(ArchiveError::State(format!(
             "generation {committed} was committed by a purge or erase that was killed before its certificate (`{}` is there); rekey refuses until it is certified, and changed nothing",
             super::pending_path(committed)

@@ -103,9 +103,7 @@ pub fn verify(
         }
         Err(e) => return Err(e),
     };
-    report.uncertified = store
-        .exists(&super::pending_path(m.generation))
-        .unwrap_or(false);
+    report.uncertified = super::uncertified(store, m.generation).unwrap_or(false);
     // Signature.
     let key = match pinned_key {
         Some(k) => Ok(k.clone()),

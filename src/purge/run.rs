@@ -1267,6 +1267,16 @@ mod tests {
         assert_eq!(out.generation, 3);
         assert!(store.exists(&certificate::path(3, "erase")).unwrap());
         assert!(!store.exists(&rewrite::pending_path(3)).unwrap());
+        // A pending object left beside its certificate (killed between the two) is no
+        // uncertified generation; without the certificate it is.
+        store.put(&rewrite::pending_path(3), b"x".to_vec()).unwrap();
+        assert!(!archive::uncertified(&store, 3).unwrap());
+        let cert3 = certificate::path(3, "erase");
+        let json3 = store.get(&cert3).unwrap();
+        store.delete(&cert3).unwrap();
+        assert!(archive::uncertified(&store, 3).unwrap());
+        store.put(&cert3, json3).unwrap();
+        store.delete(&rewrite::pending_path(3)).unwrap();
         // A third run finds nothing to certify.
         let again = erase_one("1002", "2026-02-03T00:00:00Z")
             .unwrap_err()
