@@ -444,18 +444,77 @@ fn local_append_lock(store: &Store) -> Result<Option<std::fs::File>, AuditError>
 /// race reads the log's tail again and appends after the winner's entries — no entry is
 /// lost or overwritten. The frontier is a cache written after each segment: one left
 /// behind by a slower writer is rebuilt from the log by the next append.
+///
+/// The log of an archive starts with its migration's entry. A migrate killed (or failing
+/// to write the log) after its commit leaves an empty log: the first append of any other
+/// command then writes that entry first, rebuilt from the generation-1 manifest, with
+/// outcome [`RECOVERED`] and operator `unknown` ([`recovered_migration`]).
 pub fn append_all(
     store: &Store,
     secret: Option<&[u8; 32]>,
     events: Vec<Event>,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
     let _serialised = local_append_lock(store)?;
+    if events.first().is_some_and(|e| e.command != "migrate") {
+        if let Some(migration) = recovered_migration(store)? {
+            append_locked(store, None, &[migration], true)?;
+        }
+    }
+    append_locked(store, secret, &events, false)
+}
+
+/// Outcome of a migration entry written by a later command ([`append_all`]).
+pub const RECOVERED: &str = "recovered";
+
+/// The migration's entry rebuilt from the archive's generation-1 manifest (the current one,
+/// or its copy under `history/`), when the log is empty; `None` when the log holds entries
+/// or no generation-1 manifest can be read (a store that is no archive: nothing to rebuild).
+pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
+    if load_tail(store)?.frontier.size != 0 {
+        return Ok(None);
+    }
+    let first = [
+        crate::archive::manifest::MANIFEST.to_string(),
+        crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
+    ]
+    .into_iter()
+    .find_map(|path| {
+        let bytes = store.get(&path).ok()?;
+        serde_json::from_slice::<Manifest>(&bytes)
+            .ok()
+            .filter(|m| m.generation == 1)
+    });
+    Ok(first.map(|m| Event {
+        archive_id: m.archive_id,
+        generation: 1,
+        time: m.created,
+        operator: "unknown".into(),
+        purpose: "migration".into(),
+        command: "migrate".into(),
+        result_count: m.totals.records,
+        outcome: RECOVERED.into(),
+        ..Default::default()
+    }))
+}
+
+/// [`append_all`] with the local lock held. `only_into_empty`: append only while the log
+/// is empty (a recovered migration entry; a writer that lost the race to another appends
+/// nothing).
+fn append_locked(
+    store: &Store,
+    secret: Option<&[u8; 32]>,
+    events: &[Event],
+    only_into_empty: bool,
+) -> Result<Vec<AppendReceipt>, AuditError> {
     let mut receipts = Vec::with_capacity(events.len());
-    let mut remaining: &[Event] = &events;
+    let mut remaining: &[Event] = events;
     let mut lost = 0u32;
     while !remaining.is_empty() {
         let tail = load_tail(store)?;
         let first = tail.frontier.size;
+        if only_into_empty && first != 0 {
+            break;
+        }
         // The events that go into the tail's segment (up to its last entry).
         let room = (SEGMENT_ENTRIES - first % SEGMENT_ENTRIES) as usize;
         let now = &remaining[..remaining.len().min(room)];
@@ -634,6 +693,8 @@ pub struct Report {
     pub unsigned_checkpoints: Vec<String>,
     /// Problems; empty means the log verifies.
     pub problems: Vec<Problem>,
+    /// Observations that are no failure (e.g. no migration entry yet).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -691,6 +752,16 @@ pub fn verify(
         let at = log.place(i);
         match serde_json::from_slice::<Entry>(line) {
             Ok(e) => {
+                if i == 0 && e.command != "migrate" {
+                    report.notes.push(format!(
+                        "the first entry ({at}) is a `{}`, not the migration's: the migration's entry is missing (migrate stopped after its commit and an older vaxarc did not write the entry later)",
+                        e.command
+                    ));
+                } else if i == 0 && e.outcome == RECOVERED {
+                    report.notes.push(format!(
+                        "the migration's entry ({at}) was written by a later command: migrate stopped after its commit, before its own entry"
+                    ));
+                }
                 let misplaced = i as u64 >= log.legacy && log.places[i].0 != segment_path(e.seq);
                 if e.seq != i as u64 {
                     problem(at, format!("entry says seq {} but is entry {} of the log (an entry before it was deleted or inserted)", e.seq, i + 1));
@@ -705,6 +776,11 @@ pub fn verify(
             }
             Err(err) => problem(at, format!("not an audit entry ({})", err.classify_name())),
         }
+    }
+    if log.lines.is_empty() {
+        report.notes.push(format!(
+            "the log is empty: migrate stopped after its commit, before its entry; the next command that logs (verify, lookup, purge, erase) writes the migration's entry first, with outcome `{RECOVERED}`"
+        ));
     }
     let mut checkpoints: Vec<(u64, String)> = store
         .list_under(CHECKPOINT_PREFIX)?

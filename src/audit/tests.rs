@@ -264,3 +264,94 @@ fn checkpoint_text_round_trips() {
     );
     assert_eq!(t.lines().count(), 3);
 }
+
+#[test]
+fn an_empty_log_gets_the_migration_entry_first_rebuilt_from_the_manifest() {
+    let (_d, s) = store();
+    let mut m = manifest("a1");
+    m.totals.records = 42;
+    // Not an archive yet: nothing to rebuild, the event is the first entry.
+    let (_d2, bare) = store();
+    assert_eq!(append(&bare, Some(&[7u8; 32]), event(0)).unwrap().index, 0);
+    // An archive whose migrate stopped after its commit, now at generation 2: the
+    // generation-1 manifest is under history/.
+    let mut current = m.clone();
+    current.generation = 2;
+    current.created = "2026-02-01T00:00:00Z".into();
+    s.put(
+        crate::archive::manifest::MANIFEST,
+        serde_json::to_vec(&current).unwrap(),
+    )
+    .unwrap();
+    s.put(
+        &crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    let report = verify(&s, &m, None).unwrap();
+    assert!(report.ok());
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(report.notes[0].contains("the log is empty"));
+    let r = append_all(&s, Some(&[7u8; 32]), vec![event(1), event(2)]).unwrap();
+    assert_eq!(
+        r.iter().map(|r| r.index).collect::<Vec<_>>(),
+        [1, 2],
+        "receipts are the caller's events only"
+    );
+    assert!(r.iter().all(verify_inclusion));
+    let log = read_log(&s).unwrap();
+    assert_eq!(log.lines.len(), 3);
+    let first: Entry = serde_json::from_slice(&log.lines[0]).unwrap();
+    assert_eq!(
+        (
+            first.command.as_str(),
+            first.outcome.as_str(),
+            first.time.as_str(),
+            first.generation,
+            first.result_count,
+            first.archive_id.as_str(),
+            first.operator.as_str(),
+        ),
+        (
+            "migrate",
+            RECOVERED,
+            "2026-01-01T00:00:00Z",
+            1,
+            42,
+            "a1",
+            "unknown"
+        )
+    );
+    let report = verify(&s, &m, None).unwrap();
+    assert!(report.ok());
+    assert!(
+        report.notes.len() == 1 && report.notes[0].contains("written by a later command"),
+        "{:?}",
+        report.notes
+    );
+    // Written once: the next append adds only its own entry.
+    append(&s, Some(&[7u8; 32]), event(3)).unwrap();
+    assert_eq!(read_log(&s).unwrap().lines.len(), 4);
+
+    // A migrate's own entry is never preceded by a rebuilt one.
+    let (_d3, fresh) = store();
+    fresh
+        .put(
+            crate::archive::manifest::MANIFEST,
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+    let own = Event {
+        command: "migrate".into(),
+        outcome: "committed".into(),
+        ..event(0)
+    };
+    assert_eq!(append(&fresh, Some(&[7u8; 32]), own).unwrap().index, 0);
+    let report = verify(&fresh, &m, None).unwrap();
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    // A log that starts with something else is noted (not a failure).
+    let (_d4, old) = store();
+    append(&old, Some(&[7u8; 32]), event(0)).unwrap();
+    let report = verify(&old, &m, None).unwrap();
+    assert!(report.ok() && report.notes[0].contains("not the migration's"));
+}

@@ -67,5 +67,8 @@ pub fn render(r: &crate::audit::Report, location: &str) -> String {
             out.push_str(&format!("  `{}`: {}\n", p.path, p.problem));
         }
     }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
     out
 }

@@ -184,7 +184,7 @@ pub fn migrate(
     .and_then(|_| crate::audit::checkpoint(&store, &manifest.archive_id, Some(&keys.signing)));
     if let Err(e) = logged {
         ctx.printer.note(&format!(
-            "warning: the archive is committed but its audit entry could not be written: {e}"
+            "warning: the archive is committed but its audit entry could not be written: {e}; the next command that logs (verify, lookup, purge, erase) writes it, with outcome `recovered`"
         ));
     }
     Ok(Summary {

@@ -565,11 +565,25 @@ print(len(kinds))
 }
 
 /// Lookups started at the same instant on one local archive each get their audit entry
-/// (appends are serialised): none is lost, and the log verifies.
+/// (appends are serialised): none is lost, and the log verifies. The archive's migrate
+/// stopped after its commit, before its own entry: the lookups write that entry first,
+/// once.
 #[test]
 fn simultaneous_lookups_lose_no_audit_entry() {
     let f = Fixture::new(60, 47);
     let (archive, _) = f.migrate("archive");
+    std::fs::remove_dir_all(archive.join("audit")).unwrap();
+    let out = vaxarc()
+        .args(["audit", "verify", "--archive"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("0 entries") && text.contains("note: the log is empty"),
+        "{text}"
+    );
     let (persons, _) = truth(&f.input());
     let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
     let children: Vec<std::process::Child> = (0..8)
@@ -600,5 +614,29 @@ fn simultaneous_lookups_lose_no_audit_entry() {
     assert!(
         text.contains("9 entries"),
         "migrate's and eight lookups': {text}"
+    );
+    assert!(
+        text.contains("note: the migration's entry (audit/log-00000000.jsonl:1)"),
+        "{text}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
+    let log = std::fs::read_to_string(archive.join("audit/log-00000000.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&first["command"], &first["outcome"], &first["time"]),
+        (
+            &serde_json::json!("migrate"),
+            &serde_json::json!("recovered"),
+            &manifest["created"]
+        )
+    );
+    assert_eq!(first["result_count"], manifest["totals"]["records"]);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"command\":\"migrate\""))
+            .count(),
+        1,
+        "the migration's entry is written once"
     );
 }
