@@ -120,9 +120,15 @@ pub fn verify(
                 let interrupted = store
                     .get(&next)
                     .is_ok_and(|staged| String::from_utf8_lossy(&staged) == sig);
+                // A purge or erase stages its certificate's facts (the pending object)
+                // before its commit; rekey refuses until that run's rerun certifies it.
+                let of_purge = interrupted
+                    && super::uncertified(store, m.generation + 1).unwrap_or(false);
                 problem(
                     manifest::SIGNATURE,
-                    if interrupted {
+                    if of_purge {
+                        "signature does not verify: an interrupted commit of a purge or erase (the next generation's signature is in place); rerun `vaxarc purge` or `vaxarc erase` to complete it and write its certificate".to_string()
+                    } else if interrupted {
                         "signature does not verify: an interrupted commit (the next generation's signature is in place); rerun the purge, erase or rekey to complete it".to_string()
                     } else {
                         format!("signature does not verify: {e}")

@@ -1226,6 +1226,22 @@ mod tests {
         assert!(pending.starts_with(b"age-encryption.org/v1\n"));
         let report = archive::verify::verify(&store, schema, None, &[]).unwrap();
         assert!(report.ok() && report.uncertified, "{:?}", report.problems);
+        // Killed between the commit's two puts instead (generation 2's signature over
+        // generation 1's manifest): verify says to rerun the purge or erase, not rekey.
+        let committed = store.get(archive::manifest::MANIFEST).unwrap();
+        let old = store
+            .get(&archive::history_path(1, archive::manifest::MANIFEST))
+            .unwrap();
+        store.put(archive::manifest::MANIFEST, old).unwrap();
+        let report = archive::verify::verify(&store, schema, None, &[]).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p
+                .problem
+                .contains("an interrupted commit of a purge or erase")),
+            "{:?}",
+            report.problems
+        );
+        store.put(archive::manifest::MANIFEST, committed).unwrap();
 
         let out = erase_one("1002", "2026-02-02T00:00:00Z").unwrap();
         assert_eq!(
@@ -1373,8 +1389,14 @@ mod tests {
             serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
         let receipt: crate::audit::AppendReceipt =
             serde_json::from_value(cert.audit.clone().unwrap()).unwrap();
-        assert_eq!(receipt.index, 0);
+        // This archive's log was empty (written without migrate's entry): the erase's
+        // append wrote the migration's entry first.
+        assert_eq!(
+            (entries[0].command.as_str(), entries[0].outcome.as_str()),
+            ("migrate", crate::audit::RECOVERED)
+        );
+        assert_eq!(receipt.index, 1);
         assert!(crate::audit::verify_inclusion(&receipt));
-        assert_eq!(receipt.entry.as_bytes(), log.lines[0].as_slice());
+        assert_eq!(receipt.entry.as_bytes(), log.lines[1].as_slice());
     }
 }
