@@ -122,8 +122,8 @@ pub fn verify(
                     .is_ok_and(|staged| String::from_utf8_lossy(&staged) == sig);
                 // A purge or erase stages its certificate's facts (the pending object)
                 // before its commit; rekey refuses until that run's rerun certifies it.
-                let of_purge = interrupted
-                    && super::uncertified(store, m.generation + 1).unwrap_or(false);
+                let of_purge =
+                    interrupted && super::uncertified(store, m.generation + 1).unwrap_or(false);
                 problem(
                     manifest::SIGNATURE,
                     if of_purge {

@@ -59,6 +59,9 @@ pub(crate) struct Link {
 pub(crate) struct TicketIds {
     pub atena: bool,
     pub kojin_bango: bool,
+    /// The ticket's person row names another registry resident than the dose's own
+    /// 宛名番号 does: nothing was filled from it (conflict `ticket_atena`).
+    pub mismatch: bool,
 }
 
 /// The person items a comparison looks at, with the name keys computed once.
@@ -210,7 +213,7 @@ pub(crate) struct Registry {
     /// Registry rows with only 宛名番号, status and status date.
     pub rows: Vec<Record>,
     pub people: People,
-    atena: frames::Right,
+    pub(crate) atena: frames::Right,
     integrated_atena: frames::Right,
     kojin_bango: frames::Right,
     /// One per blocking rule of [`Rules::blocking`], in order.

@@ -70,6 +70,7 @@ pub(crate) const CONFLICT_ORDER: &[&str] = &[
     "kanji_name",
     "dose_date",
     "lot_number",
+    "ticket_atena",
 ];
 
 fn lots_compatible(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {

@@ -103,6 +103,9 @@ pub struct Stats {
     pub vrs_enriched: u64,
     /// VRS dose records whose ticket is not in the person list.
     pub vrs_ticket_unknown: u64,
+    /// VRS dose records whose ticket's person row names another registry resident than
+    /// their own 宛名番号: not enriched from it (conflict `ticket_atena`).
+    pub vrs_ticket_mismatch: u64,
     /// Deterministic keys not followed because they pointed at a suspicious person.
     pub suspicious_keys: u64,
 }
@@ -265,14 +268,22 @@ fn ticket_key(f: &Fields, r: &Record) -> Option<String> {
     Some(format!("{m}\u{1f}{t}"))
 }
 
-/// The VRS person rows as the right side of [`enrich`]'s join on the ticket.
-/// Step 1: fill VRS doses' Null person items from their ticket's person row.
+/// Step 1: fill VRS doses' Null person items from their ticket's person row
+/// (`persons_side`: the VRS person rows as the right side of the join on the ticket).
 /// Each person row a dose was enriched from is set in `enriched` (a bit per row).
+///
+/// A dose whose own 宛名番号 is a registry resident's (`registry_atena`) and whose
+/// ticket's person row names another 宛名番号 is not enriched: one of the two is wrong,
+/// and filling the row's 個人番号, names and birth date would file another resident's
+/// identifiers under the dose's person (a lookup or erasure by that 個人番号 would reach
+/// them). It keeps its own 宛名番号 and gets conflict `ticket_atena`. A 宛名番号 no
+/// resident has (a typo) does not count: the ticket is then the better evidence.
 fn enrich(
     f: &Fields,
     records: &mut [Record],
     persons: &[Record],
     persons_side: &frames::Right,
+    registry_atena: &frames::Right,
     stats: &mut Stats,
     enriched: &[std::sync::atomic::AtomicU64],
 ) -> Vec<TicketIds> {
@@ -289,6 +300,25 @@ fn enrich(
     for (r, p) in frames::join_with(left, persons_side) {
         person_of[r as usize].get_or_insert(p as usize);
     }
+    let mismatch: Vec<bool> = records
+        .par_iter()
+        .zip(person_of.par_iter_mut())
+        .map(|(r, p)| {
+            let Some(row) = *p else { return false };
+            let (own, named) = (
+                r.at(f.atena_number).as_str(),
+                persons[row].at(f.atena_number).as_str(),
+            );
+            let other = matches!((own, named), (Some(a), Some(b)) if a != b)
+                && own.is_some_and(|a| !registry_atena.rows_of(frames::key(a)).is_empty());
+            if other {
+                *p = None;
+            }
+            other
+        })
+        .collect();
+    let mismatched = mismatch.iter().filter(|&&m| m).count() as u64;
+    stats.vrs_ticket_mismatch += mismatched;
     for &p in person_of.iter().flatten() {
         enriched[p / 64].fetch_or(1 << (p % 64), std::sync::atomic::Ordering::Relaxed);
     }
@@ -300,10 +330,13 @@ fn enrich(
     }
     let ids = records
         .par_iter_mut()
-        .zip(person_of.par_iter())
-        .map(|(record, p)| {
+        .zip(person_of.par_iter().zip(mismatch.par_iter()))
+        .map(|(record, (p, &mismatch))| {
             let Some(p) = *p else {
-                return TicketIds::default();
+                return TicketIds {
+                    mismatch,
+                    ..TicketIds::default()
+                };
             };
             let person = &persons[p];
             // The person row fills these (both are person-fill fields): the record then
@@ -313,12 +346,13 @@ fn enrich(
                     && person.at(f.atena_number).as_str().is_some(),
                 kojin_bango: record.at(f.kojin_bango).is_null()
                     && person.at(f.kojin_bango).as_str().is_some(),
+                mismatch: false,
             };
             record.fill_from(person, |i| fill.get(i) == Some(&true));
             ids
         })
         .collect();
-    stats.vrs_ticket_unknown += with_ticket - enriched;
+    stats.vrs_ticket_unknown += with_ticket - enriched - mismatched;
     ids
 }
 
@@ -648,6 +682,7 @@ impl<'a> Linker<'a> {
             records,
             &self.vrs_persons,
             &self.persons_side,
+            &self.registry.atena,
             &mut stats,
             &self.enriched,
         );
@@ -679,24 +714,28 @@ impl<'a> Linker<'a> {
                             ValueRef::Str(s) if !s.is_empty() => s,
                             _ => DEFAULT_REGISTRY_STATUS,
                         };
-                        let conflicts = person_conflicts(rp, &self.registry.people[g]);
                         (
                             person.at(f.atena_number).to_value(),
                             Value::Str(status.into()),
                             person.at(f.registry_status_date).to_value(),
-                            if conflicts.is_empty() {
-                                Value::Null
-                            } else {
-                                Value::Str(conflicts.join(";").into())
-                            },
+                            person_conflicts(rp, &self.registry.people[g]),
                         )
                     }
                     None => (
                         Value::Null,
                         Value::Str("unlinked".into()),
                         Value::Null,
-                        Value::Null,
+                        Vec::new(),
                     ),
+                };
+                let mut conflicts = conflicts;
+                if ticket[i].mismatch {
+                    conflicts.push("ticket_atena");
+                }
+                let conflicts = if conflicts.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Str(conflicts.join(";").into())
                 };
                 let updates = [
                     (f.match_method, Value::Str(l.method.as_str().into())),
@@ -772,6 +811,7 @@ impl Stats {
         self.review += other.review;
         self.vrs_enriched += other.vrs_enriched;
         self.vrs_ticket_unknown += other.vrs_ticket_unknown;
+        self.vrs_ticket_mismatch += other.vrs_ticket_mismatch;
         self.suspicious_keys += other.suspicious_keys;
     }
 

@@ -221,6 +221,59 @@ fn vrs_dose_enriched_and_linked_by_ticket() {
     assert_eq!(out.stats.vrs_enriched, 1);
 }
 
+/// A dose whose own 宛名番号 is a resident's and whose ticket's person row names another
+/// resident takes nothing from that row (its 個人番号 and names would be filed under the
+/// wrong person); a 宛名番号 no resident has (a typo) still yields to the ticket.
+#[test]
+fn a_ticket_naming_another_resident_than_the_doses_atena_is_not_followed() {
+    let mut row = vrs_person(
+        "0000000001",
+        Some("1004"),
+        "鈴木 次郎",
+        "スズキ ジロウ",
+        date(1960, 7, 7),
+    );
+    row.set(
+        Schema::embedded().index("kojin_bango").unwrap(),
+        s("123456789018"),
+    );
+    let persons = vec![row];
+    let out = run(
+        vec![
+            vrs("v", 5, "0000000001", &[("atena_number", s("1003"))]),
+            vrs("w", 6, "0000000001", &[("atena_number", s("9999"))]),
+        ],
+        &registry(),
+        &persons,
+    );
+    let by_id = |id: &str| {
+        out.records
+            .iter()
+            .find(|r| get(r, "record_id") == s(id))
+            .unwrap()
+    };
+    let v = by_id("v");
+    assert_eq!(method(v), "atena");
+    assert_eq!(get(v, "registry_atena_number"), s("1003"));
+    assert_eq!(get(v, "kojin_bango"), Value::Null);
+    assert_eq!(get(v, "kanji_name"), Value::Null);
+    assert_eq!(get(v, "birth_date"), Value::Null);
+    assert_eq!(get(v, "certificate_id"), Value::Null);
+    assert_eq!(get(v, "conflicts"), s("ticket_atena"));
+    let w = by_id("w");
+    assert_eq!(method(w), "probabilistic", "on the names the ticket filled");
+    assert_eq!(get(w, "registry_atena_number"), s("1004"));
+    assert_eq!(get(w, "kojin_bango"), s("123456789018"));
+    assert_eq!(
+        (
+            out.stats.vrs_enriched,
+            out.stats.vrs_ticket_mismatch,
+            out.stats.vrs_ticket_unknown
+        ),
+        (1, 1, 0)
+    );
+}
+
 #[test]
 fn vrs_dose_without_atena_links_probabilistically_after_enrichment() {
     let persons = vec![vrs_person(
