@@ -79,6 +79,10 @@ pub struct Outcome {
     pub partitions_rewritten: Vec<String>,
     /// Persons whose identifiers leave the index.
     pub persons_removed_from_index: u64,
+    /// Of those, erase only: persons the identifier does not reach but whose records, linked
+    /// to no registry resident, share a 宛名番号, 個人番号 or ticket with the erased
+    /// person's ([`join_unlinked`]).
+    pub persons_joined: u64,
     /// Review-list rows that name an erased record or person (removed, or would be).
     pub review_rows_removed: u64,
     /// Quarantine-list rows removed (or that would be): an erase's rows holding the
@@ -458,10 +462,77 @@ fn begin_erase<'s>(
     Ok((lock, out, m, secret))
 }
 
+/// Add to `persons` every person whose records are linked to no registry resident and
+/// share an exact identifier (宛名番号, 個人番号 or ticket; not kana + birth date, which
+/// many people share) with theirs, transitively; returns how many were added.
+///
+/// Reconciliation keys a person the registry does not know by what each source gives: the
+/// VRS records by 個人番号 or ticket, the ledger records by 宛名番号. Erased by the
+/// 個人番号, such a person's ledger records would stay, and a lookup by the 宛名番号 the
+/// VRS records also carry would still find them. A person linked to a registry resident is
+/// never added (two residents are two people), nor one whose records cannot be found.
+fn join_unlinked(
+    store: &Store,
+    schema: &Schema,
+    m: &Manifest,
+    index: &[archive::index::IndexEntry],
+    persons: &mut BTreeSet<String>,
+    identities: &[age::x25519::Identity],
+) -> Result<u64, ArchiveError> {
+    let (ph, ra) = (
+        schema.idx("person_hash"),
+        schema.idx("registry_atena_number"),
+    );
+    let mut rejected: BTreeSet<&str> = BTreeSet::new();
+    let mut joined = 0;
+    loop {
+        let ids: BTreeSet<(&str, &str)> = index
+            .iter()
+            .filter(|e| e.0 != "kana_birth" && persons.contains(&e.2))
+            .map(|e| (e.0.as_str(), e.1.as_str()))
+            .collect();
+        let candidates: BTreeSet<&str> = index
+            .iter()
+            .filter(|e| ids.contains(&(e.0.as_str(), e.1.as_str())))
+            .map(|e| e.2.as_str())
+            .filter(|p| !persons.contains(*p) && !rejected.contains(p))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(joined);
+        }
+        let buckets: BTreeSet<u16> = candidates
+            .iter()
+            .map(|p| archive::bucket_of(p, m.buckets))
+            .collect();
+        let (mut seen, mut linked) = (BTreeSet::new(), BTreeSet::new());
+        for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
+            for r in archive::read_partition(store, schema, p, identities)? {
+                let Some(&c) = r.at(ph).as_str().and_then(|h| candidates.get(h)) else {
+                    continue;
+                };
+                seen.insert(c);
+                if r.at(ra).as_str().is_some_and(|a| !a.is_empty()) {
+                    linked.insert(c);
+                }
+            }
+        }
+        for c in candidates {
+            if seen.contains(c) && !linked.contains(c) {
+                persons.insert(c.to_string());
+                joined += 1;
+            } else {
+                rejected.insert(c);
+            }
+        }
+    }
+}
+
 /// Erase one person, found by an identifier `(kind, canonical value)` of the index: every
 /// person key the identifier reaches (a resident the registry does not know can hold two —
 /// the VRS records' and the ledger records' — and a lookup by the identifier shows both),
-/// so that afterwards the identifier finds nothing.
+/// and every unlinked person key those keys' other identifiers reach ([`join_unlinked`]),
+/// so that afterwards neither the identifier nor any other of the erased records' finds
+/// anything.
 pub fn erase(
     store: &Store,
     schema: &Schema,
@@ -474,11 +545,15 @@ pub fn erase(
     let (_lock, mut out, m, secret) = begin_erase(store, keys, signer)?;
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
-    let persons: BTreeSet<String> = index
-        .into_iter()
+    let mut persons: BTreeSet<String> = index
+        .iter()
         .filter(|(k, h, _, _)| k == kind && *h == hash)
-        .map(|e| e.2)
+        .map(|e| e.2.clone())
         .collect();
+    if !persons.is_empty() {
+        out.persons_joined =
+            join_unlinked(store, schema, &m, &index, &mut persons, keys.identities)?;
+    }
     if persons.is_empty() {
         let certified = out
             .recovered_certificate
@@ -1111,15 +1186,6 @@ mod tests {
     /// An archive of two linked persons (宛名番号 1001 and 1002), two COVID doses each.
     fn archive(dir: &std::path::Path) -> (Store, [age::x25519::Identity; 2], WriteKeys) {
         let schema = Schema::embedded();
-        let custodian = age::x25519::Identity::generate();
-        let vault = age::x25519::Identity::generate();
-        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
-        let keys = WriteKeys {
-            custodians: Recipients(vec![custodian.to_public()]),
-            vault: Recipients(vec![vault.to_public()]),
-            signing_public: kp.pk.to_base64(),
-            signing: kp.sk,
-        };
         let records = (0..4)
             .map(|i| {
                 let mut r = Record::new(schema.len());
@@ -1150,6 +1216,24 @@ mod tests {
                 r
             })
             .collect();
+        archive_of(dir, records)
+    }
+
+    /// An archive of `records` (4 buckets).
+    fn archive_of(
+        dir: &std::path::Path,
+        records: Vec<Record>,
+    ) -> (Store, [age::x25519::Identity; 2], WriteKeys) {
+        let schema = Schema::embedded();
+        let custodian = age::x25519::Identity::generate();
+        let vault = age::x25519::Identity::generate();
+        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let keys = WriteKeys {
+            custodians: Recipients(vec![custodian.to_public()]),
+            vault: Recipients(vec![vault.to_public()]),
+            signing_public: kp.pk.to_base64(),
+            signing: kp.sk,
+        };
         let store = Store::create(dir.to_str().unwrap()).unwrap();
         archive::write_new(
             &store,
@@ -1191,6 +1275,96 @@ mod tests {
             performer: Person::default(),
             now,
         }
+    }
+
+    /// A person the registry does not know, keyed twice (VRS doses by 個人番号, ledger
+    /// doses by 宛名番号): erased by the 個人番号, the ledger doses go too (they share the
+    /// 宛名番号), but not a registry resident's record that carries the same 宛名番号, nor
+    /// a person sharing nothing.
+    #[test]
+    fn erase_joins_unlinked_persons_sharing_an_identifier_but_no_resident() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let record = |i: i64, fields: &[(&str, &str)]| {
+            let mut r = Record::new(schema.len());
+            for (k, v) in [
+                ("record_id", format!("r{i}").as_str()),
+                ("vaccine_code", "COVID19"),
+                ("source_file_id", "f"),
+                ("raw_row_blake3", &format!("x{i}")),
+                ("merge_status", "single"),
+                ("retention_class", "covid_special"),
+            ]
+            .into_iter()
+            .chain(fields.iter().copied())
+            {
+                r.set(schema.idx(k), Value::Str(v.into()));
+            }
+            r.set(schema.idx("dose_number"), Value::Int(i % 3 + 1));
+            r.set(
+                schema.idx("vaccination_date"),
+                Value::Date(19000 + i as i32),
+            );
+            r.set(schema.idx("source_line"), Value::Int(i + 2));
+            r
+        };
+        let unlinked = [("registry_status", "unlinked"), ("match_method", "none")];
+        let vrs = [
+            [("kojin_bango", "123456789018"), ("atena_number", "5005")],
+            [
+                ("source_kind", "vrs-ledger-export"),
+                ("municipality_code", "131091"),
+            ],
+        ]
+        .concat();
+        let ledger = [("atena_number", "5005"), ("source_kind", "ledger")];
+        let resident = [
+            ("atena_number", "5005"),
+            ("registry_atena_number", "1001"),
+            ("registry_status", "resident"),
+            ("match_method", "atena"),
+            ("source_kind", "ledger"),
+        ];
+        let records = vec![
+            record(0, &[&vrs[..], &unlinked[..]].concat()),
+            record(1, &[&vrs[..], &unlinked[..]].concat()),
+            record(2, &[&ledger[..], &unlinked[..]].concat()),
+            record(3, &resident),
+            record(
+                4,
+                &[
+                    &[("atena_number", "6006"), ("source_kind", "ledger")][..],
+                    &unlinked[..],
+                ]
+                .concat(),
+            ),
+        ];
+        let (store, ids, write) = archive_of(dir.path(), records);
+        let keys = run_keys(&ids, &write);
+        let out = erase(
+            &store,
+            schema,
+            "kojin_bango",
+            "123456789018",
+            "request",
+            &keys,
+            &signer("2026-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(out.erased.records, 3);
+        assert_eq!((out.persons_removed_from_index, out.persons_joined), (2, 1));
+        let cert: Certificate =
+            serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
+        let v = &cert.sanitization.verification;
+        assert!(v.passed && v.archive_verifies, "{v:?}");
+        let (m, _) = archive::read_manifest(&store).unwrap();
+        let left: BTreeSet<String> = m
+            .partitions
+            .iter()
+            .flat_map(|p| archive::read_partition(&store, schema, p, &ids).unwrap())
+            .map(|r| r.at(schema.idx("record_id")).as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(left, BTreeSet::from(["r3".to_string(), "r4".to_string()]));
     }
 
     /// An erase killed after its commit leaves a committed generation without its
