@@ -1277,9 +1277,9 @@ mod tests {
         }
     }
 
-    /// A person the registry does not know, keyed twice (VRS doses by 個人番号, ledger
-    /// doses by 宛名番号): erased by the 個人番号, the ledger doses go too (they share the
-    /// 宛名番号), but not a registry resident's record that carries the same 宛名番号, nor
+    /// A person the registry does not know, keyed twice (VRS doses with a 個人番号 by it, one
+    /// without by its ticket): erased by the 個人番号, the other dose goes too (it shares
+    /// the ticket), but not a registry resident's record that carries the same ticket, nor
     /// a person sharing nothing.
     #[test]
     fn erase_joins_unlinked_persons_sharing_an_identifier_but_no_resident() {
@@ -1309,27 +1309,23 @@ mod tests {
             r
         };
         let unlinked = [("registry_status", "unlinked"), ("match_method", "none")];
-        let vrs = [
-            [("kojin_bango", "123456789018"), ("atena_number", "5005")],
-            [
-                ("source_kind", "vrs-ledger-export"),
-                ("municipality_code", "131091"),
-            ],
-        ]
-        .concat();
-        let ledger = [("atena_number", "5005"), ("source_kind", "ledger")];
+        let ticket = [
+            ("source_kind", "vrs-ledger-export"),
+            ("municipality_code", "131091"),
+            ("ticket_number", "0000000777"),
+        ];
+        let vrs = [&[("kojin_bango", "123456789018")][..], &ticket[..]].concat();
         let resident = [
-            ("atena_number", "5005"),
             ("registry_atena_number", "1001"),
+            ("atena_number", "1001"),
             ("registry_status", "resident"),
-            ("match_method", "atena"),
-            ("source_kind", "ledger"),
+            ("match_method", "ticket"),
         ];
         let records = vec![
             record(0, &[&vrs[..], &unlinked[..]].concat()),
             record(1, &[&vrs[..], &unlinked[..]].concat()),
-            record(2, &[&ledger[..], &unlinked[..]].concat()),
-            record(3, &resident),
+            record(2, &[&ticket[..], &unlinked[..]].concat()),
+            record(3, &[&ticket[..], &resident[..]].concat()),
             record(
                 4,
                 &[

@@ -91,12 +91,26 @@ pub(crate) fn merge(
         .par_iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            let atena = r.at(f.registry_atena_number).as_str()?;
+            // The person: the registry resident a record is linked to, else (a person
+            // the registry does not know) the 宛名番号 both legacy systems file them under
+            // — but not a record awaiting review: the review list names it, and a reviewer
+            // may still link it to a resident.
+            let person = match r.at(f.registry_atena_number).as_str() {
+                Some(a) if !a.is_empty() => ('R', a),
+                _ if r.at(f.match_method).as_str() == Some("review") => return None,
+                _ => (
+                    'A',
+                    r.at(f.atena_number).as_str().filter(|a| !a.is_empty())?,
+                ),
+            };
             let dose = r.at(f.dose_number).as_int()?;
             let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
             Some((
                 i as u32,
-                frames::key(&format!("{atena}\u{1f}{vaccine}\u{1f}{dose}")),
+                frames::key(&format!(
+                    "{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
+                    person.0, person.1
+                )),
             ))
         })
         .collect();

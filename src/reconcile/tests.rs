@@ -490,6 +490,41 @@ fn different_date_is_a_conflict_and_unlinked_never_merge() {
     }
 }
 
+/// Two copies of one dose of a person the registry does not know, filed under the same
+/// 宛名番号 by VRS and the ledger, merge; copies under different 宛名番号 do not, nor a
+/// copy awaiting review (the review list names it).
+#[test]
+fn unlinked_copies_under_one_atena_merge_unless_in_review() {
+    let out = run(
+        vec![
+            vrs("x1", 6, "0000000099", &[("atena_number", s("7777"))]),
+            ledger("x2", 4, &[("atena_number", s("7777"))]),
+            vrs("y1", 7, "0000000098", &[("atena_number", s("8888"))]),
+            ledger("y2", 5, &[("atena_number", s("8889"))]),
+        ],
+        &registry(),
+        &[],
+    );
+    assert_eq!(out.records.len(), 3);
+    assert_eq!(out.stats.merged_rows, 1);
+    let x = out
+        .records
+        .iter()
+        .find(|r| get(r, "record_id") == s("x1"))
+        .unwrap();
+    assert_eq!(get(x, "merge_status"), s("merged"));
+    assert_eq!(get(x, "registry_status"), s("unlinked"));
+    assert_eq!(get(x, "merged_provenance"), s("ledger1:4:hashx2"));
+
+    let mut pair = vec![
+        vrs("z1", 8, "0000000097", &[("atena_number", s("9999"))]),
+        ledger("z2", 6, &[("atena_number", s("9999"))]),
+    ];
+    pair[1].set(schema().idx("match_method"), s("review"));
+    let (settled, merged) = super::settle(schema(), pair);
+    assert_eq!((settled.len(), merged), (2, 0));
+}
+
 fn mixed_input() -> (Vec<Record>, Vec<Record>, Vec<Record>) {
     let mut reg = registry();
     reg.push(person(
