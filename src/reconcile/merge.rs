@@ -93,14 +93,16 @@ pub(crate) fn merge(
         .filter_map(|(i, r)| {
             // The person: the registry resident a record is linked to, else (a person
             // the registry does not know) the 宛名番号 both legacy systems file them under
-            // — but not a record awaiting review: the review list names it, and a reviewer
-            // may still link it to a resident.
+            // with the birth date (no registry row vouches for the 宛名番号, so a typo
+            // there must not join two people) — but not a record awaiting review: the
+            // review list names it, and a reviewer may still link it to a resident.
             let person = match r.at(f.registry_atena_number).as_str() {
-                Some(a) if !a.is_empty() => ('R', a),
+                Some(a) if !a.is_empty() => ('R', a, 0),
                 _ if r.at(f.match_method).as_str() == Some("review") => return None,
                 _ => (
                     'A',
                     r.at(f.atena_number).as_str().filter(|a| !a.is_empty())?,
+                    r.at(f.birth_date).as_date()?,
                 ),
             };
             let dose = r.at(f.dose_number).as_int()?;
@@ -108,8 +110,8 @@ pub(crate) fn merge(
             Some((
                 i as u32,
                 frames::key(&format!(
-                    "{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
-                    person.0, person.1
+                    "{}\u{1f}{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
+                    person.0, person.1, person.2
                 )),
             ))
         })

@@ -491,21 +491,32 @@ fn different_date_is_a_conflict_and_unlinked_never_merge() {
 }
 
 /// Two copies of one dose of a person the registry does not know, filed under the same
-/// 宛名番号 by VRS and the ledger, merge; copies under different 宛名番号 do not, nor a
-/// copy awaiting review (the review list names it).
+/// 宛名番号 and birth date by VRS and the ledger, merge; copies under different 宛名番号
+/// or birth dates (or without a birth date) do not, nor a copy awaiting review (the review
+/// list names it).
 #[test]
 fn unlinked_copies_under_one_atena_merge_unless_in_review() {
+    let who = |atena: &str, birth: Option<Value>| {
+        let mut v = vec![("atena_number", s(atena))];
+        v.extend(birth.map(|b| ("birth_date", b)));
+        v
+    };
+    let born = || Some(date(1950, 1, 1));
     let out = run(
         vec![
-            vrs("x1", 6, "0000000099", &[("atena_number", s("7777"))]),
-            ledger("x2", 4, &[("atena_number", s("7777"))]),
-            vrs("y1", 7, "0000000098", &[("atena_number", s("8888"))]),
-            ledger("y2", 5, &[("atena_number", s("8889"))]),
+            vrs("x1", 6, "0000000099", &who("7777", born())),
+            ledger("x2", 4, &who("7777", born())),
+            vrs("y1", 7, "0000000098", &who("8888", born())),
+            ledger("y2", 5, &who("8889", born())),
+            vrs("w1", 8, "0000000097", &who("6666", born())),
+            ledger("w2", 6, &who("6666", Some(date(1951, 1, 1)))),
+            vrs("v1", 9, "0000000096", &who("5555", None)),
+            ledger("v2", 7, &who("5555", None)),
         ],
         &registry(),
         &[],
     );
-    assert_eq!(out.records.len(), 3);
+    assert_eq!(out.records.len(), 7);
     assert_eq!(out.stats.merged_rows, 1);
     let x = out
         .records
@@ -517,8 +528,8 @@ fn unlinked_copies_under_one_atena_merge_unless_in_review() {
     assert_eq!(get(x, "merged_provenance"), s("ledger1:4:hashx2"));
 
     let mut pair = vec![
-        vrs("z1", 8, "0000000097", &[("atena_number", s("9999"))]),
-        ledger("z2", 6, &[("atena_number", s("9999"))]),
+        vrs("z1", 8, "0000000097", &who("9999", born())),
+        ledger("z2", 6, &who("9999", born())),
     ];
     pair[1].set(schema().idx("match_method"), s("review"));
     let (settled, merged) = super::settle(schema(), pair);
