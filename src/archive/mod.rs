@@ -211,14 +211,14 @@ fn person_key_parts<T>(schema: &Schema, r: &Record, f: impl FnOnce(&[&str]) -> T
     if let Some(a) = get("registry_atena_number") {
         return f(&["R:", a]);
     }
-    if let Some(a) = get("atena_number") {
-        return f(&["A:", a]);
-    }
     if let Some(k) = get("kojin_bango") {
         return f(&["K:", k]);
     }
     if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
         return f(&["T:", m, ":", t]);
+    }
+    if let Some(a) = get("atena_number") {
+        return f(&["A:", a]);
     }
     f(&["I:", get("record_id").unwrap_or_default()])
 }
@@ -1699,10 +1699,10 @@ mod tests {
         };
         let all = [
             ("registry_atena_number", "1000001"),
-            ("atena_number", "2000002"),
             ("kojin_bango", "123456789018"),
             ("municipality_code", "131091"),
             ("ticket_number", "0000012345"),
+            ("atena_number", "2000002"),
             ("record_id", "0123456789abcdef0123456789abcdef"),
         ];
         let mut keys = std::collections::BTreeSet::new();
@@ -1720,7 +1720,7 @@ mod tests {
             }
         }
         // Six records, five distinct keys (without its municipality code a ticket number
-        // makes no key: that record falls to its record id): each branch taken.
+        // makes no key: that record falls to its 宛名番号): each branch taken.
         assert_eq!(keys.len(), 5);
         assert!(["R:", "K:", "T:", "A:", "I:"]
             .iter()

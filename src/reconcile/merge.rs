@@ -92,27 +92,34 @@ pub(crate) fn merge(
         .enumerate()
         .filter_map(|(i, r)| {
             // The person: the registry resident a record is linked to, else (a person
-            // the registry does not know) the 宛名番号 both legacy systems file them under
-            // with the birth date (no registry row vouches for the 宛名番号, so a typo
-            // there must not join two people) — but not a record awaiting review: the
-            // review list names it, and a reviewer may still link it to a resident.
-            let person = match r.at(f.registry_atena_number).as_str() {
-                Some(a) if !a.is_empty() => ('R', a, 0),
-                _ if r.at(f.match_method).as_str() == Some("review") => return None,
-                _ => (
-                    'A',
-                    r.at(f.atena_number).as_str().filter(|a| !a.is_empty())?,
-                    r.at(f.birth_date).as_date()?,
-                ),
+            // the registry does not know) the record's person key (`archive::person_key`:
+            // 個人番号, else ticket, else 宛名番号 — so copies that merge share a person
+            // bucket) with the birth date, as no registry row vouches for them — but not a
+            // record awaiting review: the review list names it, and a reviewer may still
+            // link it to a resident.
+            let text = |i: usize| r.at(i).as_str().filter(|s| !s.is_empty());
+            let person = match text(f.registry_atena_number) {
+                Some(a) => format!("R:{a}"),
+                _ if text(f.match_method) == Some("review") => return None,
+                _ => {
+                    let birth = r.at(f.birth_date).as_date()?;
+                    let key = if let Some(k) = text(f.kojin_bango) {
+                        format!("K:{k}")
+                    } else if let (Some(m), Some(t)) =
+                        (text(f.municipality_code), text(f.ticket_number))
+                    {
+                        format!("T:{m}:{t}")
+                    } else {
+                        format!("A:{}", text(f.atena_number)?)
+                    };
+                    format!("{key}\u{1f}{birth}")
+                }
             };
             let dose = r.at(f.dose_number).as_int()?;
             let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
             Some((
                 i as u32,
-                frames::key(&format!(
-                    "{}\u{1f}{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
-                    person.0, person.1, person.2
-                )),
+                frames::key(&format!("{person}\u{1f}{vaccine}\u{1f}{dose}")),
             ))
         })
         .collect();
@@ -144,11 +151,29 @@ pub(crate) fn merge(
         if vrs.is_empty() || ledger.is_empty() {
             continue;
         }
+        // Copies of a person no registry row vouches for must also agree on the kana name
+        // and sex where both have them (else they are two people: neither merged nor in
+        // conflict).
+        let unlinked = records[members[0]]
+            .at(f.registry_atena_number)
+            .as_str()
+            .is_none_or(str::is_empty);
+        let same_person = |v: usize, l: usize| {
+            let agree = |i: usize, key: fn(&str) -> String| match (
+                records[v].at(i).as_str(),
+                records[l].at(i).as_str(),
+            ) {
+                (Some(a), Some(b)) => key(a) == key(b),
+                _ => true,
+            };
+            !unlinked || (agree(f.kana_name, super::keys::kana) && agree(f.sex, str::to_string))
+        };
         // Pair: each ledger row goes to the first VRS row (by record order) it agrees with.
         for &l in &ledger {
             let found = vrs.iter().copied().find(|&v| {
                 records[v].at(f.vaccination_date) == records[l].at(f.vaccination_date)
                     && lots_compatible(records[v].at(f.lot_number), records[l].at(f.lot_number))
+                    && same_person(v, l)
             });
             if let Some(v) = found {
                 absorbed_by[l] = Some(v);
@@ -156,18 +181,25 @@ pub(crate) fn merge(
             }
         }
         // Same dose, different date or lot, across the two sources: keep both, flag both.
+        let mut flags = Vec::new();
         for &v in &vrs {
-            for &l in ledger.iter().filter(|&&l| absorbed_by[l].is_none()) {
+            for &l in ledger
+                .iter()
+                .filter(|&&l| absorbed_by[l].is_none() && same_person(v, l))
+            {
                 let what = if records[v].at(f.vaccination_date) != records[l].at(f.vaccination_date)
                 {
                     "dose_date"
                 } else {
                     "lot_number"
                 };
-                for i in [v, l] {
-                    add_conflict(f, &mut records[i], what);
-                    status[i] = "conflict";
-                }
+                flags.push((v, l, what));
+            }
+        }
+        for (v, l, what) in flags {
+            for i in [v, l] {
+                add_conflict(f, &mut records[i], what);
+                status[i] = "conflict";
             }
         }
     }

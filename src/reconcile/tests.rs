@@ -491,45 +491,68 @@ fn different_date_is_a_conflict_and_unlinked_never_merge() {
 }
 
 /// Two copies of one dose of a person the registry does not know, filed under the same
-/// 宛名番号 and birth date by VRS and the ledger, merge; copies under different 宛名番号
-/// or birth dates (or without a birth date) do not, nor a copy awaiting review (the review
-/// list names it).
+/// person key (here the 個人番号) and birth date by VRS and the ledger, merge; copies under
+/// different keys or birth dates (or without a birth date) do not, nor copies whose kana
+/// names or sexes differ (two people: not even a conflict), nor a copy awaiting review (the
+/// review list names it).
 #[test]
-fn unlinked_copies_under_one_atena_merge_unless_in_review() {
-    let who = |atena: &str, birth: Option<Value>| {
-        let mut v = vec![("atena_number", s(atena))];
+fn unlinked_copies_of_one_person_merge_unless_in_review() {
+    let who = |kojin: &str, birth: Option<Value>| {
+        let mut v = vec![("kojin_bango", s(kojin)), ("atena_number", s("7777"))];
         v.extend(birth.map(|b| ("birth_date", b)));
         v
     };
     let born = || Some(date(1950, 1, 1));
+    let named = |mut v: Vec<(&'static str, Value)>, kana: &str| {
+        v.push(("kana_name", s(kana)));
+        v
+    };
     let out = run(
         vec![
-            vrs("x1", 6, "0000000099", &who("7777", born())),
-            ledger("x2", 4, &who("7777", born())),
-            vrs("y1", 7, "0000000098", &who("8888", born())),
-            ledger("y2", 5, &who("8889", born())),
-            vrs("w1", 8, "0000000097", &who("6666", born())),
-            ledger("w2", 6, &who("6666", Some(date(1951, 1, 1)))),
-            vrs("v1", 9, "0000000096", &who("5555", None)),
-            ledger("v2", 7, &who("5555", None)),
+            vrs(
+                "x1",
+                6,
+                "0000000099",
+                &named(who("100000000001", born()), "ア イ"),
+            ),
+            ledger("x2", 4, &named(who("100000000001", born()), "アイ")),
+            vrs("y1", 7, "0000000098", &who("100000000002", born())),
+            ledger("y2", 5, &who("100000000003", born())),
+            vrs("w1", 8, "0000000097", &who("100000000004", born())),
+            ledger("w2", 6, &who("100000000004", Some(date(1951, 1, 1)))),
+            vrs("v1", 9, "0000000096", &who("100000000005", None)),
+            ledger("v2", 7, &who("100000000005", None)),
+            vrs(
+                "u1",
+                10,
+                "0000000095",
+                &named(who("100000000006", born()), "アイ"),
+            ),
+            ledger("u2", 8, &named(who("100000000006", born()), "カキ")),
         ],
         &registry(),
         &[],
     );
-    assert_eq!(out.records.len(), 7);
+    assert_eq!(out.records.len(), 9);
     assert_eq!(out.stats.merged_rows, 1);
-    let x = out
-        .records
-        .iter()
-        .find(|r| get(r, "record_id") == s("x1"))
-        .unwrap();
+    let by_id = |id: &str| {
+        out.records
+            .iter()
+            .find(|r| get(r, "record_id") == s(id))
+            .unwrap()
+    };
+    let x = by_id("x1");
     assert_eq!(get(x, "merge_status"), s("merged"));
     assert_eq!(get(x, "registry_status"), s("unlinked"));
     assert_eq!(get(x, "merged_provenance"), s("ledger1:4:hashx2"));
+    for id in ["u1", "u2", "y1", "y2", "w1", "w2", "v1", "v2"] {
+        assert_eq!(get(by_id(id), "merge_status"), s("single"), "{id}");
+        assert_eq!(get(by_id(id), "conflicts"), Value::Null, "{id}");
+    }
 
     let mut pair = vec![
-        vrs("z1", 8, "0000000097", &who("9999", born())),
-        ledger("z2", 6, &who("9999", born())),
+        vrs("z1", 8, "0000000097", &who("100000000007", born())),
+        ledger("z2", 6, &who("100000000007", born())),
     ];
     pair[1].set(schema().idx("match_method"), s("review"));
     let (settled, merged) = super::settle(schema(), pair);
