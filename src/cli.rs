@@ -146,7 +146,7 @@ pub struct PurgeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("who").required(true).args(["atena", "kojin_bango", "ticket", "quarantine"])))]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["atena", "kojin_bango", "ticket", "person", "quarantine"])))]
 pub struct EraseArgs {
     /// Archive location.
     #[arg(long)]
@@ -169,6 +169,10 @@ pub struct EraseArgs {
     /// Vaccination ticket: 自治体コード:券番号.
     #[arg(long)]
     pub ticket: Option<String>,
+    /// One person key: a `persons` entry of `vaxarc lookup` (64 hex digits), for an
+    /// identifier that reaches several people.
+    #[arg(long)]
+    pub person: Option<String>,
     /// Instead of one person: every quarantined source row (once staff have dealt with
     /// them — entered by hand in the receiving system, or judged not to be kept). Records,
     /// index and review list stay.

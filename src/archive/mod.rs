@@ -28,7 +28,7 @@ pub mod seek;
 pub mod store;
 pub mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
@@ -221,6 +221,67 @@ fn person_key_parts<T>(schema: &Schema, r: &Record, f: impl FnOnce(&[&str]) -> T
         return f(&["A:", a]);
     }
     f(&["I:", get("record_id").unwrap_or_default()])
+}
+
+/// What the records of one person key (or several) say about whom they are: enough to
+/// tell whether two keys can be one person, never shown (erase and lookup decide with it).
+#[derive(Default, Clone)]
+pub struct PersonFacts {
+    /// Registry 宛名番号 the records are linked to.
+    pub residents: BTreeSet<String>,
+    /// Birth dates (days).
+    pub births: BTreeSet<i32>,
+    /// Kana match keys.
+    pub kana: BTreeSet<String>,
+    /// Sexes.
+    pub sexes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for PersonFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersonFacts({} residents)", self.residents.len())
+    }
+}
+
+impl PersonFacts {
+    /// Take in one record's person items.
+    pub fn add_record(&mut self, schema: &Schema, r: &Record) {
+        let text = |n: &str| r.at(schema.idx(n)).as_str().filter(|s| !s.is_empty());
+        self.residents
+            .extend(text("registry_atena_number").map(str::to_string));
+        self.births.extend(r.at(schema.idx("birth_date")).as_date());
+        self.kana
+            .extend(text("kana_name").map(crate::normalise::kana_key));
+        self.sexes.extend(text("sex").map(str::to_string));
+    }
+
+    /// Take in another's facts.
+    pub fn add(&mut self, other: &PersonFacts) {
+        self.residents.extend(other.residents.iter().cloned());
+        self.births.extend(&other.births);
+        self.kana.extend(other.kana.iter().cloned());
+        self.sexes.extend(other.sexes.iter().cloned());
+    }
+
+    /// Could these be one person: at most one registry resident between them, and birth
+    /// dates, kana keys and sexes that meet wherever both sides have them.
+    pub fn agrees(&self, other: &PersonFacts) -> bool {
+        fn meet<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> bool {
+            a.is_empty() || b.is_empty() || !a.is_disjoint(b)
+        }
+        self.residents.union(&other.residents).count() <= 1
+            && meet(&self.births, &other.births)
+            && meet(&self.kana, &other.kana)
+            && meet(&self.sexes, &other.sexes)
+    }
+
+    /// Whether every two of `all` could be one person.
+    pub fn one_person<'a>(all: impl IntoIterator<Item = &'a PersonFacts>) -> bool {
+        let all: Vec<&PersonFacts> = all.into_iter().collect();
+        all.iter()
+            .enumerate()
+            .all(|(i, a)| all[i + 1..].iter().all(|b| a.agrees(b)))
+    }
 }
 
 /// Keyed hash (hex) of a tagged value under the archive's secret.

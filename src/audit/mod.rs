@@ -455,35 +455,61 @@ pub fn append_all(
     events: Vec<Event>,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
     let _serialised = local_append_lock(store)?;
-    if events.first().is_some_and(|e| e.command != "migrate") {
-        if let Some(migration) = recovered_migration(store)? {
-            append_locked(store, None, &[migration], true)?;
-        }
-    }
-    append_locked(store, secret, &events, false)
+    let mode = if events.first().is_some_and(|e| e.command != "migrate") {
+        Mode::RecoverFirst
+    } else {
+        Mode::Plain
+    };
+    append_locked(store, secret, &events, mode)
+}
+
+/// How [`append_locked`] treats an empty log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Append the events.
+    Plain,
+    /// Found empty: write [`recovered_migration`] first (if it applies), then the events.
+    RecoverFirst,
+    /// Append only while the log is empty (the recovered entry itself: a writer that lost
+    /// the race to another appends nothing).
+    OnlyIntoEmpty,
 }
 
 /// Outcome of a migration entry written by a later command ([`append_all`]).
 pub const RECOVERED: &str = "recovered";
 
 /// The migration's entry rebuilt from the archive's generation-1 manifest (the current one,
-/// or its copy under `history/`), when the log is empty; `None` when the log holds entries
-/// or no generation-1 manifest can be read (a store that is no archive: nothing to rebuild).
+/// or its copy under `history/` after a purge, erase or rekey), when the log can only be
+/// empty because migrate stopped between its commit and its entry: `audit/` holds no
+/// object at all (no segment, frontier or checkpoint — a log that was written and then
+/// removed is not rebuilt) and no certificate exists (each names its entry). `None`
+/// otherwise, and for a store that is no archive.
 pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
-    if load_tail(store)?.frontier.size != 0 {
+    let audit_objects = store
+        .list_under("audit/")?
+        .into_iter()
+        .filter(|o| o.path != APPEND_LOCK)
+        .count();
+    if audit_objects != 0 || !store.list_under("certificates/")?.is_empty() {
         return Ok(None);
     }
-    let first = [
+    let mut first = None;
+    for path in [
         crate::archive::manifest::MANIFEST.to_string(),
         crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
-    ]
-    .into_iter()
-    .find_map(|path| {
-        let bytes = store.get(&path).ok()?;
-        serde_json::from_slice::<Manifest>(&bytes)
+    ] {
+        let bytes = match store.get(&path) {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        first = serde_json::from_slice::<Manifest>(&bytes)
             .ok()
-            .filter(|m| m.generation == 1)
-    });
+            .filter(|m| m.generation == 1);
+        if first.is_some() {
+            break;
+        }
+    }
     Ok(first.map(|m| Event {
         archive_id: m.archive_id,
         generation: 1,
@@ -497,14 +523,13 @@ pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
     }))
 }
 
-/// [`append_all`] with the local lock held. `only_into_empty`: append only while the log
-/// is empty (a recovered migration entry; a writer that lost the race to another appends
-/// nothing).
+/// [`append_all`] with the local lock held. The rebuilt migration entry is looked for only
+/// when the tail read shows an empty log (no cost to an append to a log that has entries).
 fn append_locked(
     store: &Store,
     secret: Option<&[u8; 32]>,
     events: &[Event],
-    only_into_empty: bool,
+    mut mode: Mode,
 ) -> Result<Vec<AppendReceipt>, AuditError> {
     let mut receipts = Vec::with_capacity(events.len());
     let mut remaining: &[Event] = events;
@@ -512,8 +537,15 @@ fn append_locked(
     while !remaining.is_empty() {
         let tail = load_tail(store)?;
         let first = tail.frontier.size;
-        if only_into_empty && first != 0 {
+        if mode == Mode::OnlyIntoEmpty && first != 0 {
             break;
+        }
+        if mode == Mode::RecoverFirst && first == 0 {
+            mode = Mode::Plain;
+            if let Some(migration) = recovered_migration(store)? {
+                append_locked(store, None, &[migration], Mode::OnlyIntoEmpty)?;
+                continue;
+            }
         }
         // The events that go into the tail's segment (up to its last entry).
         let room = (SEGMENT_ENTRIES - first % SEGMENT_ENTRIES) as usize;
@@ -759,7 +791,7 @@ pub fn verify(
                     ));
                 } else if i == 0 && e.outcome == RECOVERED {
                     report.notes.push(format!(
-                        "the migration's entry ({at}) was written by a later command: migrate stopped after its commit, before its own entry"
+                        "the migration's entry ({at}) was rebuilt by a later command: migrate stopped after its commit, before its own entry (or the log was removed before anything else was logged: compare with checkpoints kept outside the archive)"
                     ));
                 }
                 let misplaced = i as u64 >= log.legacy && log.places[i].0 != segment_path(e.seq);
@@ -779,7 +811,7 @@ pub fn verify(
     }
     if log.lines.is_empty() {
         report.notes.push(format!(
-            "the log is empty: migrate stopped after its commit, before its entry; the next command that logs (verify, lookup, purge, erase) writes the migration's entry first, with outcome `{RECOVERED}`"
+            "the log is empty: migrate stopped after its commit, before its entry (or the log was removed: compare with checkpoints kept outside the archive); the next command that logs (verify, lookup, purge, erase) writes the migration's entry first, with outcome `{RECOVERED}`"
         ));
     }
     let mut checkpoints: Vec<(u64, String)> = store

@@ -267,50 +267,51 @@ fn checkpoint_text_round_trips() {
 
 #[test]
 fn an_empty_log_gets_the_migration_entry_first_rebuilt_from_the_manifest() {
-    let (_d, s) = store();
+    let secret = Some(&[7u8; 32]);
     let mut m = manifest("a1");
     m.totals.records = 42;
-    // Not an archive yet: nothing to rebuild, the event is the first entry.
-    let (_d2, bare) = store();
-    assert_eq!(append(&bare, Some(&[7u8; 32]), event(0)).unwrap().index, 0);
-    // An archive whose migrate stopped after its commit, now at generation 2: the
-    // generation-1 manifest is under history/.
-    let mut current = m.clone();
-    current.generation = 2;
-    current.created = "2026-02-01T00:00:00Z".into();
-    s.put(
-        crate::archive::manifest::MANIFEST,
-        serde_json::to_vec(&current).unwrap(),
-    )
-    .unwrap();
-    s.put(
-        &crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
-        serde_json::to_vec(&m).unwrap(),
-    )
-    .unwrap();
+    let with_manifest = |m: &Manifest| {
+        let (d, s) = store();
+        s.put(
+            crate::archive::manifest::MANIFEST,
+            serde_json::to_vec(m).unwrap(),
+        )
+        .unwrap();
+        (d, s)
+    };
+    let first_entry =
+        |s: &Store| -> Entry { serde_json::from_slice(&read_log(s).unwrap().lines[0]).unwrap() };
+    // Not an archive: nothing to rebuild, the event is the first entry.
+    let (_d, bare) = store();
+    assert_eq!(append(&bare, secret, event(0)).unwrap().index, 0);
+
+    // An archive whose migrate stopped after its commit.
+    let (_d, s) = with_manifest(&m);
     let report = verify(&s, &m, None).unwrap();
     assert!(report.ok());
-    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
-    assert!(report.notes[0].contains("the log is empty"));
-    let r = append_all(&s, Some(&[7u8; 32]), vec![event(1), event(2)]).unwrap();
+    assert!(
+        report.notes.len() == 1 && report.notes[0].contains("the log is empty"),
+        "{:?}",
+        report.notes
+    );
+    let r = append_all(&s, secret, vec![event(1), event(2)]).unwrap();
     assert_eq!(
         r.iter().map(|r| r.index).collect::<Vec<_>>(),
         [1, 2],
         "receipts are the caller's events only"
     );
     assert!(r.iter().all(verify_inclusion));
-    let log = read_log(&s).unwrap();
-    assert_eq!(log.lines.len(), 3);
-    let first: Entry = serde_json::from_slice(&log.lines[0]).unwrap();
+    assert_eq!(read_log(&s).unwrap().lines.len(), 3);
+    let e = first_entry(&s);
     assert_eq!(
         (
-            first.command.as_str(),
-            first.outcome.as_str(),
-            first.time.as_str(),
-            first.generation,
-            first.result_count,
-            first.archive_id.as_str(),
-            first.operator.as_str(),
+            e.command.as_str(),
+            e.outcome.as_str(),
+            e.time.as_str(),
+            e.generation,
+            e.result_count,
+            e.archive_id.as_str(),
+            e.operator.as_str(),
         ),
         (
             "migrate",
@@ -325,33 +326,54 @@ fn an_empty_log_gets_the_migration_entry_first_rebuilt_from_the_manifest() {
     let report = verify(&s, &m, None).unwrap();
     assert!(report.ok());
     assert!(
-        report.notes.len() == 1 && report.notes[0].contains("written by a later command"),
+        report.notes.len() == 1 && report.notes[0].contains("rebuilt by a later command"),
         "{:?}",
         report.notes
     );
     // Written once: the next append adds only its own entry.
-    append(&s, Some(&[7u8; 32]), event(3)).unwrap();
+    append(&s, secret, event(3)).unwrap();
     assert_eq!(read_log(&s).unwrap().lines.len(), 4);
 
     // A migrate's own entry is never preceded by a rebuilt one.
-    let (_d3, fresh) = store();
-    fresh
-        .put(
-            crate::archive::manifest::MANIFEST,
-            serde_json::to_vec(&m).unwrap(),
-        )
-        .unwrap();
+    let (_d, fresh) = with_manifest(&m);
     let own = Event {
         command: "migrate".into(),
         outcome: "committed".into(),
         ..event(0)
     };
-    assert_eq!(append(&fresh, Some(&[7u8; 32]), own).unwrap().index, 0);
-    let report = verify(&fresh, &m, None).unwrap();
-    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(append(&fresh, secret, own).unwrap().index, 0);
+    assert!(verify(&fresh, &m, None).unwrap().notes.is_empty());
+
+    // After a purge, erase or rekey (generation 2) the generation-1 manifest is under
+    // history/.
+    let mut later = m.clone();
+    later.generation = 2;
+    let (_d, past) = with_manifest(&later);
+    past.put(
+        &crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    append(&past, secret, event(4)).unwrap();
+    assert_eq!(first_entry(&past).outcome, RECOVERED);
+    // A log that was written and removed is not rebuilt: a checkpoint is left, or a
+    // certificate exists (it names its entry).
+    let (_d, checkpointed) = with_manifest(&m);
+    checkpointed
+        .put("audit/checkpoint-00000003.txt", b"x".to_vec())
+        .unwrap();
+    let (_d, certified) = with_manifest(&m);
+    certified
+        .put("certificates/000002-erase.json", b"{}".to_vec())
+        .unwrap();
+    for s in [&checkpointed, &certified] {
+        append(s, secret, event(4)).unwrap();
+        assert_eq!(first_entry(s).command, "lookup");
+    }
+
     // A log that starts with something else is noted (not a failure).
-    let (_d4, old) = store();
-    append(&old, Some(&[7u8; 32]), event(0)).unwrap();
+    let (_d, old) = store();
+    append(&old, secret, event(0)).unwrap();
     let report = verify(&old, &m, None).unwrap();
     assert!(report.ok() && report.notes[0].contains("not the migration's"));
 }

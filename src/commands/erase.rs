@@ -38,6 +38,16 @@ pub fn identifier(args: &EraseArgs) -> anyhow::Result<(&'static str, String)> {
             canonical(Kind::KojinBango, k, "--kojin-bango")?,
         ));
     }
+    if let Some(p) = &args.person {
+        let p = p.trim().to_ascii_lowercase();
+        if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(refuse(
+                "--person must be a person hash (64 hex digits)",
+                "take it from the `persons` list of `vaxarc lookup --format json`",
+            ));
+        }
+        return Ok(("person", p));
+    }
     let t = args.ticket.as_deref().unwrap_or_default();
     let Some((m, n)) = t.split_once(':') else {
         return Err(refuse(

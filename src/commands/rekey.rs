@@ -46,6 +46,40 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         &|_| {},
     )?;
     bar.finish_and_clear();
+    // Audit: a change of custody is logged like a migration (after the commit: a failure
+    // here is reported, not a failed rekey).
+    let logged = crate::archive::read_manifest(&store)
+        .map_err(|e| crate::audit::AuditError::Malformed {
+            path: crate::archive::manifest::MANIFEST.into(),
+            message: e.to_string(),
+        })
+        .and_then(|(m, _)| {
+            crate::audit::append(
+                &store,
+                None,
+                crate::audit::Event {
+                    archive_id: m.archive_id.clone(),
+                    generation: outcome.generation,
+                    time: now.clone(),
+                    operator: std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "-".into()),
+                    purpose: "key rotation".into(),
+                    command: "rekey".into(),
+                    result_count: outcome.keys_rewrapped + outcome.vault_keys_rewrapped,
+                    outcome: if outcome.unchanged {
+                        "unchanged".into()
+                    } else {
+                        "committed".into()
+                    },
+                    ..Default::default()
+                },
+            )?;
+            crate::audit::checkpoint(&store, &m.archive_id, Some(&signing))
+        });
+    if let Err(e) = logged {
+        ctx.printer.note(&format!(
+            "warning: the rekey is committed but its audit entry could not be written: {e}"
+        ));
+    }
     let check = verify::verify(&store, Schema::embedded(), None, &[])?;
     if args.json {
         #[derive(serde::Serialize)]

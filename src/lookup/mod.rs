@@ -506,8 +506,25 @@ pub fn answer(
         }
         text_of(r.at(i))
     };
-    // An ambiguous kana + birth query lists the candidates, never a merged answer.
-    if matches!(query, Query::KanaBirth(_)) && found.len() > 1 {
+    // An ambiguous kana + birth query lists the candidates, never a merged answer; so
+    // does an exact identifier that reaches person keys which cannot be one person (two
+    // registry residents, or birth dates, kana names or sexes that differ: a number the
+    // sources give two people), read from the records whatever the role shows.
+    let apart = || {
+        let mut facts: BTreeMap<&str, crate::archive::PersonFacts> = BTreeMap::new();
+        for r in &mine {
+            if let Some(p) = r.at(ph).as_str() {
+                facts.entry(p).or_default().add_record(schema, r);
+            }
+        }
+        !crate::archive::PersonFacts::one_person(facts.values())
+    };
+    let ambiguous = match query {
+        Query::KanaBirth(_) => true,
+        Query::Person(_) => false,
+        _ => apart(),
+    };
+    if found.len() > 1 && ambiguous {
         out.status = "candidates".into();
         for p in &found {
             let rs: Vec<&&Record> = mine

@@ -187,8 +187,43 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
     assert_eq!(a.status, "candidates");
     assert_eq!(a.candidates.len(), 2);
     assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
-    // health_only sees no name.
+    // An exact identifier reaching both: one answer while they can be one person (a key
+    // reconciliation could not join), candidates once they cannot — two birth dates, or
+    // two registry residents — whatever the role shows.
+    let exact = |records: &[Record], view: &View| {
+        answer(
+            schema,
+            tables,
+            &Query::atena("1").unwrap(),
+            &["p1".into(), "p2".into()],
+            records,
+            &BTreeMap::new(),
+            view,
+        )
+    };
+    let a = exact(&records, &view);
+    assert_eq!((a.status.as_str(), a.records), ("found", 4));
     let (_, h) = roles.get(Some("health_only")).unwrap();
+    let blind = View::new(schema, "health_only", h, false, false);
+    for (field, values) in [
+        ("birth_date", [Value::Date(100), Value::Date(200)]),
+        (
+            "registry_atena_number",
+            [Value::Str("1001".into()), Value::Str("1002".into())],
+        ),
+    ] {
+        let mut apart = records.clone();
+        for r in apart.iter_mut() {
+            let p2 = r.at(schema.idx("person_hash")).as_str() == Some("p2");
+            r.set(schema.idx(field), values[usize::from(p2)].clone());
+        }
+        for view in [&view, &blind] {
+            let a = exact(&apart, view);
+            assert_eq!(a.status, "candidates", "{field}");
+            assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
+        }
+    }
+    // health_only sees no name.
     let view = View::new(schema, "health_only", h, false, false);
     let a = answer(
         schema,

@@ -14,6 +14,7 @@ use super::{expired, Holds, RecordFacts, Rules};
 use crate::archive::index::IndexEntry;
 use crate::archive::manifest::{Manifest, Partition};
 use crate::archive::store::Store;
+use crate::archive::PersonFacts as Facts;
 use crate::archive::{self, crypto, ArchiveError, ClassifyName, WriteKeys};
 use crate::normalise::Tables;
 use crate::record::{civil_from_days, Record};
@@ -462,33 +463,66 @@ fn begin_erase<'s>(
     Ok((lock, out, m, secret))
 }
 
-/// Add to `persons` every person whose records are linked to no registry resident and
-/// share an exact identifier (宛名番号, 個人番号 or ticket; not kana + birth date, which
-/// many people share) with theirs, transitively; returns how many were added.
+/// The [`Facts`] of each of `persons` that has records (partitions of their buckets).
+fn facts_of(
+    store: &Store,
+    schema: &Schema,
+    m: &Manifest,
+    persons: &BTreeSet<&str>,
+    identities: &[age::x25519::Identity],
+) -> Result<BTreeMap<String, Facts>, ArchiveError> {
+    let ph = schema.idx("person_hash");
+    let buckets: BTreeSet<u16> = persons
+        .iter()
+        .map(|p| archive::bucket_of(p, m.buckets))
+        .collect();
+    let mut out: BTreeMap<String, Facts> = BTreeMap::new();
+    for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
+        for r in archive::read_partition(store, schema, p, identities)? {
+            if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(h)) {
+                out.entry(h.to_string()).or_default().add_record(schema, &r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Add to `persons` every person key whose records are linked to no registry resident,
+/// agree with the erased person's on birth date, kana name and sex ([`Facts::agrees`]),
+/// and share an exact identifier (宛名番号, 個人番号 or ticket; not kana + birth date,
+/// which many people share) with an unlinked key already taken, transitively; returns how
+/// many were added. `facts` holds the [`Facts`] of `persons` and gains those read here.
 ///
 /// Reconciliation keys a person the registry does not know by what each source gives: the
-/// VRS records by 個人番号 or ticket, the ledger records by 宛名番号. Erased by the
+/// VRS records by 個人番号, the ledger records without one by 宛名番号. Erased by the
 /// 個人番号, such a person's ledger records would stay, and a lookup by the 宛名番号 the
-/// VRS records also carry would still find them. A person linked to a registry resident is
-/// never added (two residents are two people), nor one whose records cannot be found.
+/// VRS records also carry would still find them. Identifiers are followed only from
+/// unlinked keys: a resident's records can carry a number mistyped from another person's.
 fn join_unlinked(
     store: &Store,
     schema: &Schema,
     m: &Manifest,
     index: &[archive::index::IndexEntry],
     persons: &mut BTreeSet<String>,
+    facts: &mut BTreeMap<String, Facts>,
     identities: &[age::x25519::Identity],
 ) -> Result<u64, ArchiveError> {
-    let (ph, ra) = (
-        schema.idx("person_hash"),
-        schema.idx("registry_atena_number"),
-    );
+    let mut erased = Facts::default();
+    for p in persons.iter() {
+        erased.add(&facts.get(p).cloned().unwrap_or_default());
+    }
+    let unlinked = |f: Option<&Facts>| f.is_some_and(|f| f.residents.is_empty());
+    let mut follow: BTreeSet<String> = persons
+        .iter()
+        .filter(|p| unlinked(facts.get(*p)))
+        .cloned()
+        .collect();
     let mut rejected: BTreeSet<&str> = BTreeSet::new();
     let mut joined = 0;
     loop {
         let ids: BTreeSet<(&str, &str)> = index
             .iter()
-            .filter(|e| e.0 != "kana_birth" && persons.contains(&e.2))
+            .filter(|e| e.0 != "kana_birth" && follow.contains(&e.2))
             .map(|e| (e.0.as_str(), e.1.as_str()))
             .collect();
         let candidates: BTreeSet<&str> = index
@@ -500,25 +534,13 @@ fn join_unlinked(
         if candidates.is_empty() {
             return Ok(joined);
         }
-        let buckets: BTreeSet<u16> = candidates
-            .iter()
-            .map(|p| archive::bucket_of(p, m.buckets))
-            .collect();
-        let (mut seen, mut linked) = (BTreeSet::new(), BTreeSet::new());
-        for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
-            for r in archive::read_partition(store, schema, p, identities)? {
-                let Some(&c) = r.at(ph).as_str().and_then(|h| candidates.get(h)) else {
-                    continue;
-                };
-                seen.insert(c);
-                if r.at(ra).as_str().is_some_and(|a| !a.is_empty()) {
-                    linked.insert(c);
-                }
-            }
-        }
+        facts.extend(facts_of(store, schema, m, &candidates, identities)?);
         for c in candidates {
-            if seen.contains(c) && !linked.contains(c) {
+            let f = facts.get(c);
+            if unlinked(f) && f.is_some_and(|f| erased.agrees(f)) {
+                erased.add(&facts[c]);
                 persons.insert(c.to_string());
+                follow.insert(c.to_string());
                 joined += 1;
             } else {
                 rejected.insert(c);
@@ -545,14 +567,43 @@ pub fn erase(
     let (_lock, mut out, m, secret) = begin_erase(store, keys, signer)?;
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
+    // `person`: one person key itself (a `persons` entry of a lookup).
     let mut persons: BTreeSet<String> = index
         .iter()
-        .filter(|(k, h, _, _)| k == kind && *h == hash)
+        .filter(|(k, h, p, _)| match kind {
+            "person" => p == value,
+            _ => k == kind && *h == hash,
+        })
         .map(|e| e.2.clone())
         .collect();
     if !persons.is_empty() {
-        out.persons_joined =
-            join_unlinked(store, schema, &m, &index, &mut persons, keys.identities)?;
+        // The keys the identifier reaches must be one person: at most one registry
+        // resident, and birth dates, kana names and sexes that meet (a number the sources
+        // give two people, or a resident's row carrying another person's 宛名番号).
+        let reached: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
+        let mut facts = facts_of(store, schema, &m, &reached, keys.identities)?;
+        let residents: BTreeSet<&String> = facts.values().flat_map(|f| &f.residents).collect();
+        if residents.len() > 1 {
+            return Err(ArchiveError::State(format!(
+                "this {kind} identifier reaches the records of {} different registry residents (a number the sources give more than one person); nothing was changed: look them up with `vaxarc lookup` and erase each by --atena or --person",
+                residents.len()
+            )));
+        }
+        if !Facts::one_person(facts.values()) {
+            return Err(ArchiveError::State(format!(
+                "this {kind} identifier reaches the records of {} person keys whose birth dates, kana names or sexes differ (a number the sources give more than one person); nothing was changed: look them up with `vaxarc lookup` and erase each by --person",
+                facts.len()
+            )));
+        }
+        out.persons_joined = join_unlinked(
+            store,
+            schema,
+            &m,
+            &index,
+            &mut persons,
+            &mut facts,
+            keys.identities,
+        )?;
     }
     if persons.is_empty() {
         let certified = out
@@ -598,21 +649,6 @@ pub fn erase(
         }
         change.survivors.insert(p.id.clone(), keep);
         removed_records.extend(gone);
-    }
-    // Several person keys are one person when reconciliation could not tell (a resident
-    // the registry does not know: the VRS records' key and the ledger records'); records
-    // linked to two different registry residents are two people — an identifier that
-    // reaches both (a number two sources give different people) must not erase both.
-    let ra = schema.idx("registry_atena_number");
-    let residents: BTreeSet<&str> = removed_records
-        .iter()
-        .filter_map(|r| r.at(ra).as_str().filter(|a| !a.is_empty()))
-        .collect();
-    if residents.len() > 1 {
-        return Err(ArchiveError::State(format!(
-            "this {kind} identifier reaches the records of {} different registry residents (a number the sources give more than one person); nothing was changed: look them up with `vaxarc lookup` and erase each by --atena",
-            residents.len()
-        )));
     }
     change.removed_persons.extend(persons.iter().cloned());
     change.records_removed = out.erased.records;
@@ -1277,6 +1313,132 @@ mod tests {
         }
     }
 
+    /// A COVID dose record `r<i>` with `fields` (strings) set.
+    fn dose(i: i64, fields: &[(&str, &str)]) -> Record {
+        let schema = Schema::embedded();
+        let mut r = Record::new(schema.len());
+        for (k, v) in [
+            ("record_id", format!("r{i}").as_str()),
+            ("vaccine_code", "COVID19"),
+            ("source_file_id", "f"),
+            ("raw_row_blake3", &format!("x{i}")),
+            ("merge_status", "single"),
+            ("retention_class", "covid_special"),
+        ]
+        .into_iter()
+        .chain(fields.iter().copied())
+        {
+            r.set(schema.idx(k), Value::Str(v.into()));
+        }
+        r.set(schema.idx("dose_number"), Value::Int(i % 3 + 1));
+        r.set(
+            schema.idx("vaccination_date"),
+            Value::Date(19000 + i as i32),
+        );
+        r.set(schema.idx("source_line"), Value::Int(i + 2));
+        r
+    }
+
+    /// Who is erased with an identifier that reaches several keys: a resident's row with a
+    /// mistyped 宛名番号 makes it reach a resident and a person the registry does not know
+    /// (refused: their birth dates differ); erasing the resident does not follow that row's
+    /// 宛名番号 to the other person; erasing the other by 個人番号 joins their ledger key
+    /// (same 宛名番号, birth date) but not a key sharing only a ticket whose birth date
+    /// differs; `--person` erases that one key.
+    #[test]
+    fn erase_takes_one_person_and_refuses_an_identifier_of_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let unlinked = [("registry_status", "unlinked"), ("match_method", "none")];
+        let ticket = [
+            ("municipality_code", "131091"),
+            ("ticket_number", "0000000777"),
+        ];
+        let vrs = [
+            &[
+                ("kojin_bango", "123456789018"),
+                ("atena_number", "5005"),
+                ("source_kind", "vrs-ledger-export"),
+            ][..],
+            &ticket[..],
+            &unlinked[..],
+        ]
+        .concat();
+        let ledger = [
+            &[("atena_number", "5005"), ("source_kind", "ledger")][..],
+            &unlinked[..],
+        ]
+        .concat();
+        let resident = [
+            ("registry_atena_number", "1001"),
+            ("atena_number", "5005"),
+            ("registry_status", "resident"),
+            ("match_method", "kojin_bango"),
+            ("source_kind", "ledger"),
+        ];
+        let other = [
+            &[("source_kind", "vrs-ledger-export")][..],
+            &ticket[..],
+            &unlinked[..],
+        ]
+        .concat();
+        let born = |mut r: Record, y: i32| {
+            r.set(
+                schema.idx("birth_date"),
+                Value::Date(crate::record::days_from_civil(y, 1, 1).unwrap()),
+            );
+            r
+        };
+        let records = vec![
+            born(dose(0, &vrs), 1950),
+            born(dose(1, &vrs), 1950),
+            born(dose(2, &ledger), 1950),
+            born(dose(3, &resident), 1980),
+            born(dose(4, &other), 1960),
+        ];
+        let (store, ids, write) = archive_of(dir.path(), records);
+        let keys = run_keys(&ids, &write);
+        let run = |kind: &str, value: &str| {
+            erase(
+                &store,
+                schema,
+                kind,
+                value,
+                "request",
+                &keys,
+                &signer("2026-02-01T00:00:00Z"),
+            )
+        };
+        let left = || -> BTreeMap<String, String> {
+            let (m, _) = archive::read_manifest(&store).unwrap();
+            m.partitions
+                .iter()
+                .flat_map(|p| archive::read_partition(&store, schema, p, &ids).unwrap())
+                .map(|r| {
+                    let get = |n: &str| r.at(schema.idx(n)).as_str().unwrap().to_string();
+                    (get("record_id"), get("person_hash"))
+                })
+                .collect()
+        };
+        let e = run("atena", "5005").unwrap_err().to_string();
+        assert!(e.contains("birth dates, kana names or sexes differ"), "{e}");
+        assert!(!e.contains("5005") && !e.contains("1950"), "{e}");
+        assert_eq!(left().len(), 5, "nothing changed");
+
+        let out = run("atena", "1001").unwrap();
+        assert_eq!((out.erased.records, out.persons_joined), (1, 0));
+        assert!(!left().contains_key("r3"));
+
+        let out = run("kojin_bango", "123456789018").unwrap();
+        assert_eq!((out.erased.records, out.persons_joined), (3, 1));
+        let rest = left();
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["r4"]);
+
+        let out = run("person", &rest["r4"]).unwrap();
+        assert_eq!(out.erased.records, 1);
+        assert!(left().is_empty());
+    }
+
     /// A person the registry does not know, keyed twice (VRS doses with a 個人番号 by it, one
     /// without by its ticket): erased by the 個人番号, the other dose goes too (it shares
     /// the ticket), but not a registry resident's record that carries the same ticket, nor
@@ -1285,29 +1447,6 @@ mod tests {
     fn erase_joins_unlinked_persons_sharing_an_identifier_but_no_resident() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Schema::embedded();
-        let record = |i: i64, fields: &[(&str, &str)]| {
-            let mut r = Record::new(schema.len());
-            for (k, v) in [
-                ("record_id", format!("r{i}").as_str()),
-                ("vaccine_code", "COVID19"),
-                ("source_file_id", "f"),
-                ("raw_row_blake3", &format!("x{i}")),
-                ("merge_status", "single"),
-                ("retention_class", "covid_special"),
-            ]
-            .into_iter()
-            .chain(fields.iter().copied())
-            {
-                r.set(schema.idx(k), Value::Str(v.into()));
-            }
-            r.set(schema.idx("dose_number"), Value::Int(i % 3 + 1));
-            r.set(
-                schema.idx("vaccination_date"),
-                Value::Date(19000 + i as i32),
-            );
-            r.set(schema.idx("source_line"), Value::Int(i + 2));
-            r
-        };
         let unlinked = [("registry_status", "unlinked"), ("match_method", "none")];
         let ticket = [
             ("source_kind", "vrs-ledger-export"),
@@ -1322,11 +1461,11 @@ mod tests {
             ("match_method", "ticket"),
         ];
         let records = vec![
-            record(0, &[&vrs[..], &unlinked[..]].concat()),
-            record(1, &[&vrs[..], &unlinked[..]].concat()),
-            record(2, &[&ticket[..], &unlinked[..]].concat()),
-            record(3, &[&ticket[..], &resident[..]].concat()),
-            record(
+            dose(0, &[&vrs[..], &unlinked[..]].concat()),
+            dose(1, &[&vrs[..], &unlinked[..]].concat()),
+            dose(2, &[&ticket[..], &unlinked[..]].concat()),
+            dose(3, &[&ticket[..], &resident[..]].concat()),
+            dose(
                 4,
                 &[
                     &[("atena_number", "6006"), ("source_kind", "ledger")][..],

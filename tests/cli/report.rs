@@ -479,6 +479,28 @@ fn report_rekey_rotates_custodians_without_touching_data() {
         (Some(true), Some(2)),
         "{again}"
     );
+    // Both rekeys are in the audit log (a change of custody), which verifies.
+    let log = std::fs::read_to_string(archive.join("audit/log-00000000.jsonl")).unwrap();
+    let rekeys: Vec<(u64, String)> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["command"] == "rekey")
+        .map(|e| {
+            (
+                e["generation"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rekeys,
+        [(2, "committed".to_string()), (2, "unchanged".to_string())]
+    );
+    run_ok(
+        vaxarc()
+            .args(["audit", "verify", "--archive"])
+            .arg(&archive),
+    );
     // One custodian is refused.
     let one = vaxarc()
         .arg("rekey")
