@@ -1235,8 +1235,6 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
     let mut generation = 2;
     let mut removed = [0usize; 2];
     for person in [under_review, candidate, quarantined, named_only] {
-        let ids = person_ids(&recs, &person);
-        let (theirs, atena) = (&ids.records, &ids.atena);
         let r = recs
             .values()
             .find(|r| r.at(ph).as_str() == Some(&person))
@@ -1270,6 +1268,28 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(o["verification"]["passed"], true, "{o}");
         generation += 1;
+        // The person, and any unlinked key of theirs the erase joined (`persons_joined`).
+        let after = records(&archive, &c1);
+        let gone: BTreeSet<String> = recs
+            .iter()
+            .filter(|(id, _)| !after.contains_key(*id))
+            .map(|(_, r)| r.at(ph).as_str().unwrap().to_string())
+            .collect();
+        assert!(gone.contains(&person));
+        assert_eq!(
+            gone.len() as u64,
+            1 + o["persons_joined"].as_u64().unwrap(),
+            "{o}"
+        );
+        let mut ids = PersonIds::default();
+        for p in &gone {
+            let more = person_ids(&recs, p);
+            ids.records.extend(more.records);
+            ids.atena.extend(more.atena);
+            ids.tickets.extend(more.tickets);
+            ids.names.extend(more.names);
+        }
+        let (theirs, atena) = (&ids.records, &ids.atena);
         let (r2, q2) = lists(&archive, &c1);
         let kept_r: Vec<(String, String)> = review
             .iter()
@@ -1313,7 +1333,7 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
         removed[0] += review.len() - r2.len();
         removed[1] += quarantine.len() - q2.len();
         (review, quarantine) = (r2, q2);
-        recs = records(&archive, &c1);
+        recs = after;
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(archive.join("MANIFEST.json")).unwrap()).unwrap();
         let ids: BTreeSet<&String> = review.iter().map(|r| &r.0).collect();
