@@ -275,6 +275,13 @@ impl PersonFacts {
             && meet(&self.sexes, &other.sexes)
     }
 
+    /// Positive evidence that `other` (a key no registry row vouches for) is this person:
+    /// one birth date, which this person has too, and kana keys and sexes that meet. A key
+    /// without a birth date, or with two (two people filed under one number), is not.
+    pub fn confirms(&self, other: &PersonFacts) -> bool {
+        other.births.len() == 1 && self.births.is_superset(&other.births) && self.agrees(other)
+    }
+
     /// Whether every two of `all` could be one person.
     pub fn one_person<'a>(all: impl IntoIterator<Item = &'a PersonFacts>) -> bool {
         let all: Vec<&PersonFacts> = all.into_iter().collect();

@@ -478,12 +478,12 @@ enum Mode {
 /// Outcome of a migration entry written by a later command ([`append_all`]).
 pub const RECOVERED: &str = "recovered";
 
-/// The migration's entry rebuilt from the archive's generation-1 manifest (the current one,
-/// or its copy under `history/` after a purge, erase or rekey), when the log can only be
-/// empty because migrate stopped between its commit and its entry: `audit/` holds no
-/// object at all (no segment, frontier or checkpoint — a log that was written and then
-/// removed is not rebuilt) and no certificate exists (each names its entry). `None`
-/// otherwise, and for a store that is no archive.
+/// The migration's entry rebuilt from the archive's manifest, when the log can only be
+/// empty because migrate stopped between its commit and its entry: the manifest is still
+/// generation 1 (after a purge, erase or rekey, each of which logs, an empty log means
+/// removed entries), `audit/` holds no object at all (no segment, frontier or checkpoint)
+/// and no certificate exists (each names its entry). `None` otherwise, and for a store
+/// that is no archive.
 pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
     let audit_objects = store
         .list_under("audit/")?
@@ -493,24 +493,12 @@ pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
     if audit_objects != 0 || !store.list_under("certificates/")?.is_empty() {
         return Ok(None);
     }
-    let mut first = None;
-    for path in [
-        crate::archive::manifest::MANIFEST.to_string(),
-        crate::archive::history_path(1, crate::archive::manifest::MANIFEST),
-    ] {
-        let bytes = match store.get(&path) {
-            Ok(b) => b,
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        first = serde_json::from_slice::<Manifest>(&bytes)
-            .ok()
-            .filter(|m| m.generation == 1);
-        if first.is_some() {
-            break;
-        }
-    }
-    Ok(first.map(|m| Event {
+    let manifest = match store.get(crate::archive::manifest::MANIFEST) {
+        Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).ok(),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(manifest.filter(|m| m.generation == 1).map(|m| Event {
         archive_id: m.archive_id,
         generation: 1,
         time: m.created,
@@ -809,7 +797,15 @@ pub fn verify(
             Err(err) => problem(at, format!("not an audit entry ({})", err.classify_name())),
         }
     }
-    if log.lines.is_empty() {
+    if log.lines.is_empty() && manifest.generation > 1 {
+        problem(
+            LOG_PATHS.into(),
+            format!(
+                "the log is empty but the archive is at generation {}: its purge, erase or rekey logged, so entries were removed (or that run was killed right after its commit: rerun it)",
+                manifest.generation
+            ),
+        );
+    } else if log.lines.is_empty() {
         report.notes.push(format!(
             "the log is empty: migrate stopped after its commit, before its entry (or the log was removed: compare with checkpoints kept outside the archive); the next command that logs (verify, lookup, purge, erase) writes the migration's entry first, with outcome `{RECOVERED}`"
         ));

@@ -199,7 +199,7 @@ pub fn hinted(e: archive::ArchiveError) -> anyhow::Error {
         ),
         archive::ArchiveError::State(m) if m.contains("vault identity") => refuse(m, "repeat --identity with a vault identity (nothing was changed)"),
         archive::ArchiveError::State(m) if m.contains("no person") => refuse(m, "check the identifier; a person already erased or purged is not found"),
-        archive::ArchiveError::State(m) if m.contains("reaches the records of") => refuse(m, "`vaxarc lookup --format json` by the same identifier lists the person keys in `persons`: erase the one meant with --person HASH (a registry resident also with --atena)"),
+        archive::ArchiveError::State(m) if m.contains("reaches the records of") => refuse(m, "`vaxarc lookup --format json` by the same identifier lists the person keys (`candidates[].person_hash`, or `persons`): erase the one meant with --person HASH (a registry resident also with --atena)"),
         other => other.into(),
     }
 }
