@@ -553,9 +553,11 @@ fn join_unlinked(
 /// Erase one person, found by an identifier `(kind, canonical value)` of the index: every
 /// person key the identifier reaches (a resident the registry does not know can hold two —
 /// the VRS records' and the ledger records' — and a lookup by the identifier shows both),
-/// and every unlinked person key those keys' other identifiers reach ([`join_unlinked`]),
-/// so that afterwards neither the identifier nor any other of the erased records' finds
-/// anything.
+/// refusing unless they can be one person ([`Facts::one_person`]), and every unlinked key
+/// their other identifiers reach with evidence that it is the same person
+/// ([`join_unlinked`]). Afterwards the identifier finds nothing; another identifier of the
+/// erased records can still find a key that was not joined (no birth date, or one that
+/// differs, e.g. by a typo) — the post-check counts only the erased keys.
 pub fn erase(
     store: &Store,
     schema: &Schema,
