@@ -43,7 +43,7 @@ pub fn identifier(args: &EraseArgs) -> anyhow::Result<(&'static str, String)> {
         if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(refuse(
                 "--person must be a person hash (64 hex digits)",
-                "take it from the `persons` list of `vaxarc lookup --format json`",
+                "take it from `persons` or `candidates[].person_hash` of `vaxarc lookup --format json`",
             ));
         }
         return Ok(("person", p));

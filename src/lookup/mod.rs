@@ -519,12 +519,12 @@ pub fn answer(
         }
         !crate::archive::PersonFacts::one_person(facts.values())
     };
-    let ambiguous = match query {
+    let ambiguous = || match query {
         Query::KanaBirth(_) => true,
         Query::Person(_) => false,
         _ => apart(),
     };
-    if found.len() > 1 && ambiguous {
+    if found.len() > 1 && ambiguous() {
         out.status = "candidates".into();
         for p in &found {
             let rs: Vec<&&Record> = mine
