@@ -80,6 +80,7 @@ fn lots_compatible(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
 /// Merge in place. Returns the records that remain (absorbed rows removed) and the
 /// number of absorbed rows. Sets `merge_status` on every record.
 pub(crate) fn merge(
+    schema: &crate::schema::Schema,
     f: &Fields,
     keep_idx: &[usize],
     mut records: Vec<Record>,
@@ -98,29 +99,18 @@ pub(crate) fn merge(
             // record awaiting review: the review list names it, and a reviewer may still
             // link it to a resident.
             let text = |i: usize| r.at(i).as_str().filter(|s| !s.is_empty());
-            let person = match text(f.registry_atena_number) {
-                Some(a) => format!("R:{a}"),
-                _ if text(f.match_method) == Some("review") => return None,
-                _ => {
-                    let birth = r.at(f.birth_date).as_date()?;
-                    let key = if let Some(k) = text(f.kojin_bango) {
-                        format!("K:{k}")
-                    } else if let (Some(m), Some(t)) =
-                        (text(f.municipality_code), text(f.ticket_number))
-                    {
-                        format!("T:{m}:{t}")
-                    } else {
-                        format!("A:{}", text(f.atena_number)?)
-                    };
-                    format!("{key}\u{1f}{birth}")
-                }
-            };
             let dose = r.at(f.dose_number).as_int()?;
             let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
-            Some((
-                i as u32,
-                frames::key(&format!("{person}\u{1f}{vaccine}\u{1f}{dose}")),
-            ))
+            let key = match text(f.registry_atena_number) {
+                Some(a) => format!("R:{a}\u{1f}{vaccine}\u{1f}{dose}"),
+                _ if text(f.match_method) == Some("review") => return None,
+                _ => format!(
+                    "{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
+                    crate::archive::person_key(schema, r),
+                    r.at(f.birth_date).as_date()?
+                ),
+            };
+            Some((i as u32, frames::key(&key)))
         })
         .collect();
     // Groups in group-id order, members in row order (a group's id is its first row).

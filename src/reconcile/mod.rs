@@ -787,7 +787,7 @@ pub fn settle(schema: &Schema, records: Vec<Record>) -> (Vec<Record>, u64) {
     let mut records = records;
     sort_records(&f, &mut records);
     let keep = merge::keep_indices(schema);
-    let (mut records, merged_rows) = merge::merge(&f, &keep, records);
+    let (mut records, merged_rows) = merge::merge(schema, &f, &keep, records);
     sort_records(&f, &mut records);
     (records, merged_rows)
 }
