@@ -496,6 +496,9 @@ pub struct RekeyArgs {
     /// minisign secret key that signs the new manifest.
     #[arg(long)]
     pub signing_key: PathBuf,
+    /// Operator id for the lock and the audit log (default: $VAXARC_OPERATOR, else `-`).
+    #[arg(long)]
+    pub operator: Option<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -193,7 +193,11 @@ pub struct PartitionKey {
 }
 
 /// The person key of a record: the linked registry 宛名番号, else the record's own
-/// strongest identifier. Personal data: only ever hashed.
+/// strongest identifier followed by `|` and its birth date (`YYYY-MM-DD`, empty when it
+/// has none): no registry row vouches for an unlinked record, and two people the registry
+/// does not know can be filed under one number (a mistyped 宛名番号 has no check digit) —
+/// with the birth date they stay two keys, each found, shown and erased alone.
+/// Personal data: only ever hashed.
 pub fn person_key(schema: &Schema, r: &Record) -> String {
     person_key_parts(schema, r, |parts| parts.concat())
 }
@@ -211,16 +215,21 @@ fn person_key_parts<T>(schema: &Schema, r: &Record, f: impl FnOnce(&[&str]) -> T
     if let Some(a) = get("registry_atena_number") {
         return f(&["R:", a]);
     }
+    let birth = r
+        .at(schema.idx("birth_date"))
+        .as_date()
+        .map(crate::record::format_date)
+        .unwrap_or_default();
     if let Some(k) = get("kojin_bango") {
-        return f(&["K:", k]);
+        return f(&["K:", k, "|", &birth]);
     }
     if let (Some(m), Some(t)) = (get("municipality_code"), get("ticket_number")) {
-        return f(&["T:", m, ":", t]);
+        return f(&["T:", m, ":", t, "|", &birth]);
     }
     if let Some(a) = get("atena_number") {
-        return f(&["A:", a]);
+        return f(&["A:", a, "|", &birth]);
     }
-    f(&["I:", get("record_id").unwrap_or_default()])
+    f(&["I:", get("record_id").unwrap_or_default(), "|", &birth])
 }
 
 /// What the records of one person key (or several) say about whom they are: enough to
@@ -282,12 +291,25 @@ impl PersonFacts {
         other.births.len() == 1 && self.births.is_superset(&other.births) && self.agrees(other)
     }
 
-    /// Whether every two of `all` could be one person.
+    /// Whether the person keys of `all`, reached by one exact identifier, are one person on
+    /// positive evidence: one key is; several must agree pairwise ([`Self::agrees`]) and
+    /// hold one birth date between them, which every key that no registry row vouches for
+    /// carries itself — a key without a birth date is not taken for anyone (missing
+    /// facts are not agreement), nor are keys whose birth dates differ.
     pub fn one_person<'a>(all: impl IntoIterator<Item = &'a PersonFacts>) -> bool {
         let all: Vec<&PersonFacts> = all.into_iter().collect();
-        all.iter()
-            .enumerate()
-            .all(|(i, a)| all[i + 1..].iter().all(|b| a.agrees(b)))
+        if all.len() <= 1 {
+            return true;
+        }
+        let births: BTreeSet<i32> = all.iter().flat_map(|f| f.births.iter().copied()).collect();
+        births.len() == 1
+            && all
+                .iter()
+                .all(|f| !f.residents.is_empty() || f.births.len() == 1)
+            && all
+                .iter()
+                .enumerate()
+                .all(|(i, a)| all[i + 1..].iter().all(|b| a.agrees(b)))
     }
 }
 
@@ -1793,6 +1815,78 @@ mod tests {
         assert!(["R:", "K:", "T:", "A:", "I:"]
             .iter()
             .all(|tag| keys.iter().any(|k| k.starts_with(tag))));
+    }
+
+    /// An unlinked record's person key carries its birth date: two people the registry does
+    /// not know, filed under one 宛名番号, are two keys; a linked record's key is the
+    /// resident's whatever birth date the record gives.
+    #[test]
+    fn unlinked_person_keys_carry_the_birth_date() {
+        let schema = Schema::embedded();
+        let record = |fields: &[(&str, &str)], birth: Option<i32>| {
+            let mut values = vec![crate::record::Value::Null; schema.len()];
+            for (name, v) in fields {
+                values[schema.idx(name)] = crate::record::Value::Str((*v).into());
+            }
+            if let Some(b) = birth {
+                values[schema.idx("birth_date")] = crate::record::Value::Date(b);
+            }
+            Record::from(values)
+        };
+        let a = [("atena_number", "2000002")];
+        let key = |fields: &[(&str, &str)], birth| person_key(schema, &record(fields, birth));
+        assert_eq!(key(&a, Some(7395)), "A:2000002|1990-04-01");
+        assert_eq!(key(&a, None), "A:2000002|");
+        assert_ne!(key(&a, Some(7396)), key(&a, Some(7397)));
+        let k = [("kojin_bango", "123456789018"), ("atena_number", "2000002")];
+        assert_eq!(key(&k, Some(0)), "K:123456789018|1970-01-01");
+        let r = [
+            ("registry_atena_number", "1000001"),
+            ("atena_number", "2000002"),
+        ];
+        assert_eq!(key(&r, Some(7396)), "R:1000001");
+        assert_eq!(key(&r, Some(7396)), key(&r, None));
+    }
+
+    /// Keys reached by one identifier are one person only on positive evidence.
+    #[test]
+    fn person_facts_need_one_birth_date_and_agreement() {
+        let facts =
+            |resident: Option<&str>, births: &[i32], kana: &[&str], sex: &[&str]| PersonFacts {
+                residents: resident.into_iter().map(str::to_string).collect(),
+                births: births.iter().copied().collect(),
+                kana: kana.iter().map(|k| k.to_string()).collect(),
+                sexes: sex.iter().map(|k| k.to_string()).collect(),
+            };
+        let resident = facts(Some("1"), &[10], &["ヤマダタロウ"], &["M"]);
+        let copy = facts(None, &[10], &["ヤマダタロウ"], &["M"]);
+        let one = |all: &[&PersonFacts]| PersonFacts::one_person(all.iter().copied());
+        assert!(one(&[]) && one(&[&facts(None, &[1, 2], &[], &[])]));
+        assert!(one(&[&resident, &copy]));
+        assert!(one(&[&copy, &facts(None, &[10], &[], &[])]));
+        // No birth date, two, or a different one: not one person.
+        assert!(!one(&[
+            &resident,
+            &facts(None, &[], &["ヤマダタロウ"], &["M"])
+        ]));
+        assert!(!one(&[&resident, &facts(None, &[10, 11], &[], &[])]));
+        assert!(!one(&[&copy, &facts(None, &[11], &[], &[])]));
+        // A resident without birth dates and an unlinked key: no date to share.
+        assert!(!one(&[
+            &facts(Some("1"), &[], &[], &[]),
+            &facts(None, &[], &[], &[])
+        ]));
+        // Two residents, or names or sexes that differ.
+        assert!(!one(&[&resident, &facts(Some("2"), &[10], &[], &[])]));
+        assert!(!one(&[
+            &resident,
+            &facts(None, &[10], &["ヤマダハナコ"], &[])
+        ]));
+        assert!(!one(&[&resident, &facts(None, &[10], &[], &["F"])]));
+        // `confirms`: the same evidence, one key against the person.
+        assert!(resident.confirms(&copy));
+        assert!(!resident.confirms(&facts(None, &[], &[], &[])));
+        assert!(!resident.confirms(&facts(None, &[10, 11], &[], &[])));
     }
 
     /// The index the writer builds from `identifier_hashes` is the one a lookup (and the

@@ -148,21 +148,36 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
     Ok(rec)
 }
 
-/// Re-wrap every key to `new` and commit generation + 1 signed with `signing`.
+/// Who rotates the keys, and when.
+pub struct Rotation<'a> {
+    /// Signs the new manifest: the archive's signer.
+    pub signing: &'a minisign::SecretKey,
+    /// Its public key (base64 line), checked against the manifest's.
+    pub signing_public: &'a str,
+    /// RFC 3339 time of the new generation.
+    pub now: &'a str,
+    /// Operator id, recorded in the archive's lock.
+    pub operator: &'a str,
+}
+
+/// Re-wrap every key to `new` and commit generation + 1 signed by `by.signing`, holding
+/// the archive's lock in `by.operator`'s name.
 /// `identities` must open the custodian keys (and the vault keys when `new.vault` is
 /// set). Refuses an archive that does not verify.
 pub fn rekey(
     store: &Store,
     identities: &[age::x25519::Identity],
     new: &NewRecipients,
-    signing: &minisign::SecretKey,
-    signing_public: &str,
-    now: &str,
+    by: &Rotation<'_>,
     on_key: super::OnObject<'_>,
 ) -> Result<Outcome, ArchiveError> {
-    // The operator as migrate's audit entry takes it (rekey has no --operator).
-    let operator = std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "-".into());
-    let _lock = super::lock::acquire_lock(store, "rekey", &operator, now)?;
+    let Rotation {
+        signing,
+        signing_public,
+        now,
+        operator,
+    } = *by;
+    let _lock = super::lock::acquire_lock(store, "rekey", operator, now)?;
     // Before recovery, which would delete the old generation's objects that certifying
     // run names (with the version ids it deletes): a generation committed by a purge or
     // erase killed before its certificate (a commit interrupted between its two puts

@@ -490,7 +490,7 @@ pub fn recovered_migration(store: &Store) -> Result<Option<Event>, AuditError> {
         .into_iter()
         .filter(|o| o.path != APPEND_LOCK)
         .count();
-    if audit_objects != 0 || !store.list_under("certificates/")?.is_empty() {
+    if audit_objects != 0 || !store.list_under(CERTIFICATE_PREFIX)?.is_empty() {
         return Ok(None);
     }
     let manifest = match store.get(crate::archive::manifest::MANIFEST) {
@@ -711,6 +711,8 @@ pub struct Report {
     pub signed_checkpoints: u64,
     /// Of which had no signature (reported, not a failure: see docs/audit.md).
     pub unsigned_checkpoints: Vec<String>,
+    /// Erasure certificates whose inclusion receipt was checked against the log.
+    pub receipts: u64,
     /// Problems; empty means the log verifies.
     pub problems: Vec<Problem>,
     /// Observations that are no failure (e.g. no migration entry yet).
@@ -810,6 +812,57 @@ pub fn verify(
             "the log is empty: migrate stopped after its commit, before its entry (or the log was removed: compare with checkpoints kept outside the archive); the next command that logs (verify, lookup, purge, erase) writes the migration's entry first, with outcome `{RECOVERED}`"
         ));
     }
+    // Each erasure certificate carries its entry's inclusion receipt: the entry must still
+    // be the log's leaf at that index, and the tree the receipt names a prefix of this log
+    // (a log removed, truncated or rewritten after a purge or erase fails here, as it does
+    // in `certificate verify`).
+    for o in store.list_under(CERTIFICATE_PREFIX)? {
+        if !o.path.ends_with(".json") {
+            continue;
+        }
+        let bytes = store.get(&o.path)?;
+        let receipt = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|c| c.get("audit").cloned())
+            .and_then(|a| serde_json::from_value::<AppendReceipt>(a).ok());
+        let Some(receipt) = receipt else {
+            problem(o.path, "carries no audit-log inclusion receipt".into());
+            continue;
+        };
+        report.receipts += 1;
+        let i = receipt.index as usize;
+        let receipt_root = unhex(&receipt.root);
+        if !verify_inclusion(&receipt) {
+            problem(o.path, "its audit inclusion proof does not verify".into());
+        } else if log.lines.get(i).map(Vec::as_slice) != Some(receipt.entry.as_bytes()) {
+            let at = if i < log.lines.len() {
+                log.place(i)
+            } else {
+                LOG_PATHS.to_string()
+            };
+            problem(
+                at,
+                format!(
+                    "entry {} is missing or differs from the one {} proves: entries were altered or removed",
+                    receipt.index + 1,
+                    o.path
+                ),
+            );
+        } else if receipt.size as usize > leaves.len()
+            || !receipt_root.is_some_and(|r| {
+                let proof = tree.consistency_proof(receipt.size as usize);
+                merkle::verify_consistency(receipt.size as usize, leaves.len(), &proof, &r, &root)
+            })
+        {
+            problem(
+                LOG_PATHS.into(),
+                format!(
+                    "not consistent with the log of {} entries that {} proves its entry in: an entry before it was altered, deleted or inserted",
+                    receipt.size, o.path
+                ),
+            );
+        }
+    }
     let mut checkpoints: Vec<(u64, String)> = store
         .list_under(CHECKPOINT_PREFIX)?
         .into_iter()
@@ -900,6 +953,7 @@ pub fn verify(
 }
 
 use crate::archive::ClassifyName;
+use crate::purge::certificate::PREFIX as CERTIFICATE_PREFIX;
 
 /// Parse 64 hex digits.
 pub fn unhex(s: &str) -> Option<Hash> {

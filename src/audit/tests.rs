@@ -159,6 +159,79 @@ fn verify_accepts_a_good_log_and_names_tampering() {
     assert_eq!(r.problems[0].path, "audit/checkpoint-2.txt.minisig");
 }
 
+/// A certificate's inclusion receipt is checked against the log: a log rewritten,
+/// truncated or removed after an erasure fails `audit verify`, naming the certificate,
+/// even with no checkpoint to compare with.
+#[test]
+fn verify_checks_certificate_receipts_against_the_log() {
+    let (_d, s) = store();
+    let m = manifest("a1");
+    let secret = [1u8; 32];
+    for i in 0..3 {
+        append(&s, Some(&secret), event(i)).unwrap();
+    }
+    let receipt = append(&s, Some(&secret), event(3)).unwrap();
+    append(&s, Some(&secret), event(4)).unwrap();
+    let cert = "certificates/000002-erase.json";
+    let body = serde_json::json!({"format": "x", "audit": receipt});
+    s.put(cert, serde_json::to_vec(&body).unwrap()).unwrap();
+    s.put("certificates/000002-erase.md", b"rendering".to_vec())
+        .unwrap();
+    let r = verify(&s, &m, None).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.receipts, 1);
+
+    let seg = segment_path(0);
+    let good = s.get(&seg).unwrap();
+    let lines: Vec<Vec<u8>> = good
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let names = |r: &Report, what: &str| {
+        r.problems
+            .iter()
+            .any(|p| p.problem.contains(cert) && p.problem.contains(what))
+    };
+    // An entry before the proven one altered (the proven one intact): the receipt's tree
+    // is no longer a prefix of the log.
+    let mut altered = lines.clone();
+    altered[1] = String::from_utf8(altered[1].clone())
+        .unwrap()
+        .replace("\"result_count\":1", "\"result_count\":0")
+        .into_bytes();
+    s.put(
+        &seg,
+        altered.join(&b'\n').into_iter().chain([b'\n']).collect(),
+    )
+    .unwrap();
+    s.delete(FRONTIER).unwrap();
+    let r = verify(&s, &m, None).unwrap();
+    assert!(names(&r, "not consistent"), "{:?}", r.problems);
+    // The log cut before the proven entry, or removed whole (no checkpoint exists).
+    s.put(
+        &seg,
+        lines[..2].join(&b'\n').into_iter().chain([b'\n']).collect(),
+    )
+    .unwrap();
+    let r = verify(&s, &m, None).unwrap();
+    assert!(names(&r, "entry 4 is missing"), "{:?}", r.problems);
+    s.delete(&seg).unwrap();
+    let r = verify(&s, &m, None).unwrap();
+    assert!(names(&r, "entry 4 is missing"), "{:?}", r.problems);
+    // A certificate without a receipt.
+    s.put(&seg, good).unwrap();
+    s.put(cert, b"{}".to_vec()).unwrap();
+    let r = verify(&s, &m, None).unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path == cert && p.problem.contains("no audit-log inclusion receipt")),
+        "{:?}",
+        r.problems
+    );
+}
+
 /// The tree root and receipts an append computes from the frontier equal the ones of
 /// the whole log, across a segment boundary.
 #[test]

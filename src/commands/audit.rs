@@ -51,12 +51,13 @@ pub fn render(r: &crate::audit::Report, location: &str) -> String {
     let mut out = String::new();
     if r.ok() {
         out.push_str(&format!(
-            "audit log of {location} verifies: {} entries, root {}, {} checkpoints ({} signed, {} unsigned) consistent with it\n",
+            "audit log of {location} verifies: {} entries, root {}, {} checkpoints ({} signed, {} unsigned) and {} certificate receipts consistent with it\n",
             r.entries,
             r.root,
             r.checkpoints,
             r.signed_checkpoints,
-            r.unsigned_checkpoints.len()
+            r.unsigned_checkpoints.len(),
+            r.receipts
         ));
     } else {
         out.push_str(&format!(

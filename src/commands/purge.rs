@@ -287,6 +287,15 @@ pub fn render(o: &Outcome, location: &str) -> String {
         "persons {removed} from the index: {}\nreview rows {removed}: {}\nquarantined rows {removed} (their retention ran out, or they named what was erased): {}\n",
         o.persons_removed_from_index, o.review_rows_removed, o.quarantine_rows_removed
     ));
+    if !o.persons_left.is_empty() {
+        s.push_str(&format!(
+            "warning: {} other person key(s) share a 宛名番号, 個人番号 or ticket with the erased records and were not erased (not shown to be the same person): look each up with `vaxarc lookup --person HASH`, and erase it with `--person HASH` if it is\n",
+            o.persons_left.len()
+        ));
+        for p in &o.persons_left {
+            s.push_str(&format!("  {p}\n"));
+        }
+    }
     if let Some(c) = &o.certificate {
         s.push_str(&format!(
             "generation {} committed, Merkle root {}\ncertificate: {c}\n",

@@ -35,14 +35,22 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         crate::keys::load_signing_key(&args.signing_key, ctx.allow_insecure_identity)?;
     let store = Store::open(&args.archive)?;
     let now = super::now_rfc3339();
+    let operator = args
+        .operator
+        .clone()
+        .or_else(|| std::env::var("VAXARC_OPERATOR").ok())
+        .unwrap_or_else(|| "-".into());
     let bar = ctx.printer.spinner("rekey");
     let outcome = rekey::rekey(
         &store,
         &identities,
         &NewRecipients { custodians, vault },
-        &signing,
-        &signing_public,
-        &now,
+        &rekey::Rotation {
+            signing: &signing,
+            signing_public: &signing_public,
+            now: &now,
+            operator: &operator,
+        },
         &|_| {},
     )?;
     bar.finish_and_clear();
@@ -61,7 +69,7 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     archive_id: m.archive_id.clone(),
                     generation: outcome.generation,
                     time: now.clone(),
-                    operator: std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "-".into()),
+                    operator: operator.clone(),
                     purpose: "key rotation".into(),
                     command: "rekey".into(),
                     result_count: outcome.keys_rewrapped + outcome.vault_keys_rewrapped,

@@ -507,9 +507,10 @@ pub fn answer(
         text_of(r.at(i))
     };
     // An ambiguous kana + birth query lists the candidates, never a merged answer; so
-    // does an exact identifier that reaches person keys which cannot be one person (two
-    // registry residents, or birth dates, kana names or sexes that differ: a number the
-    // sources give two people), read from the records whatever the role shows.
+    // does an exact identifier that reaches person keys not shown to be one person
+    // (`PersonFacts::one_person`: two registry residents, birth dates, kana names or sexes
+    // that differ — a number the sources give two people — or a key without a birth
+    // date), read from the records whatever the role shows.
     let apart = || {
         let mut facts: BTreeMap<&str, crate::archive::PersonFacts> = BTreeMap::new();
         for r in &mine {
@@ -532,14 +533,8 @@ pub fn answer(
                 .filter(|r| r.at(ph).as_str() == Some(p))
                 .collect();
             let first = |name: &str| rs.iter().find_map(|r| get(r, name));
-            let vaccines: BTreeSet<String> = rs
-                .iter()
-                .filter_map(|r| {
-                    r.at(schema.idx("vaccine_code"))
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .collect();
+            let vaccines: BTreeSet<String> =
+                rs.iter().filter_map(|r| get(r, "vaccine_code")).collect();
             out.candidates.push(Candidate {
                 person_hash: p.to_string(),
                 sex: first("sex"),

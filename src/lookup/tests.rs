@@ -201,8 +201,34 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
             view,
         )
     };
+    // Without birth dates nothing shows the two keys are one person (missing facts are
+    // not agreement); with one birth date on every record, one answer.
     let a = exact(&records, &view);
+    assert_eq!(a.status, "candidates");
+    let mut born = records.clone();
+    for r in born.iter_mut() {
+        r.set(schema.idx("birth_date"), Value::Date(100));
+    }
+    let a = exact(&born, &view);
     assert_eq!((a.status.as_str(), a.records), ("found", 4));
+    // A registry resident's key and an unlinked key carrying the same birth date: one;
+    // the unlinked key without a birth date: two, even though the resident's has one.
+    let mut linked = born.clone();
+    for r in linked.iter_mut() {
+        if r.at(schema.idx("person_hash")).as_str() == Some("p1") {
+            r.set(
+                schema.idx("registry_atena_number"),
+                Value::Str("1001".into()),
+            );
+        }
+    }
+    assert_eq!(exact(&linked, &view).status, "found");
+    for r in linked.iter_mut() {
+        if r.at(schema.idx("person_hash")).as_str() == Some("p2") {
+            r.set(schema.idx("birth_date"), Value::Null);
+        }
+    }
+    assert_eq!(exact(&linked, &view).status, "candidates");
     let (_, h) = roles.get(Some("health_only")).unwrap();
     let blind = View::new(schema, "health_only", h, false, false);
     for (field, values) in [
@@ -211,8 +237,9 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
             "registry_atena_number",
             [Value::Str("1001".into()), Value::Str("1002".into())],
         ),
+        ("sex", [Value::Str("M".into()), Value::Str("F".into())]),
     ] {
-        let mut apart = records.clone();
+        let mut apart = born.clone();
         for r in apart.iter_mut() {
             let p2 = r.at(schema.idx("person_hash")).as_str() == Some("p2");
             r.set(schema.idx(field), values[usize::from(p2)].clone());
@@ -223,6 +250,17 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
             assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
         }
     }
+    // Candidates show only what the role sees: no vaccine codes to a role without them.
+    let mut narrow = view.clone();
+    narrow.items.remove("vaccine_code");
+    let a = exact(&records, &narrow);
+    assert_eq!(a.status, "candidates");
+    assert!(a
+        .candidates
+        .iter()
+        .all(|c| c.vaccines.is_empty() && c.records > 0));
+    let a = exact(&records, &view);
+    assert_eq!(a.candidates[0].vaccines, ["COVID19", "MR"]);
     // health_only sees no name.
     let view = View::new(schema, "health_only", h, false, false);
     let a = answer(

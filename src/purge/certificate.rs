@@ -177,9 +177,12 @@ pub struct Certificate {
     pub recovered: Option<String>,
 }
 
+/// Where certificates are stored (each `<generation>-<kind>.json`, [`path`]).
+pub const PREFIX: &str = "certificates/";
+
 /// Object path of a certificate.
 pub fn path(generation: u64, kind: &str) -> String {
-    format!("certificates/{generation:06}-{kind}.json")
+    format!("{PREFIX}{generation:06}-{kind}.json")
 }
 
 /// Write the certificate, its signature and its printable rendering into the archive.

@@ -84,6 +84,12 @@ pub struct Outcome {
     /// to no registry resident, share a 宛名番号, 個人番号 or ticket with the erased
     /// person's ([`join_unlinked`]).
     pub persons_joined: u64,
+    /// Erase only: person keys left in the archive that share an exact identifier
+    /// (宛名番号, 個人番号, ticket) with the erased records — not shown to be the erased
+    /// person (a birth date missing or differing, a kana typo, or a registry resident whose
+    /// row carries the number). Look each up with `vaxarc lookup --person HASH`, and erase
+    /// it with `--person HASH` if it is the same human.
+    pub persons_left: Vec<String>,
     /// Review-list rows that name an erased record or person (removed, or would be).
     pub review_rows_removed: u64,
     /// Quarantine-list rows removed (or that would be): an erase's rows holding the
@@ -550,6 +556,25 @@ fn join_unlinked(
     }
 }
 
+/// The person keys outside `persons` that share an exact identifier (宛名番号, 個人番号,
+/// ticket: not kana + birth date, which many people share) with a key of `persons`.
+fn sharing_identifiers(
+    index: &[archive::index::IndexEntry],
+    persons: &BTreeSet<String>,
+) -> Vec<String> {
+    let ids: BTreeSet<(&str, &str)> = index
+        .iter()
+        .filter(|e| e.0 != "kana_birth" && persons.contains(&e.2))
+        .map(|e| (e.0.as_str(), e.1.as_str()))
+        .collect();
+    let left: BTreeSet<&String> = index
+        .iter()
+        .filter(|e| ids.contains(&(e.0.as_str(), e.1.as_str())) && !persons.contains(&e.2))
+        .map(|e| &e.2)
+        .collect();
+    left.into_iter().cloned().collect()
+}
+
 /// Erase one person, found by an identifier `(kind, canonical value)` of the index: every
 /// person key the identifier reaches (a resident the registry does not know can hold two —
 /// the VRS records' and the ledger records' — and a lookup by the identifier shows both),
@@ -557,7 +582,8 @@ fn join_unlinked(
 /// their other identifiers reach with evidence that it is the same person
 /// ([`join_unlinked`]). Afterwards the identifier finds nothing; another identifier of the
 /// erased records can still find a key that was not joined (no birth date, or one that
-/// differs, e.g. by a typo) — the post-check counts only the erased keys.
+/// differs, e.g. by a typo) — the post-check counts only the erased keys, and
+/// `persons_left` names the keys left that share an identifier with the erased records.
 pub fn erase(
     store: &Store,
     schema: &Schema,
@@ -594,7 +620,7 @@ pub fn erase(
         }
         if !Facts::one_person(facts.values()) {
             return Err(ArchiveError::State(format!(
-                "this {kind} identifier reaches the records of {} person keys whose birth dates, kana names or sexes differ (a number the sources give more than one person, or a typo); nothing was changed: look them up with `vaxarc lookup` and erase each by --person",
+                "this {kind} identifier reaches the records of {} person keys not shown to be one person (birth dates, kana names or sexes that differ, or a key without a birth date: a number the sources give more than one person, or a typo); nothing was changed: look them up with `vaxarc lookup` and erase each by --person",
                 facts.len()
             )));
         }
@@ -653,6 +679,7 @@ pub fn erase(
         change.survivors.insert(p.id.clone(), keep);
         removed_records.extend(gone);
     }
+    out.persons_left = sharing_identifiers(&index, &persons);
     change.removed_persons.extend(persons.iter().cloned());
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = persons.len() as u64;
@@ -1345,9 +1372,11 @@ mod tests {
     /// Who is erased with an identifier that reaches several keys: a resident's row with a
     /// mistyped 宛名番号 makes it reach a resident and a person the registry does not know
     /// (refused: their birth dates differ); erasing the resident does not follow that row's
-    /// 宛名番号 to the other person; erasing the other by 個人番号 joins their ledger key
-    /// (same 宛名番号, birth date) but not a key sharing only a ticket whose birth date
-    /// differs; `--person` erases that one key.
+    /// 宛名番号 to the other person (it names the keys left, `persons_left`); erasing the
+    /// other by 個人番号 joins their ledger key (same 宛名番号, birth date) but not a key
+    /// sharing only a ticket whose birth date differs, nor another unregistered person
+    /// under the same 宛名番号 (their own key: the birth date is part of it); that 宛名番号
+    /// then reaches one person; `--person` erases one key.
     #[test]
     fn erase_takes_one_person_and_refuses_an_identifier_of_several() {
         let dir = tempfile::tempdir().unwrap();
@@ -1398,6 +1427,9 @@ mod tests {
             born(dose(2, &ledger), 1950),
             born(dose(3, &resident), 1980),
             born(dose(4, &other), 1960),
+            // Another person the registry does not know, filed under the same 宛名番号:
+            // a key of their own (the birth date is part of an unlinked key).
+            born(dose(5, &ledger), 1970),
         ];
         let (store, ids, write) = archive_of(dir.path(), records);
         let keys = run_keys(&ids, &write);
@@ -1424,21 +1456,36 @@ mod tests {
                 .collect()
         };
         let e = run("atena", "5005").unwrap_err().to_string();
-        assert!(e.contains("birth dates, kana names or sexes differ"), "{e}");
+        assert!(e.contains("not shown to be one person"), "{e}");
         assert!(!e.contains("5005") && !e.contains("1950"), "{e}");
-        assert_eq!(left().len(), 5, "nothing changed");
+        let all = left();
+        assert_eq!(all.len(), 6, "nothing changed");
+        assert_ne!(
+            all["r2"], all["r5"],
+            "two people under one 宛名番号, two keys"
+        );
 
+        // The resident's erase leaves the keys sharing its row's 宛名番号, and says so.
         let out = run("atena", "1001").unwrap();
         assert_eq!((out.erased.records, out.persons_joined), (1, 0));
         assert!(!left().contains_key("r3"));
+        let mut shared = vec![all["r0"].clone(), all["r2"].clone(), all["r5"].clone()];
+        shared.sort();
+        assert_eq!(out.persons_left, shared);
 
         let out = run("kojin_bango", "123456789018").unwrap();
         assert_eq!((out.erased.records, out.persons_joined), (3, 1));
         let rest = left();
-        assert_eq!(rest.keys().collect::<Vec<_>>(), ["r4"]);
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["r4", "r5"]);
+        let mut shared = vec![rest["r4"].clone(), rest["r5"].clone()];
+        shared.sort();
+        assert_eq!(out.persons_left, shared);
 
+        let out = run("atena", "5005").unwrap();
+        assert_eq!((out.erased.records, out.persons_left.len()), (1, 0));
         let out = run("person", &rest["r4"]).unwrap();
         assert_eq!(out.erased.records, 1);
+        assert!(out.persons_left.is_empty());
         assert!(left().is_empty());
     }
 
@@ -1502,6 +1549,8 @@ mod tests {
         .unwrap();
         assert_eq!(out.erased.records, 3);
         assert_eq!((out.persons_removed_from_index, out.persons_joined), (2, 1));
+        // Left, and named: the resident sharing the ticket, the key without a birth date.
+        assert_eq!(out.persons_left.len(), 2);
         let cert: Certificate =
             serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
         let v = &cert.sanitization.verification;

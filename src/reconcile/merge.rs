@@ -94,21 +94,23 @@ pub(crate) fn merge(
         .filter_map(|(i, r)| {
             // The person: the registry resident a record is linked to, else (a person
             // the registry does not know) the record's person key (`archive::person_key`:
-            // 個人番号, else ticket, else 宛名番号 — so copies that merge share a person
-            // bucket) with the birth date, as no registry row vouches for them — but not a
-            // record awaiting review: the review list names it, and a reviewer may still
-            // link it to a resident.
+            // 個人番号, else ticket, else 宛名番号, with the birth date, as no registry row
+            // vouches for them — so copies that merge share a person bucket), and only when
+            // it has a birth date — but not a record awaiting review: the review list names
+            // it, and a reviewer may still link it to a resident.
             let text = |i: usize| r.at(i).as_str().filter(|s| !s.is_empty());
             let dose = r.at(f.dose_number).as_int()?;
             let vaccine = r.at(f.vaccine_code).as_str().unwrap_or("");
             let key = match text(f.registry_atena_number) {
                 Some(a) => format!("R:{a}\u{1f}{vaccine}\u{1f}{dose}"),
                 _ if text(f.match_method) == Some("review") => return None,
-                _ => format!(
-                    "{}\u{1f}{}\u{1f}{vaccine}\u{1f}{dose}",
-                    crate::archive::person_key(schema, r),
-                    r.at(f.birth_date).as_date()?
-                ),
+                _ => {
+                    r.at(f.birth_date).as_date()?;
+                    format!(
+                        "{}\u{1f}{vaccine}\u{1f}{dose}",
+                        crate::archive::person_key(schema, r)
+                    )
+                }
             };
             Some((i as u32, frames::key(&key)))
         })

@@ -471,6 +471,8 @@ fn report_rekey_rotates_custodians_without_touching_data() {
             .arg(recipient(&keys.join("new-2.key")))
             .arg("--signing-key")
             .arg(f.key("signing.key"))
+            .arg("--operator")
+            .arg("staff-0042")
             .arg("--json"),
     );
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
@@ -481,7 +483,7 @@ fn report_rekey_rotates_custodians_without_touching_data() {
     );
     // Both rekeys are in the audit log (a change of custody), which verifies.
     let log = std::fs::read_to_string(archive.join("audit/log-00000000.jsonl")).unwrap();
-    let rekeys: Vec<(u64, String)> = log
+    let rekeys: Vec<(u64, String, String)> = log
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["command"] == "rekey")
@@ -489,13 +491,14 @@ fn report_rekey_rotates_custodians_without_touching_data() {
             (
                 e["generation"].as_u64().unwrap(),
                 e["outcome"].as_str().unwrap().to_string(),
+                e["operator"].as_str().unwrap().to_string(),
             )
         })
         .collect();
-    assert_eq!(
-        rekeys,
-        [(2, "committed".to_string()), (2, "unchanged".to_string())]
-    );
+    let (gen, unchanged, op) = (2, "unchanged".to_string(), "staff-0042".to_string());
+    assert_eq!(rekeys[1], (gen, unchanged, op), "--operator is logged");
+    assert_eq!(rekeys.len(), 2);
+    assert_eq!((rekeys[0].0, rekeys[0].1.as_str()), (2, "committed"));
     run_ok(
         vaxarc()
             .args(["audit", "verify", "--archive"])
