@@ -1281,6 +1281,12 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
             1 + o["persons_joined"].as_u64().unwrap(),
             "{o}"
         );
+        // Keys named as left are not erased and still hold records.
+        for p in o["persons_left"].as_array().expect("persons_left") {
+            let p = p.as_str().unwrap();
+            assert!(!gone.contains(p), "{o}");
+            assert!(after.values().any(|r| r.at(ph).as_str() == Some(p)), "{o}");
+        }
         let mut ids = PersonIds::default();
         for p in &gone {
             let more = person_ids(&recs, p);
