@@ -45,7 +45,10 @@ fn answer_one(
             "use a role defined in pipelines/roles.toml",
         )
     })?;
-    let persons = reader.resolve(q)?;
+    let mut persons = reader.resolve(q)?;
+    if matches!(q, Query::Atena(_) | Query::KojinBango(_) | Query::Ticket(_)) {
+        reader.join_unlinked(&mut persons)?;
+    }
     let buckets: BTreeSet<u16> = persons.iter().map(|p| p.1).collect();
     let records = reader.person_records(&persons)?;
     let hashes: Vec<String> = persons.into_iter().map(|p| p.0).collect();

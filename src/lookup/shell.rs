@@ -13,7 +13,7 @@ use crate::archive::index::{self, IndexEntry};
 use crate::archive::manifest::{FileEntry, Manifest, Partition};
 use crate::archive::seek::OpenPartition;
 use crate::archive::store::Store;
-use crate::archive::{self, crypto, ArchiveError, INDEX_SECRET};
+use crate::archive::{self, crypto, ArchiveError, PersonFacts, INDEX_SECRET};
 use crate::record::Record;
 use crate::schema::Schema;
 
@@ -208,6 +208,89 @@ impl<'a> Reader<'a> {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// Add to `persons` (the keys an exact identifier reached) every key of records linked
+    /// to no registry resident that shares a 宛名番号, ticket or 個人番号 carried by the
+    /// records of an unlinked key already in, and is shown to be the same person
+    /// ([`PersonFacts::confirms`]: one birth date, which the keys reached carry, kana name
+    /// and sex agreeing), transitively — what `vaxarc erase` joins, so that a lookup by a
+    /// person's 個人番号 also shows the ledger records reconciliation keyed by their
+    /// 宛名番号 (a person the registry does not know). A resident's records are not
+    /// followed (a row can carry a number mistyped from another person's), and nothing is
+    /// joined when the keys reached are not one person (the answer lists candidates).
+    /// Returns how many keys were added.
+    pub fn join_unlinked(&mut self, persons: &mut Vec<(String, u16)>) -> Result<u64, ArchiveError> {
+        let schema = self.schema;
+        let ph = schema.idx("person_hash");
+        let facts_of = |records: &[Record]| {
+            let mut out: BTreeMap<String, PersonFacts> = BTreeMap::new();
+            for r in records {
+                if let Some(p) = r.at(ph).as_str() {
+                    out.entry(p.to_string()).or_default().add_record(schema, r);
+                }
+            }
+            out
+        };
+        let reached = facts_of(&self.person_records(persons)?);
+        if !PersonFacts::one_person(reached.values()) {
+            return Ok(0);
+        }
+        let mut person = PersonFacts::default();
+        for f in reached.values() {
+            person.add(f);
+        }
+        let unlinked = |f: &PersonFacts| f.residents.is_empty();
+        let mut seen: BTreeSet<String> = persons.iter().map(|p| p.0.clone()).collect();
+        let mut follow: Vec<(String, u16)> = persons
+            .iter()
+            .filter(|p| reached.get(&p.0).is_some_and(unlinked))
+            .cloned()
+            .collect();
+        let mut joined = 0;
+        while !follow.is_empty() {
+            let ids: BTreeSet<(&str, String)> = self
+                .person_records(&follow)?
+                .iter()
+                .flat_map(|r| archive::identifiers(schema, r))
+                .filter(|(kind, _)| *kind != "kana_birth")
+                .collect();
+            let queries: Vec<Query> = ids
+                .into_iter()
+                .filter_map(|(kind, v)| match kind {
+                    "atena" => Some(Query::Atena(v)),
+                    "ticket" => Some(Query::Ticket(v)),
+                    "kojin_bango" => Some(Query::KojinBango(v)),
+                    _ => None,
+                })
+                .collect();
+            self.load_shards(&queries.iter().collect::<Vec<_>>())?;
+            let mut candidates = Vec::new();
+            for q in &queries {
+                candidates.extend(
+                    self.resolve(q)?
+                        .into_iter()
+                        .filter(|p| seen.insert(p.0.clone())),
+                );
+            }
+            follow.clear();
+            if candidates.is_empty() {
+                break;
+            }
+            let facts = facts_of(&self.person_records(&candidates)?);
+            for c in candidates {
+                if facts
+                    .get(&c.0)
+                    .is_some_and(|f| unlinked(f) && person.confirms(f))
+                {
+                    follow.push(c.clone());
+                    persons.push(c);
+                    joined += 1;
+                }
+            }
+        }
+        persons.sort();
+        Ok(joined)
     }
 
     fn partitions_of(&self, buckets: &BTreeSet<u16>) -> Vec<Partition> {

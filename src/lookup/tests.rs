@@ -380,3 +380,102 @@ fn twins_through_a_written_archive_give_candidates() {
         assert_eq!(reader.person_records(&p).unwrap().len(), 1);
     }
 }
+
+/// A person the registry does not know, keyed twice (VRS doses by 個人番号, a ledger dose by
+/// 宛名番号): a lookup by the 個人番号 joins the ledger key through the 宛名番号 the VRS
+/// records carry — but not another unregistered person under that 宛名番号 (another birth
+/// date: their own key), a copy without a birth date, or a registry resident whose row
+/// carries the number. By the 宛名番号 itself the five keys are candidates.
+#[test]
+fn a_lookup_by_number_joins_the_same_unlinked_person_only() {
+    use crate::archive::{self, store::Store, NewArchive};
+    let schema = Schema::embedded();
+    let (custodian, keys) = write_keys();
+    let mut records = Vec::new();
+    type Person<'a> = (&'a [(&'a str, &'a str)], Option<i32>);
+    let people: [Person; 5] = [
+        (&[("kojin_bango", "123456789018")], Some(7000)),
+        (&[], Some(7000)),
+        (&[], Some(7001)),
+        (&[], None),
+        (&[("registry_atena_number", "1001")], Some(9000)),
+    ];
+    for (i, (fields, birth)) in people.iter().enumerate() {
+        let mut r = rec(schema, &format!("r{i}"), "", "COVID19", 1, 19000 + i as i32);
+        archived(schema, &mut r, i as i64 + 2);
+        let set = |r: &mut Record, k: &str, v: Value| r.set(schema.idx(k), v);
+        set(&mut r, "registry_status", Value::Str("unlinked".into()));
+        set(&mut r, "match_method", Value::Str("none".into()));
+        set(&mut r, "raw_row_blake3", Value::Str(format!("x{i}").into()));
+        set(&mut r, "atena_number", Value::Str("5005".into()));
+        set(&mut r, "kana_name", Value::Str("ヤマダ　タロウ".into()));
+        if let Some(b) = birth {
+            set(&mut r, "birth_date", Value::Date(*b));
+        }
+        for (k, v) in fields.iter() {
+            set(&mut r, k, Value::Str((*v).into()));
+        }
+        if i == 4 {
+            set(&mut r, "registry_status", Value::Str("resident".into()));
+        }
+        records.push(r);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    archive::write_new(
+        &store,
+        NewArchive {
+            schema,
+            records,
+            buckets: 4,
+            index_secret: [7; 32],
+            rest: archive::Rest {
+                quarantine: vec![],
+                review: vec![],
+                accounting: vec![],
+                reconciliation: serde_json::Value::Null,
+                pipeline_toml: String::new(),
+                municipality_code: "131091".into(),
+                created: "2026-01-01T00:00:00Z".into(),
+                resident_births: Vec::new(),
+            },
+        },
+        &keys,
+        &|_| {},
+    )
+    .unwrap();
+    let ids = [custodian];
+    let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
+    let roles = Roles::embedded();
+    let (_, clerk) = roles.get(None).unwrap();
+    let view = View::new(schema, "clerk", clerk, false, false);
+    let mut ask = |q: Query| {
+        let mut persons = reader.resolve(&q).unwrap();
+        let joined = reader.join_unlinked(&mut persons).unwrap();
+        let all = reader.person_records(&persons).unwrap();
+        let hashes: Vec<String> = persons.iter().map(|p| p.0.clone()).collect();
+        let a = answer(
+            schema,
+            Tables::embedded(),
+            &q,
+            &hashes,
+            &all,
+            &BTreeMap::new(),
+            &view,
+        );
+        (joined, a)
+    };
+    let (joined, a) = ask(Query::kojin_bango("123456789018").unwrap());
+    assert_eq!(
+        (joined, a.status.as_str(), a.persons.len()),
+        (1, "found", 2)
+    );
+    let mut got: Vec<&str> = a.covid.iter().map(|d| d.record_id.as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["r0", "r1"]);
+    let (joined, a) = ask(Query::atena("5005").unwrap());
+    assert_eq!(
+        (joined, a.status.as_str(), a.candidates.len()),
+        (0, "candidates", 5)
+    );
+}
