@@ -469,13 +469,26 @@ fn begin_erase<'s>(
     Ok((lock, out, m, secret))
 }
 
-/// The [`Facts`] of each of `persons` that has records (partitions of their buckets).
+/// What an erase decrypted to decide whom it takes, kept for the pass that removes the
+/// records, so that each partition is decrypted once: the partitions holding a record of
+/// a person looked at (all that pass changes), and the record count of every partition
+/// read (a partition read and not held holds none of the erased persons' records).
+#[derive(Default)]
+struct Read {
+    held: BTreeMap<String, Vec<Record>>,
+    scanned: BTreeMap<String, u64>,
+}
+
+/// The [`Facts`] of each of `persons` that has records (partitions of their buckets; a
+/// partition holding one of their records is kept in `read`, and read again only if it
+/// was not kept).
 fn facts_of(
     store: &Store,
     schema: &Schema,
     m: &Manifest,
     persons: &BTreeSet<&str>,
     identities: &[age::x25519::Identity],
+    read: &mut Read,
 ) -> Result<BTreeMap<String, Facts>, ArchiveError> {
     let ph = schema.idx("person_hash");
     let buckets: BTreeSet<u16> = persons
@@ -484,10 +497,23 @@ fn facts_of(
         .collect();
     let mut out: BTreeMap<String, Facts> = BTreeMap::new();
     for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
-        for r in archive::read_partition(store, schema, p, identities)? {
+        let fresh = match read.held.contains_key(&p.id) {
+            true => None,
+            false => Some(archive::read_partition(store, schema, p, identities)?),
+        };
+        if let Some(f) = &fresh {
+            read.scanned.insert(p.id.clone(), f.len() as u64);
+        }
+        let records = fresh.as_ref().unwrap_or_else(|| &read.held[&p.id]);
+        let mut theirs = false;
+        for r in records {
             if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(h)) {
-                out.entry(h.to_string()).or_default().add_record(schema, &r);
+                out.entry(h.to_string()).or_default().add_record(schema, r);
+                theirs = true;
             }
+        }
+        if let (true, Some(f)) = (theirs, fresh) {
+            read.held.insert(p.id.clone(), f);
         }
     }
     Ok(out)
@@ -514,6 +540,7 @@ fn join_unlinked(
     persons: &mut BTreeSet<String>,
     facts: &mut BTreeMap<String, Facts>,
     identities: &[age::x25519::Identity],
+    read: &mut Read,
 ) -> Result<u64, ArchiveError> {
     let mut erased = Facts::default();
     for p in persons.iter() {
@@ -542,7 +569,7 @@ fn join_unlinked(
         if candidates.is_empty() {
             return Ok(joined);
         }
-        facts.extend(facts_of(store, schema, m, &candidates, identities)?);
+        facts.extend(facts_of(store, schema, m, &candidates, identities, read)?);
         for c in candidates {
             let f = facts.get(c);
             if unlinked(f) && f.is_some_and(|f| erased.confirms(f)) {
@@ -597,6 +624,7 @@ pub fn erase(
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
     // `person`: one person key itself (a `persons` entry of a lookup).
+    let mut read = Read::default();
     let mut persons: BTreeSet<String> = index
         .iter()
         .filter(|(k, h, p, _)| match kind {
@@ -610,7 +638,7 @@ pub fn erase(
         // resident, and birth dates, kana names and sexes that meet (a number the sources
         // give two people, or a resident's row carrying another person's 宛名番号).
         let reached: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
-        let mut facts = facts_of(store, schema, &m, &reached, keys.identities)?;
+        let mut facts = facts_of(store, schema, &m, &reached, keys.identities, &mut read)?;
         let residents: BTreeSet<&String> = facts.values().flat_map(|f| &f.residents).collect();
         if residents.len() > 1 {
             return Err(ArchiveError::State(format!(
@@ -632,6 +660,7 @@ pub fn erase(
             &mut persons,
             &mut facts,
             keys.identities,
+            &mut read,
         )?;
     }
     if persons.is_empty() {
@@ -656,7 +685,17 @@ pub fn erase(
     let mut change = Change::default();
     let mut removed_records = Vec::new();
     for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
-        let records = archive::read_partition(store, schema, p, keys.identities)?;
+        // Every person taken was looked at (`facts_of`): a partition read then and not
+        // held holds none of their records.
+        let records = match (read.held.remove(&p.id), read.scanned.get(&p.id)) {
+            (Some(records), _) => records,
+            (None, Some(&n)) => {
+                out.partitions_evaluated += 1;
+                out.records_evaluated += n;
+                continue;
+            }
+            (None, None) => archive::read_partition(store, schema, p, keys.identities)?,
+        };
         out.partitions_evaluated += 1;
         out.records_evaluated += records.len() as u64;
         let (gone, keep): (Vec<Record>, Vec<Record>) =
