@@ -469,54 +469,60 @@ fn begin_erase<'s>(
     Ok((lock, out, m, secret))
 }
 
-/// What an erase decrypted to decide whom it takes, kept for the pass that removes the
-/// records, so that each partition is decrypted once: the partitions holding a record of
-/// a person looked at (all that pass changes), and the record count of every partition
-/// read (a partition read and not held holds none of the erased persons' records).
-#[derive(Default)]
-struct Read {
+/// The partitions an erase decrypts, each once: those holding a record of a person looked
+/// at while deciding whom it takes are kept for the pass that removes the records (all
+/// that pass changes), and the record count of every partition read is remembered (a
+/// partition read and not kept holds none of the erased persons' records).
+struct Read<'a> {
+    store: &'a Store,
+    schema: &'a Schema,
+    m: &'a Manifest,
+    identities: &'a [age::x25519::Identity],
     held: BTreeMap<String, Vec<Record>>,
     scanned: BTreeMap<String, u64>,
 }
 
-/// The [`Facts`] of each of `persons` that has records (partitions of their buckets; a
-/// partition holding one of their records is kept in `read`, and read again only if it
-/// was not kept).
-fn facts_of(
-    store: &Store,
-    schema: &Schema,
-    m: &Manifest,
-    persons: &BTreeSet<&str>,
-    identities: &[age::x25519::Identity],
-    read: &mut Read,
-) -> Result<BTreeMap<String, Facts>, ArchiveError> {
-    let ph = schema.idx("person_hash");
-    let buckets: BTreeSet<u16> = persons
-        .iter()
-        .map(|p| archive::bucket_of(p, m.buckets))
-        .collect();
-    let mut out: BTreeMap<String, Facts> = BTreeMap::new();
-    for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
-        let fresh = match read.held.contains_key(&p.id) {
-            true => None,
-            false => Some(archive::read_partition(store, schema, p, identities)?),
-        };
-        if let Some(f) = &fresh {
-            read.scanned.insert(p.id.clone(), f.len() as u64);
-        }
-        let records = fresh.as_ref().unwrap_or_else(|| &read.held[&p.id]);
-        let mut theirs = false;
-        for r in records {
-            if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(h)) {
-                out.entry(h.to_string()).or_default().add_record(schema, r);
-                theirs = true;
+impl Read<'_> {
+    /// The [`Facts`] of each of `persons` that has records (partitions of their buckets;
+    /// one holding a record of theirs is kept, and read again only if it was not kept).
+    fn facts_of(
+        &mut self,
+        persons: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, Facts>, ArchiveError> {
+        let (schema, m) = (self.schema, self.m);
+        let ph = schema.idx("person_hash");
+        let buckets: BTreeSet<u16> = persons
+            .iter()
+            .map(|p| archive::bucket_of(p, m.buckets))
+            .collect();
+        let mut out: BTreeMap<String, Facts> = BTreeMap::new();
+        for p in m.partitions.iter().filter(|p| buckets.contains(&p.bucket)) {
+            let fresh = match self.held.contains_key(&p.id) {
+                true => None,
+                false => Some(archive::read_partition(
+                    self.store,
+                    schema,
+                    p,
+                    self.identities,
+                )?),
+            };
+            if let Some(f) = &fresh {
+                self.scanned.insert(p.id.clone(), f.len() as u64);
+            }
+            let records = fresh.as_ref().unwrap_or_else(|| &self.held[&p.id]);
+            let mut theirs = false;
+            for r in records {
+                if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(h)) {
+                    out.entry(h.to_string()).or_default().add_record(schema, r);
+                    theirs = true;
+                }
+            }
+            if let (true, Some(f)) = (theirs, fresh) {
+                self.held.insert(p.id.clone(), f);
             }
         }
-        if let (true, Some(f)) = (theirs, fresh) {
-            read.held.insert(p.id.clone(), f);
-        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Add to `persons` every person key whose records are linked to no registry resident,
@@ -533,14 +539,10 @@ fn facts_of(
 /// VRS records also carry would still find them. Identifiers are followed only from
 /// unlinked keys: a resident's records can carry a number mistyped from another person's.
 fn join_unlinked(
-    store: &Store,
-    schema: &Schema,
-    m: &Manifest,
+    read: &mut Read<'_>,
     index: &[archive::index::IndexEntry],
     persons: &mut BTreeSet<String>,
     facts: &mut BTreeMap<String, Facts>,
-    identities: &[age::x25519::Identity],
-    read: &mut Read,
 ) -> Result<u64, ArchiveError> {
     let mut erased = Facts::default();
     for p in persons.iter() {
@@ -569,7 +571,7 @@ fn join_unlinked(
         if candidates.is_empty() {
             return Ok(joined);
         }
-        facts.extend(facts_of(store, schema, m, &candidates, identities, read)?);
+        facts.extend(read.facts_of(&candidates)?);
         for c in candidates {
             let f = facts.get(c);
             if unlinked(f) && f.is_some_and(|f| erased.confirms(f)) {
@@ -624,7 +626,14 @@ pub fn erase(
     let hash = archive::keyed_hash(&secret, kind, value);
     let (_, index) = rewrite::read_index(store, &m, keys.identities)?;
     // `person`: one person key itself (a `persons` entry of a lookup).
-    let mut read = Read::default();
+    let mut read = Read {
+        store,
+        schema,
+        m: &m,
+        identities: keys.identities,
+        held: BTreeMap::new(),
+        scanned: BTreeMap::new(),
+    };
     let mut persons: BTreeSet<String> = index
         .iter()
         .filter(|(k, h, p, _)| match kind {
@@ -638,7 +647,7 @@ pub fn erase(
         // resident, and birth dates, kana names and sexes that meet (a number the sources
         // give two people, or a resident's row carrying another person's 宛名番号).
         let reached: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
-        let mut facts = facts_of(store, schema, &m, &reached, keys.identities, &mut read)?;
+        let mut facts = read.facts_of(&reached)?;
         let residents: BTreeSet<&String> = facts.values().flat_map(|f| &f.residents).collect();
         if residents.len() > 1 {
             return Err(ArchiveError::State(format!(
@@ -652,16 +661,7 @@ pub fn erase(
                 facts.len()
             )));
         }
-        out.persons_joined = join_unlinked(
-            store,
-            schema,
-            &m,
-            &index,
-            &mut persons,
-            &mut facts,
-            keys.identities,
-            &mut read,
-        )?;
+        out.persons_joined = join_unlinked(&mut read, &index, &mut persons, &mut facts)?;
     }
     if persons.is_empty() {
         let certified = out
