@@ -273,31 +273,62 @@ impl PersonFacts {
     }
 
     /// Could these be one person: at most one registry resident between them, and birth
-    /// dates, kana keys and sexes that meet wherever both sides have them.
+    /// dates, kana keys (up to one typing slip: [`close`]) and sexes that meet wherever
+    /// both sides have them.
     pub fn agrees(&self, other: &PersonFacts) -> bool {
         fn meet<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> bool {
             a.is_empty() || b.is_empty() || !a.is_disjoint(b)
         }
+        let kana = self.kana.is_empty()
+            || other.kana.is_empty()
+            || self
+                .kana
+                .iter()
+                .any(|a| other.kana.iter().any(|b| close(a, b)));
         self.residents.union(&other.residents).count() <= 1
             && meet(&self.births, &other.births)
-            && meet(&self.kana, &other.kana)
+            && kana
             && meet(&self.sexes, &other.sexes)
     }
 
-    /// Positive evidence that `other` (a key no registry row vouches for) is this person:
-    /// one birth date, which this person has too, and kana keys and sexes that meet. A key
-    /// without a birth date, or with two (two people filed under one number), is not.
-    pub fn confirms(&self, other: &PersonFacts) -> bool {
-        other.births.len() == 1 && self.births.is_superset(&other.births) && self.agrees(other)
+    /// Whether the records of one person key agree among themselves. A registry resident's
+    /// key does (the registry vouches for it, whatever its copies say); a key no registry
+    /// row vouches for does only with at most one birth date, one kana name (match key) and
+    /// one sex and kana names (match keys) at most one typing slip apart (ヨウコ/ヨーコ:
+    /// [`close`]) — more are two people filed under one number and birth date (twins
+    /// under a mistyped 宛名番号, or two people without a birth date), or one person typed
+    /// two ways: either way not shown to be one person.
+    pub fn consistent(&self) -> bool {
+        let kana: Vec<&String> = self.kana.iter().collect();
+        let one_name = kana
+            .iter()
+            .enumerate()
+            .all(|(i, a)| kana[i + 1..].iter().all(|b| close(a, b)));
+        !self.residents.is_empty() || (self.births.len() <= 1 && one_name && self.sexes.len() <= 1)
     }
 
-    /// Whether the person keys of `all`, reached by one exact identifier, are one person on
-    /// positive evidence: one key is; several must agree pairwise ([`Self::agrees`]) and
-    /// hold one birth date between them, which every key that no registry row vouches for
-    /// carries itself — a key without a birth date is not taken for anyone (missing
+    /// Positive evidence that `other` (a key no registry row vouches for) is this person:
+    /// one birth date, which this person has too, kana keys and sexes that meet, and records
+    /// that agree among themselves ([`Self::consistent`]). A key without a birth date, or
+    /// with two (two people filed under one number), is not.
+    pub fn confirms(&self, other: &PersonFacts) -> bool {
+        other.births.len() == 1
+            && self.births.is_superset(&other.births)
+            && other.consistent()
+            && self.agrees(other)
+    }
+
+    /// Whether the person keys of `all`, reached by one identifier, are one person on
+    /// positive evidence: every key's records agree among themselves
+    /// ([`Self::consistent`]); several keys must also agree pairwise ([`Self::agrees`])
+    /// and hold one birth date between them, which every key that no registry row vouches
+    /// for carries itself — a key without a birth date is not taken for anyone (missing
     /// facts are not agreement), nor are keys whose birth dates differ.
     pub fn one_person<'a>(all: impl IntoIterator<Item = &'a PersonFacts>) -> bool {
         let all: Vec<&PersonFacts> = all.into_iter().collect();
+        if !all.iter().all(|f| f.consistent()) {
+            return false;
+        }
         if all.len() <= 1 {
             return true;
         }
@@ -311,6 +342,13 @@ impl PersonFacts {
                 .enumerate()
                 .all(|(i, a)| all[i + 1..].iter().all(|b| a.agrees(b)))
     }
+}
+
+/// Whether two kana match keys can name one person: equal, or one typing slip apart (one
+/// kana substituted, dropped, added or swapped with its neighbour — ヨウコ/ヨーコ), the
+/// tolerance record linkage gives names too.
+fn close(a: &str, b: &str) -> bool {
+    a == b || crate::reconcile::link::within_one_edit(a, b)
 }
 
 /// Keyed hash (hex) of a tagged value under the archive's secret.
@@ -1861,7 +1899,23 @@ mod tests {
         let resident = facts(Some("1"), &[10], &["ヤマダタロウ"], &["M"]);
         let copy = facts(None, &[10], &["ヤマダタロウ"], &["M"]);
         let one = |all: &[&PersonFacts]| PersonFacts::one_person(all.iter().copied());
-        assert!(one(&[]) && one(&[&facts(None, &[1, 2], &[], &[])]));
+        assert!(one(&[]) && one(&[&facts(Some("1"), &[1, 2], &["A", "B"], &["M", "F"])]));
+        // One unlinked key holding two birth dates, kana names or sexes: two people under
+        // one number (or one typed two ways) — not shown to be one person, nor joined.
+        for two in [
+            facts(None, &[1, 2], &[], &[]),
+            facts(None, &[10], &["ヤマダタロウ", "ヤマダハナコ"], &[]),
+            facts(None, &[10], &[], &["M", "F"]),
+        ] {
+            assert!(!one(&[&two]));
+            assert!(!resident.confirms(&two));
+        }
+        assert!(one(&[&copy]));
+        // One typing slip (ヨウコ/ヨーコ) is one name, within a key and across keys.
+        let slip = facts(None, &[10], &["ヤマダタロウ", "ヤマダタロー"], &["M"]);
+        assert!(one(&[&slip]) && one(&[&resident, &slip]) && resident.confirms(&slip));
+        let other = facts(None, &[10], &["ヤマダタロー"], &["M"]);
+        assert!(one(&[&resident, &other]) && resident.confirms(&other));
         assert!(one(&[&resident, &copy]));
         assert!(one(&[&copy, &facts(None, &[10], &[], &[])]));
         // No birth date, two, or a different one: not one person.

@@ -520,12 +520,15 @@ pub fn answer(
         }
         !crate::archive::PersonFacts::one_person(facts.values())
     };
-    let ambiguous = || match query {
-        Query::KanaBirth(_) => true,
+    // One key alone is a candidate too when its own records disagree (two kana names or
+    // sexes under one unlinked key: two people under one number and birth date). A
+    // `--person` query shows its key as it is: the operator chose it from candidates.
+    let ambiguous = match query {
+        Query::KanaBirth(_) => found.len() > 1 || apart(),
         Query::Person(_) => false,
         _ => apart(),
     };
-    if found.len() > 1 && ambiguous() {
+    if ambiguous {
         out.status = "candidates".into();
         for p in &found {
             let rs: Vec<&&Record> = mine

@@ -261,6 +261,36 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
         .all(|c| c.vaccines.is_empty() && c.records > 0));
     let a = exact(&records, &view);
     assert_eq!(a.candidates[0].vaccines, ["COVID19", "MR"]);
+    // One unlinked key whose own records disagree (two kana names under one number and
+    // birth date): a candidate, not an answer — by the number or by kana + birth; by
+    // --person, as it is.
+    let mut twins = born.clone();
+    for (i, r) in twins.iter_mut().enumerate() {
+        let kana = if i % 2 == 0 {
+            "ヤマダ　タロウ"
+        } else {
+            "ヤマダ　ハナコ"
+        };
+        r.set(schema.idx("kana_name"), Value::Str(kana.into()));
+    }
+    let one = |q: Query| {
+        answer(
+            schema,
+            tables,
+            &q,
+            &["p1".into()],
+            &twins,
+            &BTreeMap::new(),
+            &view,
+        )
+    };
+    let a = one(Query::atena("1").unwrap());
+    assert_eq!((a.status.as_str(), a.candidates.len()), ("candidates", 1));
+    assert!(a.covid.is_empty() && a.records == 0);
+    let a = one(Query::kana_birth("ヤマダ　タロウ", "1970-04-11").unwrap());
+    assert_eq!(a.status, "candidates");
+    let a = one(Query::Person("p1".into()));
+    assert_eq!((a.status.as_str(), a.records), ("found", 3));
     // health_only sees no name.
     let view = View::new(schema, "health_only", h, false, false);
     let a = answer(

@@ -655,11 +655,16 @@ pub fn erase(
                 residents.len()
             )));
         }
-        if !Facts::one_person(facts.values()) {
-            return Err(ArchiveError::State(format!(
-                "this {kind} identifier reaches the records of {} person keys not shown to be one person (birth dates, kana names or sexes that differ, or a key without a birth date: a number the sources give more than one person, or a typo); nothing was changed: look them up with `vaxarc lookup` and erase each by --person",
-                facts.len()
-            )));
+        // `--person` names one key: the operator's choice, taken as it is.
+        if kind != "person" && !Facts::one_person(facts.values()) {
+            return Err(ArchiveError::State(match facts.len() {
+                1 => format!(
+                    "this {kind} identifier reaches one person key whose records disagree (two kana names, sexes or birth dates under one number: two people the registry does not know, or one person typed two ways); nothing was changed: look it up with `vaxarc lookup`, and erase it by --person only if its records are one person's"
+                ),
+                n => format!(
+                    "this {kind} identifier reaches the records of {n} person keys not shown to be one person (birth dates, kana names or sexes that differ, or a key without a birth date: a number the sources give more than one person, or a typo); nothing was changed: look them up with `vaxarc lookup` and erase each by --person"
+                ),
+            }));
         }
         out.persons_joined = join_unlinked(&mut read, &index, &mut persons, &mut facts)?;
     }
@@ -1406,6 +1411,67 @@ mod tests {
         );
         r.set(schema.idx("source_line"), Value::Int(i + 2));
         r
+    }
+
+    /// Twins the registry does not know, filed under one mistyped 宛名番号 with one birth
+    /// date, share one person key: its records disagree (two kana names and sexes), so an
+    /// erase by the 宛名番号 refuses, changing nothing; `--person` takes the key as it is.
+    #[test]
+    fn erase_refuses_one_key_whose_records_disagree() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let twin = |kana: &'static str, sex: &'static str| {
+            vec![
+                ("atena_number", "7007"),
+                ("source_kind", "ledger"),
+                ("registry_status", "unlinked"),
+                ("match_method", "none"),
+                ("kana_name", kana),
+                ("sex", sex),
+            ]
+        };
+        let born = |mut r: Record| {
+            r.set(schema.idx("birth_date"), Value::Date(-3000));
+            r
+        };
+        let records = vec![
+            born(dose(0, &twin("オオタ　リョウコ", "F"))),
+            born(dose(1, &twin("オオタ　ヨシオ", "M"))),
+        ];
+        let (store, ids, write) = archive_of(dir.path(), records);
+        let keys = run_keys(&ids, &write);
+        let run = |kind: &str, value: &str| {
+            erase(
+                &store,
+                schema,
+                kind,
+                value,
+                "request",
+                &keys,
+                &signer("2026-02-01T00:00:00Z"),
+            )
+        };
+        let e = run("atena", "7007").unwrap_err().to_string();
+        assert!(e.contains("one person key whose records disagree"), "{e}");
+        assert!(!e.contains("7007") && !e.contains("オオタ"), "{e}");
+        let (m, _) = archive::read_manifest(&store).unwrap();
+        let left: Vec<Record> = m
+            .partitions
+            .iter()
+            .flat_map(|p| archive::read_partition(&store, schema, p, &ids).unwrap())
+            .collect();
+        assert_eq!(left.len(), 2, "nothing changed");
+        let key = left[0]
+            .at(schema.idx("person_hash"))
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            left[1].at(schema.idx("person_hash")).as_str(),
+            Some(key.as_str())
+        );
+        let out = run("person", &key).unwrap();
+        assert_eq!(out.erased.records, 2);
     }
 
     /// Who is erased with an identifier that reaches several keys: a resident's row with a

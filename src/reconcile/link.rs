@@ -411,8 +411,9 @@ pub(crate) fn suspicious(record: &Person, registry: &Person) -> bool {
     birth && kana
 }
 
-/// Optimal-string-alignment distance, or `None` if it exceeds 1.
-fn within_one_edit(a: &str, b: &str) -> bool {
+/// Whether the optimal-string-alignment distance of `a` and `b` is at most 1 (one
+/// substitution, deletion, insertion or adjacent transposition).
+pub(crate) fn within_one_edit(a: &str, b: &str) -> bool {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     if a.len().abs_diff(b.len()) > 1 {

@@ -22,7 +22,7 @@
 
 mod frames;
 mod keys;
-mod link;
+pub(crate) mod link;
 mod merge;
 pub mod quality;
 mod rules;
