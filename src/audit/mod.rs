@@ -23,6 +23,8 @@
 //! Two commands appending at the same instant can lose one entry — run audited
 //! commands one at a time per archive (the checkpoints would then show the loss).
 
+use std::collections::BTreeSet;
+
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -726,6 +728,44 @@ impl Report {
     }
 }
 
+/// Commands that write a new generation (and log it, with that generation).
+const CHANGES: [&str; 3] = ["purge", "erase", "rekey"];
+
+/// What wrote a generation the log has no entry for.
+enum Unlogged {
+    /// A purge or erase killed between its commit and its certificate (its pending object
+    /// is there): the next purge or erase logs and certifies it.
+    Uncertified,
+    /// The same partition files as the generation before: only wrapped keys changed.
+    KeysOnly,
+    /// Records changed (or the manifests to tell are gone).
+    Records,
+}
+
+/// Tell what wrote generation `g` from the signed manifests kept in `history/` (the
+/// current one for the current generation).
+fn unlogged_generation(store: &Store, current: &Manifest, g: u64) -> Result<Unlogged, AuditError> {
+    if crate::archive::uncertified(store, g).map_err(|e| AuditError::Malformed {
+        path: crate::archive::history_path(g, "pending.json.age"),
+        message: e.to_string(),
+    })? {
+        return Ok(Unlogged::Uncertified);
+    }
+    let files = |g: u64| -> Option<Vec<String>> {
+        let m = if g == current.generation {
+            current.clone()
+        } else {
+            let path = crate::archive::history_path(g, crate::archive::manifest::MANIFEST);
+            serde_json::from_slice::<Manifest>(&store.get(&path).ok()?).ok()?
+        };
+        Some(m.partitions.iter().map(|p| p.file.clone()).collect())
+    };
+    Ok(match (files(g - 1), files(g)) {
+        (Some(a), Some(b)) if a == b => Unlogged::KeysOnly,
+        _ => Unlogged::Records,
+    })
+}
+
 /// Verify the log: every line an entry with the right `seq` and archive id; every
 /// checkpoint signed (when a signature is present it must verify with `key`), and
 /// consistent with the current log by an RFC 9162 consistency proof.
@@ -799,6 +839,34 @@ pub fn verify(
             Err(err) => problem(at, format!("not an audit entry ({})", err.classify_name())),
         }
     }
+    // Every generation after the first was written by a purge, erase or rekey, and each
+    // logs the generation it wrote: one without its entry lost it (with its certificate,
+    // or the receipt check above would say so).
+    let logged: BTreeSet<u64> = log
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
+        .filter(|e| CHANGES.contains(&e.command.as_str()) && e.outcome != "unchanged")
+        .map(|e| e.generation)
+        .collect();
+    if !log.lines.is_empty() {
+        for g in (2..=manifest.generation).filter(|g| !logged.contains(g)) {
+            match unlogged_generation(store, manifest, g)? {
+                Unlogged::Uncertified => report.notes.push(format!(
+                    "generation {g} was committed by a purge or erase killed before its certificate and entry: the next purge or erase writes both"
+                )),
+                Unlogged::KeysOnly => report.notes.push(format!(
+                    "generation {g} changed only the wrapped keys (a rekey) and has no `rekey` entry: vaxarc logs rekeys since 2026-12-07, and a rekey killed right after its commit logs none"
+                )),
+                Unlogged::Records => problem(
+                    LOG_PATHS.into(),
+                    format!(
+                        "generation {g} changed the archive's records (a purge or erase) but the log has no entry for it: entries were removed (with its certificate)"
+                    ),
+                ),
+            }
+        }
+    }
     if log.lines.is_empty() && manifest.generation > 1 {
         problem(
             LOG_PATHS.into(),
@@ -821,6 +889,29 @@ pub fn verify(
             continue;
         }
         let bytes = store.get(&o.path)?;
+        // Signed by the archive's key: a receipt rewritten along with the log (and
+        // recomputed to match it) is caught by the signature.
+        if let Some(k) = key {
+            let sig_path = format!("{}.minisig", o.path);
+            match store.get(&sig_path) {
+                Ok(sig) => {
+                    if let Err(e) = crate::archive::manifest::verify_signature(
+                        k,
+                        &bytes,
+                        &String::from_utf8_lossy(&sig),
+                    ) {
+                        problem(
+                            sig_path,
+                            format!("certificate signature does not verify: {e}"),
+                        );
+                    }
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    problem(sig_path, "the certificate's signature is missing".into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let receipt = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|c| c.get("audit").cloned())

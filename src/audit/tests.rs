@@ -180,6 +180,28 @@ fn verify_checks_certificate_receipts_against_the_log() {
     let r = verify(&s, &m, None).unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!(r.receipts, 1);
+    // With the archive's key, each certificate must carry its signature.
+    let (pk, sk) = keys();
+    let sig_path = format!("{cert}.minisig");
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.path == sig_path && p.problem.contains("missing")));
+    let signed = s.get(cert).unwrap();
+    let sig = crate::archive::manifest::sign(&sk, &signed, "c").unwrap();
+    s.put(&sig_path, sig.into_bytes()).unwrap();
+    assert!(verify(&s, &m, Some(&pk)).unwrap().ok());
+    // A certificate rewritten (its receipt recomputed for a rewritten log) fails there.
+    let mut forged: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+    forged["format"] = "y".into();
+    s.put(cert, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let r = verify(&s, &m, Some(&pk)).unwrap();
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.path == sig_path && p.problem.contains("does not verify")));
+    s.put(cert, signed).unwrap();
 
     let seg = segment_path(0);
     let good = s.get(&seg).unwrap();
@@ -453,4 +475,73 @@ fn an_empty_log_gets_the_migration_entry_first_rebuilt_from_the_manifest() {
     append(&old, secret, event(0)).unwrap();
     let report = verify(&old, &m, None).unwrap();
     assert!(report.ok() && report.notes[0].contains("not the migration's"));
+}
+
+/// A generation after the first with no purge, erase or rekey entry: a problem when its
+/// records changed (an erase's entry removed with its certificate), a note when only the
+/// wrapped keys did (a rekey logged by no older vaxarc) or when its purge or erase was
+/// killed before its certificate.
+#[test]
+fn a_generation_without_its_entry_is_named() {
+    let (_d, s) = store();
+    let secret = [1u8; 32];
+    let partition = |file: &str| -> crate::archive::manifest::Partition {
+        serde_json::from_value(serde_json::json!({
+            "id": file, "retention_class": "c", "expiry": "open", "bucket": 0, "rows": 1,
+            "vault_rows": 0, "file": file, "key": "k", "vault_file": null, "vault_key": null,
+            "plaintext_blake3": "", "vault_plaintext_blake3": null
+        }))
+        .unwrap()
+    };
+    let at = |generation: u64, files: &[&str]| {
+        let mut m = manifest("a1");
+        m.generation = generation;
+        m.partitions = files.iter().map(|f| partition(f)).collect();
+        m
+    };
+    let mut migrate = event(0);
+    migrate.command = "migrate".into();
+    append(&s, Some(&secret), migrate).unwrap();
+    let mut erase = event(1);
+    (erase.command, erase.outcome, erase.generation) = ("erase".into(), "erased".into(), 2);
+    append(&s, Some(&secret), erase).unwrap();
+    let keep = |g: u64, m: &Manifest| {
+        let path = crate::archive::history_path(g, crate::archive::manifest::MANIFEST);
+        s.put(&path, serde_json::to_vec(m).unwrap()).unwrap();
+    };
+    keep(1, &at(1, &["p1", "p2"]));
+    keep(2, &at(2, &["p1"]));
+    // Generation 2 logged: fine.
+    let r = verify(&s, &at(2, &["p1"]), None).unwrap();
+    assert!(
+        r.ok() && r.notes.is_empty(),
+        "{:?} {:?}",
+        r.problems,
+        r.notes
+    );
+    // Generation 3 took a partition and left no entry: a problem.
+    let r = verify(&s, &at(3, &["p3"]), None).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p
+            .problem
+            .contains("generation 3 changed the archive's records")),
+        "{:?}",
+        r.problems
+    );
+    // Generation 3 with generation 2's partitions: keys only (a rekey), a note.
+    let r = verify(&s, &at(3, &["p1"]), None).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| n.contains("generation 3 changed only the wrapped keys")));
+    // Generation 3 committed by a purge killed before its certificate: a note.
+    s.put(&crate::archive::pending_path(3), b"x".to_vec())
+        .unwrap();
+    let r = verify(&s, &at(3, &["p3"]), None).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| n.contains("killed before its certificate")));
 }
