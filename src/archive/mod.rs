@@ -817,12 +817,27 @@ const GENERATION: u64 = 1;
 
 type Distinct = std::collections::HashSet<index::Compact, foldhash::fast::RandomState>;
 
+/// One row of the review list: a record reconciliation could not link with confidence,
+/// and a registry resident it may belong to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReviewRow {
+    /// The record's id.
+    pub record_id: String,
+    /// The candidate's registry 宛名番号 (personal data).
+    pub candidate_atena_number: String,
+    /// The linkage score.
+    pub score: f64,
+    /// The record's person hash ([`person_hash`], hex): an erase of the candidate names
+    /// the record's key among the keys it leaves (`persons_left`).
+    pub person_hash: String,
+}
+
 /// Everything of a new archive besides its records, given to [`Writer::finish`].
 pub struct Rest {
     /// Quarantined rows.
     pub quarantine: Vec<QuarantineEntry>,
-    /// Review list: (record id, candidate registry 宛名番号, score).
-    pub review: Vec<(String, String, f64)>,
+    /// Review list: one row per (record, candidate registry 宛名番号).
+    pub review: Vec<ReviewRow>,
     /// Per-source accounting.
     pub accounting: Vec<crate::ingest::FileAccounting>,
     /// Reconciliation statistics.
@@ -1304,7 +1319,7 @@ impl<'a> Writer<'a> {
             review: rest
                 .review
                 .iter()
-                .map(|r| &r.0)
+                .map(|r| &r.record_id)
                 .collect::<std::collections::BTreeSet<_>>()
                 .len() as u64,
         };
@@ -1520,26 +1535,30 @@ fn registry_summary_batch(rows: &[(i32, u64)]) -> (RecordBatch, Arc<ArrowSchema>
     )
 }
 
-fn review_batch(review: &[(String, String, f64)]) -> (RecordBatch, Arc<ArrowSchema>) {
+fn review_batch(review: &[ReviewRow]) -> (RecordBatch, Arc<ArrowSchema>) {
     let schema = Arc::new(ArrowSchema::new(vec![
         ArrowField::new("record_id", DataType::Utf8, false),
         ArrowField::new("candidate_atena_number", DataType::Utf8, false),
         ArrowField::new("score", DataType::Float64, false),
+        ArrowField::new("person_hash", DataType::Utf8, false),
     ]));
-    let (mut a, mut b, mut c) = (
+    let (mut a, mut b, mut c, mut d) = (
         StringBuilder::new(),
         StringBuilder::new(),
         Float64Builder::new(),
+        StringBuilder::new(),
     );
-    for (id, cand, score) in review {
-        a.append_value(id);
-        b.append_value(cand);
-        c.append_value(*score);
+    for r in review {
+        a.append_value(&r.record_id);
+        b.append_value(&r.candidate_atena_number);
+        c.append_value(r.score);
+        d.append_value(&r.person_hash);
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(a.finish()),
         Arc::new(b.finish()),
         Arc::new(c.finish()),
+        Arc::new(d.finish()),
     ];
     (
         RecordBatch::try_new(schema.clone(), cols).expect("review columns match"),

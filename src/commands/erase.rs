@@ -67,6 +67,8 @@ pub fn identifier(args: &EraseArgs) -> anyhow::Result<(&'static str, String)> {
 
 /// `vaxarc erase`.
 pub fn run(args: EraseArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    super::not_blank("--operator", &args.operator)?;
+    super::not_blank("--reason", &args.reason)?;
     let schema = Schema::embedded();
     let who = if args.quarantine {
         None

@@ -361,6 +361,9 @@ fn stream(
     let pending: std::sync::Mutex<Vec<crate::record::Record>> = Default::default();
     let linked: std::sync::Mutex<(reconcile::Stats, Vec<reconcile::ReviewItem>)> =
         Default::default();
+    // The person hash of each record awaiting review (the review list carries it).
+    let review_persons: std::sync::Mutex<std::collections::HashMap<String, String>> =
+        Default::default();
     let failed: std::sync::Mutex<Option<crate::spill::SpillError>> = Default::default();
     // One batch links at a time: linking is parallel inside (rayon), so a second batch
     // linking beside it gained no time and held its joins' memory too (≈ 80 MiB at 5M).
@@ -373,19 +376,32 @@ fn stream(
             return;
         }
         let out = linker.link(&mut batch);
+        let in_review: std::collections::HashSet<&str> =
+            out.review.iter().map(|r| r.record_id.as_str()).collect();
+        let n = spill.buckets() as u32;
+        let rid = schema.idx("record_id");
+        let hashes: Vec<blake3::Hash> = batch
+            .par_iter()
+            .map(|r| archive::person_hash(schema, r, &index_secret))
+            .collect();
+        if !in_review.is_empty() {
+            let mut persons = review_persons.lock().unwrap_or_else(|p| p.into_inner());
+            for (r, h) in batch.iter().zip(&hashes) {
+                if let Some(id) = r.at(rid).as_str().filter(|id| in_review.contains(id)) {
+                    persons.insert(id.to_string(), h.to_hex().to_string());
+                }
+            }
+        }
+        drop(in_review);
         {
             let mut l = linked.lock().unwrap_or_else(|p| p.into_inner());
             l.0.records_in += batch.len() as u64;
             l.0.add(&out.stats);
             l.1.extend(out.review);
         }
-        let n = spill.buckets() as u32;
-        let routes: Vec<u32> = batch
-            .par_iter()
-            .map(|r| {
-                let hash = archive::person_hash(schema, r, &index_secret);
-                archive::hash_prefix(hash.as_bytes()) % n
-            })
+        let routes: Vec<u32> = hashes
+            .iter()
+            .map(|h| archive::hash_prefix(h.as_bytes()) % n)
             .collect();
         let mut by_bucket: Vec<Vec<&crate::record::Record>> = vec![Vec::new(); n as usize];
         for (r, b) in batch.iter().zip(routes) {
@@ -572,12 +588,22 @@ fn stream(
     }
     reconcile::sort_review(&mut review);
     stats.review = review.len() as u64;
-    let review: Vec<(String, String, f64)> = review
+    let review_persons = review_persons
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let review: Vec<archive::ReviewRow> = review
         .iter()
         .flat_map(|r| {
-            r.candidates
-                .iter()
-                .map(move |(a, s)| (r.record_id.clone(), a.clone(), *s))
+            let person_hash = review_persons
+                .get(&r.record_id)
+                .cloned()
+                .unwrap_or_default();
+            r.candidates.iter().map(move |(a, s)| archive::ReviewRow {
+                record_id: r.record_id.clone(),
+                candidate_atena_number: a.clone(),
+                score: *s,
+                person_hash: person_hash.clone(),
+            })
         })
         .collect();
     let records = stats.records_out;

@@ -99,6 +99,18 @@ pub fn refuse(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     })
 }
 
+/// Refuse a blank value of a flag that names who acts or why (`--operator`, `--reason`):
+/// the certificate and the audit log record it.
+pub fn not_blank(flag: &str, value: &str) -> anyhow::Result<()> {
+    if value.trim().is_empty() {
+        return Err(refuse(
+            format!("{flag} must not be empty"),
+            "the certificate and the audit log record who changed the archive and why",
+        ));
+    }
+    Ok(())
+}
+
 /// An error as one line: its message, then each cause whose text the line does not
 /// already hold (many errors name their source in their own message; anyhow's `{:#}`
 /// repeated it), line breaks replaced by spaces.

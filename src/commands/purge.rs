@@ -80,6 +80,7 @@ fn file_hash(path: &Path) -> anyhow::Result<String> {
 
 /// `vaxarc purge`.
 pub fn run(args: PurgeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    super::not_blank("--operator", &args.operator)?;
     let schema = Schema::embedded();
     let as_of = purge::parse_date(&args.as_of).ok_or_else(|| {
         refuse(

@@ -11,6 +11,9 @@ use crate::schema::Schema;
 
 /// `vaxarc rekey`.
 pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if let Some(op) = &args.operator {
+        super::not_blank("--operator", op)?;
+    }
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
     let base = std::path::Path::new(".");
     let custodians = crate::keys::load_recipients("--custodian", &args.custodian, base)?;

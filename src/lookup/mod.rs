@@ -702,7 +702,11 @@ pub fn render_text(schema: &Schema, a: &Answer) -> String {
                     c.sex.as_deref().unwrap_or("-"),
                     c.registry_status.as_deref().unwrap_or("-"),
                     c.records,
-                    c.vaccines.join(",")
+                    if c.vaccines.is_empty() {
+                        "-".to_string()
+                    } else {
+                        c.vaccines.join(",")
+                    }
                 ));
             }
             return out;

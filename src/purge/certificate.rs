@@ -121,6 +121,11 @@ pub struct Erased {
     /// Quarantine-list rows removed (holding an erased person's identifier).
     #[serde(default)]
     pub quarantine_rows_removed: u64,
+    /// Erase: person keys left that share a 宛名番号, 個人番号 or ticket with the erased
+    /// records but were not shown to be the same person (the run's `persons_left`; not
+    /// erased, and not covered by this certificate).
+    #[serde(default)]
+    pub persons_left: u64,
 }
 
 /// Manifest roots.
@@ -337,6 +342,12 @@ pub fn render_markdown(c: &Certificate) -> String {
         "- 索引から削除した人 / Persons removed from the index: {}\n- 照合待ちリストから削除した行 / Review rows removed: {}\n- 隔離リストから削除した行 / Quarantined rows removed: {}\n\n",
         c.erased.persons_removed_from_index, c.erased.review_rows_removed, c.erased.quarantine_rows_removed
     ));
+    if c.erased.persons_left > 0 {
+        s.push_str(&format!(
+            "- 同一番号を持つが本人と確認できず残した人 / Persons sharing a number with the erased records, left (not shown to be the same person; not covered): {}\n\n",
+            c.erased.persons_left
+        ));
+    }
     s.push_str(&format!(
         "## マニフェスト / Manifest\n\n- 世代 / Generation {} → {}\n- Merkle root 前 / before: `{}`\n- Merkle root 後 / after: `{}`\n",
         c.manifest.generation_before, c.manifest.generation_after, c.manifest.root_before, c.manifest.root_after

@@ -420,6 +420,35 @@ pub fn read(
     )?))
 }
 
+/// The person hashes of the records whose review rows go only because they name an erased
+/// person as the candidate: the records stay (they were never linked), and may be that
+/// person's. Lists written before the review list carried `person_hash` give none.
+pub fn review_persons_left(batches: &[RecordBatch], needles: &Needles) -> BTreeSet<String> {
+    let col = |b: &RecordBatch, c: &str| {
+        b.column_by_name(c)
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>().cloned())
+    };
+    let mut out = BTreeSet::new();
+    for b in batches {
+        let (Some(ids), Some(cands), Some(persons)) = (
+            col(b, "record_id"),
+            col(b, "candidate_atena_number"),
+            col(b, "person_hash"),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if needles.atena.contains(cands.value(i))
+                && !needles.records.contains(ids.value(i))
+                && !persons.value(i).is_empty()
+            {
+                out.insert(persons.value(i).to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Rows of a list, over its batches.
 pub fn rows(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.num_rows() as u64).sum()

@@ -723,7 +723,6 @@ pub fn erase(
         change.survivors.insert(p.id.clone(), keep);
         removed_records.extend(gone);
     }
-    out.persons_left = sharing_identifiers(&index, &persons);
     change.removed_persons.extend(persons.iter().cloned());
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = persons.len() as u64;
@@ -736,6 +735,14 @@ pub fn erase(
             change.lists.records.insert(id.to_string());
         }
     }
+    // Left: keys sharing a number with the erased records, and records awaiting review
+    // whose rows named the erased person as the candidate (the rows go with the
+    // person's 宛名番号; the records stay).
+    let mut left: BTreeSet<String> = sharing_identifiers(&index, &persons).into_iter().collect();
+    let review = lists::read(store, &m, lists::List::Review, keys.identities)?.unwrap_or_default();
+    left.extend(lists::review_persons_left(&review, &change.lists));
+    left.retain(|p| !persons.contains(p));
+    out.persons_left = left.into_iter().collect();
     let write = keys.write.ok_or_else(|| {
         ArchiveError::State("a signing key is needed to change the archive".into())
     })?;
@@ -951,6 +958,9 @@ struct Pending {
     counts: Counts,
     /// Persons whose identifiers leave the index.
     persons_removed_from_index: u64,
+    /// Person keys left sharing an identifier with the erased records (erase).
+    #[serde(default)]
+    persons_left: u64,
     /// Their person hashes.
     persons: BTreeSet<String>,
     /// Record ids removed.
@@ -1003,6 +1013,7 @@ impl Pending {
             started: signer.now.to_string(),
             counts: counts.clone(),
             persons_removed_from_index: out.persons_removed_from_index,
+            persons_left: out.persons_left.len() as u64,
             persons: persons.clone(),
             records: records.clone(),
         }
@@ -1172,6 +1183,7 @@ fn finish(
         counts,
         persons,
         persons_removed_from_index,
+        persons_left,
         ..
     } = pending;
     let (kind, counts, persons) = (kind.as_str(), &counts, &persons);
@@ -1253,6 +1265,7 @@ fn finish(
             by_vaccine: counts.by_vaccine.clone(),
             by_year: counts.by_year.clone(),
             persons_removed_from_index,
+            persons_left,
             index_rows_removed: a.index_rows_removed,
             review_rows_removed: a.review_rows_removed,
             quarantine_rows_removed: a.quarantine_rows_removed,
@@ -1334,6 +1347,15 @@ mod tests {
         dir: &std::path::Path,
         records: Vec<Record>,
     ) -> (Store, [age::x25519::Identity; 2], WriteKeys) {
+        archive_with(dir, records, vec![])
+    }
+
+    /// An archive of `records` and a review list (4 buckets, hash key `[7; 32]`).
+    fn archive_with(
+        dir: &std::path::Path,
+        records: Vec<Record>,
+        review: Vec<archive::ReviewRow>,
+    ) -> (Store, [age::x25519::Identity; 2], WriteKeys) {
         let schema = Schema::embedded();
         let custodian = age::x25519::Identity::generate();
         let vault = age::x25519::Identity::generate();
@@ -1354,7 +1376,7 @@ mod tests {
                 index_secret: [7; 32],
                 rest: Rest {
                     quarantine: vec![],
-                    review: vec![],
+                    review,
                     accounting: vec![],
                     reconciliation: serde_json::Value::Null,
                     pipeline_toml: String::new(),
@@ -1411,6 +1433,52 @@ mod tests {
         );
         r.set(schema.idx("source_line"), Value::Int(i + 2));
         r
+    }
+
+    /// A record awaiting review names a resident as its candidate: erasing the resident
+    /// removes the review row (it holds the resident's 宛名番号) but not the record, and
+    /// names the record's key among the keys left.
+    #[test]
+    fn erase_names_the_records_whose_review_rows_named_the_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let resident = [
+            ("registry_atena_number", "1001"),
+            ("atena_number", "1001"),
+            ("registry_status", "resident"),
+            ("match_method", "atena"),
+            ("source_kind", "ledger"),
+        ];
+        let typo = [
+            ("atena_number", "1010"),
+            ("registry_status", "unlinked"),
+            ("match_method", "review"),
+            ("source_kind", "ledger"),
+        ];
+        let records = vec![dose(0, &resident), dose(1, &typo)];
+        let hash = archive::person_hash(schema, &records[1], &[7; 32])
+            .to_hex()
+            .to_string();
+        let review = vec![archive::ReviewRow {
+            record_id: "r1".into(),
+            candidate_atena_number: "1001".into(),
+            score: 0.8,
+            person_hash: hash.clone(),
+        }];
+        let (store, ids, write) = archive_with(dir.path(), records, review);
+        let keys = run_keys(&ids, &write);
+        let out = erase(
+            &store,
+            schema,
+            "atena",
+            "1001",
+            "request",
+            &keys,
+            &signer("2026-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!((out.erased.records, out.review_rows_removed), (1, 1));
+        assert_eq!(out.persons_left, [hash]);
     }
 
     /// Twins the registry does not know, filed under one mistyped 宛名番号 with one birth
@@ -1660,6 +1728,11 @@ mod tests {
             serde_json::from_slice(&store.get(&certificate::path(2, "erase")).unwrap()).unwrap();
         let v = &cert.sanitization.verification;
         assert!(v.passed && v.archive_verifies, "{v:?}");
+        assert_eq!(
+            cert.erased.persons_left, 2,
+            "the certificate counts the keys left"
+        );
+        assert!(certificate::render_markdown(&cert).contains("Persons sharing a number"));
         let (m, _) = archive::read_manifest(&store).unwrap();
         let left: BTreeSet<String> = m
             .partitions

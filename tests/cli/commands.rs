@@ -76,6 +76,60 @@ fn normalise_refuses_unknown_kind_with_hint() {
     assert!(err.contains("hint: use one of:"), "{err}");
 }
 
+/// Who changed the archive and why go into certificates and the audit log: blank values
+/// are refused before anything is opened, as lookup refuses them.
+#[test]
+fn blank_operator_and_reason_are_refused() {
+    let common = ["--archive", "nowhere", "--identity", "none.key"];
+    for (args, flag) in [
+        (
+            vec!["erase", "--operator", " ", "--reason", "r", "--atena", "1"],
+            "--operator",
+        ),
+        (
+            vec!["erase", "--operator", "op", "--reason", "", "--atena", "1"],
+            "--reason",
+        ),
+        (
+            vec!["purge", "--operator", "", "--as-of", "2026-04-01"],
+            "--operator",
+        ),
+        (
+            vec![
+                "rekey",
+                "--operator",
+                " ",
+                "--custodian",
+                "a",
+                "--signing-key",
+                "k",
+            ],
+            "--operator",
+        ),
+        (
+            vec![
+                "lookup",
+                "--operator",
+                " ",
+                "--purpose",
+                "p",
+                "--atena",
+                "1",
+            ],
+            "--operator",
+        ),
+    ] {
+        let out = vaxarc().args(&args).args(common).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("error: {flag}")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("must not be empty"), "{err}");
+    }
+}
+
 #[test]
 fn demo_runs_end_to_end_and_verifies() {
     let dir = tempfile::tempdir().unwrap();

@@ -1309,6 +1309,20 @@ fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
             .collect();
         assert_eq!(r2, kept_r);
         assert_eq!(q2, kept_q);
+        // A record whose review row named the person stays, and its key is named as left.
+        let left: BTreeSet<&str> = o["persons_left"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        for (id, _) in review
+            .iter()
+            .filter(|(id, cand)| atena.contains(cand) && !theirs.contains(id))
+        {
+            let key = recs[id].at(ph).as_str().unwrap();
+            assert!(after.contains_key(id) && left.contains(key), "{o}");
+        }
         assert_eq!(
             o["review_rows_removed"].as_u64(),
             Some((review.len() - r2.len()) as u64)
