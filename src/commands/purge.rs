@@ -290,7 +290,7 @@ pub fn render(o: &Outcome, location: &str) -> String {
     ));
     if !o.persons_left.is_empty() {
         s.push_str(&format!(
-            "warning: {} other person key(s) share a 宛名番号, 個人番号 or ticket with the erased records and were not erased (not shown to be the same person): look each up with `vaxarc lookup --person HASH`, and erase it with `--person HASH` if it is\n",
+            "warning: {} other person key(s) share a 宛名番号, 個人番号 or ticket with the erased records, or await review naming the erased person, and were not erased (not shown to be the same person): look each up with `vaxarc lookup --person HASH`, and erase it with `--person HASH` if it is\n",
             o.persons_left.len()
         ));
         for p in &o.persons_left {

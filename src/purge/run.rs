@@ -87,8 +87,9 @@ pub struct Outcome {
     /// Erase only: person keys left in the archive that share an exact identifier
     /// (宛名番号, 個人番号, ticket) with the erased records — not shown to be the erased
     /// person (a birth date missing or differing, a kana typo, or a registry resident whose
-    /// row carries the number). Look each up with `vaxarc lookup --person HASH`, and erase
-    /// it with `--person HASH` if it is the same human.
+    /// row carries the number) — or hold a record whose review row named the erased person
+    /// as its candidate. Look each up with `vaxarc lookup --person HASH`, and erase it with
+    /// `--person HASH` if it is the same human.
     pub persons_left: Vec<String>,
     /// Review-list rows that name an erased record or person (removed, or would be).
     pub review_rows_removed: u64,
