@@ -45,8 +45,10 @@ pub struct Reader<'a> {
     vaults: HashMap<String, Arc<Vec<Record>>>,
     /// Partitions opened so far (footer read; only matching row groups decrypted).
     pub partitions_decrypted: u64,
-    /// Index shards decrypted so far.
+    /// Index shards decrypted so far (each counted once: a shard is decrypted again when
+    /// a later query needs keys of it not read yet).
     pub shards_decrypted: u64,
+    shards_opened: HashSet<u32>,
     /// Whether a vault object could be opened with the identities given (None: not tried).
     pub vault_open: Option<bool>,
     /// For an archive on object storage: a wider pool for the reads (see
@@ -107,6 +109,7 @@ impl<'a> Reader<'a> {
             vaults: HashMap::new(),
             partitions_decrypted: 0,
             shards_decrypted: 0,
+            shards_opened: HashSet::new(),
             vault_open: None,
             remote_pool: match store.local_root() {
                 Some(_) => None,
@@ -179,8 +182,10 @@ impl<'a> Reader<'a> {
                 self.keys.insert(k.clone(), Vec::new());
             }
         }
-        for rows in read {
-            self.shards_decrypted += 1;
+        for (shard, rows) in wanted.keys().zip(read) {
+            if self.shards_opened.insert(*shard) {
+                self.shards_decrypted += 1;
+            }
             for e in rows? {
                 self.keys.entry(e.1.clone()).or_default().push(e);
             }
