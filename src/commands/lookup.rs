@@ -224,11 +224,16 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             .filter_map(|(_, q)| q.as_ref().ok())
             .collect();
         reader.load_shards(&valid)?;
-        let mut persons = Vec::new();
+        let (mut persons, mut exact) = (Vec::new(), Vec::new());
         for q in &valid {
-            persons.extend(reader.resolve(q)?);
+            let found = reader.resolve(q)?;
+            if matches!(q, Query::Atena(_) | Query::KojinBango(_) | Query::Ticket(_)) {
+                exact.extend(found.iter().cloned());
+            }
+            persons.extend(found);
         }
         reader.load_persons(&persons)?;
+        reader.prefetch_joins(&exact)?;
         for (line, q) in &queries {
             match q {
                 Ok(q) => {

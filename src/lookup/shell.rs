@@ -57,6 +57,19 @@ pub struct Reader<'a> {
     remote_pool: Option<rayon::ThreadPool>,
 }
 
+/// The exact-identifier queries (宛名番号, ticket, 個人番号; not kana + birth date, which
+/// many people share) of identifiers `(kind, value)` from [`archive::identifiers`].
+fn join_queries(ids: BTreeSet<(&str, String)>) -> Vec<Query> {
+    ids.into_iter()
+        .filter_map(|(kind, v)| match kind {
+            "atena" => Some(Query::Atena(v)),
+            "ticket" => Some(Query::Ticket(v)),
+            "kojin_bango" => Some(Query::KojinBango(v)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Threads reading index shards and partitions in parallel when the archive is on object
 /// storage: each partition opened there is a few ranged GETs one after another, so a batch
 /// waits on request latency, not the CPU, with only one reader per core.
@@ -215,6 +228,28 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// For a batch: read at once what [`Self::join_unlinked`] of each query will need
+    /// first — the index rows of the 宛名番号, tickets and 個人番号 on the records of every
+    /// unlinked key in `persons`, and the records of the keys they reach — so that the
+    /// joins of a batch cost one pass over the shards and partitions, not one per query.
+    pub fn prefetch_joins(&mut self, persons: &[(String, u16)]) -> Result<(), ArchiveError> {
+        let schema = self.schema;
+        let registry = schema.idx("registry_atena_number");
+        let ids: BTreeSet<(&str, String)> = self
+            .person_records(persons)?
+            .iter()
+            .filter(|r| r.at(registry).is_null())
+            .flat_map(|r| archive::identifiers(schema, r))
+            .collect();
+        let queries = join_queries(ids);
+        self.load_shards(&queries.iter().collect::<Vec<_>>())?;
+        let mut reached = Vec::new();
+        for q in &queries {
+            reached.extend(self.resolve(q)?);
+        }
+        self.load_persons(&reached)
+    }
+
     /// Add to `persons` (the keys an exact identifier reached) every key of records linked
     /// to no registry resident that shares a 宛名番号, ticket or 個人番号 carried by the
     /// records of an unlinked key already in, and is shown to be the same person
@@ -258,17 +293,8 @@ impl<'a> Reader<'a> {
                 .person_records(&follow)?
                 .iter()
                 .flat_map(|r| archive::identifiers(schema, r))
-                .filter(|(kind, _)| *kind != "kana_birth")
                 .collect();
-            let queries: Vec<Query> = ids
-                .into_iter()
-                .filter_map(|(kind, v)| match kind {
-                    "atena" => Some(Query::Atena(v)),
-                    "ticket" => Some(Query::Ticket(v)),
-                    "kojin_bango" => Some(Query::KojinBango(v)),
-                    _ => None,
-                })
-                .collect();
+            let queries = join_queries(ids);
             self.load_shards(&queries.iter().collect::<Vec<_>>())?;
             let mut candidates = Vec::new();
             for q in &queries {
