@@ -736,7 +736,8 @@ enum Unlogged {
     /// A purge or erase killed between its commit and its certificate (its pending object
     /// is there): the next purge or erase logs and certifies it.
     Uncertified,
-    /// The same partition files as the generation before: only wrapped keys changed.
+    /// The same data objects as the generation before (path and blake3; every object but
+    /// the wrapped keys), by signed manifests: only wrapped keys changed.
     KeysOnly,
     /// Records changed (or the manifests to tell are gone).
     Records,
@@ -744,21 +745,45 @@ enum Unlogged {
 
 /// Tell what wrote generation `g` from the signed manifests kept in `history/` (the
 /// current one for the current generation).
-fn unlogged_generation(store: &Store, current: &Manifest, g: u64) -> Result<Unlogged, AuditError> {
+fn unlogged_generation(
+    store: &Store,
+    current: &Manifest,
+    g: u64,
+    key: Option<&minisign::PublicKey>,
+) -> Result<Unlogged, AuditError> {
     if crate::archive::uncertified(store, g).map_err(|e| AuditError::Malformed {
         path: crate::archive::history_path(g, "pending.json.age"),
         message: e.to_string(),
     })? {
         return Ok(Unlogged::Uncertified);
     }
-    let files = |g: u64| -> Option<Vec<String>> {
+    // The data objects (partitions, vault, index, lists: every object but wrapped keys),
+    // from a manifest whose signature checks.
+    let files = |g: u64| -> Option<BTreeSet<(String, String)>> {
         let m = if g == current.generation {
             current.clone()
         } else {
             let path = crate::archive::history_path(g, crate::archive::manifest::MANIFEST);
-            serde_json::from_slice::<Manifest>(&store.get(&path).ok()?).ok()?
+            let text = store.get(&path).ok()?;
+            if let Some(k) = key {
+                let sig_path = crate::archive::history_path(g, crate::archive::manifest::SIGNATURE);
+                let sig = store.get(&sig_path).ok()?;
+                crate::archive::manifest::verify_signature(
+                    k,
+                    &text,
+                    &String::from_utf8_lossy(&sig),
+                )
+                .ok()?;
+            }
+            serde_json::from_slice::<Manifest>(&text).ok()?
         };
-        Some(m.partitions.iter().map(|p| p.file.clone()).collect())
+        Some(
+            m.files
+                .iter()
+                .filter(|f| !f.role.ends_with("key") && f.role != "index-secret")
+                .map(|f| (f.path.clone(), f.blake3.clone()))
+                .collect(),
+        )
     };
     Ok(match (files(g - 1), files(g)) {
         (Some(a), Some(b)) if a == b => Unlogged::KeysOnly,
@@ -849,9 +874,38 @@ pub fn verify(
         .filter(|e| CHANGES.contains(&e.command.as_str()) && e.outcome != "unchanged")
         .map(|e| e.generation)
         .collect();
+    // Every purge or erase entry has its certificate (one removed, with nothing else
+    // touched, leaves the entry proving an erasure nobody can show).
+    let certified: BTreeSet<u64> = store
+        .list_under(CERTIFICATE_PREFIX)?
+        .iter()
+        .filter(|o| o.path.ends_with(".json"))
+        .filter_map(|o| {
+            o.path
+                .strip_prefix(CERTIFICATE_PREFIX)?
+                .get(..6)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    for (i, line) in log.lines.iter().enumerate() {
+        let Ok(e) = serde_json::from_slice::<Entry>(line) else {
+            continue;
+        };
+        let erasure = matches!(e.command.as_str(), "purge" | "erase") && e.outcome == "erased";
+        if erasure && !certified.contains(&e.generation) {
+            problem(
+                log.place(i),
+                format!(
+                    "the {} of generation {} has no certificate (`{CERTIFICATE_PREFIX}{:06}-….json`): it was removed",
+                    e.command, e.generation, e.generation
+                ),
+            );
+        }
+    }
     if !log.lines.is_empty() {
         for g in (2..=manifest.generation).filter(|g| !logged.contains(g)) {
-            match unlogged_generation(store, manifest, g)? {
+            match unlogged_generation(store, manifest, g, key)? {
                 Unlogged::Uncertified => report.notes.push(format!(
                     "generation {g} was committed by a purge or erase killed before its certificate and entry: the next purge or erase writes both"
                 )),

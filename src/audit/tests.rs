@@ -485,18 +485,20 @@ fn an_empty_log_gets_the_migration_entry_first_rebuilt_from_the_manifest() {
 fn a_generation_without_its_entry_is_named() {
     let (_d, s) = store();
     let secret = [1u8; 32];
-    let partition = |file: &str| -> crate::archive::manifest::Partition {
-        serde_json::from_value(serde_json::json!({
-            "id": file, "retention_class": "c", "expiry": "open", "bucket": 0, "rows": 1,
-            "vault_rows": 0, "file": file, "key": "k", "vault_file": null, "vault_key": null,
-            "plaintext_blake3": "", "vault_plaintext_blake3": null
-        }))
-        .unwrap()
-    };
+    // Data objects by path (their blake3 is the path's), and one wrapped key per
+    // generation (a rekey re-wraps keys only).
     let at = |generation: u64, files: &[&str]| {
         let mut m = manifest("a1");
         m.generation = generation;
-        m.partitions = files.iter().map(|f| partition(f)).collect();
+        m.files = files
+            .iter()
+            .map(|f| crate::archive::manifest::FileEntry::of(f, "partition", f.as_bytes()))
+            .chain([crate::archive::manifest::FileEntry::of(
+                "keys/k.key.age",
+                "key",
+                &generation.to_be_bytes(),
+            )])
+            .collect();
         m
     };
     let mut migrate = event(0);
@@ -504,14 +506,17 @@ fn a_generation_without_its_entry_is_named() {
     append(&s, Some(&secret), migrate).unwrap();
     let mut erase = event(1);
     (erase.command, erase.outcome, erase.generation) = ("erase".into(), "erased".into(), 2);
-    append(&s, Some(&secret), erase).unwrap();
+    let receipt = append(&s, Some(&secret), erase).unwrap();
+    let cert = "certificates/000002-erase.json";
+    let body = serde_json::to_vec(&serde_json::json!({"audit": receipt})).unwrap();
+    s.put(cert, body.clone()).unwrap();
     let keep = |g: u64, m: &Manifest| {
         let path = crate::archive::history_path(g, crate::archive::manifest::MANIFEST);
         s.put(&path, serde_json::to_vec(m).unwrap()).unwrap();
     };
     keep(1, &at(1, &["p1", "p2"]));
     keep(2, &at(2, &["p1"]));
-    // Generation 2 logged: fine.
+    // Generation 2 logged and certified: fine; its certificate removed: a problem.
     let r = verify(&s, &at(2, &["p1"]), None).unwrap();
     assert!(
         r.ok() && r.notes.is_empty(),
@@ -519,6 +524,16 @@ fn a_generation_without_its_entry_is_named() {
         r.problems,
         r.notes
     );
+    s.delete(cert).unwrap();
+    let r = verify(&s, &at(2, &["p1"]), None).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p
+            .problem
+            .contains("the erase of generation 2 has no certificate")),
+        "{:?}",
+        r.problems
+    );
+    s.put(cert, body).unwrap();
     // Generation 3 took a partition and left no entry: a problem.
     let r = verify(&s, &at(3, &["p3"]), None).unwrap();
     assert!(
@@ -528,13 +543,32 @@ fn a_generation_without_its_entry_is_named() {
         "{:?}",
         r.problems
     );
-    // Generation 3 with generation 2's partitions: keys only (a rekey), a note.
+    // Generation 3 with generation 2's data objects: keys only (a rekey), a note.
     let r = verify(&s, &at(3, &["p1"]), None).unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     assert!(r
         .notes
         .iter()
         .any(|n| n.contains("generation 3 changed only the wrapped keys")));
+    // A list rewritten (an `erase --quarantine`) is not a rekey.
+    let mut listed = at(3, &["p1"]);
+    listed.files.push(crate::archive::manifest::FileEntry::of(
+        "quarantine/q.parquet.age",
+        "quarantine",
+        b"q",
+    ));
+    let r = verify(&s, &listed, None).unwrap();
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.problem.contains("generation 3 changed")));
+    // With the key, a history manifest must carry its signature.
+    let (pk, _) = keys();
+    let r = verify(&s, &at(3, &["p1"]), Some(&pk)).unwrap();
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.problem.contains("generation 3 changed")));
     // Generation 3 committed by a purge killed before its certificate: a note.
     s.put(&crate::archive::pending_path(3), b"x".to_vec())
         .unwrap();

@@ -126,7 +126,7 @@ fn render(format: LookupFormat, a: &Answer) -> anyhow::Result<String> {
 
 /// `vaxarc lookup`.
 pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    if args.operator.trim().is_empty() || args.purpose.trim().is_empty() {
+    if super::blank(&args.operator) || super::blank(&args.purpose) {
         return Err(refuse(
             "--operator and --purpose must not be empty",
             "every lookup is logged with who and why",

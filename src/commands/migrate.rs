@@ -173,7 +173,10 @@ pub fn migrate(
             archive_id: manifest.archive_id.clone(),
             generation: manifest.generation,
             time: now_rfc3339(),
-            operator: std::env::var("VAXARC_OPERATOR").unwrap_or_else(|_| "migrate".into()),
+            operator: std::env::var("VAXARC_OPERATOR")
+                .ok()
+                .filter(|o| !super::blank(o))
+                .unwrap_or_else(|| "migrate".into()),
             purpose: "migration".into(),
             command: "migrate".into(),
             result_count: n_records,

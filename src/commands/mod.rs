@@ -102,13 +102,22 @@ pub fn refuse(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
 /// Refuse a blank value of a flag that names who acts or why (`--operator`, `--reason`):
 /// the certificate and the audit log record it.
 pub fn not_blank(flag: &str, value: &str) -> anyhow::Result<()> {
-    if value.trim().is_empty() {
+    if blank(value) {
         return Err(refuse(
             format!("{flag} must not be empty"),
             "the certificate and the audit log record who changed the archive and why",
         ));
     }
     Ok(())
+}
+
+/// Whether a value shows nothing: only whitespace, control or zero-width characters.
+pub fn blank(value: &str) -> bool {
+    value.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    })
 }
 
 /// An error as one line: its message, then each cause whose text the line does not

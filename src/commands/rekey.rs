@@ -41,7 +41,11 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let operator = args
         .operator
         .clone()
-        .or_else(|| std::env::var("VAXARC_OPERATOR").ok())
+        .or_else(|| {
+            std::env::var("VAXARC_OPERATOR")
+                .ok()
+                .filter(|o| !super::blank(o))
+        })
         .unwrap_or_else(|| "-".into());
     let bar = ctx.printer.spinner("rekey");
     let outcome = rekey::rekey(

@@ -235,19 +235,33 @@ impl<'a> Reader<'a> {
     pub fn prefetch_joins(&mut self, persons: &[(String, u16)]) -> Result<(), ArchiveError> {
         let schema = self.schema;
         let registry = schema.idx("registry_atena_number");
-        let ids: BTreeSet<(&str, String)> = self
-            .person_records(persons)?
-            .iter()
-            .filter(|r| r.at(registry).is_null())
-            .flat_map(|r| archive::identifiers(schema, r))
-            .collect();
-        let queries = join_queries(ids);
-        self.load_shards(&queries.iter().collect::<Vec<_>>())?;
-        let mut reached = Vec::new();
-        for q in &queries {
-            reached.extend(self.resolve(q)?);
+        let mut seen: BTreeSet<(String, u16)> = persons.iter().cloned().collect();
+        let mut asked: BTreeSet<(&str, String)> = BTreeSet::new();
+        let mut todo: Vec<(String, u16)> = persons.to_vec();
+        // Level by level (a join can lead on through the keys it joins), each level's
+        // shards and partitions in one pass; only unlinked records' numbers are followed.
+        while !todo.is_empty() {
+            let ids: BTreeSet<(&str, String)> = self
+                .person_records(&todo)?
+                .iter()
+                .filter(|r| r.at(registry).is_null())
+                .flat_map(|r| archive::identifiers(schema, r))
+                .filter(|id| !asked.contains(id))
+                .collect();
+            asked.extend(ids.iter().cloned());
+            let queries = join_queries(ids);
+            self.load_shards(&queries.iter().collect::<Vec<_>>())?;
+            todo.clear();
+            for q in &queries {
+                todo.extend(
+                    self.resolve(q)?
+                        .into_iter()
+                        .filter(|p| seen.insert(p.clone())),
+                );
+            }
+            self.load_persons(&todo)?;
         }
-        self.load_persons(&reached)
+        Ok(())
     }
 
     /// Add to `persons` (the keys an exact identifier reached) every key of records linked
@@ -280,6 +294,9 @@ impl<'a> Reader<'a> {
         for f in reached.values() {
             person.add(f);
         }
+        // Every key in agrees with every other (kana names one slip apart agree, which is
+        // not transitive): each candidate is held against all, as `answer` holds them.
+        let mut members: Vec<PersonFacts> = reached.values().cloned().collect();
         let unlinked = |f: &PersonFacts| f.residents.is_empty();
         let mut seen: BTreeSet<String> = persons.iter().map(|p| p.0.clone()).collect();
         let mut follow: Vec<(String, u16)> = persons
@@ -310,10 +327,11 @@ impl<'a> Reader<'a> {
             }
             let facts = facts_of(&self.person_records(&candidates)?);
             for c in candidates {
-                if facts
-                    .get(&c.0)
-                    .is_some_and(|f| unlinked(f) && person.confirms(f))
-                {
+                let f = facts.get(&c.0).filter(|f| {
+                    unlinked(f) && person.confirms(f) && members.iter().all(|m| m.agrees(f))
+                });
+                if let Some(f) = f {
+                    members.push(f.clone());
                     follow.push(c.clone());
                     persons.push(c);
                     joined += 1;

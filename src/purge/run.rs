@@ -484,6 +484,16 @@ struct Read<'a> {
 }
 
 impl Read<'_> {
+    /// The records of `persons` among the partitions kept ([`Self::facts_of`] keeps every
+    /// partition holding a record of a person it looked at).
+    fn records_of<'s>(&'s self, persons: &'s BTreeSet<String>) -> impl Iterator<Item = &'s Record> {
+        let ph = self.schema.idx("person_hash");
+        self.held
+            .values()
+            .flatten()
+            .filter(move |r| r.at(ph).as_str().is_some_and(|h| persons.contains(h)))
+    }
+
     /// The [`Facts`] of each of `persons` that has records (partitions of their buckets;
     /// one holding a record of theirs is kept, and read again only if it was not kept).
     fn facts_of(
@@ -530,9 +540,10 @@ impl Read<'_> {
 /// carry one birth date that the erased person's records carry too and kana names and
 /// sexes that meet theirs ([`Facts::confirms`]: a key without a birth date, or with two,
 /// is never joined),
-/// and share an exact identifier (宛名番号, 個人番号 or ticket; not kana + birth date,
-/// which many people share) with an unlinked key already taken, transitively; returns how
-/// many were added. `facts` holds the [`Facts`] of `persons` and gains those read here.
+/// agree with every key already taken, and share an exact identifier (宛名番号, 個人番号
+/// or ticket; not kana + birth date, which many people share) that the records of an
+/// unlinked key already taken carry, transitively; returns how many were added. `facts`
+/// holds the [`Facts`] of `persons` and gains those read here.
 ///
 /// Reconciliation keys a person the registry does not know by what each source gives: the
 /// VRS records by 個人番号, the ledger records without one by 宛名番号. Erased by the
@@ -544,46 +555,65 @@ fn join_unlinked(
     index: &[archive::index::IndexEntry],
     persons: &mut BTreeSet<String>,
     facts: &mut BTreeMap<String, Facts>,
+    secret: &[u8; 32],
 ) -> Result<u64, ArchiveError> {
     let mut erased = Facts::default();
     for p in persons.iter() {
         erased.add(&facts.get(p).cloned().unwrap_or_default());
     }
+    // Every key taken agrees with every other (kana names one slip apart agree, which is
+    // not transitive: each candidate is held against all, as a lookup's answer is).
+    let mut members: Vec<Facts> = persons
+        .iter()
+        .filter_map(|p| facts.get(p).cloned())
+        .collect();
     let unlinked = |f: Option<&Facts>| f.is_some_and(|f| f.residents.is_empty());
     let mut follow: BTreeSet<String> = persons
         .iter()
         .filter(|p| unlinked(facts.get(*p)))
         .cloned()
         .collect();
-    let mut rejected: BTreeSet<&str> = BTreeSet::new();
+    let mut rejected: BTreeSet<String> = BTreeSet::new();
     let mut joined = 0;
-    loop {
-        let ids: BTreeSet<(&str, &str)> = index
+    while !follow.is_empty() {
+        // The identifiers the followed keys' records carry now (not index rows a purge
+        // left behind for records it destroyed): what a lookup follows too.
+        let mut ids: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for (kind, h) in read
+            .records_of(&follow)
+            .flat_map(|r| archive::identifier_hashes(read.schema, r, secret))
+            .filter(|(kind, _)| *kind != "kana_birth")
+        {
+            ids.entry(kind)
+                .or_default()
+                .insert(blake3::Hash::from(h).to_hex().to_string());
+        }
+        follow.clear();
+        let candidates: BTreeSet<String> = index
             .iter()
-            .filter(|e| e.0 != "kana_birth" && follow.contains(&e.2))
-            .map(|e| (e.0.as_str(), e.1.as_str()))
-            .collect();
-        let candidates: BTreeSet<&str> = index
-            .iter()
-            .filter(|e| ids.contains(&(e.0.as_str(), e.1.as_str())))
-            .map(|e| e.2.as_str())
-            .filter(|p| !persons.contains(*p) && !rejected.contains(p))
+            .filter(|e| ids.get(e.0.as_str()).is_some_and(|hs| hs.contains(&e.1)))
+            .map(|e| e.2.clone())
+            .filter(|p| !persons.contains(p) && !rejected.contains(p))
             .collect();
         if candidates.is_empty() {
-            return Ok(joined);
+            break;
         }
-        facts.extend(read.facts_of(&candidates)?);
+        let wanted: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
+        facts.extend(read.facts_of(&wanted)?);
         for c in candidates {
-            let f = facts.get(c);
-            if unlinked(f) && f.is_some_and(|f| erased.confirms(f)) {
-                persons.insert(c.to_string());
-                follow.insert(c.to_string());
+            let f = facts.get(&c);
+            let fits = |f: &Facts| erased.confirms(f) && members.iter().all(|m| m.agrees(f));
+            if unlinked(f) && f.is_some_and(fits) {
+                members.extend(f.cloned());
+                persons.insert(c.clone());
+                follow.insert(c);
                 joined += 1;
             } else {
                 rejected.insert(c);
             }
         }
     }
+    Ok(joined)
 }
 
 /// The person keys outside `persons` that share an exact identifier (宛名番号, 個人番号,
@@ -667,7 +697,11 @@ pub fn erase(
                 ),
             }));
         }
-        out.persons_joined = join_unlinked(&mut read, &index, &mut persons, &mut facts)?;
+        // `--person` names one key: the operator's choice, taken alone.
+        if kind != "person" {
+            out.persons_joined =
+                join_unlinked(&mut read, &index, &mut persons, &mut facts, &secret)?;
+        }
     }
     if persons.is_empty() {
         let certified = out
@@ -1343,6 +1377,20 @@ mod tests {
         archive_of(dir, records)
     }
 
+    /// Every file under `dir`.
+    fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     /// An archive of `records` (4 buckets).
     fn archive_of(
         dir: &std::path::Path,
@@ -1434,6 +1482,76 @@ mod tests {
         );
         r.set(schema.idx("source_line"), Value::Int(i + 2));
         r
+    }
+
+    /// Joins hold every key against every other: ヤマダヨウコ meets ヤマダヨーコ and
+    /// ヤマダヨウコウ (one slip each) but those two do not meet, so an erase by the first's
+    /// 個人番号 takes one of them, not both (and names the other as left); `--person`
+    /// takes its key alone.
+    #[test]
+    fn joins_agree_pairwise_and_person_takes_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let unlinked = |kana: &'static str, kojin: Option<&'static str>| {
+            let mut f = vec![
+                ("atena_number", "8008"),
+                ("registry_status", "unlinked"),
+                ("match_method", "none"),
+                ("source_kind", "ledger"),
+                ("kana_name", kana),
+                ("sex", "F"),
+            ];
+            f.extend(kojin.map(|k| ("kojin_bango", k)));
+            f
+        };
+        let born = |mut r: Record| {
+            r.set(schema.idx("birth_date"), Value::Date(-4000));
+            r
+        };
+        let records = vec![
+            born(dose(0, &unlinked("ヤマダ　ヨウコ", Some("123456789018")))),
+            born(dose(1, &unlinked("ヤマダ　ヨーコ", None))),
+            born(dose(2, &unlinked("ヤマダ　ヨウコウ", Some("000000000019")))),
+        ];
+        let (store, ids, write) = archive_of(dir.path(), records);
+        let keys = run_keys(&ids, &write);
+        let copy = tempfile::tempdir().unwrap();
+        let run = |store: &Store, kind: &str, value: &str| {
+            erase(
+                store,
+                schema,
+                kind,
+                value,
+                "request",
+                &keys,
+                &signer("2026-02-01T00:00:00Z"),
+            )
+            .unwrap()
+        };
+        let (m, _) = archive::read_manifest(&store).unwrap();
+        let key_of: BTreeMap<String, String> = m
+            .partitions
+            .iter()
+            .flat_map(|p| archive::read_partition(&store, schema, p, &ids).unwrap())
+            .map(|r| {
+                let get = |n: &str| r.at(schema.idx(n)).as_str().unwrap().to_string();
+                (get("record_id"), get("person_hash"))
+            })
+            .collect();
+        // `--person` on a copy: the key alone, the two others left.
+        for e in walkdir(dir.path()) {
+            let to = copy.path().join(e.strip_prefix(dir.path()).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&e, &to).unwrap();
+        }
+        let other = Store::open(copy.path().to_str().unwrap()).unwrap();
+        let out = run(&other, "person", &key_of["r0"]);
+        assert_eq!((out.erased.records, out.persons_joined), (1, 0));
+        assert_eq!(out.persons_left.len(), 2);
+        // By the 個人番号: one of the two joined, the other left.
+        let out = run(&store, "kojin_bango", "123456789018");
+        assert_eq!((out.erased.records, out.persons_joined), (2, 1));
+        assert_eq!(out.persons_left.len(), 1);
     }
 
     /// A record awaiting review names a resident as its candidate: erasing the resident

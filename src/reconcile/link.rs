@@ -4,6 +4,8 @@
 //! Every join runs in [`super::frames`]; the per-pair scoring is plain Rust in parallel
 //! (rayon), collected in input order so results do not depend on the thread count.
 
+use std::collections::BTreeSet;
+
 use rayon::prelude::*;
 
 use super::frames::{self, Keyed};
@@ -669,6 +671,37 @@ pub(crate) fn link(
     }
     pairs.sort_unstable();
     pairs.dedup();
+    // A 個人番号 on both sides that differs (each passed its check digit when read) says
+    // two people, whatever the names and birth dates: no candidate. Otherwise a person
+    // from elsewhere with a resident's name and a birth date one part off links to the
+    // resident, and a lookup by either shows the other's doses.
+    fn number(r: &Record, field: usize) -> Option<&str> {
+        text(r.at(field))
+    }
+    pairs.retain(|&(r, g)| {
+        match (
+            number(&records[r as usize], f.kojin_bango),
+            number(&registry[g as usize], f.kojin_bango),
+        ) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    });
+    // A 宛名番号 more than one typing slip from the resident's (a slip is how one person's
+    // number goes wrong; another person's differs in several digits) is no automatic link:
+    // at most a review candidate, for a person to decide.
+    let far_atena: Vec<bool> = pairs
+        .par_iter()
+        .map(|&(r, g)| {
+            match (
+                number(&records[r as usize], f.atena_number),
+                number(&registry[g as usize], f.atena_number),
+            ) {
+                (Some(a), Some(b)) => !within_one_edit(a, b),
+                _ => false,
+            }
+        })
+        .collect();
     let scores: Vec<f64> = pairs
         .par_iter()
         .map(|&(r, g)| score(rules, &people[r as usize], &reg_people[g as usize]))
@@ -689,6 +722,10 @@ pub(crate) fn link(
         let mut candidates: Vec<(usize, f64)> = (start..end)
             .map(|k| (pairs[k].1 as usize, scores[k]))
             .collect();
+        let far: BTreeSet<usize> = (start..end)
+            .filter(|&k| far_atena[k])
+            .map(|k| pairs[k].1 as usize)
+            .collect();
         candidates.sort_by(|a, b| {
             b.1.total_cmp(&a.1)
                 .then_with(|| atena_of(a.0).cmp(&atena_of(b.0)))
@@ -697,7 +734,7 @@ pub(crate) fn link(
         let best = candidates[0];
         let second = candidates.get(1).map_or(f64::NEG_INFINITY, |c| c.1);
         let link = &mut links[r];
-        if best.1 >= rules.upper && best.1 - second >= rules.margin {
+        if best.1 >= rules.upper && best.1 - second >= rules.margin && !far.contains(&best.0) {
             link.method = Method::Probabilistic;
             link.score = Some(best.1);
             link.registry = Some(best.0);

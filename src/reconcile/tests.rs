@@ -223,7 +223,8 @@ fn vrs_dose_enriched_and_linked_by_ticket() {
 
 /// A dose whose own 宛名番号 is a resident's and whose ticket's person row names another
 /// resident takes nothing from that row (its 個人番号 and names would be filed under the
-/// wrong person); a 宛名番号 no resident has (a typo) still yields to the ticket.
+/// wrong person); a 宛名番号 no resident has (a typo) still yields to the ticket — whose
+/// 個人番号, differing from the resident's, then keeps the dose from linking by name.
 #[test]
 fn a_ticket_naming_another_resident_than_the_doses_atena_is_not_followed() {
     let mut row = vrs_person(
@@ -260,9 +261,16 @@ fn a_ticket_naming_another_resident_than_the_doses_atena_is_not_followed() {
     assert_eq!(get(v, "birth_date"), Value::Null);
     assert_eq!(get(v, "certificate_id"), Value::Null);
     assert_eq!(get(v, "conflicts"), s("ticket_atena"));
+    // The ticket filled `w`'s names and 個人番号; the names fit resident 1004, but the
+    // 個人番号 is not theirs (000000001004): two numbers that differ are two people, so
+    // no link, not even a review candidate.
     let w = by_id("w");
-    assert_eq!(method(w), "probabilistic", "on the names the ticket filled");
-    assert_eq!(get(w, "registry_atena_number"), s("1004"));
+    assert_eq!(
+        method(w),
+        "none",
+        "a 個人番号 that differs from the resident's"
+    );
+    assert_eq!(get(w, "registry_atena_number"), Value::Null);
     assert_eq!(get(w, "kojin_bango"), s("123456789018"));
     assert_eq!(
         (
@@ -311,6 +319,47 @@ fn variant_kanji_and_kana_typo_link_probabilistically() {
     };
     assert!(score >= Rules::embedded().upper);
     assert_eq!(get(r, "conflicts"), s("kana_name"));
+}
+
+/// Numbers that say two people keep a dose from linking by name: a 個人番号 other than the
+/// resident's (no candidate at all), a 宛名番号 more than one slip from theirs (a review
+/// candidate, never an automatic link); a 宛名番号 one slip off (a typo) still links.
+#[test]
+fn numbers_that_differ_keep_a_name_match_from_linking() {
+    let same = [
+        ("kanji_name", s("高橋 一郎")),
+        ("kana_name", s("タカハシ イチロウ")),
+        ("birth_date", date(1980, 5, 6)),
+        ("sex", s("M")),
+    ];
+    let with = |extra: (&str, Value)| {
+        let mut p = same.to_vec();
+        p.push(extra);
+        ledger("a", 2, &p)
+    };
+    let baseline = run(vec![ledger("a", 2, &same)], &registry(), &[]);
+    assert_eq!(
+        method(only(&baseline)),
+        "probabilistic",
+        "the name match alone links"
+    );
+    let kojin = run(
+        vec![with(("kojin_bango", s("123456789018")))],
+        &registry(),
+        &[],
+    );
+    assert_eq!(method(only(&kojin)), "none");
+    assert!(kojin.review.is_empty());
+    let far = run(
+        vec![with(("atena_number", s("50003905")))],
+        &registry(),
+        &[],
+    );
+    assert_eq!(method(only(&far)), "review");
+    assert_eq!(get(only(&far), "registry_atena_number"), Value::Null);
+    let slip = run(vec![with(("atena_number", s("1011")))], &registry(), &[]);
+    assert_eq!(method(only(&slip)), "probabilistic");
+    assert_eq!(get(only(&slip), "registry_atena_number"), s("1001"));
 }
 
 #[test]

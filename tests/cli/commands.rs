@@ -118,6 +118,18 @@ fn blank_operator_and_reason_are_refused() {
             ],
             "--operator",
         ),
+        (
+            vec![
+                "erase",
+                "--operator",
+                "\u{200B}",
+                "--reason",
+                "r",
+                "--atena",
+                "1",
+            ],
+            "--operator",
+        ),
     ] {
         let out = vaxarc().args(&args).args(common).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -1087,11 +1087,12 @@ fn add_name_only_row(input: &Path) -> (String, Vec<u8>) {
 #[test]
 fn purge_and_erase_take_the_list_rows_of_what_they_erase() {
     // Dirtier than the default, so that a thousand people give possible matches to review
-    // (VRS records without a 宛名番号 whose kana has a typo).
+    // (VRS records without a 宛名番号 or 個人番号 — numbers that differ from a resident's keep
+    // a record from being their candidate — whose kana has a typo).
     let f = Fixture::with_dirt(
         1000,
         23,
-        "[dirt]\nvrs_atena_blank = 0.6\nkana_typo = 0.3\nnot_in_registry = 0.2\n",
+        "[dirt]\nvrs_atena_blank = 0.6\nkana_typo = 0.3\nnot_in_registry = 0.2\nkojin_missing = 0.8\n",
     );
     let (name_only_atena, name_only_row) = add_name_only_row(&f.input());
     let (archive, _) = f.migrate("archive");
