@@ -817,6 +817,22 @@ const GENERATION: u64 = 1;
 
 type Distinct = std::collections::HashSet<index::Compact, foldhash::fast::RandomState>;
 
+/// A [`Rest`] for tests: no quarantine, accounting or pipeline; municipality 131091,
+/// created 2026-01-01.
+#[cfg(test)]
+pub(crate) fn test_rest(review: Vec<ReviewRow>) -> Rest {
+    Rest {
+        quarantine: vec![],
+        review,
+        accounting: vec![],
+        reconciliation: serde_json::Value::Null,
+        pipeline_toml: String::new(),
+        municipality_code: "131091".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        resident_births: Vec::new(),
+    }
+}
+
 /// One row of the review list: a record reconciliation could not link with confidence,
 /// and a registry resident it may belong to.
 #[derive(Clone, Debug, PartialEq)]

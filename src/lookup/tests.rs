@@ -89,6 +89,29 @@ fn write_keys() -> (age::x25519::Identity, crate::archive::WriteKeys) {
     (custodian, keys)
 }
 
+/// Write a new archive of `records` (no lists; hash key `[7; 32]`).
+fn write_archive(
+    store: &crate::archive::store::Store,
+    records: Vec<Record>,
+    buckets: u16,
+    keys: &crate::archive::WriteKeys,
+) -> crate::archive::manifest::Manifest {
+    use crate::archive::{self, NewArchive};
+    archive::write_new(
+        store,
+        NewArchive {
+            schema: Schema::embedded(),
+            records,
+            buckets,
+            index_secret: [7; 32],
+            rest: archive::test_rest(vec![]),
+        },
+        keys,
+        &|_| {},
+    )
+    .unwrap()
+}
+
 /// A writer given records of one partition in two sets refuses the second (its object
 /// would be written again under the same name).
 #[test]
@@ -321,7 +344,7 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
 /// persons are decrypted.
 #[test]
 fn twins_through_a_written_archive_give_candidates() {
-    use crate::archive::{self, store::Store, NewArchive};
+    use crate::archive::store::Store;
     let schema = Schema::embedded();
     let (custodian, keys) = write_keys();
     let mut records = Vec::new();
@@ -354,28 +377,7 @@ fn twins_through_a_written_archive_give_candidates() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-    let m = archive::write_new(
-        &store,
-        NewArchive {
-            schema,
-            records,
-            buckets: 64,
-            index_secret: [7; 32],
-            rest: archive::Rest {
-                quarantine: vec![],
-                review: vec![],
-                accounting: vec![],
-                reconciliation: serde_json::Value::Null,
-                pipeline_toml: String::new(),
-                municipality_code: "131091".into(),
-                created: "2026-01-01T00:00:00Z".into(),
-                resident_births: Vec::new(),
-            },
-        },
-        &keys,
-        &|_| {},
-    )
-    .unwrap();
+    let m = write_archive(&store, records, 64, &keys);
     let ids = [custodian];
     let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
     let q = Query::KanaBirth(format!("{}:7000", normalise::kana_key("ヤマダ　タロウ")));
@@ -418,7 +420,7 @@ fn twins_through_a_written_archive_give_candidates() {
 /// carries the number. By the 宛名番号 itself the five keys are candidates.
 #[test]
 fn a_lookup_by_number_joins_the_same_unlinked_person_only() {
-    use crate::archive::{self, store::Store, NewArchive};
+    use crate::archive::store::Store;
     let schema = Schema::embedded();
     let (custodian, keys) = write_keys();
     let mut records = Vec::new();
@@ -452,28 +454,7 @@ fn a_lookup_by_number_joins_the_same_unlinked_person_only() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-    archive::write_new(
-        &store,
-        NewArchive {
-            schema,
-            records,
-            buckets: 4,
-            index_secret: [7; 32],
-            rest: archive::Rest {
-                quarantine: vec![],
-                review: vec![],
-                accounting: vec![],
-                reconciliation: serde_json::Value::Null,
-                pipeline_toml: String::new(),
-                municipality_code: "131091".into(),
-                created: "2026-01-01T00:00:00Z".into(),
-                resident_births: Vec::new(),
-            },
-        },
-        &keys,
-        &|_| {},
-    )
-    .unwrap();
+    write_archive(&store, records, 4, &keys);
     let ids = [custodian];
     let mut reader = shell::Reader::open(&store, schema, &ids).unwrap();
     let roles = Roles::embedded();

@@ -1332,7 +1332,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{crypto::Recipients, store::Store, NewArchive, Rest};
+    use crate::archive::{crypto::Recipients, store::Store, NewArchive};
     use crate::record::Value;
 
     thread_local! {
@@ -1375,6 +1375,24 @@ mod tests {
             })
             .collect();
         archive_of(dir, records)
+    }
+
+    /// An erase by `(kind, value)` with reason "request", signed by `op-1` on 2026-02-01.
+    fn erase_request(
+        store: &Store,
+        keys: &RunKeys<'_>,
+        kind: &str,
+        value: &str,
+    ) -> Result<Outcome, ArchiveError> {
+        erase(
+            store,
+            Schema::embedded(),
+            kind,
+            value,
+            "request",
+            keys,
+            &signer("2026-02-01T00:00:00Z"),
+        )
     }
 
     /// Every file under `dir`.
@@ -1423,16 +1441,7 @@ mod tests {
                 records,
                 buckets: 4,
                 index_secret: [7; 32],
-                rest: Rest {
-                    quarantine: vec![],
-                    review,
-                    accounting: vec![],
-                    reconciliation: serde_json::Value::Null,
-                    pipeline_toml: String::new(),
-                    municipality_code: "131091".into(),
-                    created: "2026-01-01T00:00:00Z".into(),
-                    resident_births: Vec::new(),
-                },
+                rest: archive::test_rest(review),
             },
             &keys,
             &|_| {},
@@ -1517,16 +1526,7 @@ mod tests {
         let keys = run_keys(&ids, &write);
         let copy = tempfile::tempdir().unwrap();
         let run = |store: &Store, kind: &str, value: &str| {
-            erase(
-                store,
-                schema,
-                kind,
-                value,
-                "request",
-                &keys,
-                &signer("2026-02-01T00:00:00Z"),
-            )
-            .unwrap()
+            erase_request(store, &keys, kind, value).unwrap()
         };
         let (m, _) = archive::read_manifest(&store).unwrap();
         let key_of: BTreeMap<String, String> = m
@@ -1627,17 +1627,7 @@ mod tests {
         ];
         let (store, ids, write) = archive_of(dir.path(), records);
         let keys = run_keys(&ids, &write);
-        let run = |kind: &str, value: &str| {
-            erase(
-                &store,
-                schema,
-                kind,
-                value,
-                "request",
-                &keys,
-                &signer("2026-02-01T00:00:00Z"),
-            )
-        };
+        let run = |kind: &str, value: &str| erase_request(&store, &keys, kind, value);
         let e = run("atena", "7007").unwrap_err().to_string();
         assert!(e.contains("one person key whose records disagree"), "{e}");
         assert!(!e.contains("7007") && !e.contains("オオタ"), "{e}");
@@ -1725,17 +1715,7 @@ mod tests {
         ];
         let (store, ids, write) = archive_of(dir.path(), records);
         let keys = run_keys(&ids, &write);
-        let run = |kind: &str, value: &str| {
-            erase(
-                &store,
-                schema,
-                kind,
-                value,
-                "request",
-                &keys,
-                &signer("2026-02-01T00:00:00Z"),
-            )
-        };
+        let run = |kind: &str, value: &str| erase_request(&store, &keys, kind, value);
         let left = || -> BTreeMap<String, String> {
             let (m, _) = archive::read_manifest(&store).unwrap();
             m.partitions
