@@ -242,6 +242,8 @@ pub struct PersonFacts {
     pub births: BTreeSet<i32>,
     /// Kana match keys.
     pub kana: BTreeSet<String>,
+    /// Kanji match keys (variants folded: `normalise::kanji_key`).
+    pub kanji: BTreeSet<String>,
     /// Sexes.
     pub sexes: BTreeSet<String>,
 }
@@ -261,6 +263,12 @@ impl PersonFacts {
         self.births.extend(r.at(schema.idx("birth_date")).as_date());
         self.kana
             .extend(text("kana_name").map(crate::normalise::kana_key));
+        let tables = crate::normalise::Tables::embedded();
+        self.kanji.extend(
+            text("kanji_name")
+                .map(|k| crate::normalise::kanji_key(k, tables))
+                .filter(|k| !k.is_empty()),
+        );
         self.sexes.extend(text("sex").map(str::to_string));
     }
 
@@ -269,7 +277,27 @@ impl PersonFacts {
         self.residents.extend(other.residents.iter().cloned());
         self.births.extend(&other.births);
         self.kana.extend(other.kana.iter().cloned());
+        self.kanji.extend(other.kanji.iter().cloned());
         self.sexes.extend(other.sexes.iter().cloned());
+    }
+
+    /// Whether the names of `self` and `other` can be one person's: a kana name (match key)
+    /// they share; or kana names one typing slip apart ([`close`]: ヨウコ/ヨーコ) whose
+    /// kanji names do not say otherwise (a kanji name they share, or none on one side) —
+    /// twins one kana apart (ユウキ/ユウト) differ in kanji too (優希/優斗). Either side
+    /// without a kana name: nothing to compare.
+    fn names_meet(&self, other: &PersonFacts) -> bool {
+        if self.kana.is_empty() || other.kana.is_empty() || !self.kana.is_disjoint(&other.kana) {
+            return true;
+        }
+        let kanji = self.kanji.is_empty()
+            || other.kanji.is_empty()
+            || !self.kanji.is_disjoint(&other.kanji);
+        kanji
+            && self
+                .kana
+                .iter()
+                .any(|a| other.kana.iter().any(|b| close(a, b)))
     }
 
     /// Could these be one person: at most one registry resident between them, and birth
@@ -279,31 +307,28 @@ impl PersonFacts {
         fn meet<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> bool {
             a.is_empty() || b.is_empty() || !a.is_disjoint(b)
         }
-        let kana = self.kana.is_empty()
-            || other.kana.is_empty()
-            || self
-                .kana
-                .iter()
-                .any(|a| other.kana.iter().any(|b| close(a, b)));
         self.residents.union(&other.residents).count() <= 1
             && meet(&self.births, &other.births)
-            && kana
+            && self.names_meet(other)
             && meet(&self.sexes, &other.sexes)
     }
 
     /// Whether the records of one person key agree among themselves. A registry resident's
     /// key does (the registry vouches for it, whatever its copies say); a key no registry
-    /// row vouches for does only with at most one birth date, one kana name (match key) and
-    /// one sex and kana names (match keys) at most one typing slip apart (ヨウコ/ヨーコ:
-    /// [`close`]) — more are two people filed under one number and birth date (twins
+    /// row vouches for does only with at most one birth date, one sex, and kana names
+    /// (match keys) at most one typing slip apart (ヨウコ/ヨーコ: [`close`]) under at most
+    /// one kanji name — more are two people filed under one number and birth date (twins
     /// under a mistyped 宛名番号, or two people without a birth date), or one person typed
     /// two ways: either way not shown to be one person.
     pub fn consistent(&self) -> bool {
         let kana: Vec<&String> = self.kana.iter().collect();
-        let one_name = kana
-            .iter()
-            .enumerate()
-            .all(|(i, a)| kana[i + 1..].iter().all(|b| close(a, b)));
+        // Kana names one slip apart are one name only under one kanji name (or none).
+        let one_name = kana.len() <= 1
+            || (self.kanji.len() <= 1
+                && kana
+                    .iter()
+                    .enumerate()
+                    .all(|(i, a)| kana[i + 1..].iter().all(|b| close(a, b))));
         !self.residents.is_empty() || (self.births.len() <= 1 && one_name && self.sexes.len() <= 1)
     }
 
@@ -1929,6 +1954,7 @@ mod tests {
                 residents: resident.into_iter().map(str::to_string).collect(),
                 births: births.iter().copied().collect(),
                 kana: kana.iter().map(|k| k.to_string()).collect(),
+                kanji: BTreeSet::new(),
                 sexes: sex.iter().map(|k| k.to_string()).collect(),
             };
         let resident = facts(Some("1"), &[10], &["ヤマダタロウ"], &["M"]);
@@ -1951,6 +1977,27 @@ mod tests {
         assert!(one(&[&slip]) && one(&[&resident, &slip]) && resident.confirms(&slip));
         let other = facts(None, &[10], &["ヤマダタロー"], &["M"]);
         assert!(one(&[&resident, &other]) && resident.confirms(&other));
+        // Unless the kanji names say two people: twins one kana apart (ユウキ/ユウト) have
+        // other kanji (優希/優斗) — across keys and within one; kana equal, kanji aside.
+        let named = |kana: &str, kanji: &str| {
+            let mut f = facts(None, &[10], &[kana], &["M"]);
+            f.kanji.insert(kanji.to_string());
+            f
+        };
+        let (yuki, yuto) = (
+            named("ヤマダユウキ", "山田優希"),
+            named("ヤマダユウト", "山田優斗"),
+        );
+        assert!(!one(&[&yuki, &yuto]) && !yuki.confirms(&yuto));
+        let mut both = yuki.clone();
+        both.add(&yuto);
+        assert!(!one(&[&both]));
+        assert!(one(&[&yuki, &named("ヤマダユウト", "山田優希")]));
+        assert!(one(&[&yuki, &named("ヤマダユウキ", "山田由紀")]));
+        assert!(one(&[
+            &yuki,
+            &facts(None, &[10], &["ヤマダユウト"], &["M"])
+        ]));
         assert!(one(&[&resident, &copy]));
         assert!(one(&[&copy, &facts(None, &[10], &[], &[])]));
         // No birth date, two, or a different one: not one person.
