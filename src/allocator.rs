@@ -25,6 +25,33 @@ pub fn tune() {
             unsafe { libmimalloc_sys::mi_option_set(option, value) };
         }
     }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        disable_thp();
+    }
+}
+
+/// Switch transparent huge pages off for the whole process. mimalloc acts on its
+/// `allow_thp` option when it maps memory, and it mapped its first arena (asking the
+/// kernel for huge pages on it) while the process loaded, before `main` could set the
+/// option: each 2 MiB page of that arena was then faulted in and zeroed whole by the
+/// kernel (`clear_page_erms` ≈ 4 % of a migrate's samples, docs/performance.md, "Session
+/// 23"). The process-wide switch also covers memory already mapped.
+fn disable_thp() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process's memory map; it takes no
+    // pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// Whether transparent huge pages are off for this process (always `false` off Linux).
+pub fn thp_disabled() -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_GET_THP_DISABLE reads a flag of this process's memory map.
+    return unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) } == 1;
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// Run `free` (which drops a large structure) and give the memory it frees back to the
@@ -98,6 +125,11 @@ mod tests {
             tune();
             assert_eq!(option(MI_OPTION_PURGE_DELAY), -1);
             assert_eq!(option(MI_OPTION_ALLOW_THP), 0);
+            #[cfg(target_os = "linux")]
+            assert!(
+                thp_disabled(),
+                "tune switches huge pages off for the process"
+            );
             // `release_after` runs its closure once, with purging on, and sets the option
             // back (here, in the same test: another test reading the option meanwhile
             // would see the temporary value).

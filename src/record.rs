@@ -410,6 +410,12 @@ impl Record {
         })
     }
 
+    /// The fields holding a value.
+    #[inline]
+    pub fn filled(&self) -> Fields {
+        Fields(self.present)
+    }
+
     /// Number of entries (fields holding a value).
     #[inline]
     fn entries(&self) -> usize {
@@ -751,9 +757,16 @@ impl Fields {
         Fields(set)
     }
 
+    /// Whether field `i` is in the set.
     #[inline]
-    fn has(&self, i: usize) -> bool {
+    pub fn has(&self, i: usize) -> bool {
         i < MAX_FIELDS && self.0[i / 64] & (1u64 << (i % 64)) != 0
+    }
+
+    /// The fields in either set.
+    #[inline]
+    pub fn union(self, other: Fields) -> Fields {
+        Fields([self.0[0] | other.0[0], self.0[1] | other.0[1]])
     }
 }
 

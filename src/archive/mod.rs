@@ -511,6 +511,36 @@ pub fn partition_properties() -> WriterProperties {
     lookup_properties("person_hash", PARTITION_ROW_GROUP_ROWS, true)
 }
 
+/// [`partition_properties`] for these rows of the schema columns `indices`: a column that
+/// no row fills is stored uncompressed (its pages hold only definition levels, a few bytes
+/// that zstd would make larger), so its writer makes no zstd contexts — the Parquet writer
+/// makes a compression and a decompression context per compressed column chunk, ≈ 2–7 %
+/// of a migrate's CPU when every one of the ~60 columns of every partition had one
+/// (docs/performance.md, "Session 23"). `given` is a column whose values come from
+/// elsewhere ([`batch::HashColumn`]), always filled.
+pub fn partition_properties_for(
+    schema: &Schema,
+    indices: &[usize],
+    rows: &[&Record],
+    given: Option<usize>,
+) -> WriterProperties {
+    let filled = rows
+        .iter()
+        .fold(crate::record::Fields::default(), |acc, r| {
+            acc.union(r.filled())
+        });
+    let mut b = partition_properties().into_builder();
+    for &i in indices {
+        if !filled.has(i) && Some(i) != given {
+            b = b.set_column_compression(
+                parquet::schema::types::ColumnPath::from(schema.fields[i].name.as_str()),
+                Compression::UNCOMPRESSED,
+            );
+        }
+    }
+    b.build()
+}
+
 /// Writer properties of an object read by lookups, sorted by `column`: row groups of at
 /// most `row_group_rows`, pages of [`LOOKUP_PAGE_ROWS`] with an offset index (every
 /// column) and min/max statistics of `column` only (row group and page: the column
@@ -1122,7 +1152,7 @@ impl<'a> Writer<'a> {
                 record_batches(&path, schema, &plain_idx, &plain_schema, rows, Some(given)),
                 plain_schema.clone(),
                 &keys.custodians,
-                partition_properties(),
+                partition_properties_for(schema, &plain_idx, rows, Some(person_hash_idx)),
             )?;
             let key_path = format!("keys/{id}.key.age");
             let mut objects = vec![
@@ -1860,6 +1890,98 @@ mod tests {
         assert_eq!(seal(LOOKUP_PAGE_ROWS), whole);
         // The comparison can tell: cuts inside a page give other pages.
         assert_ne!(seal(LOOKUP_PAGE_ROWS + 100), whole);
+    }
+
+    /// A partition column no row fills is stored uncompressed, a filled one (and the given
+    /// `person_hash`) with zstd; every value reads back.
+    #[test]
+    fn columns_no_row_fills_are_stored_uncompressed() {
+        use crate::record::Value;
+        use crate::schema::FieldType;
+        use arrow::array::Array;
+        use parquet::file::reader::FileReader;
+        let schema = Schema::embedded();
+        let (rid, kana, ph) = (
+            schema.idx("record_id"),
+            schema.idx("kana_name"),
+            schema.idx("person_hash"),
+        );
+        let rows: Vec<Record> = (0..3)
+            .map(|k| {
+                let mut v: Vec<Value> = schema
+                    .fields
+                    .iter()
+                    .map(|f| match (f.nullable, f.field_type) {
+                        (true, _) => Value::Null,
+                        (false, FieldType::Utf8) => Value::Str("x".into()),
+                        (false, FieldType::Date32) => Value::Date(0),
+                        (false, FieldType::Bool) => Value::Bool(true),
+                        (false, FieldType::Float64) => Value::Float(0.0),
+                        (false, FieldType::TimestampS) => Value::Timestamp(0),
+                        (false, _) => Value::Int(1),
+                    })
+                    .collect();
+                v[rid] = Value::Str(format!("r{k}").into());
+                if k == 1 {
+                    v[kana] = Value::Str("ヤマダ タロウ".into());
+                }
+                Record::from(v)
+            })
+            .collect();
+        let refs: Vec<&Record> = rows.iter().collect();
+        let idx = schema.indices(|c| c != Class::NumberVault);
+        let arrow_schema = schema.arrow_schema(|c| c != Class::NumberVault);
+        let hashes = [[7u8; 32]; 3];
+        let given = batch::HashColumn {
+            field: ph,
+            hashes: &hashes,
+        };
+        let props = partition_properties_for(schema, &idx, &refs, Some(ph));
+        let id = age::x25519::Identity::generate();
+        let (ct, _) = seal_parquet_to(
+            "t",
+            record_batches("t", schema, &idx, &arrow_schema, &refs, Some(given)),
+            arrow_schema.clone(),
+            &id.to_public(),
+            props,
+        )
+        .unwrap();
+        let plain = crypto::decrypt("t", &[id], &ct).unwrap();
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+            bytes::Bytes::from(plain.clone()),
+        )
+        .unwrap();
+        let group = reader.metadata().row_group(0);
+        let codec = |name: &str| {
+            (0..group.num_columns())
+                .map(|c| group.column(c))
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .compression()
+        };
+        assert!(matches!(codec("record_id"), Compression::ZSTD(_)));
+        assert!(matches!(codec("kana_name"), Compression::ZSTD(_)));
+        assert!(matches!(codec("person_hash"), Compression::ZSTD(_)));
+        let empty = schema
+            .fields
+            .iter()
+            .enumerate()
+            .find(|&(i, f)| idx.contains(&i) && ![rid, kana, ph].contains(&i) && f.nullable)
+            .unwrap()
+            .1
+            .name
+            .clone();
+        assert_eq!(codec(&empty), Compression::UNCOMPRESSED);
+        let back = read_parquet("t", plain).unwrap();
+        assert_eq!(back[0].num_rows(), 3);
+        let kana_col = back[0]
+            .column_by_name("kana_name")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(kana_col.value(1), "ヤマダ タロウ");
+        assert_eq!(kana_col.null_count(), 2);
     }
 
     #[test]

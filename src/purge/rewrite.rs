@@ -336,7 +336,7 @@ pub fn apply(
             archive::record_batches(&path, schema, &plain_idx, &plain_schema, &refs, None),
             plain_schema.clone(),
             &keys.custodians,
-            archive::partition_properties(),
+            archive::partition_properties_for(schema, &plain_idx, &refs, None),
         )?;
         let key_path = format!("keys/{id}.key.age");
         put(path.clone(), "partition", sealed.ciphertext)?;
