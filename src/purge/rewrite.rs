@@ -159,6 +159,9 @@ pub struct Change {
     pub survivors: BTreeMap<String, Vec<Record>>,
     /// Person hashes whose index entries go (no record of theirs remains).
     pub removed_persons: BTreeSet<String>,
+    /// Index rows (kind, keyed hash, person hash) that go while their person stays: the
+    /// identifier was carried only by the person's destroyed records.
+    pub identifiers_gone: BTreeSet<(String, String, String)>,
     /// Records removed.
     pub records_removed: u64,
     /// What leaves the review and quarantine lists (docs/purge.md, "The lists").
@@ -379,12 +382,20 @@ pub fn apply(
         });
     }
 
-    // The index without the removed persons (every shard rewritten under a new key).
+    // The index without the removed persons and the identifiers only destroyed records
+    // carried (every shard rewritten under a new key).
     let (index_files, old_index) = read_index(store, m, identities)?;
     let before = old_index.len() as u64;
-    let (removed_index, index): (Vec<IndexEntry>, Vec<IndexEntry>) = old_index
-        .into_iter()
-        .partition(|e| change.removed_persons.contains(&e.2));
+    let ids_gone: BTreeSet<(&str, &str, &str)> = change
+        .identifiers_gone
+        .iter()
+        .map(|(k, h, p)| (k.as_str(), h.as_str(), p.as_str()))
+        .collect();
+    let (removed_index, index): (Vec<IndexEntry>, Vec<IndexEntry>) =
+        old_index.into_iter().partition(|e| {
+            change.removed_persons.contains(&e.2)
+                || ids_gone.contains(&(e.0.as_str(), e.1.as_str(), e.2.as_str()))
+        });
     let index_rows_removed = before - index.len() as u64;
     let index_shards = m.index_shards.max(1);
     if index_rows_removed > 0 {

@@ -255,8 +255,13 @@ fn year_of(schema: &Schema, r: &Record) -> Option<i32> {
         .map(|d| civil_from_days(d).0)
 }
 
+/// The lookup identifiers (kind, keyed hash) that the surviving records of each person
+/// carry.
+type Carried = BTreeMap<String, BTreeSet<(&'static str, [u8; 32])>>;
+
 /// Person hashes that still have a record, among `persons`, reading the partitions of
-/// their buckets that are not in `evaluated` (whose survivors are given).
+/// their buckets that are not in `evaluated` (whose survivors are given), with the
+/// identifiers their surviving records carry.
 fn still_present(
     store: &Store,
     schema: &Schema,
@@ -264,13 +269,14 @@ fn still_present(
     ids: &[age::x25519::Identity],
     persons: &BTreeSet<String>,
     evaluated: &BTreeMap<String, Vec<Record>>,
-) -> Result<BTreeSet<String>, ArchiveError> {
+    secret: &[u8; 32],
+) -> Result<Carried, ArchiveError> {
     let ph = schema.idx("person_hash");
     let buckets: BTreeSet<u16> = persons
         .iter()
         .map(|p| archive::bucket_of(p, m.buckets))
         .collect();
-    let mut present = BTreeSet::new();
+    let mut present = Carried::new();
     for p in &m.partitions {
         if !buckets.contains(&p.bucket) {
             continue;
@@ -285,11 +291,45 @@ fn still_present(
         };
         for r in records {
             if let Some(h) = r.at(ph).as_str().filter(|h| persons.contains(*h)) {
-                present.insert(h.to_string());
+                present
+                    .entry(h.to_string())
+                    .or_default()
+                    .extend(archive::identifier_hashes(schema, r, secret));
             }
         }
     }
     Ok(present)
+}
+
+/// The index rows (kind, keyed hash, person hash) of identifiers that only destroyed
+/// records of a surviving person carried: a purge that takes a person's COVID-19 doses
+/// and keeps their routine ones takes the ticket numbers (接種券番号) the COVID-19 records
+/// carried out of the index, so that a lookup by a destroyed record's identifier no
+/// longer finds the person. Exact identifiers only (宛名番号, ticket; 個人番号 lives in
+/// the vault objects, which a purge does not read for this): kana + birth date stays while
+/// the person has records — the registry and the VRS person list index it for the person
+/// too (docs/lookup.md), in rows no different from a record's, and surviving ledger
+/// records often carry no kana name. Pure.
+fn identifiers_gone(
+    schema: &Schema,
+    secret: &[u8; 32],
+    removed: &[Record],
+    present: &Carried,
+) -> BTreeSet<(String, String, String)> {
+    let ph = schema.idx("person_hash");
+    let mut gone = BTreeSet::new();
+    for r in removed {
+        let Some((person, kept)) = r.at(ph).as_str().and_then(|h| present.get_key_value(h)) else {
+            continue;
+        };
+        for id in archive::identifier_hashes(schema, r, secret) {
+            if id.0 != "kana_birth" && !kept.contains(&id) {
+                let hex = blake3::Hash::from(id.1).to_hex().to_string();
+                gone.insert((id.0.to_string(), hex, person.clone()));
+            }
+        }
+    }
+    gone
 }
 
 /// Run a purge (or its dry run).
@@ -376,8 +416,14 @@ pub fn purge(
         keys.identities,
         &removed_persons,
         &evaluated,
+        &secret,
     )?;
-    change.removed_persons = removed_persons.difference(&present).cloned().collect();
+    change.removed_persons = removed_persons
+        .iter()
+        .filter(|p| !present.contains_key(*p))
+        .cloned()
+        .collect();
+    change.identifiers_gone = identifiers_gone(schema, &secret, &removed_records, &present);
     change.records_removed = out.erased.records;
     out.persons_removed_from_index = change.removed_persons.len() as u64;
     out.generation = m.generation;
@@ -959,6 +1005,18 @@ fn post_check(
         })
         .count() as u64;
     v.lookups_found += index.values().filter(|p| persons.contains(**p)).count() as u64;
+    // And no row that left the index is in the new one (also rows of a person who keeps
+    // records, for identifiers only their destroyed records carried).
+    let rows: BTreeSet<(&str, &str, &str)> = applied
+        .index
+        .iter()
+        .map(|(k, h, p, _)| (k.as_str(), h.as_str(), p.as_str()))
+        .collect();
+    v.lookups_found += applied
+        .removed_index
+        .iter()
+        .filter(|(k, h, p, _)| rows.contains(&(k.as_str(), h.as_str(), p.as_str())))
+        .count() as u64;
     v.list_rows_remaining = lists_going(store, &applied.after, ids, &applied.lists)?
         .iter()
         .sum();
@@ -1491,6 +1549,80 @@ mod tests {
         );
         r.set(schema.idx("source_line"), Value::Int(i + 2));
         r
+    }
+
+    /// A purge that takes one of a resident's records and keeps another takes the
+    /// identifiers only the destroyed record carried (its ticket) out of the index and
+    /// keeps those a surviving record carries (the 宛名番号): a lookup by the destroyed
+    /// record's ticket no longer finds the person.
+    #[test]
+    fn purge_takes_identifiers_only_destroyed_records_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::embedded();
+        let day = |y, m, d| crate::record::days_from_civil(y, m, d).unwrap();
+        let routine = |i: i64, date: i32, ticket: Option<&'static str>| {
+            let mut f = vec![
+                ("registry_atena_number", "1001"),
+                ("atena_number", "1001"),
+                ("registry_status", "resident"),
+                ("match_method", "atena"),
+                ("source_kind", "ledger"),
+                ("vaccine_code", "MR"),
+                ("retention_class", "routine_5y"),
+            ];
+            if let Some(t) = ticket {
+                f.extend([("municipality_code", "131091"), ("ticket_number", t)]);
+            }
+            let mut r = dose(i, &f);
+            r.set(schema.idx("vaccination_date"), Value::Date(date));
+            r
+        };
+        let records = vec![
+            routine(0, day(2015, 4, 1), Some("0000000001")),
+            routine(1, day(2024, 4, 1), None),
+        ];
+        let (store, ids, write) = archive_of(dir.path(), records);
+        let keys = run_keys(&ids, &write);
+        let secret = [7u8; 32];
+        let ticket = archive::keyed_hash(&secret, "ticket", "131091:0000000001");
+        let atena = archive::keyed_hash(&secret, "atena", "1001");
+        let index_has = |hash: &str| {
+            let (m, _) = archive::read_manifest(&store).unwrap();
+            archive::index::read_all(&store, &m, &ids)
+                .unwrap()
+                .iter()
+                .any(|e| e.1 == hash)
+        };
+        assert!(index_has(&ticket) && index_has(&atena));
+        let (rules, holds) = crate::purge::Rules::embedded();
+        let req = PurgeRequest {
+            as_of: day(2026, 4, 1),
+            rules: &rules,
+            holds: &holds,
+            deaths: None,
+            submissions: None,
+            request: BTreeMap::new(),
+        };
+        let out = purge(
+            &store,
+            schema,
+            &req,
+            &keys,
+            &signer("2026-04-01T00:00:00Z"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(out.erased.records, 1);
+        assert_eq!(
+            out.persons_removed_from_index, 0,
+            "the person keeps a record"
+        );
+        assert!(out.verification.as_ref().is_some_and(|v| v.passed));
+        assert!(
+            !index_has(&ticket),
+            "the destroyed record's ticket left the index"
+        );
+        assert!(index_has(&atena), "the surviving record's 宛名番号 stays");
     }
 
     /// Joins hold every key against every other: ヤマダヨウコ meets ヤマダヨーコ and
