@@ -246,6 +246,8 @@ pub struct PersonFacts {
     pub kanji: BTreeSet<String>,
     /// Sexes.
     pub sexes: BTreeSet<String>,
+    /// Some record carries a kana name and no kanji name.
+    pub kana_without_kanji: bool,
 }
 
 impl std::fmt::Debug for PersonFacts {
@@ -264,11 +266,11 @@ impl PersonFacts {
         self.kana
             .extend(text("kana_name").map(crate::normalise::kana_key));
         let tables = crate::normalise::Tables::embedded();
-        self.kanji.extend(
-            text("kanji_name")
-                .map(|k| crate::normalise::kanji_key(k, tables))
-                .filter(|k| !k.is_empty()),
-        );
+        let kanji = text("kanji_name")
+            .map(|k| crate::normalise::kanji_key(k, tables))
+            .filter(|k| !k.is_empty());
+        self.kana_without_kanji |= kanji.is_none() && text("kana_name").is_some();
+        self.kanji.extend(kanji);
         self.sexes.extend(text("sex").map(str::to_string));
     }
 
@@ -279,25 +281,29 @@ impl PersonFacts {
         self.kana.extend(other.kana.iter().cloned());
         self.kanji.extend(other.kanji.iter().cloned());
         self.sexes.extend(other.sexes.iter().cloned());
+        self.kana_without_kanji |= other.kana_without_kanji;
     }
 
     /// Whether the names of `self` and `other` can be one person's: a kana name (match key)
-    /// they share; or kana names one typing slip apart ([`close`]: ヨウコ/ヨーコ) whose
-    /// kanji names do not say otherwise (a kanji name they share, or none on one side) —
-    /// twins one kana apart (ユウキ/ユウト) differ in kanji too (優希/優斗). Either side
-    /// without a kana name: nothing to compare.
+    /// they share; or kana names one typing slip apart ([`slip`]) that the kanji names
+    /// allow. A kana dropped or added (ヨウコ/ヨーコ: the match key drops the long-vowel
+    /// mark) is one name unless the kanji names differ; a kana *replaced* or two swapped
+    /// (ユウキ/ユウト) is also how twins' names differ, so it is one name only under a
+    /// kanji name both sides carry (twins' differ: 優希/優斗). Either side without a kana
+    /// name: nothing to compare.
     fn names_meet(&self, other: &PersonFacts) -> bool {
         if self.kana.is_empty() || other.kana.is_empty() || !self.kana.is_disjoint(&other.kana) {
             return true;
         }
-        let kanji = self.kanji.is_empty()
-            || other.kanji.is_empty()
-            || !self.kanji.is_disjoint(&other.kanji);
-        kanji
-            && self
-                .kana
-                .iter()
-                .any(|a| other.kana.iter().any(|b| close(a, b)))
+        let shared = !self.kanji.is_disjoint(&other.kanji);
+        let none_differ = self.kanji.is_empty() || other.kanji.is_empty() || shared;
+        self.kana.iter().any(|a| {
+            other.kana.iter().any(|b| match slip(a, b) {
+                Some(Slip::Length) => none_differ,
+                Some(Slip::Letter) => shared,
+                None => false,
+            })
+        })
     }
 
     /// Could these be one person: at most one registry resident between them, and birth
@@ -322,13 +328,19 @@ impl PersonFacts {
     /// two ways: either way not shown to be one person.
     pub fn consistent(&self) -> bool {
         let kana: Vec<&String> = self.kana.iter().collect();
-        // Kana names one slip apart are one name only under one kanji name (or none).
+        // Kana names one slip apart are one name only under one kanji name (or none); a
+        // kana replaced (ユウキ/ユウト: twins' names) only under one kanji name that every
+        // record with a kana name carries.
+        let named = self.kanji.len() == 1 && !self.kana_without_kanji;
         let one_name = kana.len() <= 1
             || (self.kanji.len() <= 1
-                && kana
-                    .iter()
-                    .enumerate()
-                    .all(|(i, a)| kana[i + 1..].iter().all(|b| close(a, b))));
+                && kana.iter().enumerate().all(|(i, a)| {
+                    kana[i + 1..].iter().all(|b| match slip(a, b) {
+                        Some(Slip::Length) => true,
+                        Some(Slip::Letter) => named,
+                        None => false,
+                    })
+                }));
         !self.residents.is_empty() || (self.births.len() <= 1 && one_name && self.sexes.len() <= 1)
     }
 
@@ -369,11 +381,26 @@ impl PersonFacts {
     }
 }
 
-/// Whether two kana match keys can name one person: equal, or one typing slip apart (one
-/// kana substituted, dropped, added or swapped with its neighbour — ヨウコ/ヨーコ), the
-/// tolerance record linkage gives names too.
-fn close(a: &str, b: &str) -> bool {
-    a == b || crate::reconcile::link::within_one_edit(a, b)
+/// How two different kana match keys one typing slip apart differ ([`slip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slip {
+    /// One kana dropped or added (ヨウコ/ヨーコ, whose match keys are ヨウコ/ヨコ).
+    Length,
+    /// One kana replaced, or two neighbours swapped (ユウキ/ユウト).
+    Letter,
+}
+
+/// How kana match keys `a` and `b` differ when they are one typing slip apart — the
+/// tolerance record linkage gives names too; `None` when they are equal or further apart.
+fn slip(a: &str, b: &str) -> Option<Slip> {
+    if a == b || !crate::reconcile::link::within_one_edit(a, b) {
+        return None;
+    }
+    Some(if a.chars().count() == b.chars().count() {
+        Slip::Letter
+    } else {
+        Slip::Length
+    })
 }
 
 /// Keyed hash (hex) of a tagged value under the archive's secret.
@@ -2078,6 +2105,7 @@ mod tests {
                 kana: kana.iter().map(|k| k.to_string()).collect(),
                 kanji: BTreeSet::new(),
                 sexes: sex.iter().map(|k| k.to_string()).collect(),
+                kana_without_kanji: !kana.is_empty(),
             };
         let resident = facts(Some("1"), &[10], &["ヤマダタロウ"], &["M"]);
         let copy = facts(None, &[10], &["ヤマダタロウ"], &["M"]);
@@ -2094,10 +2122,11 @@ mod tests {
             assert!(!resident.confirms(&two));
         }
         assert!(one(&[&copy]));
-        // One typing slip (ヨウコ/ヨーコ) is one name, within a key and across keys.
-        let slip = facts(None, &[10], &["ヤマダタロウ", "ヤマダタロー"], &["M"]);
+        // A kana dropped (ヨウコ/ヨーコ: the match key of タロー is タロ) is one name, within a
+        // key and across keys.
+        let slip = facts(None, &[10], &["ヤマダタロウ", "ヤマダタロ"], &["M"]);
         assert!(one(&[&slip]) && one(&[&resident, &slip]) && resident.confirms(&slip));
-        let other = facts(None, &[10], &["ヤマダタロー"], &["M"]);
+        let other = facts(None, &[10], &["ヤマダタロ"], &["M"]);
         assert!(one(&[&resident, &other]) && resident.confirms(&other));
         // Unless the kanji names say two people: twins one kana apart (ユウキ/ユウト) have
         // other kanji (優希/優斗) — across keys and within one; kana equal, kanji aside.
@@ -2116,10 +2145,23 @@ mod tests {
         assert!(!one(&[&both]));
         assert!(one(&[&yuki, &named("ヤマダユウト", "山田優希")]));
         assert!(one(&[&yuki, &named("ヤマダユウキ", "山田由紀")]));
-        assert!(one(&[
-            &yuki,
-            &facts(None, &[10], &["ヤマダユウト"], &["M"])
-        ]));
+        // A kana replaced is how twins' names differ: without a kanji name both sides
+        // carry, not one person — across keys, and within one key unless every record
+        // with a kana name carries the one kanji name (then it is a typo of that name).
+        let bare = |kana: &[&str]| facts(None, &[10], kana, &["M"]);
+        assert!(!one(&[&yuki, &bare(&["ヤマダユウト"])]));
+        assert!(!one(&[&bare(&["ヤマダユウキ"]), &bare(&["ヤマダユウト"])]));
+        assert!(!one(&[&bare(&["ヤマダユウキ", "ヤマダユウト"])]));
+        let mut typed_twice = bare(&["ヤマダユウキ", "ヤマダユウト"]);
+        typed_twice.kanji.insert("山田優希".into());
+        assert!(
+            !one(&[&typed_twice]),
+            "a record with a kana name and no kanji one"
+        );
+        typed_twice.kana_without_kanji = false;
+        assert!(one(&[&typed_twice]));
+        // A kana dropped or added stays one name without kanji names.
+        assert!(one(&[&bare(&["ヤマダユウキ"]), &bare(&["ヤマダユキ"])]));
         assert!(one(&[&resident, &copy]));
         assert!(one(&[&copy, &facts(None, &[10], &[], &[])]));
         // No birth date, two, or a different one: not one person.

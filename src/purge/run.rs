@@ -1783,6 +1783,45 @@ mod tests {
         assert_eq!(out.erased.records, 2);
     }
 
+    /// Twins one kana apart (ユウキ/ユウト), same birth date and sex, no kanji names, under
+    /// one mistyped 宛名番号: a kana replaced is not shown to be a typo, so an erase by the
+    /// number refuses; a kana dropped (ユウキ/ユキ) is one person typed two ways.
+    #[test]
+    fn erase_refuses_twins_one_kana_apart_without_kanji_names() {
+        let schema = Schema::embedded();
+        for (second, refused) in [("オオタ　ユウト", true), ("オオタ　ユキ", false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let twin = |kana: &'static str| {
+                vec![
+                    ("atena_number", "7007"),
+                    ("source_kind", "ledger"),
+                    ("registry_status", "unlinked"),
+                    ("match_method", "none"),
+                    ("kana_name", kana),
+                    ("sex", "M"),
+                ]
+            };
+            let born = |mut r: Record| {
+                r.set(schema.idx("birth_date"), Value::Date(-3000));
+                r
+            };
+            let records = vec![
+                born(dose(0, &twin("オオタ　ユウキ"))),
+                born(dose(1, &twin(second))),
+            ];
+            let (store, ids, write) = archive_of(dir.path(), records);
+            let keys = run_keys(&ids, &write);
+            match erase_request(&store, &keys, "atena", "7007") {
+                Err(e) if refused => {
+                    let e = e.to_string();
+                    assert!(e.contains("one person key whose records disagree"), "{e}");
+                }
+                Ok(out) if !refused => assert_eq!(out.erased.records, 2),
+                other => panic!("{second}: {:?}", other.map(|o| o.erased.records)),
+            }
+        }
+    }
+
     /// Who is erased with an identifier that reaches several keys: a resident's row with a
     /// mistyped 宛名番号 makes it reach a resident and a person the registry does not know
     /// (refused: their birth dates differ); erasing the resident does not follow that row's
