@@ -18,13 +18,16 @@
 //!    `history/<G+1>/`, then put the signature and replace `MANIFEST.json` — the commit
 //!    point ([`super::commit_replace`]);
 //! 5. put the staged index hash key in place, delete the old wrapped keys and the
-//!    staged copy; remove `LOCK`.
+//!    staged copy; append the `rekey` entry to the audit log from
+//!    `history/<G+1>/rekey.json` (operator, time, counts: staged before the commit) and
+//!    delete that ([`log_staged`]); remove `LOCK`.
 //!
 //! A run killed before step 4 leaves the old archive plus unlisted new key objects
 //! (`verify` reports them; the next rekey deletes them). Killed between the signature
 //! and the manifest: [`recover`] rolls forward from `history/<G+1>/`. Killed after the
 //! commit: [`recover`] puts the staged index hash key in place and deletes the old
-//! wrapped keys. Re-running `vaxarc rekey` with the same recipients after a completed
+//! wrapped keys, and the next rekey, purge or erase appends the killed run's audit entry
+//! from its staged `rekey.json` ([`log_staged`]). Re-running `vaxarc rekey` with the same recipients after a completed
 //! rotation changes nothing.
 //!
 //! What rotation cannot do: copies of the old wrapped keys in **backups** taken before
@@ -84,6 +87,90 @@ pub struct Recovery {
     pub restored_index_secret: bool,
     /// Objects not listed in the manifest that were deleted.
     pub removed_unlisted: u64,
+    /// Generations of earlier rekeys, killed after their commit, whose audit entries
+    /// this run appended ([`log_staged`]).
+    pub logged: Vec<u64>,
+}
+
+/// `history/<generation>/rekey.json`: who rotated the keys of `generation`, when, and how
+/// many (no key material, no personal data), staged before the commit and deleted once
+/// the audit entry is appended.
+pub const STAGED_ENTRY: &str = "rekey.json";
+
+/// What a rekey's audit entry says, staged beside its new generation ([`STAGED_ENTRY`]).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct Staged {
+    operator: String,
+    time: String,
+    keys_rewrapped: u64,
+    vault_keys_rewrapped: u64,
+}
+
+/// Append the `rekey` audit entry of every committed generation whose staged
+/// [`STAGED_ENTRY`] is still there — this run's, or an earlier rekey's killed between its
+/// commit and its entry — unless the log already has it, then write a signed checkpoint
+/// and delete the staged objects; returns the generations logged. A staged entry of a
+/// generation never committed is not logged ([`recover`] deletes it). Call with the lock
+/// held.
+pub fn log_staged(store: &Store, signing: &minisign::SecretKey) -> Result<Vec<u64>, ArchiveError> {
+    let (m, _) = read_manifest(store)?;
+    let audit = |e: crate::audit::AuditError| {
+        ArchiveError::State(format!("cannot write the rekey's audit entry: {e}"))
+    };
+    let mut staged: Vec<(u64, String)> = store
+        .list_under("history/")?
+        .into_iter()
+        .filter_map(|o| {
+            let g = o
+                .path
+                .strip_prefix("history/")?
+                .strip_suffix(&format!("/{STAGED_ENTRY}"))?
+                .parse::<u64>()
+                .ok()?;
+            (g <= m.generation).then_some((g, o.path))
+        })
+        .collect();
+    staged.sort();
+    let mut logged = Vec::new();
+    for (g, path) in &staged {
+        let s: Staged = serde_json::from_slice(&store.get(path)?).map_err(|e| {
+            ArchiveError::State(format!(
+                "`{path}` is not a staged rekey entry ({}); it was changed by hand — restore it from a backup",
+                super::ClassifyName::classify_name(&e)
+            ))
+        })?;
+        let there = crate::audit::find_entry(store, |e| {
+            e.archive_id == m.archive_id && e.generation == *g && e.command == "rekey"
+        })
+        .map_err(audit)?
+        .is_some();
+        if !there {
+            crate::audit::append(
+                store,
+                None,
+                crate::audit::Event {
+                    archive_id: m.archive_id.clone(),
+                    generation: *g,
+                    time: s.time,
+                    operator: s.operator,
+                    purpose: "key rotation".into(),
+                    command: "rekey".into(),
+                    result_count: s.keys_rewrapped + s.vault_keys_rewrapped,
+                    outcome: "committed".into(),
+                    ..Default::default()
+                },
+            )
+            .map_err(audit)?;
+            logged.push(*g);
+        }
+    }
+    if !logged.is_empty() {
+        crate::audit::checkpoint(store, &m.archive_id, Some(signing)).map_err(audit)?;
+    }
+    for (_, path) in &staged {
+        store.delete_all_versions(path)?;
+    }
+    Ok(logged)
 }
 
 /// What a rekey did (no key material).
@@ -148,6 +235,13 @@ pub fn recover(store: &Store) -> Result<Recovery, ArchiveError> {
     Ok(rec)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// `rekey` fails right after its commit, as if the run were killed there.
+    pub(crate) static KILLED_AFTER_COMMIT: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 /// Who rotates the keys, and when.
 pub struct Rotation<'a> {
     /// Signs the new manifest: the archive's signer.
@@ -190,13 +284,14 @@ pub fn rekey(
             super::pending_path(committed)
         )));
     }
-    let recovery = recover(store)?;
+    let mut recovery = recover(store)?;
     let (m, old_text) = read_manifest(store)?;
     if m.signing_public_key.trim() != signing_public.trim() {
         return Err(ArchiveError::State(
             "the signing key is not the one that signed this archive (`signing_public_key` in the manifest); rekey keeps the signer".into(),
         ));
     }
+    recovery.logged = log_staged(store, signing)?;
     let check = super::verify::verify(store, crate::schema::Schema::embedded(), None, &[])?;
     if !check.ok() {
         return Err(ArchiveError::State(format!(
@@ -299,6 +394,16 @@ pub fn rekey(
         &history_path(generation, manifest::SIGNATURE),
         sig.clone().into_bytes(),
     )?;
+    let entry = Staged {
+        operator: operator.to_string(),
+        time: now.to_string(),
+        keys_rewrapped: outcome.keys_rewrapped,
+        vault_keys_rewrapped: outcome.vault_keys_rewrapped,
+    };
+    store.put(
+        &history_path(generation, STAGED_ENTRY),
+        serde_json::to_vec_pretty(&entry).map_err(|e| ArchiveError::State(e.to_string()))?,
+    )?;
     super::commit_replace(store, &text, &sig)?;
 
     // After the commit: the index hash key in place, old wrappings destroyed.
@@ -311,6 +416,13 @@ pub fn rekey(
         store.delete_all_versions(old)?;
         outcome.old_keys_deleted += 1;
     }
+    #[cfg(test)]
+    if KILLED_AFTER_COMMIT.with(std::cell::Cell::get) {
+        return Err(ArchiveError::State("test: killed after the commit".into()));
+    }
+    // The audit entry, under the lock (this run's staged entry, and any a killed earlier
+    // run left).
+    log_staged(store, signing)?;
     outcome.generation = generation;
     outcome.merkle_root = next.merkle_root;
     Ok(outcome)

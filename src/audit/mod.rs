@@ -910,7 +910,7 @@ pub fn verify(
                     "generation {g} was committed by a purge or erase killed before its certificate and entry: the next purge or erase writes both"
                 )),
                 Unlogged::KeysOnly => report.notes.push(format!(
-                    "generation {g} changed only the wrapped keys (a rekey) and has no `rekey` entry: vaxarc logs rekeys since 2026-12-07, and a rekey killed right after its commit logs none"
+                    "generation {g} changed only the wrapped keys (a rekey) and has no `rekey` entry: vaxarc logs rekeys since 2026-12-07; a rekey killed right after its commit left its entry in `history/{g:06}/rekey.json` (since 2026-12-08), which the next rekey, purge or erase appends"
                 )),
                 Unlogged::Records => problem(
                     LOG_PATHS.into(),

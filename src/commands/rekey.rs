@@ -61,35 +61,35 @@ pub fn run(args: RekeyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         &|_| {},
     )?;
     bar.finish_and_clear();
-    // Audit: a change of custody is logged like a migration (after the commit: a failure
-    // here is reported, not a failed rekey).
-    let logged = crate::archive::read_manifest(&store)
-        .map_err(|e| crate::audit::AuditError::Malformed {
-            path: crate::archive::manifest::MANIFEST.into(),
-            message: e.to_string(),
-        })
-        .and_then(|(m, _)| {
-            crate::audit::append(
-                &store,
-                None,
-                crate::audit::Event {
-                    archive_id: m.archive_id.clone(),
-                    generation: outcome.generation,
-                    time: now.clone(),
-                    operator: operator.clone(),
-                    purpose: "key rotation".into(),
-                    command: "rekey".into(),
-                    result_count: outcome.keys_rewrapped + outcome.vault_keys_rewrapped,
-                    outcome: if outcome.unchanged {
-                        "unchanged".into()
-                    } else {
-                        "committed".into()
+    // Audit: a committed rotation was logged under the lock (`rekey::log_staged`); a run
+    // that changed nothing is logged here (a failure is reported, not a failed rekey).
+    let logged = if !outcome.unchanged {
+        Ok(())
+    } else {
+        crate::archive::read_manifest(&store)
+            .map_err(|e| crate::audit::AuditError::Malformed {
+                path: crate::archive::manifest::MANIFEST.into(),
+                message: e.to_string(),
+            })
+            .and_then(|(m, _)| {
+                crate::audit::append(
+                    &store,
+                    None,
+                    crate::audit::Event {
+                        archive_id: m.archive_id.clone(),
+                        generation: outcome.generation,
+                        time: now.clone(),
+                        operator: operator.clone(),
+                        purpose: "key rotation".into(),
+                        command: "rekey".into(),
+                        result_count: 0,
+                        outcome: "unchanged".into(),
+                        ..Default::default()
                     },
-                    ..Default::default()
-                },
-            )?;
-            crate::audit::checkpoint(&store, &m.archive_id, Some(&signing))
-        });
+                )?;
+                crate::audit::checkpoint(&store, &m.archive_id, Some(&signing)).map(drop)
+            })
+    };
     if let Err(e) = logged {
         ctx.printer.note(&format!(
             "warning: the rekey is committed but its audit entry could not be written: {e}"

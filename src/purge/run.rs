@@ -361,6 +361,7 @@ pub fn purge(
     let mut timings = PurgeTimings::default();
     if !dry_run {
         let rec = rewrite::recover(store)?;
+        log_rekeys(store, keys)?;
         out.recovered_objects = rec.removed_unlisted.len() as u64;
         out.rolled_forward = rec.rolled_forward;
         out.recovered_certificate = certify_interrupted(store, schema, keys, signer, &rec)?;
@@ -508,12 +509,23 @@ fn begin_erase<'s>(
     let lock = rewrite::acquire_lock(store, "erase", signer.operator, signer.now)?;
     let mut out = Outcome::default();
     let rec = rewrite::recover(store)?;
+    log_rekeys(store, keys)?;
     out.recovered_objects = rec.removed_unlisted.len() as u64;
     out.rolled_forward = rec.rolled_forward;
     out.recovered_certificate = certify_interrupted(store, Schema::embedded(), keys, signer, &rec)?;
     let (m, _) = archive::read_manifest(store)?;
     let secret = rewrite::read_secret(store, keys.identities)?;
     Ok((lock, out, m, secret))
+}
+
+/// Append the audit entries of rekeys killed between their commit and their entry
+/// ([`archive::rekey::log_staged`]) before this run's own generation (needs the signing
+/// key; without it they wait for a run that has it).
+fn log_rekeys(store: &Store, keys: &RunKeys<'_>) -> Result<(), ArchiveError> {
+    if let Some(w) = keys.write {
+        archive::rekey::log_staged(store, &w.signing)?;
+    }
+    Ok(())
 }
 
 /// The partitions an erase decrypts, each once: those holding a record of a person looked
@@ -1549,6 +1561,79 @@ mod tests {
         );
         r.set(schema.idx("source_line"), Value::Int(i + 2));
         r
+    }
+
+    /// A rekey killed between its commit and its audit entry leaves the entry staged
+    /// beside the new generation; the next rekey appends it, and so does the next erase
+    /// (or purge) — once.
+    #[test]
+    fn a_rekey_killed_after_its_commit_is_logged_by_the_next_run() {
+        use crate::archive::rekey::{self, NewRecipients, Rotation, KILLED_AFTER_COMMIT};
+        let rekey_entries = |store: &Store| {
+            crate::audit::read_log(store)
+                .unwrap()
+                .lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<crate::audit::Entry>(l).ok())
+                .filter(|e| e.command == "rekey")
+                .map(|e| (e.generation, e.operator, e.outcome))
+                .collect::<Vec<_>>()
+        };
+        for next in ["rekey", "erase"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, [c1, vault], write) = archive(dir.path());
+            let (c2, c3) = (
+                age::x25519::Identity::generate(),
+                age::x25519::Identity::generate(),
+            );
+            let new = NewRecipients {
+                custodians: Recipients(vec![c2.to_public(), c3.to_public()]),
+                vault: None,
+            };
+            let rotate = |id: &age::x25519::Identity| {
+                rekey::rekey(
+                    &store,
+                    std::slice::from_ref(id),
+                    &new,
+                    &Rotation {
+                        signing: &write.signing,
+                        signing_public: &write.signing_public,
+                        now: "2026-03-01T00:00:00Z",
+                        operator: "op-2",
+                    },
+                    &|_| {},
+                )
+            };
+            KILLED_AFTER_COMMIT.with(|k| k.set(true));
+            let e = rotate(&c1).map(|_| ()).unwrap_err();
+            KILLED_AFTER_COMMIT.with(|k| k.set(false));
+            assert!(e.to_string().contains("killed after the commit"), "{e}");
+            assert_eq!(archive::read_manifest(&store).unwrap().0.generation, 2);
+            let staged = archive::history_path(2, rekey::STAGED_ENTRY);
+            assert!(store.exists(&staged).unwrap());
+            assert!(rekey_entries(&store).is_empty());
+            if next == "rekey" {
+                let out = rotate(&c2).unwrap();
+                assert!(out.unchanged);
+                assert_eq!(out.recovery.logged, [2]);
+            } else {
+                let w = WriteKeys {
+                    custodians: new.custodians.clone(),
+                    vault: write.vault.clone(),
+                    signing: write.signing.clone(),
+                    signing_public: write.signing_public.clone(),
+                };
+                let ids = [c2.clone(), vault];
+                let out = erase_request(&store, &run_keys(&ids, &w), "atena", "1001").unwrap();
+                assert_eq!(out.erased.records, 2);
+            }
+            let want = [(2, "op-2".to_string(), "committed".to_string())];
+            assert_eq!(rekey_entries(&store), want, "{next}");
+            assert!(!store.exists(&staged).unwrap());
+            let out = rotate(&c2).unwrap();
+            assert!(out.recovery.logged.is_empty());
+            assert_eq!(rekey_entries(&store), want, "logged once");
+        }
     }
 
     /// A purge that takes one of a resident's records and keeps another takes the
