@@ -322,14 +322,15 @@ impl PersonFacts {
     /// Whether the records of one person key agree among themselves. A registry resident's
     /// key does (the registry vouches for it, whatever its copies say); a key no registry
     /// row vouches for does only with at most one birth date, one sex, and kana names
-    /// (match keys) at most one typing slip apart (ヨウコ/ヨーコ: [`close`]) under at most
-    /// one kanji name — more are two people filed under one number and birth date (twins
+    /// (match keys) at most one typing slip apart ([`slip`]: a long vowel under at most one
+    /// kanji name, any other slip only under one kanji name every record with a kana name
+    /// carries) — more are two people filed under one number and birth date (twins
     /// under a mistyped 宛名番号, or two people without a birth date), or one person typed
     /// two ways: either way not shown to be one person.
     pub fn consistent(&self) -> bool {
         let kana: Vec<&String> = self.kana.iter().collect();
         // Kana names one slip apart are one name only under one kanji name (or none); a
-        // kana replaced (ユウキ/ユウト: twins' names) only under one kanji name that every
+        // slip other than a long vowel (ユウキ/ユウト: twins' names) only under one kanji name that every
         // record with a kana name carries.
         let named = self.kanji.len() == 1 && !self.kana_without_kanji;
         let one_name = kana.len() <= 1
@@ -384,9 +385,11 @@ impl PersonFacts {
 /// How two different kana match keys one typing slip apart differ ([`slip`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slip {
-    /// One kana dropped or added (ヨウコ/ヨーコ, whose match keys are ヨウコ/ヨコ).
+    /// A long vowel written or not (ヨウコ/ヨーコ, オオタ/オータ: the match key drops ー,
+    /// so the keys differ by the vowel kana ウ or オ after a kana of the same sound).
     Length,
-    /// One kana replaced, or two neighbours swapped (ユウキ/ユウト).
+    /// One kana replaced, dropped or added otherwise, or two neighbours swapped: also how
+    /// twins' names differ (ユウキ/ユウト, リク/リクト).
     Letter,
 }
 
@@ -396,11 +399,45 @@ fn slip(a: &str, b: &str) -> Option<Slip> {
     if a == b || !crate::reconcile::link::within_one_edit(a, b) {
         return None;
     }
-    Some(if a.chars().count() == b.chars().count() {
-        Slip::Letter
-    } else {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+    if long.len() == short.len() {
+        return Some(Slip::Letter);
+    }
+    // The kana added: the first that differs (an added kana equal to its neighbour, as
+    // in オオタ/オタ, is the same slip wherever it is counted).
+    let at = long.iter().zip(&short).take_while(|(x, y)| x == y).count();
+    let lengthens = at > 0 && long_vowel(long[at - 1], long[at]);
+    Some(if lengthens {
         Slip::Length
+    } else {
+        Slip::Letter
     })
+}
+
+/// Whether the vowel kana `extra` after `before` only lengthens `before`'s vowel (the ways
+/// a long vowel is written out in kana: アア, イイ, ウウ, エイ/エエ, オウ/オオ).
+fn long_vowel(before: char, extra: char) -> bool {
+    const ROWS: [(char, &str); 5] = [
+        ('ア', "アカガサザタダナハバパマヤラワ"),
+        ('イ', "イキギシジチヂニヒビピミリ"),
+        ('ウ', "ウクグスズツヅヌフブプムユルヴ"),
+        ('エ', "エケゲセゼテデネヘベペメレ"),
+        ('オ', "オコゴソゾトドノホボポモヨロヲ"),
+    ];
+    let Some(vowel) = ROWS
+        .iter()
+        .find(|(_, row)| row.contains(before))
+        .map(|r| r.0)
+    else {
+        return false;
+    };
+    match extra {
+        'ウ' => matches!(vowel, 'ウ' | 'オ'),
+        'イ' => matches!(vowel, 'イ' | 'エ'),
+        'ア' | 'エ' | 'オ' => vowel == extra,
+        _ => false,
+    }
 }
 
 /// Keyed hash (hex) of a tagged value under the archive's secret.
@@ -2160,8 +2197,27 @@ mod tests {
         );
         typed_twice.kana_without_kanji = false;
         assert!(one(&[&typed_twice]));
-        // A kana dropped or added stays one name without kanji names.
+        // A long vowel written or not stays one name without kanji names (the match key
+        // of ユーキ is ユキ, of オータ オタ); another kana added does not (リク/リクト).
         assert!(one(&[&bare(&["ヤマダユウキ"]), &bare(&["ヤマダユキ"])]));
+        assert!(one(&[&bare(&["オオタヨウコ"]), &bare(&["オタヨウコ"])]));
+        assert!(one(&[&bare(&["サトウケイ"]), &bare(&["サトウケ"])]));
+        assert!(!one(&[&bare(&["サトウリク"]), &bare(&["サトウリクト"])]));
+        assert!(!one(&[&bare(&["サトウリク", "サトウリクト"])]));
+        assert!(
+            !one(&[&bare(&["サトウカイ"]), &bare(&["サトウカ"])]),
+            "カ+イ is no long vowel"
+        );
+        assert_eq!(super::slip("ヨウコ", "ヨコ"), Some(Slip::Length));
+        assert_eq!(super::slip("ヨコ", "ヨウコ"), Some(Slip::Length));
+        assert_eq!(super::slip("ユウキ", "ユウト"), Some(Slip::Letter));
+        assert_eq!(super::slip("リクト", "リク"), Some(Slip::Letter));
+        assert_eq!(
+            super::slip("ウキ", "キ"),
+            Some(Slip::Letter),
+            "nothing before the vowel"
+        );
+        assert_eq!(super::slip("ヨコ", "ヨコ"), None);
         assert!(one(&[&resident, &copy]));
         assert!(one(&[&copy, &facts(None, &[10], &[], &[])]));
         // No birth date, two, or a different one: not one person.

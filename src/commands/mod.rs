@@ -218,6 +218,9 @@ const STATE_HINTS: &[(&str, &str)] = &[
     ("already holds an archive", "choose a new, empty folder (or prefix) for --archive"),
     ("is not empty", "choose a new, empty folder (or prefix) for --archive"),
     ("killed before its certificate", "run the interrupted purge or erase again (the same command): its recovery certifies that run first, then rekey (docs/purge.md)"),
+    ("different registry residents", "look the identifier up (`vaxarc lookup … --format json`: it answers `candidates`) and erase each person by --atena or --person; see docs/purge.md (erase)"),
+    ("records disagree", "look the identifier up (`vaxarc lookup … --format json` lists the key as a candidate) and erase it by --person only if its records are one person's; see docs/purge.md (erase)"),
+    ("not shown to be one person", "look the identifier up (`vaxarc lookup … --format json` lists the keys) and erase each person by --person; see docs/purge.md (erase)"),
     ("does not allow deleting", "see docs/object-storage.md (object lock, MFA delete): keep the archive in a bucket that allows deletion"),
 ];
 
@@ -294,6 +297,15 @@ mod tests {
                 .into(),
         );
         assert!(hint(taken).contains("empty folder"));
+        // An erase refused for want of one person points at lookup, not at verify.
+        for refusal in [
+            "this atena identifier reaches one person key whose records disagree (…); nothing was changed",
+            "this atena identifier reaches the records of 2 person keys not shown to be one person (…)",
+            "this atena identifier reaches the records of 2 different registry residents (…)",
+        ] {
+            let h = hint(ArchiveError::State(refusal.into()));
+            assert!(h.contains("vaxarc lookup") && !h.contains("verify"), "{h}");
+        }
         let broken = ArchiveError::Manifest("not JSON".into());
         assert!(hint(broken).contains("vaxarc verify"));
     }

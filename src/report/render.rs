@@ -110,6 +110,14 @@ pub fn label(code: &str) -> String {
         "vrs-ledger-export" => "VRS接種記録",
         "vrs-persons" => "VRS個人",
         "registry" => "住民記録",
+        // Items a record's `conflicts` field names (docs/reconcile.md).
+        "birth_date" => "生年月日",
+        "sex" => "性別",
+        "kana_name" => "カナ氏名",
+        "kanji_name" => "漢字氏名",
+        "dose_date" => "接種日",
+        "lot_number" => "ロット番号",
+        "ticket_atena" => "接種券番号と宛名番号",
         // Retention status against the as-of date.
         "past" => "満了（消去対象）",
         "this_year" => "本年満了",
@@ -233,31 +241,50 @@ fn sections(r: &Report) -> Vec<Section> {
             .map(|o| vec![label(&o.method), label(&o.status), s(&o.records)])
             .collect(),
     ));
+    // Each row says what it counts (docs/reconcile.md, section 5).
+    let merge_meaning = |status: &str| {
+        match status {
+        "single" => "保存記録: 他の入力に同じ接種なし / archived record: no copy of the dose in another source",
+        "merged" => "保存記録: 他の入力の同じ接種を取り込んだ / archived record that absorbed copies of the same dose",
+        "conflict" => "保存記録: VRSと台帳で接種日かロットが異なる（両方保存） / archived record: the VRS export and a ledger give another date or lot (both kept)",
+        _ => "",
+    }
+    };
     let mut rec_rows: Vec<Vec<String>> = Vec::new();
-    for (prefix, list) in [
-        ("merge", &rc.by_merge_status),
-        ("conflict field", &rc.conflicts_by_field),
-    ] {
-        for l in list {
-            rec_rows.push(vec![format!("{prefix} {}", label(&l.label)), s(&l.count)]);
-        }
+    for l in &rc.by_merge_status {
+        rec_rows.push(vec![
+            format!("統合状態 / merge status: {}", label(&l.label)),
+            s(&l.count),
+            merge_meaning(&l.label).into(),
+        ]);
     }
     rec_rows.push(vec![
         "統合された行 / merged rows".into(),
         s(&rc.merged_rows),
+        "入力行: 他の記録に取り込まれ単独では保存せず（出所は merged_provenance） / source rows folded into another record, not archived on their own (named in its merged_provenance)".into(),
     ]);
     rec_rows.push(vec![
         "不一致のある記録 / records with conflicts".into(),
         s(&rc.conflicts),
+        "保存記録: conflicts 欄が空でない / archived records whose conflicts field names an item"
+            .into(),
     ]);
+    for l in &rc.conflicts_by_field {
+        rec_rows.push(vec![
+            format!("不一致の項目 / conflicting item: {}", label(&l.label)),
+            s(&l.count),
+            "その項目が conflicts 欄にある保存記録（住民記録・他の入力と異なる） / archived records whose conflicts field names it (differs from the registry or the other source)".into(),
+        ]);
+    }
     rec_rows.push(vec![
         "確認待ち / possible matches awaiting review".into(),
         s(&rc.awaiting_review),
+        "保存記録: 住民との照合候補あり、自動連結せず / archived records with a registry candidate not linked automatically (review list)".into(),
     ]);
     out.push((
         "reconciliation",
         "統合・不一致・確認待ち / Merges, conflicts, review".into(),
-        vec!["項目 / item", "件数 / count"],
+        vec!["項目 / item", "件数 / count", "意味 / meaning"],
         rec_rows,
     ));
     out.push((
