@@ -793,11 +793,38 @@ fn urn_uuid(name: &str) -> String {
 }
 
 /// FHIR R4 Bundle (type collection) of one Patient and one Immunization per dose,
-/// following JP Core (JP_Patient, JP_Immunization). Only items the role sees appear.
+/// following JP Core (JP_Patient, JP_Immunization). Only items the role sees appear. An
+/// answer that is not `found` is one `OperationOutcome` saying why (`not-found`, or
+/// `multiple-matches` for `candidates`: an empty bundle would read as "no doses").
 pub fn render_fhir(a: &Answer) -> serde_json::Value {
     use serde_json::json;
     let patient_url = urn_uuid(&format!("patient\0{}", a.persons.join(",")));
     let mut entries = Vec::new();
+    if a.status != "found" {
+        let (severity, code, text) = if a.status == "candidates" {
+            (
+                "warning",
+                "multiple-matches",
+                format!(
+                    "候補者が複数います / the query reaches {} person keys not shown to be one person: list them with --format json and query one with --person",
+                    a.candidates.len()
+                ),
+            )
+        } else {
+            (
+                "information",
+                "not-found",
+                "該当者なし / no person in this archive matches the query".to_string(),
+            )
+        };
+        entries.push(json!({
+            "fullUrl": urn_uuid(&format!("outcome\0{}\0{}", a.status, a.candidates.len())),
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": severity, "code": code, "diagnostics": text}],
+            },
+        }));
+    }
     if a.status == "found" {
         let p = &a.person;
         let mut patient = json!({"resourceType": "Patient", "meta": {"profile": [JP_PATIENT]}});

@@ -210,6 +210,17 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
     assert_eq!(a.status, "candidates");
     assert_eq!(a.candidates.len(), 2);
     assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
+    // In FHIR: one OperationOutcome saying so, not an empty bundle.
+    let fhir = render_fhir(&a);
+    let entries = fhir["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let issue = &entries[0]["resource"]["issue"][0];
+    assert_eq!(entries[0]["resource"]["resourceType"], "OperationOutcome");
+    assert_eq!(issue["code"], "multiple-matches");
+    assert!(issue["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("2 person keys"));
     // An exact identifier reaching both: one answer while they can be one person (a key
     // reconciliation could not join), candidates once they cannot — two birth dates, or
     // two registry residents — whatever the role shows.

@@ -540,21 +540,32 @@ fn lookup_fhir_output_validates_with_fhir_resources() {
     );
     let file = f.dir.path().join("bundle.json");
     std::fs::write(&file, &out.stdout).unwrap();
+    // A person not in the archive: one OperationOutcome (not an empty bundle).
+    let missing = lookup(&archive, &id, &["--atena", "99999999", "--format", "fhir"]);
+    let none_file = f.dir.path().join("none.json");
+    std::fs::write(&none_file, &missing.stdout).unwrap();
     let script = r#"
 import json, sys
 from fhir.resources.R4B.bundle import Bundle
-b = Bundle.model_validate(json.load(open(sys.argv[1]))) if hasattr(Bundle, "model_validate") else Bundle.parse_obj(json.load(open(sys.argv[1])))
-kinds = [e.resource.__resource_type__ if hasattr(e.resource, "__resource_type__") else e.resource.resource_type for e in b.entry]
+def load(path):
+    data = json.load(open(path))
+    b = Bundle.model_validate(data) if hasattr(Bundle, "model_validate") else Bundle.parse_obj(data)
+    return [e.resource.__resource_type__ if hasattr(e.resource, "__resource_type__") else e.resource.resource_type for e in b.entry], b
+kinds, b = load(sys.argv[1])
 assert kinds[0] == "Patient", kinds
 assert "Immunization" in kinds, kinds
 for e in b.entry[1:]:
     assert e.resource.meta.profile[0] == "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Immunization"
+kinds2, b2 = load(sys.argv[2])
+assert kinds2 == ["OperationOutcome"], kinds2
+assert b2.entry[0].resource.issue[0].code == "not-found"
 print(len(kinds))
 "#;
     let v = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(&file)
+        .arg(&none_file)
         .output()
         .unwrap();
     assert!(
