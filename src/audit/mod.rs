@@ -669,6 +669,12 @@ pub fn checkpoint(
     let size = tail.frontier.size;
     let text = checkpoint_text(archive_id, size, &root);
     let path = format!("{CHECKPOINT_PREFIX}{size}.txt");
+    // The text of a size is the same for every run (the log's first `size` entries), so
+    // runs checkpointing one size at once — lookups on object storage, where no lock
+    // serialises them — write equal texts. The text goes first, then the signature: an
+    // unsigned run that finds this text keeps a signature a signed run wrote (or is about
+    // to write) over it; it deletes only a signature of another text (a rewritten log).
+    let sig_path = format!("{path}.minisig");
     if let Some(sk) = signer {
         let comment = format!(
             "vaxarc audit checkpoint archive={archive_id} size={size} root={}",
@@ -676,12 +682,15 @@ pub fn checkpoint(
         );
         let sig = crate::archive::manifest::sign(sk, text.as_bytes(), &comment)
             .map_err(AuditError::Sign)?;
-        store.put(&format!("{path}.minisig"), sig.into_bytes())?;
+        store.put(&path, text.into_bytes())?;
+        store.put(&sig_path, sig.into_bytes())?;
     } else {
-        // An unsigned checkpoint must not keep an older signature of another text.
-        store.delete(&format!("{path}.minisig"))?;
+        let same = store.get(&path).is_ok_and(|old| old == text.as_bytes());
+        if !same {
+            store.delete(&sig_path)?;
+        }
+        store.put(&path, text.into_bytes())?;
     }
-    store.put(&path, text.into_bytes())?;
     Ok(Checkpoint {
         origin: format!("vaxarc-audit/{archive_id}"),
         size,
