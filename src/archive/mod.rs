@@ -864,8 +864,18 @@ const COMMITTED_PREFIXES: &[&str] = &["audit/", "history/", "certificates/"];
 /// anything else.
 pub fn prepare_new(store: &Store) -> Result<u64, ArchiveError> {
     if store.exists(manifest::MANIFEST)? {
+        // A migrate killed right after its commit (between the manifest's link into place
+        // and the removal of its temporary file) left that file, and `verify` fails on it
+        // until it goes: the rerun the runbook asks for removes it (the migrate lock is
+        // held), then refuses — the archive is complete.
+        let removed = store.remove_staging_leftovers()?.len();
+        let cleaned = if removed > 0 {
+            format!(" (removed {removed} temporary file(s) of a write that was killed)")
+        } else {
+            String::new()
+        };
         return Err(ArchiveError::State(format!(
-            "`{}` already holds an archive (MANIFEST.json exists); migrate writes new archives only",
+            "`{}` already holds an archive (MANIFEST.json exists){cleaned}; migrate writes new archives only — a migrate into it that was interrupted after its commit is complete",
             store.location()
         )));
     }
@@ -1904,6 +1914,15 @@ mod tests {
         store.put("notes.txt", b"x".to_vec()).unwrap();
         let e = prepare_new(&store).unwrap_err().to_string();
         assert!(e.contains("not an interrupted vaxarc archive"), "{e}");
+        // A committed archive whose manifest's temporary file a kill left: the rerun
+        // removes that file and refuses (the archive is complete).
+        store.delete_all_versions("notes.txt").unwrap();
+        store.put(manifest::MANIFEST, b"{}".to_vec()).unwrap();
+        std::fs::write(d.path().join("MANIFEST.json#1"), b"{}").unwrap();
+        let e = prepare_new(&store).unwrap_err().to_string();
+        assert!(e.contains("already holds an archive") && e.contains("removed 1"), "{e}");
+        assert!(store.staging_leftovers().unwrap().is_empty());
+        assert!(store.exists(manifest::MANIFEST).unwrap());
     }
 
     /// Partitions and index shards are sealed a batch of [`SEAL_BATCH_ROWS`] at a time:

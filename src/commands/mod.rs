@@ -215,7 +215,7 @@ const STATE_HINTS: &[(&str, &str)] = &[
     ("not the one that signed", "pass the minisign secret key that signed this archive with --signing-key"),
     ("pass a vault identity", "pass a vault holder's identity too (--identity keys/vault.key)"),
     ("manifest was lost", "restore MANIFEST.json and MANIFEST.json.minisig from a backup (the last generation's are also under history/), then `vaxarc verify`; or choose an empty folder"),
-    ("already holds an archive", "choose a new, empty folder (or prefix) for --archive"),
+    ("already holds an archive", "choose a new, empty folder (or prefix) for --archive; if you are re-running a migrate that was killed after its commit, check the archive with `vaxarc verify` instead"),
     ("is not empty", "choose a new, empty folder (or prefix) for --archive"),
     ("killed before its certificate", "run the interrupted purge or erase again (the same command): its recovery certifies that run first, then rekey (docs/purge.md)"),
     ("different registry residents", "look the identifier up (`vaxarc lookup … --format json`: it answers `candidates`) and erase each person by --atena or --person; see docs/purge.md (erase)"),
