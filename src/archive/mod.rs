@@ -1920,7 +1920,10 @@ mod tests {
         store.put(manifest::MANIFEST, b"{}".to_vec()).unwrap();
         std::fs::write(d.path().join("MANIFEST.json#1"), b"{}").unwrap();
         let e = prepare_new(&store).unwrap_err().to_string();
-        assert!(e.contains("already holds an archive") && e.contains("removed 1"), "{e}");
+        assert!(
+            e.contains("already holds an archive") && e.contains("removed 1"),
+            "{e}"
+        );
         assert!(store.staging_leftovers().unwrap().is_empty());
         assert!(store.exists(manifest::MANIFEST).unwrap());
     }

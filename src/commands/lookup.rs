@@ -177,13 +177,17 @@ pub fn run(args: LookupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             "add --format json (or fhir)",
         ));
     }
-    let signer = args
-        .signing_key
-        .as_deref()
-        .map(|p| crate::keys::load_signing_key(p, ctx.allow_insecure_identity).map(|k| k.0))
-        .transpose()?;
     let identities = crate::keys::load_identities(&args.identity, ctx.allow_insecure_identity)?;
     let store = Store::open(&args.archive)?;
+    // Only the archive's own key signs its checkpoints (another key's signature would
+    // make `audit verify` fail from then on).
+    let signer = match args.signing_key.as_deref() {
+        Some(p) => {
+            let (m, _) = crate::archive::read_manifest(&store)?;
+            Some(super::purge::archive_signing_key(p, &m, ctx)?.0)
+        }
+        None => None,
+    };
     let mut reader = Reader::open(&store, schema, &identities)?;
     if let Some((_, r)) = roles.get(args.role.as_deref()) {
         reader.set_columns(lookup::columns_for(r));

@@ -14,6 +14,25 @@ use crate::purge::run::{self, Outcome, PurgeRequest, RunKeys, Signer};
 use crate::purge::{self, inputs, Rules};
 use crate::schema::Schema;
 
+/// The minisign secret key at `path` (and its public key line), refused unless it is the
+/// key whose public key the archive's manifest names (`signing_public_key`): a checkpoint
+/// or manifest signed by another key fails `audit verify` and `verify` from then on.
+pub fn archive_signing_key(
+    path: &Path,
+    m: &Manifest,
+    ctx: &Context,
+) -> anyhow::Result<(minisign::SecretKey, String)> {
+    let (signing, signing_public) =
+        crate::keys::load_signing_key(path, ctx.allow_insecure_identity)?;
+    if signing_public.trim() != m.signing_public_key.trim() {
+        return Err(refuse(
+            format!("signing key `{}` is not the key that signs this archive's manifest", path.display()),
+            "pass the archive's signing key (its public key is `signing_public_key` in MANIFEST.json)",
+        ));
+    }
+    Ok((signing, signing_public))
+}
+
 /// Writer keys for a new generation: recipients from the manifest, the signing key
 /// from a file, refused unless it is the key the manifest names.
 pub fn write_keys(
@@ -27,14 +46,7 @@ pub fn write_keys(
             "pass --signing-key with the archive's minisign secret key (the one migrate used)",
         ));
     };
-    let (signing, signing_public) =
-        crate::keys::load_signing_key(path, ctx.allow_insecure_identity)?;
-    if signing_public.trim() != m.signing_public_key.trim() {
-        return Err(refuse(
-            format!("signing key `{}` is not the key that signs this archive's manifest", path.display()),
-            "pass the archive's signing key (its public key is `signing_public_key` in MANIFEST.json)",
-        ));
-    }
+    let (signing, signing_public) = archive_signing_key(path, m, ctx)?;
     Ok(WriteKeys {
         custodians: Recipients::parse("manifest custodians", &m.custodians)?,
         vault: Recipients::parse("manifest vault_recipients", &m.vault_recipients)?,

@@ -114,7 +114,7 @@ fn log_verify(
     let signer = match args
         .signing_key
         .as_deref()
-        .map(|p| crate::keys::load_signing_key(p, ctx.allow_insecure_identity))
+        .map(|p| super::purge::archive_signing_key(p, &manifest, ctx))
         .transpose()
     {
         Ok(s) => s.map(|k| k.0),

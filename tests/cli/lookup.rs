@@ -438,6 +438,40 @@ fn audit_verify_detects_altered_and_deleted_entries_and_names_the_log() {
             ],
         );
     }
+    // Another archive's signing key is refused (its checkpoint signatures would fail
+    // `audit verify` from then on): exit 2, nothing answered or logged.
+    let other = f.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    run_ok(
+        vaxarc()
+            .arg("keygen")
+            .arg("--output")
+            .arg(other.join("c.key"))
+            .arg("--signing-key")
+            .arg(other.join("s.key"))
+            .arg("-q"),
+    );
+    let p = persons.iter().find(|p| p["in_registry"] == "true").unwrap();
+    let wrong = vaxarc()
+        .arg("lookup")
+        .arg("--archive")
+        .arg(&archive)
+        .args([
+            "--operator",
+            "clerk-7",
+            "--purpose",
+            "certificate",
+            "--identity",
+        ])
+        .arg(&id[0])
+        .args(["--atena", &p["atena_number"], "--signing-key"])
+        .arg(other.join("s.key"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not the key that signs"), "{err}");
+    assert!(wrong.stdout.is_empty());
     let verify = |dir: &Path| {
         let out = vaxarc()
             .args(["audit", "verify", "--archive"])
