@@ -134,8 +134,13 @@ impl Spill {
     pub fn new(parent: Option<&Path>, buckets: usize) -> Result<Spill, SpillError> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let stale_removed = remove_stale(&parent);
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        let prefix = format!("{PREFIX}{}-", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // Private (tempfile's own default is the umask's, e.g. 0755).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder
             .tempdir_in(&parent)
             .map_err(|source| SpillError::Io {
                 path: parent,
@@ -194,7 +199,11 @@ impl Spill {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if b.writer.is_none() {
-            let file = File::create(&path).map_err(io)?;
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let file = open.open(&path).map_err(io)?;
             let recipient = self.identity.to_public();
             let writer =
                 age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
@@ -351,7 +360,18 @@ mod tests {
         spill.push(0, &a[200..]).unwrap();
         spill.push(0, &c[..0]).unwrap();
         spill.push(2, &c).unwrap();
-        // On disk: ciphertext only.
+        // On disk: ciphertext only, in a private folder, in files only we can read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            for dir in std::fs::read_dir(parent.path()).unwrap() {
+                assert_eq!(mode(&dir.unwrap().path()), 0o700);
+            }
+            for entry in walk(parent.path()) {
+                assert_eq!(mode(&entry), 0o600);
+            }
+        }
         for entry in walk(parent.path()) {
             let bytes = std::fs::read(&entry).unwrap();
             assert!(bytes.starts_with(b"age-encryption.org/v1"));
