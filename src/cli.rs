@@ -503,3 +503,148 @@ pub struct RekeyArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Report a command line clap could not read, without echoing what was typed where it may
+/// be personal data (a 宛名番号 typed without its option is an "unexpected argument", and
+/// clap's own message quotes it): help and version print as usual; any other error is one
+/// `error:` line naming options only and one `hint:` line, exit 2.
+pub fn usage_error(e: clap::Error) -> crate::exit_codes::ExitCode {
+    use crate::exit_codes::ExitCode;
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.exit_code() == 0 {
+            ExitCode::Success
+        } else {
+            ExitCode::Error
+        };
+    }
+    let (message, hint) = usage_message(&e);
+    eprintln!("error: {message}");
+    eprintln!("hint: {hint}");
+    ExitCode::Error
+}
+
+/// The `error:` and `hint:` texts of a clap error: option names, the command and the
+/// values the program itself offers, never a value the operator typed.
+pub fn usage_message(e: &clap::Error) -> (String, String) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = |kind: ContextKind| -> Option<String> {
+        match e.get(kind)? {
+            ContextValue::String(s) => Some(s.clone()),
+            ContextValue::Strings(v) => Some(v.join(", ")),
+            ContextValue::StyledStr(s) => Some(s.to_string()),
+            _ => None,
+        }
+    };
+    // An option name as typed (`--atna`, without any `=value`), else nothing.
+    let option_only = |s: &str| {
+        let name = s.split('=').next().unwrap_or_default();
+        (name.starts_with('-')
+            && name.len() > 1
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .then(|| name.to_string())
+    };
+    let arg = text(ContextKind::InvalidArg).unwrap_or_else(|| "an option".into());
+    let message = match e.kind() {
+        ErrorKind::UnknownArgument => match text(ContextKind::InvalidArg).as_deref().and_then(option_only) {
+            Some(o) => format!("unknown option `{o}`"),
+            None => "an argument this command does not take (not shown: it may be personal data; a value goes after its option, as in `--atena N`)".into(),
+        },
+        ErrorKind::InvalidSubcommand => match text(ContextKind::InvalidSubcommand) {
+            Some(c) if !c.is_empty() && c.chars().all(|c| c.is_ascii_lowercase() || c == '-') => {
+                format!("unknown command `{c}`")
+            }
+            _ => "an unknown command (not shown)".into(),
+        },
+        ErrorKind::MissingRequiredArgument => format!("missing required argument(s): {arg}"),
+        ErrorKind::MissingSubcommand => "no command given".into(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            match text(ContextKind::ValidValue) {
+                Some(valid) => format!("invalid value for `{arg}` (not shown); valid: {valid}"),
+                None => format!("invalid value for `{arg}` (not shown)"),
+            }
+        }
+        ErrorKind::ArgumentConflict => match text(ContextKind::PriorArg) {
+            Some(prior) => format!("`{arg}` cannot be used with `{prior}`"),
+            None => format!("`{arg}` cannot be used with another argument given"),
+        },
+        ErrorKind::NoEquals
+        | ErrorKind::TooManyValues
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => {
+            format!("wrong number of values for `{arg}` (or given twice)")
+        }
+        _ => "the command line could not be read".into(),
+    };
+    // The command, from clap's usage line (`Usage: vaxarc lookup [OPTIONS] …`).
+    let command = text(ContextKind::Usage)
+        .and_then(|u| {
+            let words: Vec<String> = u
+                .split_whitespace()
+                .skip_while(|w| !w.ends_with("vaxarc"))
+                .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+                .map(str::to_string)
+                .collect();
+            (!words.is_empty()).then(|| words.join(" "))
+        })
+        .unwrap_or_else(|| "vaxarc".into());
+    (
+        message,
+        format!("see `{command} --help` (and docs/cli.md) for the options it takes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(args: &[&str]) -> (String, String) {
+        let mut all = vec!["vaxarc"];
+        all.extend(args);
+        usage_message(&Cli::try_parse_from(all).map(|_| ()).unwrap_err())
+    }
+
+    /// A value typed where it does not belong is never echoed; option names, the
+    /// command and the program's own values are.
+    #[test]
+    fn usage_errors_name_options_never_values() {
+        let lookup = [
+            "lookup",
+            "--archive",
+            "a",
+            "--identity",
+            "k",
+            "--operator",
+            "o",
+            "--purpose",
+            "p",
+        ];
+        let with = |extra: &[&'static str]| {
+            let mut v = lookup.to_vec();
+            v.extend(extra);
+            message(&v)
+        };
+        let (m, h) = with(&["--atena", "46396429", "46396430"]);
+        assert!(!m.contains("46396430") && m.contains("not shown"), "{m}");
+        assert!(h.contains("vaxarc lookup --help"), "{h}");
+        let (m, _) = with(&["--atna=46396429"]);
+        assert_eq!(m, "unknown option `--atna`");
+        let (m, _) = with(&["--atena", "1", "--format", "ヤマダ"]);
+        assert!(
+            !m.contains("ヤマダ") && m.contains("--format") && m.contains("json"),
+            "{m}"
+        );
+        let (m, _) = message(&["lookpu"]);
+        assert_eq!(m, "unknown command `lookpu`");
+        let (m, _) = message(&["ヤマダ"]);
+        assert!(!m.contains("ヤマダ"), "{m}");
+        let (m, _) = message(&["lookup", "--archive", "a"]);
+        assert!(m.starts_with("missing required argument(s): "), "{m}");
+    }
+}

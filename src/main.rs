@@ -13,7 +13,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     vaxarc::allocator::tune();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return vaxarc::cli::usage_error(e).into(),
+    };
     match commands::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {
