@@ -97,7 +97,7 @@ pub fn acquire_migrate_lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>,
                         && l.host == host_name()
                         && l.pid != std::process::id()
                         && std::path::Path::new("/proc/self").exists()
-                        && !std::path::Path::new(&format!("/proc/{}", l.pid)).exists()
+                        && !running(l.pid)
                 });
             if !stale {
                 return Err(ArchiveError::State(m));
@@ -109,9 +109,48 @@ pub fn acquire_migrate_lock<'a>(store: &'a Store, now: &str) -> Result<Lock<'a>,
     }
 }
 
+/// Whether process `pid` runs on this host (Linux `/proc`): a zombie — killed, not yet
+/// reaped by its parent, as right after `timeout -s KILL` — does not.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S …`: the state follows the last `)` (comm may hold one).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This process runs; a child killed and not yet reaped (a zombie) does not; one reaped
+    /// does not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_zombie_does_not_run() {
+        assert!(running(std::process::id()));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(running(child.id()));
+        child.kill().unwrap();
+        // Until `wait`, the killed child is a zombie.
+        let mut zombie = false;
+        for _ in 0..100 {
+            if !running(child.id()) {
+                zombie = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(zombie);
+        child.wait().unwrap();
+        assert!(!running(child.id()));
+    }
 
     #[test]
     fn a_lock_names_its_holder_refuses_a_second_and_goes_when_dropped() {
