@@ -41,6 +41,28 @@ pub struct Summary {
     pub timings: std::collections::BTreeMap<String, f64>,
     /// Every accounting identity holds.
     pub balanced: bool,
+    /// What the operator should look at although the migration succeeded (no values:
+    /// source ids and line numbers), e.g. a stray quote that joined many lines into one
+    /// quarantined row.
+    pub warnings: Vec<String>,
+}
+
+/// A warning for each row a stray quote made of several lines ([`ingest::reason::UNBALANCED_QUOTE`]):
+/// the rows it swallowed are in the quarantine list, not lost, but are archived only once
+/// the source is fixed and migrated again.
+fn quote_warnings(quarantine: &[ingest::QuarantineEntry]) -> Vec<String> {
+    quarantine
+        .iter()
+        .filter(|q| q.reason == ingest::reason::UNBALANCED_QUOTE)
+        .map(|q| {
+            format!(
+                "source `{}` line {}: a quoted field opened there runs over {} lines (a stray or unclosed quote); those lines were quarantined as one row (`unbalanced_quote`): fix the quote in the source and migrate again to archive them",
+                q.file_id,
+                q.line,
+                ingest::lines_spanned(q)
+            )
+        })
+        .collect()
 }
 
 /// `vaxarc migrate`.
@@ -161,6 +183,7 @@ pub fn migrate(
         accounting,
         stats,
         quarantine_by_reason,
+        warnings,
         records: n_records,
         timings,
     } = streamed;
@@ -202,6 +225,7 @@ pub fn migrate(
         removed_stale_objects: removed,
         timings,
         balanced: true,
+        warnings,
     })
 }
 
@@ -211,6 +235,7 @@ struct Streamed {
     accounting: Vec<FileAccounting>,
     stats: reconcile::Stats,
     quarantine_by_reason: std::collections::BTreeMap<String, u64>,
+    warnings: Vec<String>,
     records: u64,
     timings: std::collections::BTreeMap<String, f64>,
 }
@@ -585,6 +610,7 @@ fn stream(
             "this is a bug: report it with the `--json` accounting of a synthetic run",
         ));
     }
+    let warnings = quote_warnings(&quarantine);
     let mut quarantine_by_reason = std::collections::BTreeMap::new();
     for q in &quarantine {
         *quarantine_by_reason.entry(q.reason.clone()).or_insert(0u64) += 1;
@@ -629,6 +655,7 @@ fn stream(
         accounting,
         stats,
         quarantine_by_reason,
+        warnings,
         records,
         timings,
     })
@@ -674,6 +701,9 @@ pub fn render(s: &Summary) -> String {
             out.push_str(&format!("  {k:<25} {v:>10}\n"));
         }
     }
+    for w in &s.warnings {
+        out.push_str(&format!("\nwarning: {w}\n"));
+    }
     out
 }
 
@@ -689,8 +719,9 @@ fn unusable_source(
     accounting: &[FileAccounting],
     quarantine: &[ingest::QuarantineEntry],
 ) -> Option<anyhow::Error> {
-    const SHAPE: [&str; 2] = [
+    const SHAPE: [&str; 3] = [
         ingest::reason::WRONG_COLUMN_COUNT,
+        ingest::reason::UNBALANCED_QUOTE,
         ingest::reason::UNDECODABLE_BYTES,
     ];
     let a = accounting.iter().find(|a| {

@@ -51,6 +51,21 @@ pub mod reason {
     pub const NO_PERSON_KEY: &str = "no_person_key";
     /// A field is longer than [`super::MAX_FIELD_BYTES`].
     pub const FIELD_TOO_LONG: &str = "field_too_long";
+    /// The row has a different number of fields than the header and a field runs over a
+    /// line break: a quote opened and not closed where it should be (a stray `"`) joined
+    /// the lines after it into this row. [`lines_spanned`] says how many.
+    pub const UNBALANCED_QUOTE: &str = "unbalanced_quote";
+}
+
+/// Physical lines a quarantined row's raw bytes span (1 for a row on one line).
+pub fn lines_spanned(q: &QuarantineEntry) -> u64 {
+    // A quote left open to the end of the file takes the last line break too.
+    let end = q
+        .raw
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |i| i + 1);
+    1 + q.raw[..end].iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// A row (or one dose group of a VRS row) that could not become a record.
@@ -508,7 +523,12 @@ impl Plan {
             groups: 0,
         };
         if fields.len() != self.width {
-            return whole(quarantine(None, reason::WRONG_COLUMN_COUNT, None, None));
+            let shape = if fields.iter().any(|f| f.contains(&b'\n')) {
+                reason::UNBALANCED_QUOTE
+            } else {
+                reason::WRONG_COLUMN_COUNT
+            };
+            return whole(quarantine(None, shape, None, None));
         }
         if let Some(i) = fields.iter().position(|f| f.len() > MAX_FIELD_BYTES) {
             return whole(quarantine(None, reason::FIELD_TOO_LONG, None, Some(i)));
@@ -1414,6 +1434,18 @@ mod tests {
         assert_eq!(acc.rows_read, 6);
         assert_eq!(acc.rows_quarantined, 5);
         assert!(acc.balanced());
+        // A stray quote joins the lines after it into one row: quarantined as such, with
+        // the lines it spans.
+        let stray = "宛名番号,接種名称,接種日\n1,MR,2020/01/05\n2,\"MR,2020/01/06\n3,MR,2020/01/07\n4,MR,2020/01/08\n";
+        let s2 = source(dir.path(), "s.csv", stray.as_bytes(), "ledger");
+        let (r2, q2, a2) = read_file(&s2, Schema::embedded(), Tables::embedded(), &|_| {}).unwrap();
+        assert_eq!((r2.len(), a2.rows_read, a2.rows_quarantined), (1, 2, 1));
+        assert_eq!(q2.len(), 1);
+        assert_eq!(
+            (q2[0].line, q2[0].reason.as_str()),
+            (3, reason::UNBALANCED_QUOTE)
+        );
+        assert_eq!(lines_spanned(&q2[0]), 3);
         // A missing required field is named with its column.
         assert_eq!(
             (quarantine[2].field.as_deref(), quarantine[2].column),

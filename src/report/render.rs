@@ -94,6 +94,7 @@ pub fn label(code: &str) -> String {
         "covid_special" => "新型コロナ特例",
         // Quarantine reasons (docs/quarantine.md).
         "wrong_column_count" => "列数不一致",
+        "unbalanced_quote" => "引用符の不一致（複数行）",
         "undecodable_bytes" => "文字化け",
         "field_too_long" => "項目が長すぎる",
         "missing_vaccination_date" => "接種日なし",

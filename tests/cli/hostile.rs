@@ -101,11 +101,23 @@ fn every_malformed_file_quarantines_or_refuses_in_one_line() {
         ("mixed-encodings.csv", "undecodable_bytes", 1),
         ("bom-mid-file.csv", "unparseable_date", 1),
         ("ten-thousand-columns.csv", "wrong_column_count", 1),
+        ("stray-quote.csv", "unbalanced_quote", 1),
     ] {
         let (code, out, err) = migrate(&corpus(name));
         assert_eq!(code, 0, "{name}: {err}");
         assert_eq!(reasons(&out)[reason], count, "{name}: {out}");
     }
+    // The stray quote's row is named with the lines it swallowed (no value).
+    let (_, out, _) = migrate(&corpus("stray-quote.csv"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{out}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.contains("line 3") && w.contains("runs over 3 lines"),
+        "{w}"
+    );
+    assert!(!w.contains("品川") && !w.contains("1003"), "{w}");
 }
 
 #[test]
