@@ -146,7 +146,11 @@ pub fn load_recipients(what: &str, items: &[String], base: &Path) -> Result<Reci
     }
     Recipients::parse(what, &lines).map_err(|e| KeyError::Malformed {
         path: PathBuf::from(what),
-        message: e.to_string(),
+        message: match e {
+            // `what` is already the path shown.
+            crate::archive::crypto::CryptoError::Key { message, .. } => message,
+            other => other.to_string(),
+        },
     })
 }
 

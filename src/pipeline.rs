@@ -123,10 +123,12 @@ pub enum PipelineError {
         message: String,
     },
     /// A source's layout is bad.
-    #[error("pipeline `{path}`, source `{source_id}`: {error}")]
+    #[error("pipeline `{path}`, source `{source_id}`{location}: {error}")]
     Layout {
         path: PathBuf,
         source_id: String,
+        /// " at line L, column C" of the source's `layout = …`, when written so.
+        location: String,
         error: Box<LayoutError>,
     },
     /// Some other inconsistency.
@@ -224,6 +226,7 @@ impl Pipeline {
                     PipelineError::Layout {
                         path: path.to_path_buf(),
                         source_id: entry.id.clone(),
+                        location: source_location(text, n, "layout"),
                         error: Box::new(error),
                     }
                 })?;
@@ -233,12 +236,24 @@ impl Pipeline {
                 layout,
             });
         }
-        let registries = sources
+        if let Some((n, second)) = sources
             .iter()
-            .filter(|s| s.layout.kind == crate::layout::SourceKind::Registry)
-            .count();
-        if registries > 1 {
-            return Err(invalid("has more than one registry source".into()));
+            .enumerate()
+            .filter(|(_, s)| s.layout.kind == crate::layout::SourceKind::Registry)
+            .nth(1)
+        {
+            return Err(invalid(format!(
+                "source `{}`{} is a second registry source; a pipeline has one registry",
+                second.id,
+                source_location(text, n, "layout")
+            )));
+        }
+        if file.archive.buckets == Some(0) {
+            return Err(PipelineError::Parse {
+                path: path.to_path_buf(),
+                location: locate_in(text, "archive", "buckets"),
+                message: "`buckets` must be at least 1 (or left out: the writer picks a power of two from the record count)".into(),
+            });
         }
         Ok(Pipeline {
             file,
@@ -246,6 +261,12 @@ impl Pipeline {
             base: base.to_path_buf(),
             sources,
         })
+    }
+
+    /// " at line L, column C" of the value of `key = …` in the pipeline's `[table]`, or
+    /// nothing when it is not written on a line of its own there.
+    pub fn location_of(&self, table: &str, key: &str) -> String {
+        locate_in(&self.text, table, key)
     }
 
     /// Resolve a pipeline-relative path.
@@ -341,6 +362,28 @@ fn locate(text: &str, source: Option<usize>, key: &str) -> String {
     String::new()
 }
 
+/// " at line L, column C" of the value of `key = …` in the `[table]` table, or nothing.
+fn locate_in(text: &str, table: &str, key: &str) -> String {
+    let header = format!("[{table}]");
+    let (mut offset, mut inside) = (0, false);
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            inside = t.trim_end().starts_with(&header);
+        } else if inside {
+            if let Some(rest) = t.strip_prefix(key) {
+                if let Some(after_eq) = rest.trim_start().strip_prefix('=') {
+                    let value = line.len() - after_eq.trim_start().len();
+                    let (l, c) = line_column(text, offset + value);
+                    return format!(" at line {l}, column {c}");
+                }
+            }
+        }
+        offset += line.len();
+    }
+    String::new()
+}
+
 /// Ids appear in file names and manifests: keep them to a safe alphabet.
 pub fn is_safe_id(id: &str) -> bool {
     !id.is_empty()
@@ -373,6 +416,35 @@ mod tests {
         )
         .unwrap_err()
         .to_string()
+    }
+
+    /// A bad layout, a second registry and `buckets = 0` are named with the line and
+    /// column of what is at fault.
+    #[test]
+    fn layout_registry_and_bucket_errors_name_the_line() {
+        let head = "name = \"x\"\nmunicipality_code = \"131091\"\n";
+        let source = |id: &str, layout: &str| {
+            format!("[[source]]\nid = \"{id}\"\nlayout = \"{layout}\"\npath = \"{id}.csv\"\n")
+        };
+        let err = refusal(&format!("{head}{}", source("a", "nonesuch.toml")));
+        assert!(err.contains("source `a` at line 5, column 10"), "{err}");
+        let err = refusal(&format!(
+            "{head}{}{}",
+            source("r1", "registry"),
+            source("r2", "registry")
+        ));
+        assert!(
+            err.contains("source `r2` at line 9, column 10 is a second registry source"),
+            "{err}"
+        );
+        let err = refusal(&format!(
+            "{head}{}[archive]\ncustodians = []\nbuckets = 0\n",
+            source("a", "ledger")
+        ));
+        assert!(
+            err.contains("at line 9, column 11") && err.contains("`buckets` must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

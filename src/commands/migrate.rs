@@ -92,8 +92,15 @@ pub fn migrate(
     let pipeline = Pipeline::load(pipeline_path, schema)?;
     // Every key is loaded before any work starts: a missing key is a refusal, not a
     // half-done run.
+    let named = |key: &str| {
+        format!(
+            "archive.{key} in pipeline {}{}",
+            pipeline_path.display(),
+            pipeline.location_of("archive", key)
+        )
+    };
     let custodians = crate::keys::load_recipients(
-        "archive.custodians",
+        &named("custodians"),
         &pipeline.file.archive.custodians,
         &pipeline.base,
     )?;
@@ -110,7 +117,7 @@ pub fn migrate(
         ));
     }
     let vault = crate::keys::load_recipients(
-        "archive.vault",
+        &named("vault"),
         &pipeline.file.archive.vault,
         &pipeline.base,
     )?;
