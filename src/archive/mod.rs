@@ -356,6 +356,27 @@ impl PersonFacts {
             && self.agrees(other)
     }
 
+    /// Of the person keys an exact 宛名番号 `atena` reaches (key → its facts), those linked
+    /// to *another* registry resident than the one whose 宛名番号 it is, when one key is
+    /// that resident's: such a key is reached only through a row of its own that carries
+    /// the number (a twin's dose typed under the other twin's 宛名番号, linked to its own
+    /// person by name), so it is not the person asked for — a lookup answers the resident
+    /// alone and an erase takes the resident alone (naming the other in `persons_left`).
+    /// Empty when no key is that resident's.
+    pub fn other_residents<'a>(
+        atena: &str,
+        keys: impl IntoIterator<Item = (&'a str, &'a PersonFacts)>,
+    ) -> BTreeSet<&'a str> {
+        let keys: Vec<(&str, &PersonFacts)> = keys.into_iter().collect();
+        if !keys.iter().any(|(_, f)| f.residents.contains(atena)) {
+            return BTreeSet::new();
+        }
+        keys.into_iter()
+            .filter(|(_, f)| !f.residents.is_empty() && !f.residents.contains(atena))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// Whether the person keys of `all`, reached by one identifier, are one person on
     /// positive evidence: every key's records agree among themselves
     /// ([`Self::consistent`]); several keys must also agree pairwise ([`Self::agrees`])

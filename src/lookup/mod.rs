@@ -491,6 +491,24 @@ pub fn answer(
         routine: Vec::new(),
         candidates: Vec::new(),
     };
+    // By 宛名番号: keys of other registry residents reached through a row of theirs that
+    // carries the number are not the resident asked for (`PersonFacts::other_residents`).
+    if let Query::Atena(v) = query {
+        let mut facts: BTreeMap<&str, crate::archive::PersonFacts> = BTreeMap::new();
+        for r in &mine {
+            if let Some(p) = r.at(ph).as_str() {
+                facts.entry(p).or_default().add_record(schema, r);
+            }
+        }
+        let others: BTreeSet<String> =
+            crate::archive::PersonFacts::other_residents(v, facts.iter().map(|(k, f)| (*k, f)))
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        if !others.is_empty() {
+            mine.retain(|r| r.at(ph).as_str().is_none_or(|p| !others.contains(p)));
+        }
+    }
     let found: BTreeSet<&str> = mine.iter().filter_map(|r| r.at(ph).as_str()).collect();
     if found.is_empty() {
         return out;

@@ -284,6 +284,24 @@ fn answer_orders_doses_filters_persons_and_lists_candidates() {
             assert!(a.covid.is_empty() && a.person.is_empty() && a.records == 0);
         }
     }
+    // Two residents, one of them the one whose 宛名番号 is asked (its own row carries
+    // it) and the other reached through a row of theirs typed under it (a twin's dose):
+    // the resident asked for alone.
+    let mut twins = born.clone();
+    for r in twins.iter_mut() {
+        let p2 = r.at(schema.idx("person_hash")).as_str() == Some("p2");
+        let resident = if p2 { "1002" } else { "1" };
+        r.set(
+            schema.idx("registry_atena_number"),
+            Value::Str(resident.into()),
+        );
+    }
+    let a = exact(&twins, &view);
+    assert_eq!(
+        (a.status.as_str(), a.persons.as_slice()),
+        ("found", &["p1".to_string()][..])
+    );
+    assert_eq!(a.records, 3, "p1's records only");
     // Candidates show only what the role sees: no vaccine codes to a role without them.
     let mut narrow = view.clone();
     narrow.items.remove("vaccine_code");

@@ -737,6 +737,17 @@ pub fn erase(
         // give two people, or a resident's row carrying another person's 宛名番号).
         let reached: BTreeSet<&str> = persons.iter().map(String::as_str).collect();
         let mut facts = read.facts_of(&reached)?;
+        // By 宛名番号: another resident's key reached only through a row of theirs that
+        // carries the number is not this resident (left, and named in `persons_left`).
+        if kind == "atena" {
+            let others: BTreeSet<String> =
+                Facts::other_residents(value, facts.iter().map(|(k, f)| (k.as_str(), f)))
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+            persons.retain(|p| !others.contains(p));
+            facts.retain(|p, _| !others.contains(p));
+        }
         let residents: BTreeSet<&String> = facts.values().flat_map(|f| &f.residents).collect();
         if residents.len() > 1 {
             return Err(ArchiveError::State(format!(
@@ -1866,6 +1877,38 @@ mod tests {
         );
         let out = run("person", &key).unwrap();
         assert_eq!(out.erased.records, 2);
+    }
+
+    /// A twin's dose typed under the other twin's 宛名番号 and linked to its own resident
+    /// (by name): an erase by the first twin's number takes that twin alone and names the
+    /// other's key as left; by the other's number, the other twin, that dose included.
+    #[test]
+    fn erase_by_a_residents_number_leaves_the_twin_whose_row_carries_it() {
+        let schema = Schema::embedded();
+        let resident = |own: &'static str, typed: &'static str| {
+            vec![
+                ("registry_atena_number", own),
+                ("atena_number", typed),
+                ("registry_status", "resident"),
+                ("match_method", "probabilistic"),
+                ("source_kind", "ledger"),
+            ]
+        };
+        for (asked, erased, left) in [("1001", 2, 1), ("1002", 2, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let records = vec![
+                dose(0, &resident("1001", "1001")),
+                dose(1, &resident("1001", "1001")),
+                dose(2, &resident("1002", "1002")),
+                // 1002's dose typed under 1001.
+                dose(3, &resident("1002", "1001")),
+            ];
+            let (store, ids, write) = archive_of(dir.path(), records);
+            let keys = run_keys(&ids, &write);
+            let out = erase_request(&store, &keys, "atena", asked).unwrap();
+            assert_eq!(out.erased.records, erased, "{asked}");
+            assert_eq!(out.persons_left.len(), left, "{asked}");
+        }
     }
 
     /// Twins one kana apart (ユウキ/ユウト), same birth date and sex, no kanji names, under
