@@ -1884,7 +1884,6 @@ mod tests {
     /// other's key as left; by the other's number, the other twin, that dose included.
     #[test]
     fn erase_by_a_residents_number_leaves_the_twin_whose_row_carries_it() {
-        let schema = Schema::embedded();
         let resident = |own: &'static str, typed: &'static str| {
             vec![
                 ("registry_atena_number", own),
