@@ -338,38 +338,32 @@ fn key_location(text: &str, key: &str) -> String {
 /// Where the value of `key = …` is written: at the top level (`source` None, before any
 /// table) or in the `n`-th `[[source]]` table.
 fn locate(text: &str, source: Option<usize>, key: &str) -> String {
-    // The table the line is in: None at the top, Some(Some(n)) in the n-th [[source]],
-    // Some(None) in any other table.
-    let (mut offset, mut sources, mut table) = (0, 0, None);
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
-        if t.starts_with("[[source]]") {
-            table = Some(Some(sources));
+    let mut sources = 0;
+    locate_by(text, key, source.is_none(), |header| {
+        if header.starts_with("[[source]]") {
             sources += 1;
-        } else if t.starts_with('[') {
-            table = Some(None);
-        } else if table == source.map(Some) {
-            if let Some(rest) = t.strip_prefix(key) {
-                if let Some(after_eq) = rest.trim_start().strip_prefix('=') {
-                    let value = line.len() - after_eq.trim_start().len();
-                    let (l, c) = line_column(text, offset + value);
-                    return format!(" at line {l}, column {c}");
-                }
-            }
+            source == Some(sources - 1)
+        } else {
+            false
         }
-        offset += line.len();
-    }
-    String::new()
+    })
 }
 
 /// " at line L, column C" of the value of `key = …` in the `[table]` table, or nothing.
 fn locate_in(text: &str, table: &str, key: &str) -> String {
     let header = format!("[{table}]");
-    let (mut offset, mut inside) = (0, false);
+    locate_by(text, key, false, |h| h.trim_end().starts_with(&header))
+}
+
+/// " at line L, column C" of the value of the first `key = …` line inside the wanted table:
+/// `top` says whether the lines before any table header are, `enter` whether the table a
+/// header line (`[…]`, trimmed at the start) opens is.
+fn locate_by(text: &str, key: &str, top: bool, mut enter: impl FnMut(&str) -> bool) -> String {
+    let (mut offset, mut inside) = (0, top);
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
         if t.starts_with('[') {
-            inside = t.trim_end().starts_with(&header);
+            inside = enter(t);
         } else if inside {
             if let Some(rest) = t.strip_prefix(key) {
                 if let Some(after_eq) = rest.trim_start().strip_prefix('=') {
