@@ -220,42 +220,9 @@ pub(crate) struct Registry {
     kojin_bango: frames::Right,
     /// One per blocking rule of [`Rules::blocking`], in order.
     blocks: Vec<frames::Right>,
-    /// Rows by kana key and birth date ([`kana_birth_key`]): who else a record's name and
-    /// birth date name ([`Registry::someone_else`]).
-    kana_birth: frames::Right,
-}
-
-/// The join key of a person's kana key and birth date, if both are known.
-fn kana_birth_key(p: &Person) -> Option<u128> {
-    Some(frames::key(&format!("{}\u{1f}{}", p.kana()?, p.birth?)))
 }
 
 impl Registry {
-    /// Whether a deterministic key that names registry row `g` for `record` points at the
-    /// wrong person: the record's kana name differs from row `g`'s, and another registry
-    /// person has exactly the record's kana name and birth date, with no sex or kanji name
-    /// that differs. A twin's (or sibling's) row typed under the other's 宛名番号 — twins
-    /// share the birth date and often numbers one digit apart — names the other in the
-    /// registry: the key is not followed (the record may still link by another key, or
-    /// by its name, to that person), where a plain typo in the name names no one else.
-    fn someone_else(&self, record: &Person, g: usize) -> bool {
-        let target = &self.people[g];
-        let (Some(kana), Some(key)) = (record.kana(), kana_birth_key(record)) else {
-            return false;
-        };
-        if target.kana().is_none_or(|k| k == kana) {
-            return false;
-        }
-        let meet = |a: Option<&str>, b: Option<&str>| a.is_none() || b.is_none() || a == b;
-        self.kana_birth.rows_of(key).iter().any(|&h| {
-            let other = &self.people[h as usize];
-            h as usize != g
-                && other.kana() == Some(kana)
-                && other.birth == record.birth
-                && meet(other.sex(), record.sex())
-                && meet(other.kanji(), record.kanji())
-        })
-    }
     pub(crate) fn new(f: &Fields, rows: &[Record], rules: &Rules) -> Self {
         let mut builder = RegistryBuilder::default();
         builder.add(f, rows);
@@ -338,20 +305,12 @@ impl RegistryBuilder {
                 frames::Right::new(right, rules.max_block_size)
             })
             .collect();
-        let kana_birth = frames::Right::new(
-            (0..people.len())
-                .into_par_iter()
-                .filter_map(|g| kana_birth_key(&people[g]).map(|k| (g as u32, k)))
-                .collect(),
-            None,
-        );
         Registry {
             rows: self.rows,
             atena,
             integrated_atena,
             kojin_bango,
             blocks,
-            kana_birth,
             people,
         }
     }
@@ -672,7 +631,7 @@ pub(crate) fn link(
                 // A key shared by two registry rows identifies no one: skip it.
                 let g = hits[i] as usize;
                 if hits[i] != NO_HIT && hits[i] != MANY_HITS {
-                    if suspicious(&people[i], &reg_people[g]) || reg.someone_else(&people[i], g) {
+                    if suspicious(&people[i], &reg_people[g]) {
                         suspicious_keys += 1;
                         continue;
                     }

@@ -410,43 +410,6 @@ fn twins_go_to_review_never_linked() {
     );
 }
 
-/// A twin's row typed under the other twin's 宛名番号 (same birth date, numbers one digit
-/// apart): the number names the other twin, and the row's name and birth date name this
-/// one in the registry — the number is not followed, the row links to its own person by
-/// name. A row whose name is only mistyped (no registry person has it) still follows it.
-#[test]
-fn a_twins_row_under_the_other_twins_number_is_not_linked_to_the_other() {
-    let mut reg = registry();
-    for (atena, kanji, kana) in [
-        ("3010", "大田 優希", "オオタ ユウキ"),
-        ("3011", "大田 優斗", "オオタ ユウト"),
-    ] {
-        reg.push(person(atena, kanji, kana, date(2019, 5, 5), "M"));
-    }
-    let twin = |kanji: &str, kana: &str| {
-        ledger(
-            "a",
-            2,
-            &[
-                ("atena_number", s("3010")),
-                ("kanji_name", s(kanji)),
-                ("kana_name", s(kana)),
-                ("birth_date", date(2019, 5, 5)),
-                ("sex", s("M")),
-            ],
-        )
-    };
-    let out = run(vec![twin("大田 優斗", "オオタ ユウト")], &reg, &[]);
-    let r = only(&out);
-    assert_eq!(method(r), "probabilistic");
-    assert_eq!(get(r, "registry_atena_number"), s("3011"));
-    assert_eq!(out.stats.suspicious_keys, 1);
-    // A kana typo of 優希's own name names no one else: the number is followed.
-    let out = run(vec![twin("大田 優希", "オオタ ユウコ")], &reg, &[]);
-    assert_eq!(method(only(&out)), "atena");
-    assert_eq!(get(only(&out), "registry_atena_number"), s("3010"));
-}
-
 #[test]
 fn person_not_in_registry_is_none() {
     let rec = ledger(
