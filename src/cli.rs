@@ -542,12 +542,14 @@ pub fn usage_message(e: &clap::Error) -> (String, String) {
             _ => None,
         }
     };
-    // An option name as typed (`--atna`, without any `=value`), else nothing.
+    // An option name as typed (`--atna`, without any `=value`): dashes, then a letter,
+    // then letters, digits or dashes (`--46396429` is a value, not shown), else nothing.
     let option_only = |s: &str| {
         let name = s.split('=').next().unwrap_or_default();
+        let bare = name.trim_start_matches('-');
         (name.starts_with('-')
-            && name.len() > 1
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            && bare.starts_with(|c: char| c.is_ascii_alphabetic())
+            && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .then(|| name.to_string())
     };
     let arg = text(ContextKind::InvalidArg).unwrap_or_else(|| "an option".into());
@@ -556,16 +558,19 @@ pub fn usage_message(e: &clap::Error) -> (String, String) {
             Some(o) => format!("unknown option `{o}`"),
             None => "an argument this command does not take (not shown: it may be personal data; a value goes after its option, as in `--atena N`)".into(),
         },
-        ErrorKind::InvalidSubcommand => match text(ContextKind::InvalidSubcommand) {
-            Some(c) if !c.is_empty() && c.chars().all(|c| c.is_ascii_lowercase() || c == '-') => {
-                format!("unknown command `{c}`")
-            }
-            _ => "an unknown command (not shown)".into(),
-        },
+        // Not shown (a romanised name typed first would be): the commands are listed.
+        ErrorKind::InvalidSubcommand => {
+            use clap::CommandFactory;
+            let commands: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            format!("unknown command (not shown); commands: {}", commands.join(", "))
+        }
         ErrorKind::MissingRequiredArgument => format!("missing required argument(s): {arg}"),
         ErrorKind::MissingSubcommand => "no command given".into(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
-            match text(ContextKind::ValidValue) {
+            match text(ContextKind::ValidValue).filter(|v| !v.is_empty()) {
                 Some(valid) => format!("invalid value for `{arg}` (not shown); valid: {valid}"),
                 None => format!("invalid value for `{arg}` (not shown)"),
             }
@@ -588,7 +593,9 @@ pub fn usage_message(e: &clap::Error) -> (String, String) {
             let words: Vec<String> = u
                 .split_whitespace()
                 .skip_while(|w| !w.ends_with("vaxarc"))
-                .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+                .take_while(|w| {
+                    !w.starts_with('-') && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                })
                 .map(str::to_string)
                 .collect();
             (!words.is_empty()).then(|| words.join(" "))
@@ -640,8 +647,13 @@ mod tests {
             !m.contains("ヤマダ") && m.contains("--format") && m.contains("json"),
             "{m}"
         );
-        let (m, _) = message(&["lookpu"]);
-        assert_eq!(m, "unknown command `lookpu`");
+        let (m, _) = with(&["--atena", "1", "--46396429"]);
+        assert!(!m.contains("46396429"), "{m}");
+        let (m, h) = message(&["lookup", "--archive", "a", "--nonesuch"]);
+        assert_eq!(m, "unknown option `--nonesuch`");
+        assert!(h.contains("`vaxarc lookup --help`"), "{h}");
+        let (m, _) = message(&["tanaka"]);
+        assert!(!m.contains("tanaka") && m.contains("lookup"), "{m}");
         let (m, _) = message(&["ヤマダ"]);
         assert!(!m.contains("ヤマダ"), "{m}");
         let (m, _) = message(&["lookup", "--archive", "a"]);

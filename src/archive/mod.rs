@@ -423,7 +423,15 @@ fn slip(a: &str, b: &str) -> Option<Slip> {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
     if long.len() == short.len() {
-        return Some(Slip::Letter);
+        // A long vowel written two ways (オオノ/オウノ, ケイコ/ケエコ): the kana that differs
+        // lengthens the one before it either way.
+        let at = long.iter().zip(&short).take_while(|(x, y)| x == y).count();
+        let both = at > 0
+            && at < long.len()
+            && long[at + 1..] == short[at + 1..]
+            && long_vowel(long[at - 1], long[at])
+            && long_vowel(long[at - 1], short[at]);
+        return Some(if both { Slip::Length } else { Slip::Letter });
     }
     // The kana added: the first that differs (an added kana equal to its neighbour, as
     // in オオタ/オタ, is the same slip wherever it is counted).
@@ -2254,6 +2262,17 @@ mod tests {
         assert_eq!(super::slip("ヨウコ", "ヨコ"), Some(Slip::Length));
         assert_eq!(super::slip("ヨコ", "ヨウコ"), Some(Slip::Length));
         assert_eq!(super::slip("ユウキ", "ユウト"), Some(Slip::Letter));
+        assert_eq!(
+            super::slip("オオノタロウ", "オウノタロウ"),
+            Some(Slip::Length)
+        );
+        assert_eq!(super::slip("コウノ", "コオノ"), Some(Slip::Length));
+        assert_eq!(
+            super::slip("カイ", "カウ"),
+            Some(Slip::Letter),
+            "カ+ウ is no long vowel"
+        );
+        assert!(one(&[&bare(&["オオノタロウ"]), &bare(&["オウノタロウ"])]));
         assert_eq!(super::slip("リクト", "リク"), Some(Slip::Letter));
         assert_eq!(
             super::slip("ウキ", "キ"),
