@@ -1548,6 +1548,18 @@ mod tests {
         }
     }
 
+    /// The fields of a ledger dose the registry does not know, under 宛名番号 7007.
+    fn unlinked_7007(kana: &'static str, sex: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("atena_number", "7007"),
+            ("source_kind", "ledger"),
+            ("registry_status", "unlinked"),
+            ("match_method", "none"),
+            ("kana_name", kana),
+            ("sex", sex),
+        ]
+    }
+
     /// A COVID dose record `r<i>` with `fields` (strings) set.
     fn dose(i: i64, fields: &[(&str, &str)]) -> Record {
         let schema = Schema::embedded();
@@ -1835,16 +1847,7 @@ mod tests {
     fn erase_refuses_one_key_whose_records_disagree() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Schema::embedded();
-        let twin = |kana: &'static str, sex: &'static str| {
-            vec![
-                ("atena_number", "7007"),
-                ("source_kind", "ledger"),
-                ("registry_status", "unlinked"),
-                ("match_method", "none"),
-                ("kana_name", kana),
-                ("sex", sex),
-            ]
-        };
+        let twin = unlinked_7007;
         let born = |mut r: Record| {
             r.set(schema.idx("birth_date"), Value::Date(-3000));
             r
@@ -1918,16 +1921,7 @@ mod tests {
         let schema = Schema::embedded();
         for (second, refused) in [("オオタ　ユウト", true), ("オオタ　ユキ", false)] {
             let dir = tempfile::tempdir().unwrap();
-            let twin = |kana: &'static str| {
-                vec![
-                    ("atena_number", "7007"),
-                    ("source_kind", "ledger"),
-                    ("registry_status", "unlinked"),
-                    ("match_method", "none"),
-                    ("kana_name", kana),
-                    ("sex", "M"),
-                ]
-            };
+            let twin = |kana: &'static str| unlinked_7007(kana, "M");
             let born = |mut r: Record| {
                 r.set(schema.idx("birth_date"), Value::Date(-3000));
                 r
